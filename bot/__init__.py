@@ -1,0 +1,1 @@
+"""The runtime: Matrix transport, console backend, dispatcher, send queue, health server and CLI."""

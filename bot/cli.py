@@ -1,0 +1,138 @@
+"""``zsm-bot``: run, console, db upgrade, check-config.
+
+Every subcommand takes ``--config``; else ``ZSM_BOT_CONFIG``; else ``./zsm-bot.toml``. Problems end with one
+line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bot.logs import setup_logging
+from bot.settings import ConfigError, Settings, load_settings, resolve_config_path
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(resolve_config_path(args.config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from bot.matrix_main import run_matrix
+
+    setup_logging(settings.logging.level, settings.logging.format)
+    return int(asyncio.run(run_matrix(settings)))
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from bot.runtime import Runtime
+    from bot.transport.console import ConsoleTransport, run_console
+
+    settings = _settings(args)
+    setup_logging(settings.logging.level if args.verbose else "WARNING", "text")
+    if settings.role_of(args.as_user) is None:
+        raise ConfigError(f"users: {args.as_user} heeft geen rol in {settings.source}; voeg hem toe onder [users]")
+
+    async def main() -> int:
+        runtime = Runtime(settings)
+        try:
+            await runtime.start(ConsoleTransport(sys.stdout), http=False)
+            assert runtime.dispatcher and runtime.sender
+            return await run_console(runtime.dispatcher, runtime.sender, args.as_user)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage.db import create_engine
+    from storage.migrate import current_revision, upgrade
+
+    settings = _settings(args)
+
+    async def main() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    rev = asyncio.run(main())
+    print(f"database bijgewerkt tot revisie {rev}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.config_check import check
+
+    settings = _settings(args)
+    problems, notes = check(settings)
+    for note in notes:
+        print(f"let op: {note}")
+    for problem in problems:
+        print(f"fout: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    print(f"configuratie in orde: {settings.source}")
+    return 0
+
+
+def _console_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
+    p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
+    ("run", "start de Matrix-bot", _no_args, cmd_run),
+    ("console", "voer commando's uit vanaf standaardinvoer", _console_args, cmd_console),
+    ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zsm-bot", description="ZSM-afstemmingsbot")
+    sub = parser.add_subparsers(dest="subcommand", required=True)
+
+    def add(name: str, helptext: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", help="pad naar het TOML-bestand (anders $ZSM_BOT_CONFIG, anders ./zsm-bot.toml)")
+        return p
+
+    for name, helptext, configure, func in SUBCOMMANDS:
+        p = add(name, helptext)
+        configure(p)
+        p.set_defaults(func=func)
+    db = sub.add_parser("db", help="database-onderhoud")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="pas de migraties toe")
+    up.add_argument("--config", help="pad naar het TOML-bestand")
+    up.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args: Any = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuratiefout: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        logging.getLogger("zsm-bot").error("fatal", extra={"error": type(exc).__name__})
+        print(f"zsm-bot gestopt door een onverwachte fout ({type(exc).__name__}); zie het log.", file=sys.stderr)
+        return 1

@@ -1,0 +1,37 @@
+"""``zsm-bot check-config``: what loading alone cannot tell, said before the bot goes live."""
+
+from __future__ import annotations
+
+from bot.settings import Settings
+from commands import default_table
+from domain.roles import ROLES, labels
+
+
+def check(settings: Settings) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    notes: list[str] = []
+    table = default_table()
+    for command in settings.permissions:
+        if table.get(command) is None:
+            problems.append(f"permissions.{command}: onbekend commando; bekend zijn {', '.join(table.names())}")
+    m = settings.matrix
+    if not m.access_token and not m.password:
+        problems.append("matrix: geen access_token en geen password; zet ZSM_BOT_MATRIX_ACCESS_TOKEN of "
+                        "ZSM_BOT_MATRIX_PASSWORD")
+    if not m.rooms:
+        problems.append("matrix.rooms is leeg: noem minstens één room waarin de bot commando's aanneemt")
+    if not m.require_encryption:
+        notes.append("matrix.require_encryption = false: de bot handelt ook in onversleutelde rooms")
+    if not settings.audit.key:
+        notes.append("audit.key niet gezet: de sleutel wordt in var/audit.key bewaard; zet ZSM_BOT_AUDIT_KEY")
+    if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
+        notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
+    rights: dict[str, list[str]] = {r: [] for r in ROLES}
+    for spec in table.all():
+        for role in table.allowed_roles(spec, settings):
+            rights[role].append(spec.name)
+    substantive = {r: [c for c in cmds if c not in ("help", "ping")] for r, cmds in rights.items()}
+    for user, role in sorted(settings.users.items()):
+        if not substantive[role]:
+            notes.append(f"users.\"{user}\": rol {labels(frozenset({role}))} heeft geen rechten buiten !help en !ping")
+    return problems, notes

@@ -1,0 +1,209 @@
+"""From a received message to a queued reply, exactly once.
+
+Order of checks, each with its own short Dutch answer: known user (role), stale after downtime, known command,
+role allowed, arguments. The handler's effects, the inbox row and the reply commit in one transaction; a
+second delivery of the same event finds the inbox row and does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.metrics import Metrics
+from bot.outbound import enqueue, message_content, txn_id_for
+from commands.base import CommandSpec, CommandTable, Context, Services, UserError
+from commands.parsing import parse_args, split_command
+from commands.reply import Reply, text
+from domain.clock import format_local
+from domain.roles import labels
+from domain.suggest import nearest
+from storage.db import SessionFactory
+from storage.models import InboxEntry
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class IncomingCommand:
+    event_id: str
+    room_id: str
+    sender: str
+    body: str
+    sent_at: datetime
+    thread_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # handled | refused | failed | stale | invalid | duplicate | ignored
+    command: str | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self, services: Services, sessions: SessionFactory, metrics: Metrics, *, on_committed: Any = None
+    ) -> None:
+        self.services = services
+        self.sessions = sessions
+        self.metrics = metrics
+        self.table: CommandTable = services.table
+        self._on_committed = on_committed or (lambda: None)
+
+    @property
+    def settings(self) -> Any:
+        return self.services.settings
+
+    async def handle(self, cmd: IncomingCommand, *, received_at: datetime | None = None) -> Outcome:
+        if not cmd.body.lstrip().startswith("!"):
+            return Outcome("ignored")
+        started = time.perf_counter()
+        received = received_at or self.services.clock.now()
+        async with self.sessions() as s:
+            seen = (await s.execute(select(InboxEntry.outcome).where(InboxEntry.event_id == cmd.event_id))).first()
+            await s.rollback()
+        if seen:
+            return Outcome("duplicate")
+        outcome = await self._handle(cmd, received)
+        self.metrics.commands.labels(outcome.command or "-", outcome.status).inc()
+        log.info(
+            "command",
+            extra={"event": cmd.event_id, "command": outcome.command, "outcome": outcome.status,
+                   "ms": round((time.perf_counter() - started) * 1000, 2)},
+        )
+        return outcome
+
+    async def _handle(self, cmd: IncomingCommand, received: datetime) -> Outcome:
+        name, rest = split_command(cmd.body)
+        role = self.settings.role_of(cmd.sender)
+        if role is None:
+            msg = ("U heeft geen rol in de ZSM-afstemmingsbot en kunt geen commando's geven. "
+                   "Vraag de beheerder om uw account aan een rol te koppelen.")
+            return await self._answer_only(cmd, received, "refused", name or None, text(msg),
+                                           audit=("opdracht.geweigerd", {"reden": "geen rol", "commando": name}))
+        age = (received - cmd.sent_at).total_seconds()
+        if age > self.settings.matrix.max_command_age_seconds:
+            minutes = self.settings.matrix.max_command_age_seconds // 60
+            msg = (f"Uw commando van {format_local(cmd.sent_at)} is niet uitgevoerd: de bot was onbereikbaar en "
+                   f"het is ouder dan {minutes} minuten. Stuur het opnieuw als het nog nodig is.")
+            return await self._answer_only(cmd, received, "stale", name or None, text(msg), role=role)
+        if len(cmd.body) > MAX_BODY_CHARS:
+            msg = f"Dit bericht is te lang ({len(cmd.body)} tekens; maximaal {MAX_BODY_CHARS}). Maak het korter."
+            return await self._answer_only(cmd, received, "invalid", name or None, text(msg), role=role)
+        spec = self.table.get(name) if name else None
+        if spec is None:
+            hints = nearest(name, self.table.names()) if name else []
+            hint = f" Bedoelde u {' of '.join('!' + h for h in hints)}?" if hints else ""
+            msg = f"Onbekend commando '!{name}'.{hint} Typ !help voor alle commando's."
+            return await self._answer_only(cmd, received, "invalid", None, text(msg), role=role)
+        allowed = self.table.allowed_roles(spec, self.settings)
+        if role not in allowed:
+            msg = (f"U mag !{spec.name} niet gebruiken: daarvoor is de rol {labels(allowed)} nodig "
+                   f"(uw rol: {labels(frozenset({role}))}).")
+            return await self._answer_only(
+                cmd, received, "refused", spec.name, text(msg), role=role,
+                audit=("opdracht.geweigerd", {"reden": "rol", "commando": spec.name}),
+            )
+        args = parse_args(rest, spec.keywords)
+        problem = spec.check_arity(args)
+        if problem:
+            msg = f"{problem} Gebruik: {spec.usage} — zie !help {spec.name}."
+            return await self._answer_only(cmd, received, "invalid", spec.name, text(msg), role=role)
+        return await self._run(cmd, received, spec, role, args)
+
+    async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
+                   args: Any) -> Outcome:
+        async with self.sessions() as session:
+            ctx = Context(
+                sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
+                now=self.services.clock.now(), session=session, services=self.services,
+            )
+            try:
+                reply = await asyncio.wait_for(
+                    spec.handler(ctx, args), timeout=self.settings.matrix.command_timeout_seconds
+                )
+                status = "handled"
+            except UserError as exc:
+                await session.rollback()
+                return await self._answer_only(cmd, received, "invalid", spec.name, text(exc.message), role=role)
+            except TimeoutError:
+                await session.rollback()
+                self.metrics.errors.inc()
+                msg = f"!{spec.name} duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
+                return await self._answer_only(cmd, received, "failed", spec.name, text(msg), role=role)
+            except Exception as exc:
+                await session.rollback()
+                return await self._crashed(cmd, received, spec, role, exc)
+            try:
+                await self._finish(session, cmd, received, status, spec.name, reply, ctx)
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return Outcome("duplicate", spec.name)
+        self._on_committed()
+        return Outcome(status, spec.name)
+
+    async def _crashed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
+                       exc: Exception) -> Outcome:
+        self.metrics.errors.inc()
+        ref = uuid.uuid4().hex[:8]
+        # Exception messages can carry personal data (SQL parameters, registry answers): log type and frames only.
+        frames = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)]
+        log.error("command crashed", extra={"ref": ref, "command": spec.name, "error": type(exc).__name__,
+                                            "frames": frames[-6:]})
+        msg = (f"Er ging iets mis bij !{spec.name}; er is niets vastgelegd (foutreferentie {ref}). "
+               "Probeer het opnieuw of meld de referentie bij de beheerder.")
+        return await self._answer_only(cmd, received, "failed", spec.name, text(msg), role=role)
+
+    async def _answer_only(
+        self, cmd: IncomingCommand, received: datetime, status: str, command: str | None, reply: Reply,
+        *, role: str | None = None, audit: tuple[str, dict[str, Any]] | None = None,
+    ) -> Outcome:
+        async with self.sessions() as session:
+            try:
+                if audit:
+                    kind, details = audit
+                    await self.services.auditor.record(
+                        session, kind=kind, at=self.services.clock.now(), actor=cmd.sender, role=role,
+                        details={"event": cmd.event_id, **details},
+                    )
+                await self._finish(session, cmd, received, status, command, reply, None)
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return Outcome("duplicate", command)
+        self._on_committed()
+        return Outcome(status, command)
+
+    async def _finish(
+        self, session: AsyncSession, cmd: IncomingCommand, received: datetime, status: str,
+        command: str | None, reply: Reply, ctx: Context | None,
+    ) -> None:
+        now = self.services.clock.now()
+        session.add(InboxEntry(
+            event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command, outcome=status,
+            received_at=received, handled_at=now,
+        ))
+        await session.flush()
+        await enqueue(
+            session, room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), now=now, in_reply_to=cmd.event_id,
+            content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
+            case_data=reply.case_data,
+        )
+        for i, note in enumerate(ctx.notes if ctx else []):
+            await enqueue(
+                session, room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"), now=now,
+                content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
+            )

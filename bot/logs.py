@@ -1,0 +1,55 @@
+"""Structured logs that carry no personal data.
+
+Call sites pass only technical fields (event ids, command names, outcomes, durations) as ``extra``; message
+bodies, identifiers and registry answers are never logged. Third-party loggers that might print event
+content at DEBUG (nio, its crypto store) are held at WARNING whatever the bot's level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_QUIET = ("nio", "peewee", "aiosqlite", "asyncio", "sqlalchemy", "alembic", "apscheduler", "aiohttp.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # Type only: exception text may quote data.
+            out["exc_type"] = record.exc_info[0].__name__
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+        )
+        line = f"{record.levelname:<7} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[0] is not None:
+            extras += f" exc_type={record.exc_info[0].__name__}"
+        return f"{line} {extras}".rstrip()
+
+
+def setup_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,203 @@
+"""The one outbound Matrix queue: durable rows, sent in order, 429s honoured, transaction ids reused.
+
+A reply is written to ``outgoing_message`` in the same transaction as the command's effects and its inbox
+row. Its transaction id is derived from the command's event id, so a resend after a crash or a 429 is
+recognised by the homeserver as the same message and never appears twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.metrics import Metrics
+from bot.transport import RateLimited, SendFailed, Transport
+from commands.reply import Reply
+from domain.clock import Clock
+from storage.audit import Auditor
+from storage.db import SessionFactory
+from storage.models import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+MAX_PERMANENT_FAILURES = 5
+MAX_BACKOFF_S = 30.0
+
+
+def txn_id_for(source_event_id: str, purpose: str = "reply") -> str:
+    digest = hashlib.sha256(f"{source_event_id}\x00{purpose}".encode()).hexdigest()[:40]
+    return f"zsm{digest}"
+
+
+def message_content(
+    reply: Reply,
+    *,
+    in_reply_to: str | None = None,
+    thread_root: str | None = None,
+    mentions: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": reply.text,
+        "format": "org.matrix.custom.html",
+        "formatted_body": reply.html,
+        "m.mentions": {"user_ids": list(mentions)} if mentions else {},
+    }
+    if in_reply_to:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": thread_root or in_reply_to,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": in_reply_to},
+        }
+    return content
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    room_id: str,
+    content: dict[str, Any],
+    txn_id: str,
+    now: datetime,
+    in_reply_to: str | None = None,
+    case_data: bool = False,
+) -> None:
+    """Queue inside the caller's transaction. A row with the same txn id already there wins."""
+    exists = (
+        await session.execute(select(OutgoingMessage.id).where(OutgoingMessage.txn_id == txn_id))
+    ).first()
+    if exists:
+        return
+    session.add(
+        OutgoingMessage(
+            txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
+            next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
+        )
+    )
+
+
+class Sender:
+    """Drains the queue through a transport. One instance per process; ``wake`` after every commit."""
+
+    def __init__(
+        self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor, metrics: Metrics
+    ) -> None:
+        self.sessions = sessions
+        self.transport = transport
+        self.clock = clock
+        self.auditor = auditor
+        self.metrics = metrics
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def pending_count(self) -> int:
+        async with self.sessions() as s:
+            n = await s.scalar(
+                select(func.count()).select_from(OutgoingMessage).where(OutgoingMessage.status == "pending")
+            )
+            return int(n or 0)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("send queue error", extra={"error": type(exc).__name__})
+                delay = 2.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def drain(self) -> float:
+        """Send everything that is due, oldest first. Returns seconds until the next row falls due."""
+        async with self._lock:
+            while True:
+                now = self.clock.now()
+                async with self.sessions() as s:
+                    rows = (
+                        await s.execute(
+                            select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.content,
+                                   OutgoingMessage.txn_id, OutgoingMessage.attempts, OutgoingMessage.next_attempt_at)
+                            .where(OutgoingMessage.status == "pending")
+                            .order_by(OutgoingMessage.id)
+                            .limit(50)
+                        )
+                    ).all()
+                    await s.rollback()
+                self.metrics.send_queue_length.set(len(rows))
+                if not rows:
+                    return 30.0
+                due = [r for r in rows if r.next_attempt_at <= now]
+                if not due:
+                    return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
+                for row in due:
+                    await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
+
+    async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
+        while True:
+            try:
+                event_id = await self.transport.send(room_id, content, txn_id)
+            except RateLimited as exc:
+                self.metrics.rate_limited.inc()
+                await asyncio.sleep(min(exc.retry_after_s, 60.0))
+                continue
+            except SendFailed as exc:
+                await self._failed(row_id, attempts + 1, exc.reason, exc.permanent)
+                return
+            except Exception as exc:
+                await self._failed(row_id, attempts + 1, type(exc).__name__, False)
+                return
+            await self._sent(row_id, room_id, event_id)
+            return
+
+    async def _sent(self, row_id: int, room_id: str, event_id: str) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            row = await s.get(OutgoingMessage, row_id)
+            if row is None:
+                return
+            row.status = "sent"
+            row.sent_at = now
+            row.event_id = event_id
+            row.content = None
+            row.attempts += 1
+            await self.auditor.record(
+                s, kind="bericht.verzonden", at=now, details={"room": room_id, "event": event_id, "txn": row.txn_id},
+            )
+        self.metrics.messages_sent.inc()
+
+    async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            row = await s.get(OutgoingMessage, row_id)
+            if row is None:
+                return
+            row.attempts = attempts
+            row.last_error = reason[:255]
+            if permanent and attempts >= MAX_PERMANENT_FAILURES:
+                row.status = "dead"
+                row.content = None
+                await self.auditor.record(
+                    s, kind="bericht.mislukt", at=now, details={"room": row.room_id, "txn": row.txn_id,
+                                                                 "reason": reason[:120]},
+                )
+                log.error("message dead", extra={"txn": row.txn_id, "reason": reason[:120]})
+            else:
+                backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8))
+                row.next_attempt_at = now + timedelta(seconds=backoff)
+                log.warning("send failed, will retry", extra={"txn": row.txn_id, "attempt": attempts,
+                                                              "reason": reason[:120]})
+        self.metrics.send_errors.inc()

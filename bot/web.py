@@ -1,0 +1,61 @@
+"""The operations server: liveness, readiness and metrics, on loopback unless configured otherwise.
+
+Feature routes (the instroom API, report pages, answer forms) are added by the runtime through
+``extra_routes`` so this module stays about operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+from sqlalchemy import text
+
+from bot.metrics import Metrics
+from storage.db import SessionFactory
+
+ReadyCheck = Callable[[], Awaitable[str | None]]
+
+
+def build_app(
+    sessions: SessionFactory,
+    metrics: Metrics,
+    ready_checks: Iterable[ReadyCheck] = (),
+    extra_routes: Iterable[web.RouteDef] = (),
+) -> web.Application:
+    checks = list(ready_checks)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        problems: list[str] = []
+        try:
+            async with sessions() as s:
+                await s.execute(text("SELECT 1"))
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        for check in checks:
+            problem = await check()
+            if problem:
+                problems.append(problem)
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics_view)])
+    app.add_routes(list(extra_routes))
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner

@@ -1,0 +1,16 @@
+"""One module per command; this table is the only place that lists them."""
+
+from __future__ import annotations
+
+from commands import help as help_command
+from commands import ping
+from commands.base import CommandSpec, CommandTable
+
+ALL_COMMANDS: tuple[CommandSpec, ...] = (
+    help_command.SPEC,
+    ping.SPEC,
+)
+
+
+def default_table() -> CommandTable:
+    return CommandTable(ALL_COMMANDS)

@@ -1,0 +1,163 @@
+"""Commands as declarations: name, arguments, roles and Dutch help, plus one async handler.
+
+The dispatcher (``bot.dispatcher``) reads these declarations to check roles and argument counts and to
+generate ``!help``; a command module only says what it needs and does its one job. Nothing here knows about
+Matrix, so the console backend runs the very same commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commands.parsing import ParsedArgs
+from commands.reply import Reply
+from domain.clock import Clock
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from storage.audit import Auditor
+
+
+class UserError(Exception):
+    """Bad input or a refused action: the message is the Dutch answer the user gets, nothing is changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    help: str
+    optional: bool = False
+    variadic: bool = False
+
+
+@dataclass(frozen=True)
+class Named:
+    """A ``sleutel: tekst`` part of a command."""
+
+    key: str
+    help: str
+    required: bool = False
+
+
+@dataclass
+class Services:
+    """What handlers may use. Integrations are attached by the runtime behind their interfaces."""
+
+    settings: Settings
+    auditor: Auditor
+    clock: Clock
+    table: CommandTable
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutgoingNote:
+    """A message a command wants sent to another room (for example the on-call room)."""
+
+    room_id: str
+    reply: Reply
+    mentions: tuple[str, ...] = ()
+    key: str = ""
+
+
+@dataclass
+class Context:
+    sender: str
+    role: str
+    room_id: str
+    event_id: str
+    now: datetime
+    session: AsyncSession
+    services: Services
+    notes: list[OutgoingNote] = field(default_factory=list)
+
+    async def audit(self, kind: str, *, person: str | None = None, **details: Any) -> None:
+        await self.services.auditor.record(
+            self.session, kind=kind, at=self.now, actor=self.sender, role=self.role, person=person,
+            details={"event": self.event_id, **details},
+        )
+
+    def send_elsewhere(self, note: OutgoingNote) -> None:
+        self.notes.append(note)
+
+
+Handler = Callable[[Context, ParsedArgs], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    summary: str
+    handler: Handler
+    roles: frozenset[str]
+    args: tuple[Arg, ...] = ()
+    named: tuple[Named, ...] = ()
+    description: str = ""
+    examples: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def usage(self) -> str:
+        parts = [f"!{self.name}"]
+        for a in self.args:
+            token = f"<{a.name}>" + (" ..." if a.variadic else "")
+            parts.append(f"[{token}]" if a.optional else token)
+        for n in self.named:
+            token = f"{n.key}: <{n.key}>"
+            parts.append(token if n.required else f"[{token}]")
+        return " ".join(parts)
+
+    @property
+    def keywords(self) -> frozenset[str]:
+        return frozenset(n.key for n in self.named)
+
+    def check_arity(self, args: ParsedArgs) -> str | None:
+        """A Dutch complaint when the words do not fit the declaration, else None."""
+        required = [a for a in self.args if not a.optional]
+        variadic = any(a.variadic for a in self.args)
+        if len(args.words) < len(required):
+            missing = required[len(args.words)]
+            return f"Er ontbreekt <{missing.name}> ({missing.help})."
+        if not variadic and len(args.words) > len(self.args):
+            extra = " ".join(args.words[len(self.args) :])
+            return f"Te veel woorden: '{extra}' hoort niet bij dit commando."
+        for n in self.named:
+            if n.required and not args.named.get(n.key):
+                return f"Er ontbreekt '{n.key}: ...' ({n.help})."
+        return None
+
+
+class CommandTable:
+    """The one list of commands; help, dispatch and check-config all read it."""
+
+    def __init__(self, specs: Iterable[CommandSpec]) -> None:
+        self._specs: dict[str, CommandSpec] = {}
+        self._aliases: dict[str, str] = {}
+        for spec in specs:
+            if spec.name in self._specs or spec.name in self._aliases:
+                raise ValueError(f"duplicate command {spec.name}")
+            self._specs[spec.name] = spec
+            for alias in spec.aliases:
+                self._aliases[alias] = spec.name
+
+    def get(self, name: str) -> CommandSpec | None:
+        return self._specs.get(self._aliases.get(name, name))
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def all(self) -> list[CommandSpec]:
+        return list(self._specs.values())
+
+    def allowed_roles(self, spec: CommandSpec, settings: Settings) -> frozenset[str]:
+        """The configuration's permission matrix wins over the command's default roles."""
+        return settings.permissions.get(spec.name, spec.roles)

@@ -1,0 +1,74 @@
+"""The audit trail: every lookup, decision and message leaves a record, chained by hash.
+
+Personal identifiers are stored as a keyed hash (HMAC-SHA256 with a key from the environment): a database
+dump does not reveal whom a record is about, yet an inzage export for a known BSN finds every record.
+Each record's hash covers its id and the previous hash, so a changed, deleted or reordered record breaks
+the chain at that point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AuditHead, AuditRecord
+
+GENESIS = "0" * 64
+
+
+def _canonical(record_id: int, at: datetime, kind: str, actor: str | None, role: str | None,
+               subject: str | None, details: dict[str, Any], prev_hash: str) -> bytes:
+    payload = [record_id, at.isoformat(), kind, actor, role, subject, details, prev_hash]
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(record_id: int, at: datetime, kind: str, actor: str | None, role: str | None,
+               subject: str | None, details: dict[str, Any], prev_hash: str) -> str:
+    return hashlib.sha256(_canonical(record_id, at, kind, actor, role, subject, details, prev_hash)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Auditor:
+    key: bytes
+
+    def subject_of(self, identifier: str) -> str:
+        """Keyed hash of a person's identifier (BSN, SKN): stable, not reversible without the key."""
+        normalized = "".join(identifier.split()).upper()
+        return hmac.new(self.key, normalized.encode(), hashlib.sha256).hexdigest()
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        kind: str,
+        at: datetime,
+        actor: str | None = None,
+        role: str | None = None,
+        person: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Append one record inside the caller's transaction, so it commits or rolls back with the act."""
+        head = (
+            await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+        ).scalar_one()
+        subject = self.subject_of(person) if person else None
+        body = dict(details or {})
+        at = at.replace(microsecond=(at.microsecond // 1000) * 1000)
+        record_id = head.last_id + 1
+        digest = chain_hash(record_id, at, kind, actor, role, subject, body, head.last_hash)
+        rec = AuditRecord(
+            id=record_id, at=at, kind=kind, actor=actor, role=role, subject=subject,
+            details=body, prev_hash=head.last_hash, hash=digest,
+        )
+        session.add(rec)
+        head.last_id = record_id
+        head.last_hash = digest
+        await session.flush()
+        return rec

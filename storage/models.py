@@ -1,0 +1,100 @@
+"""Tables of the runtime: the inbox (exactly once), the Matrix send queue, bot state and the audit trail.
+
+Feature tables (registry, decisions, requests) live in their own modules under ``storage/`` and share
+``Base`` so one Alembic history covers them all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import UTCDateTime
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit id for the busy tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class InboxEntry(Base):
+    """One row per handled Matrix event: the unique key that makes handling exactly-once."""
+
+    __tablename__ = "inbox"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str] = mapped_column(String(255))
+    command: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # handled | refused | failed | stale | invalid
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OutgoingMessage(Base):
+    """The single outbound Matrix queue. Content is cleared once sent: the room has it, we need not."""
+
+    __tablename__ = "outgoing_message"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    txn_id: Mapped[str] = mapped_column(String(128), unique=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    carries_case_data: Mapped[bool] = mapped_column(default=False)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_outgoing_pending", "status", "next_attempt_at"),)
+
+
+class BotState(Base):
+    """Small durable facts: the trusted sync token, notices already given once."""
+
+    __tablename__ = "bot_state"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRecord(Base):
+    """Append-only, hash-chained. ``subject`` is a keyed hash of a person's identifier, never the identifier."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_subject", "subject"),
+        Index("ix_audit_actor", "actor"),
+        Index("ix_audit_kind_at", "kind", "at"),
+    )
+
+
+class AuditHead(Base):
+    """One row holding the chain's tip; locking it serialises appends so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigId)
+    last_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,52 @@
+"""The console backend as a test bot: same runtime, dispatcher and database as in the room.
+
+``await bot.say("!ping", as_role="ovj")`` returns the reply text exactly as the console prints it.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bot.dispatcher import IncomingCommand, Outcome
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
+from domain.clock import Clock
+from tests.harness.config import user_for
+
+
+@dataclass
+class ConsoleBot:
+    runtime: Runtime
+    out: io.StringIO = field(default_factory=io.StringIO)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, config_path: Path, clock: Clock | None = None) -> ConsoleBot:
+        settings: Settings = load_settings(config_path)
+        runtime = Runtime(settings, clock=clock) if clock else Runtime(settings)
+        bot = cls(runtime)
+        await runtime.start(ConsoleTransport(bot.out), http=False)
+        return bot
+
+    async def say(self, body: str, *, as_role: str = "ovj", as_user: str | None = None,
+                  sent_at: datetime | None = None, event_id: str | None = None) -> str:
+        assert self.runtime.dispatcher and self.runtime.sender
+        before = self.out.tell()
+        outcome = await self.runtime.dispatcher.handle(IncomingCommand(
+            event_id=event_id or f"$t-{uuid.uuid4().hex}", room_id=CONSOLE_ROOM,
+            sender=as_user or user_for(as_role), body=body, sent_at=sent_at or self.runtime.clock.now(),
+        ))
+        self.outcomes.append(outcome)
+        await self.runtime.sender.drain()
+        self.out.seek(before)
+        text = self.out.read()
+        self.out.seek(0, io.SEEK_END)
+        return text.strip()
+
+    async def close(self) -> None:
+        await self.runtime.close()

@@ -1,0 +1,79 @@
+"""Transcripts through the real dispatcher and database, via the console backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from storage.models import AuditRecord, InboxEntry, OutgoingMessage
+from tests.harness.console import ConsoleBot
+
+
+async def test_ping_and_help(console_bot: ConsoleBot) -> None:
+    assert await console_bot.say("!ping") == "pong"
+    listing = await console_bot.say("!help")
+    assert "!ping" in listing and "!help [<commando>]" in listing
+    detail = await console_bot.say("!help ping")
+    assert "Gebruik: !ping" in detail and "Voorbeelden" in detail
+
+
+async def test_commands_forgive_case_and_spaces(console_bot: ConsoleBot) -> None:
+    assert await console_bot.say("  !PING  ") == "pong"
+    assert "Gebruik: !ping" in await console_bot.say("!Help   PING")
+
+
+async def test_unknown_command_suggests_nearest(console_bot: ConsoleBot) -> None:
+    reply = await console_bot.say("!pnig")
+    assert reply.startswith("Onbekend commando '!pnig'.") and "!ping" in reply
+    assert "Typ !help" in await console_bot.say("!xyzzy")
+    assert "Onbekend commando '!'" in await console_bot.say("!")
+
+
+async def test_bad_arguments_get_usage(console_bot: ConsoleBot) -> None:
+    reply = await console_bot.say("!ping nu")
+    assert "Te veel woorden" in reply and "Gebruik: !ping" in reply
+    assert "Bedoelde u: !ping" in await console_bot.say("!help pong")
+
+
+async def test_unknown_user_is_refused_and_audited(console_bot: ConsoleBot) -> None:
+    reply = await console_bot.say("!ping", as_user="@stranger:localhost")
+    assert "geen rol" in reply
+    async with console_bot.runtime.sessions() as s:
+        kinds = (await s.execute(select(AuditRecord.kind, AuditRecord.actor))).all()
+    assert ("opdracht.geweigerd", "@stranger:localhost") in kinds
+
+
+async def test_plain_text_is_ignored(console_bot: ConsoleBot) -> None:
+    assert await console_bot.say("goedemorgen allemaal") == ""
+    assert console_bot.outcomes[-1].status == "ignored"
+
+
+async def test_same_event_is_handled_once(console_bot_any_db: ConsoleBot) -> None:
+    bot = console_bot_any_db
+    assert await bot.say("!ping", event_id="$same") == "pong"
+    assert await bot.say("!ping", event_id="$same") == ""
+    assert bot.outcomes[-1].status == "duplicate"
+    async with bot.runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 1
+        rows = (await s.execute(select(OutgoingMessage))).scalars().all()
+    assert len(rows) == 1 and rows[0].status == "sent" and rows[0].content is None
+
+
+async def test_stale_command_after_downtime_gets_notice(console_bot: ConsoleBot) -> None:
+    old = console_bot.runtime.clock.now() - timedelta(hours=2)
+    reply = await console_bot.say("!ping", sent_at=old)
+    assert "niet uitgevoerd" in reply and "opnieuw" in reply
+    assert console_bot.outcomes[-1].status == "stale"
+
+
+async def test_oversized_message_refused_politely(console_bot: ConsoleBot) -> None:
+    reply = await console_bot.say("!help " + "x" * 5000)
+    assert "te lang" in reply
+
+
+async def test_messages_sent_are_audited(console_bot_any_db: ConsoleBot) -> None:
+    await console_bot_any_db.say("!ping")
+    async with console_bot_any_db.runtime.sessions() as s:
+        kinds = (await s.execute(select(AuditRecord.kind))).scalars().all()
+    assert "bericht.verzonden" in kinds and "configuratie.geladen" in kinds
