@@ -24,6 +24,8 @@ from bot.web import ReadyCheck, build_app, start_site
 from commands import default_table
 from commands.base import Services
 from domain.clock import Clock, SystemClock
+from domain.veiligheidshuizen import load_veiligheidshuizen
+from integrations.registry.builtin import BuiltinRegistry
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
@@ -56,7 +58,9 @@ class Runtime:
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
         self.services = Services(
-            settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table()
+            settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
+            veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
+            registry=BuiltinRegistry(self.sessions),
         )
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None

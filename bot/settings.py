@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domain.errors import ConfigError
 from domain.roles import ROLES
+
+__all__ = ["ConfigError", "ConfigReader", "Settings", "load_settings", "resolve_config_path"]
 
 DEFAULT_CONFIG_PATH = Path("zsm-bot.toml")
 ENV_CONFIG = "ZSM_BOT_CONFIG"
@@ -24,10 +27,6 @@ ENV_PREFIX = "ZSM_BOT_"
 
 _USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
 _ROOM_ID = re.compile(r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
-
-
-class ConfigError(Exception):
-    """A configuration problem, phrased as one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     users: Mapping[str, str] = field(default_factory=dict)
     permissions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    veiligheidshuizen_path: Path = Path("veiligheidshuizen.toml")
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     def role_of(self, user_id: str) -> str | None:
@@ -109,7 +109,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     return _build(data, path.resolve().parent, path)
 
 
-_SECTIONS = ("matrix", "database", "http", "logging", "audit", "registry", "mail", "web", "instroom")
+_SECTIONS = ("referentie", "matrix", "database", "http", "logging", "audit", "registry", "mail", "web", "instroom")
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -305,8 +305,12 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
             )
         permissions[command] = frozenset(listed)
 
+    ref = root.section("referentie")
+    vh_path = ref.text("veiligheidshuizen", "veiligheidshuizen.toml") or "veiligheidshuizen.toml"
+
     return Settings(
         source=path,
+        veiligheidshuizen_path=resolve_path(base, vh_path),
         matrix=matrix,
         database_url=_sqlite_url(base, db_url),
         http=http,

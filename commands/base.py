@@ -20,6 +20,8 @@ from domain.clock import Clock
 
 if TYPE_CHECKING:
     from bot.settings import Settings
+    from domain.veiligheidshuizen import Veiligheidshuizen
+    from integrations.registry import Registry
     from storage.audit import Auditor
 
 
@@ -56,6 +58,8 @@ class Services:
     auditor: Auditor
     clock: Clock
     table: CommandTable
+    veiligheidshuizen: Veiligheidshuizen
+    registry: Registry
     extras: dict[str, Any] = field(default_factory=dict)
 
 

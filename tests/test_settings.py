@@ -92,4 +92,4 @@ def test_console_cli_end_to_end(tmp_path: Path) -> None:
     assert lines[0] == "pong" and lines[1].startswith("Onbekend commando '!onzin'")
     proc = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "revisie 0001" in proc.stdout
+    assert proc.returncode == 0 and "database bijgewerkt tot revisie" in proc.stdout

@@ -8,6 +8,8 @@ from typing import Any
 from domain.roles import ROLES
 
 DOMAIN = "localhost"
+REPO = Path(__file__).resolve().parents[2]
+VEILIGHEIDSHUIZEN = REPO / "config" / "veiligheidshuizen.toml"
 
 
 def user_for(role: str) -> str:
@@ -36,6 +38,7 @@ def write_config(directory: Path, database_url: str, *, sections: dict[str, dict
         "http": {"enabled": False, "port": 0},
         "logging": {"level": "DEBUG", "format": "json"},
         "audit": {"key": "test-audit-key"},
+        "referentie": {"veiligheidshuizen": str(VEILIGHEIDSHUIZEN)},
     }
     for name, values in (sections or {}).items():
         base.setdefault(name, {}).update(values)

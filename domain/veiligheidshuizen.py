@@ -1,0 +1,105 @@
+"""Reference data: the veiligheidshuizen, their central feedback mailbox and the gemeenten each covers.
+
+Recipients of every mail come from here (never from chat text), and ``!aanmelden`` finds the veiligheidshuis
+of a gemeente here. Loaded from ``config/veiligheidshuizen.toml`` (path configurable).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domain.errors import ConfigError
+from domain.suggest import nearest
+
+PROFILES = ("generiek", "hit-no-hit")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,40}$")
+_MAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
+
+
+@dataclass(frozen=True)
+class Veiligheidshuis:
+    key: str
+    naam: str
+    regio: str
+    mailbox: str
+    gemeenten: tuple[str, ...]
+    profiel: str = "generiek"
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+class Veiligheidshuizen:
+    def __init__(self, items: Iterable[Veiligheidshuis]) -> None:
+        self._by_key: dict[str, Veiligheidshuis] = {}
+        self._by_gemeente: dict[str, Veiligheidshuis] = {}
+        for vh in items:
+            if vh.key in self._by_key:
+                raise ConfigError(f"veiligheidshuizen: sleutel {vh.key!r} komt twee keer voor")
+            self._by_key[vh.key] = vh
+            for g in vh.gemeenten:
+                norm = _norm(g)
+                if norm in self._by_gemeente:
+                    other = self._by_gemeente[norm].key
+                    raise ConfigError(f"veiligheidshuizen.{vh.key}.gemeenten: {g!r} valt al onder {other!r}")
+                self._by_gemeente[norm] = vh
+
+    def get(self, key: str) -> Veiligheidshuis | None:
+        return self._by_key.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._by_key)
+
+    def all(self) -> list[Veiligheidshuis]:
+        return list(self._by_key.values())
+
+    def for_gemeente(self, gemeente: str) -> Veiligheidshuis | None:
+        return self._by_gemeente.get(_norm(gemeente))
+
+    def nearest_gemeenten(self, gemeente: str, limit: int = 3) -> list[str]:
+        names = [g for vh in self._by_key.values() for g in vh.gemeenten]
+        return nearest(gemeente, names, limit=limit, cutoff=0.6)
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.lower().replace("-", " ").split())
+
+
+def load_veiligheidshuizen(path: Path) -> Veiligheidshuizen:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"veiligheidshuizen: bestand {path} bestaat niet") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"veiligheidshuizen: {path} is geen geldige TOML ({exc})") from None
+    entries = data.get("veiligheidshuis")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"veiligheidshuizen: {path} bevat geen [[veiligheidshuis]]-blokken")
+    items = []
+    for i, raw in enumerate(entries):
+        where = f"veiligheidshuizen[{i}]"
+        key = raw.get("key")
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ConfigError(f"{where}.key: verwacht een korte sleutel (kleine letters, cijfers, -), kreeg {key!r}")
+        where = f"veiligheidshuizen.{key}"
+        for name in ("naam", "regio", "mailbox"):
+            if not isinstance(raw.get(name), str) or not raw[name].strip():
+                raise ConfigError(f"{where}.{name} ontbreekt: verwacht tekst")
+        if not _MAIL.match(raw["mailbox"]):
+            raise ConfigError(f"{where}.mailbox: verwacht een e-mailadres, kreeg {raw['mailbox']!r}")
+        gemeenten = raw.get("gemeenten", [])
+        if not isinstance(gemeenten, list) or not all(isinstance(g, str) and g.strip() for g in gemeenten):
+            raise ConfigError(f"{where}.gemeenten: verwacht een lijst met namen van gemeenten")
+        profiel = raw.get("profiel", "generiek")
+        if profiel not in PROFILES:
+            raise ConfigError(f"{where}.profiel: verwacht {' of '.join(PROFILES)}, kreeg {profiel!r}")
+        known = {"key", "naam", "regio", "mailbox", "gemeenten", "profiel"}
+        items.append(Veiligheidshuis(
+            key=key, naam=raw["naam"].strip(), regio=raw["regio"].strip(), mailbox=raw["mailbox"].strip(),
+            gemeenten=tuple(g.strip() for g in gemeenten), profiel=profiel,
+            extra={k: v for k, v in raw.items() if k not in known},
+        ))
+    return Veiligheidshuizen(items)

@@ -1,0 +1,1 @@
+"""Outside systems behind interfaces: the markings registry, mail, notifications."""

@@ -1,0 +1,20 @@
+"""What every registry adapter offers: one national lookup for a person, across all veiligheidshuizen."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.advies import Markering
+from domain.identifiers import PersonId
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be asked (down, timed out); the user is told plainly, nothing is guessed."""
+
+
+class Registry(Protocol):
+    name: str
+
+    async def lookup(self, person: PersonId) -> list[Markering]:
+        """Every marking of this person at any veiligheidshuis; empty when nobody knows the person."""
+        ...
