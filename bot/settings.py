@@ -109,7 +109,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     return _build(data, path.resolve().parent, path)
 
 
-_SECTIONS = ("referentie", "matrix", "database", "http", "logging", "audit", "registry", "mail", "web", "instroom")
+_SECTIONS = ("referentie", "matrix", "database", "http", "logging", "audit", "registry", "mail", "web", "instroom",
+             "aanvraag", "rapport", "besluit", "check", "privacy")
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
