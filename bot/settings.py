@@ -26,7 +26,8 @@ ENV_CONFIG = "ZSM_BOT_CONFIG"
 ENV_PREFIX = "ZSM_BOT_"
 
 _USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
-_ROOM_ID = re.compile(r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
+# Room version 12 ids have no server part (the id is a hash of the create event).
+_ROOM_ID = re.compile(r"^![A-Za-z0-9._=\-/+~]+(:[A-Za-z0-9.\-]+(:\d+)?)?$")
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from devtools.synapse import Synapse
 from tests.harness import pg
+from tests.harness.matrix import PASSWORD, Homeserver
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 
@@ -45,3 +47,22 @@ async def console_bot_any_db(tmp_path: Path, database_url: str) -> AsyncIterator
         yield bot
     finally:
         await bot.close()
+
+
+# --- Matrix: one Synapse per session -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    # rc_message stays on (5/s, burst 10) so the bot's 429 handling is real; test users get an override.
+    server = Synapse(tmp_path_factory.mktemp("synapse"), rc_message={"per_second": 5, "burst_count": 10})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def homeserver(synapse: Synapse, tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
+    admin = synapse.register("admin", PASSWORD, admin=True)
+    return Homeserver(synapse, str(admin["access_token"]), tmp_path_factory.mktemp("stores"))

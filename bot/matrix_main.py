@@ -1,0 +1,67 @@
+"""``zsm-bot run``: the Matrix bot with its send queue and operations server, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
+from domain.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
+                     started: asyncio.Future[Runtime] | None = None) -> int:
+    if not settings.matrix.access_token and not settings.matrix.password:
+        raise ConfigError("matrix: geen access_token en geen password; zet ZSM_BOT_MATRIX_ACCESS_TOKEN of "
+                          "ZSM_BOT_MATRIX_PASSWORD")
+    runtime = Runtime(settings)
+    transport = MatrixTransport(settings.matrix)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    bot_holder: list[MatrixBot] = []
+
+    async def synced_recently() -> str | None:
+        limit = max(60.0, 2 * settings.matrix.sync_timeout_ms / 1000)
+        lag = runtime.metrics.seconds_since_sync()
+        return None if lag < limit else f"matrix: laatste sync {lag:.0f}s geleden"
+
+    runtime.ready_checks.append(synced_recently)
+    try:
+        await runtime.start(transport)
+        assert runtime.dispatcher and runtime.sender
+        bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
+                        settings.matrix, wake_sender=runtime.sender.wake)
+        bot_holder.append(bot)
+        tasks: list[asyncio.Task[object]] = [
+            asyncio.create_task(bot.run(), name="sync"),
+            asyncio.create_task(runtime.sender.run(), name="send"),
+        ]
+        log.info("bot started", extra={"rooms": len(settings.matrix.rooms)})
+        if started is not None and not started.done():
+            started.set_result(runtime)
+        stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t in done and t.exception():
+                exc = t.exception()
+                if isinstance(exc, LoginFailed):
+                    raise ConfigError(str(exc))
+                raise exc  # type: ignore[misc]
+        for t in [*tasks, stopper]:
+            t.cancel()
+        await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        await bot.drain_tasks()
+        return 0
+    finally:
+        await transport.client.close()
+        await runtime.close()

@@ -1,0 +1,330 @@
+"""The Matrix side: an encrypted nio client, a supervised sync loop and exactly-once handing to the dispatcher.
+
+nio saves its sync token before callbacks run and runs callbacks inline without catching their errors, so the
+bot keeps its own token: it is stored only when every command of that sync and of all earlier syncs has been
+handled (committed with its inbox row). After a crash the bot syncs again from the last trusted token; commands
+already handled are recognised by the inbox and skipped, the rest are handled now. Commands run as tasks so a
+slow one never stalls the sync loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    LocalProtocolError,
+    LoginResponse,
+    MegolmEvent,
+    ReactionEvent,
+    RoomMessageText,
+    RoomSendError,
+    RoomSendResponse,
+    SyncError,
+    SyncResponse,
+)
+from sqlalchemy import select
+
+from bot.dispatcher import Dispatcher, IncomingCommand
+from bot.metrics import Metrics
+from bot.outbound import enqueue, message_content, txn_id_for
+from bot.settings import MatrixSettings
+from bot.transport import RateLimited, SendFailed
+from commands.reply import text
+from domain.clock import Clock
+from storage.db import SessionFactory
+from storage.models import BotState
+
+log = logging.getLogger(__name__)
+
+TOKEN_KEY = "matrix.sync_token"  # noqa: S105 (a state key, not a secret)
+SYNC_FILTER: dict[str, Any] = {
+    "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
+    "presence": {"types": []},
+}
+BACKOFF_START_S = 0.5
+BACKOFF_CAP_S = 30.0
+UTD_WAIT_S = 8.0
+
+ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
+
+
+class LoginFailed(Exception):
+    pass
+
+
+class MatrixTransport:
+    """Sends through nio; a 429 becomes ``RateLimited`` so the send queue waits and reuses the txn id."""
+
+    def __init__(self, settings: MatrixSettings) -> None:
+        settings.store_path.mkdir(parents=True, exist_ok=True)
+        config = AsyncClientConfig(
+            encryption_enabled=True, store_sync_tokens=False, max_limit_exceeded=0, max_timeouts=2,
+            request_timeout=settings.sync_timeout_ms / 1000 + 30,
+        )
+        self.settings = settings
+        self.client = AsyncClient(
+            settings.homeserver, settings.user_id, device_id=settings.device_id,
+            store_path=str(settings.store_path), config=config,
+        )
+
+    async def login(self) -> None:
+        s = self.settings
+        if s.access_token:
+            self.client.restore_login(s.user_id, s.device_id, s.access_token)
+            return
+        if not s.password:
+            raise LoginFailed("matrix: geen access_token en geen password")
+        resp = await self.client.login(s.password, device_name=s.device_name)
+        if not isinstance(resp, LoginResponse):
+            raise LoginFailed(f"matrix: inloggen mislukt ({getattr(resp, 'status_code', '?')})")
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        try:
+            resp = await self.client.room_send(
+                room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True
+            )
+        except LocalProtocolError as exc:
+            raise SendFailed(f"local: {type(exc).__name__}", permanent=room_id not in self.client.rooms) from None
+        except (TimeoutError, OSError) as exc:
+            raise SendFailed(f"network: {type(exc).__name__}") from None
+        except Exception as exc:
+            raise SendFailed(f"error: {type(exc).__name__}") from None
+        if isinstance(resp, RoomSendResponse):
+            return str(resp.event_id)
+        if isinstance(resp, RoomSendError):
+            if resp.status_code == "M_LIMIT_EXCEEDED":
+                raise RateLimited((resp.retry_after_ms or 1000) / 1000)
+            permanent = resp.status_code in ("M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN_TOKEN")
+            raise SendFailed(f"homeserver: {resp.status_code}", permanent=permanent)
+        raise SendFailed(f"unexpected: {type(resp).__name__}")
+
+
+class _Batch:
+    __slots__ = ("pending", "token")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.pending = 0
+
+
+class MatrixBot:
+    """The sync supervisor. Survives exceptions, ``SyncError`` answers, homeserver restarts and network loss."""
+
+    def __init__(
+        self, transport: MatrixTransport, dispatcher: Dispatcher, sessions: SessionFactory, clock: Clock,
+        metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
+        on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
+    ) -> None:
+        self.transport = transport
+        self.client = transport.client
+        self.dispatcher = dispatcher
+        self.sessions = sessions
+        self.clock = clock
+        self.metrics = metrics
+        self.settings = settings
+        self.rooms = frozenset(settings.rooms)
+        self.wake_sender = wake_sender
+        self.on_reaction = on_reaction
+        self._batches: deque[_Batch] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(max_concurrent)
+        self._trusted: str | None = None
+        self._stored: str | None = None
+        self.synced_once = asyncio.Event()
+
+    # --- sync token ----------------------------------------------------------------------------------
+    async def _load_token(self) -> str | None:
+        async with self.sessions() as s:
+            row = await s.get(BotState, TOKEN_KEY)
+            await s.rollback()
+            return row.value if row else None
+
+    async def _store_token(self, token: str) -> None:
+        if token == self._stored:
+            return
+        async with self.sessions() as s, s.begin():
+            row = await s.get(BotState, TOKEN_KEY)
+            if row is None:
+                s.add(BotState(key=TOKEN_KEY, value=token, updated_at=self.clock.now()))
+            else:
+                row.value = token
+                row.updated_at = self.clock.now()
+        self._stored = token
+
+    def _advance_trusted(self) -> None:
+        while self._batches and self._batches[0].pending == 0:
+            self._trusted = self._batches.popleft().token
+
+    # --- main loop -----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.transport.login()
+        since = await self._load_token()
+        first = since is None
+        backoff = BACKOFF_START_S
+        while True:
+            try:
+                resp = await self.client.sync(
+                    timeout=0 if first else self.settings.sync_timeout_ms, since=since, full_state=first,
+                    sync_filter=SYNC_FILTER,
+                )
+                if isinstance(resp, SyncError) or not isinstance(resp, SyncResponse):
+                    raise _SyncFailed(getattr(resp, "status_code", type(resp).__name__))
+                self.metrics.synced()
+                backoff = BACKOFF_START_S
+                await self._housekeeping()
+                await self._join_configured(resp)
+                batch = _Batch(resp.next_batch)
+                self._batches.append(batch)
+                if not first:
+                    await self._dispatch(resp, batch)
+                since = resp.next_batch
+                first = False
+                self._advance_trusted()
+                if self._trusted:
+                    await self._store_token(self._trusted)
+                self.synced_once.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.sync_errors.inc()
+                wait = min(BACKOFF_CAP_S, backoff) * (0.8 + 0.4 * random.random())
+                log.warning("sync failed; retrying", extra={"error": type(exc).__name__, "wait_s": round(wait, 2)})
+                await asyncio.sleep(wait)
+                backoff = min(BACKOFF_CAP_S, backoff * 2)
+
+    async def _housekeeping(self) -> None:
+        """What nio's sync_forever does between syncs: to-device messages and key management."""
+        c = self.client
+        await c.send_to_device_messages()
+        if c.should_upload_keys:
+            await c.keys_upload()
+        if c.should_query_keys:
+            await c.keys_query()
+        if c.should_claim_keys:
+            await c.keys_claim(c.get_users_for_key_claiming())
+
+    async def _join_configured(self, resp: SyncResponse) -> None:
+        """Join only configured rooms; invites to any other room are ignored."""
+        wanted = [r for r in self.rooms if r not in self.client.rooms or r in resp.rooms.invite]
+        for room_id in wanted:
+            if room_id in resp.rooms.invite or room_id not in self.client.rooms:
+                result = await self.client.join(room_id)
+                log.info("join", extra={"room": room_id, "ok": not hasattr(result, "status_code")})
+
+    # --- events --------------------------------------------------------------------------------------
+    async def _dispatch(self, resp: SyncResponse, batch: _Batch) -> None:
+        for room_id, info in resp.rooms.join.items():
+            if room_id not in self.rooms:
+                continue
+            room = self.client.rooms.get(room_id)
+            for event in info.timeline.events:
+                sender = getattr(event, "sender", None)
+                if sender is None or sender == self.client.user_id:
+                    continue
+                if isinstance(event, RoomMessageText):
+                    if not event.body.lstrip().startswith("!") or _is_edit(event.source):
+                        continue
+                    encrypted = bool(getattr(event, "decrypted", False))
+                    if self.settings.require_encryption and not (encrypted and room is not None and room.encrypted):
+                        await self._refuse_unencrypted(room_id)
+                        continue
+                    self._spawn(batch, self._handle_command(room_id, event))
+                elif isinstance(event, MegolmEvent):
+                    self._spawn(batch, self._undecryptable(room_id, event))
+                elif isinstance(event, ReactionEvent) and self.on_reaction is not None:
+                    self._spawn(batch, self.on_reaction(room_id, sender, event.reacts_to, event.key))
+
+    def _spawn(self, batch: _Batch, work: Awaitable[None]) -> None:
+        batch.pending += 1
+
+        async def runner() -> None:
+            try:
+                async with self._limit:
+                    await work
+            except Exception as exc:
+                log.error("event handling failed", extra={"error": type(exc).__name__})
+                # The batch stays pending: its token is not trusted, so a restart retries the event.
+                return
+            batch.pending -= 1
+            self._advance_trusted()
+
+        task = asyncio.create_task(runner())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle_command(self, room_id: str, event: RoomMessageText) -> None:
+        relates = event.source.get("content", {}).get("m.relates_to") or {}
+        thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+        await self.dispatcher.handle(IncomingCommand(
+            event_id=event.event_id, room_id=room_id, sender=event.sender, body=event.body,
+            sent_at=datetime.fromtimestamp(event.server_timestamp / 1000, UTC), thread_root=thread_root,
+        ))
+
+    async def _refuse_unencrypted(self, room_id: str) -> None:
+        """Say once, ever, why the bot does nothing here."""
+        key = f"matrix.unencrypted_notice:{room_id}"
+        async with self.sessions() as s, s.begin():
+            if await s.get(BotState, key) is not None:
+                return
+            now = self.clock.now()
+            s.add(BotState(key=key, value="1", updated_at=now))
+            reply = text("Deze room is niet end-to-end versleuteld. De ZSM-afstemmingsbot voert hier geen commando's "
+                         "uit. Zet versleuteling aan (room-instellingen, Beveiliging) en stuur het commando opnieuw.")
+            await enqueue(s, room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key), now=now)
+        self.wake_sender()
+
+    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+        """A command we cannot read must not meet silence.
+
+        Keys often arrive a moment after the message (a new device, a late to-device message): ask for them,
+        wait a few seconds and handle the command if it can be read after all; otherwise tell the sender.
+        """
+        if self.dispatcher.settings.role_of(event.sender) is None:
+            return
+        try:
+            await self.client.request_room_key(event)
+        except Exception as exc:
+            log.info("room key request not sent", extra={"error": type(exc).__name__})
+        for _ in range(int(UTD_WAIT_S / 0.25)):
+            await asyncio.sleep(0.25)
+            try:
+                late = self.client.decrypt_event(event)
+            except Exception:
+                continue
+            if isinstance(late, RoomMessageText):
+                late.decrypted = True
+                if late.body.lstrip().startswith("!") and not _is_edit(late.source):
+                    await self._handle_command(room_id, late)
+            return
+        async with self.sessions() as s, s.begin():
+            exists = (await s.execute(select(BotState.key).where(BotState.key == f"utd:{event.event_id}"))).first()
+            if exists:
+                return
+            now = self.clock.now()
+            s.add(BotState(key=f"utd:{event.event_id}", value="1", updated_at=now))
+            reply = text("Ik kon uw bericht niet ontsleutelen. Stuur het commando opnieuw; lukt dat niet, "
+                         "verifieer dan het apparaat van de bot of meld het bij de beheerder.")
+            await enqueue(s, room_id=room_id, txn_id=txn_id_for(event.event_id), now=now, in_reply_to=event.event_id,
+                          content=message_content(reply, in_reply_to=event.event_id))
+        self.wake_sender()
+
+    async def drain_tasks(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class _SyncFailed(Exception):
+    pass
+
+
+def _is_edit(source: dict[str, Any]) -> bool:
+    relates = source.get("content", {}).get("m.relates_to") or {}
+    return bool(relates.get("rel_type") == "m.replace")

@@ -1,0 +1,154 @@
+"""Matrix test harness: one real Synapse per session, fresh users and encrypted rooms per test.
+
+An ``Officer`` is a second matrix-nio client with its own crypto store: it sends commands into the room and
+collects the bot's replies (decrypted) by the event they answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    LoginResponse,
+    RoomCreateResponse,
+    RoomMessageNotice,
+    RoomMessageText,
+    RoomSendResponse,
+)
+
+from devtools.synapse import Synapse
+
+PASSWORD = "correct-horse-battery"
+
+
+@dataclass
+class Officer:
+    client: AsyncClient
+    replies: list[RoomMessageNotice | RoomMessageText] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+    _event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def user_id(self) -> str:
+        return str(self.client.user_id)
+
+    async def start(self) -> None:
+        async def on_message(room: Any, event: Any) -> None:
+            if event.sender != self.client.user_id:
+                self.replies.append(event)
+                self._event.set()
+
+        self.client.add_event_callback(on_message, (RoomMessageNotice, RoomMessageText))
+        await self.client.sync(timeout=0, full_state=True)
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        self._task = asyncio.create_task(self.client.sync_forever(timeout=1000, loop_sleep_time=10))
+
+    async def create_room(self, invite: list[str], *, encrypted: bool = True) -> str:
+        state = [{"type": "m.room.encryption", "state_key": "",
+                  "content": {"algorithm": "m.megolm.v1.aes-sha2"}}] if encrypted else []
+        resp = await self.client.room_create(name=f"zsm-{uuid.uuid4().hex[:6]}", invite=invite, initial_state=state)
+        assert isinstance(resp, RoomCreateResponse), resp
+        return str(resp.room_id)
+
+    async def wait_member(self, room_id: str, user_id: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            room = self.client.rooms.get(room_id)
+            if room and user_id in room.users:
+                if room.encrypted:
+                    await self.wait_devices(user_id, max(1.0, deadline - time.monotonic()))
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{user_id} did not join {room_id}")
+
+    async def wait_devices(self, user_id: str, timeout: float = 30) -> None:
+        """Do not encrypt for a room before the other side's device keys are known (else it cannot read us)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if list(self.client.device_store.active_user_devices(user_id)):
+                return
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no device keys for {user_id}")
+
+    async def send(self, room_id: str, body: str) -> str:
+        for _ in range(50):
+            resp = await self.client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body},
+                                               ignore_unverified_devices=True)
+            if isinstance(resp, RoomSendResponse):
+                return str(resp.event_id)
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"could not send: {resp}")
+
+    def replies_to(self, event_id: str) -> list[Any]:
+        out = []
+        for ev in self.replies:
+            rel = ev.source.get("content", {}).get("m.relates_to") or {}
+            if (rel.get("m.in_reply_to") or {}).get("event_id") == event_id:
+                out.append(ev)
+        return out
+
+    async def wait_reply(self, event_id: str, timeout: float = 20) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.replies_to(event_id)
+            if found:
+                return found[0]
+            self._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout=0.2)
+        raise AssertionError(f"no reply to {event_id} within {timeout}s")
+
+    async def wait_for(self, predicate: Any, timeout: float = 20) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ev in self.replies:
+                if predicate(ev):
+                    return ev
+            self._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout=0.2)
+        raise AssertionError("expected message did not arrive")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self.client.close()
+
+
+@dataclass
+class Homeserver:
+    synapse: Synapse
+    admin_token: str
+    stores: Path
+
+    def new_user(self, prefix: str, *, lift_limit: bool = True) -> str:
+        local = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        info = self.synapse.register(local, PASSWORD)
+        if lift_limit:
+            self.synapse.lift_rate_limit(self.admin_token, str(info["user_id"]))
+        return str(info["user_id"])
+
+    async def officer(self, prefix: str = "ovj") -> Officer:
+        user_id = self.new_user(prefix)
+        store = self.stores / user_id.strip("@").replace(":", "_")
+        store.mkdir(parents=True)
+        client = AsyncClient(self.synapse.url, user_id, store_path=str(store),
+                             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False))
+        resp = await client.login(PASSWORD, device_name="officer")
+        assert isinstance(resp, LoginResponse), resp
+        officer = Officer(client)
+        await officer.start()
+        return officer

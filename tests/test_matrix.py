@@ -1,0 +1,243 @@
+"""The bot against a real Synapse in encrypted rooms: replies, refusals, crashes, restarts and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.matrix_main import run_matrix
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from devtools.synapse import free_port
+from tests.harness.config import write_config
+from tests.harness.matrix import PASSWORD, Homeserver, Officer
+
+pytestmark = pytest.mark.matrix
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Setup:
+    officer: Officer
+    room_id: str
+    bot_user: str
+    config: Path
+
+
+async def make_setup(hs: Homeserver, tmp_path: Path, *, encrypted: bool = True, lift_bot: bool = True,
+                     extra_rooms: list[str] | None = None, http_port: int = 0) -> Setup:
+    officer = await hs.officer()
+    bot_user = hs.new_user("zsm-bot", lift_limit=lift_bot)
+    room_id = await officer.create_room([bot_user], encrypted=encrypted)
+    config = write_config(
+        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        sections={
+            "matrix": {"homeserver": hs.synapse.url, "user_id": bot_user, "password": PASSWORD,
+                       "rooms": [room_id, *(extra_rooms or [])], "device_id": "BOT" + uuid.uuid4().hex[:8].upper(),
+                       "sync_timeout_ms": 1000},
+            "http": {"enabled": http_port > 0, "port": http_port},
+        },
+        users={officer.user_id: "ovj"},
+    )
+    return Setup(officer, room_id, bot_user, config)
+
+
+class InProcessBot:
+    def __init__(self, config: Path) -> None:
+        self.settings = load_settings(config)
+        self.stop = asyncio.Event()
+        self.started: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
+        self.task = asyncio.create_task(run_matrix(self.settings, stop=self.stop, started=self.started))
+
+    async def runtime(self) -> Runtime:
+        return await asyncio.wait_for(asyncio.shield(self.started), 30)
+
+    async def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.task, 30)
+
+
+@pytest.fixture
+async def running(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[tuple[Setup, InProcessBot]]:
+    setup = await make_setup(homeserver, tmp_path)
+    bot = InProcessBot(setup.config)
+    await setup.officer.wait_member(setup.room_id, setup.bot_user)
+    try:
+        yield setup, bot
+    finally:
+        await bot.close()
+        await setup.officer.close()
+
+
+def _thread_of(event: Any) -> dict[str, Any]:
+    return dict(event.source["content"].get("m.relates_to") or {})
+
+
+async def test_help_and_ping_get_encrypted_threaded_replies(running: tuple[Setup, InProcessBot]) -> None:
+    setup, _ = running
+    ping = await setup.officer.send(setup.room_id, "!ping")
+    reply = await setup.officer.wait_reply(ping, timeout=60)
+    assert reply.body == "pong"
+    assert reply.decrypted, "the reply must arrive encrypted"
+    rel = _thread_of(reply)
+    assert rel["rel_type"] == "m.thread" and rel["event_id"] == ping
+    help_event = await setup.officer.send(setup.room_id, "!help")
+    listing = await setup.officer.wait_reply(help_event)
+    assert "!ping" in listing.body and listing.decrypted
+    assert "<code>!ping</code>" in listing.source["content"]["formatted_body"]
+
+
+async def test_unknown_user_gets_refusal_and_nothing_done(homeserver: Homeserver,
+                                                          running: tuple[Setup, InProcessBot]) -> None:
+    setup, _ = running
+    stranger = await homeserver.officer("stranger")
+    try:
+        invite = await setup.officer.client.room_invite(setup.room_id, stranger.user_id)
+        assert not hasattr(invite, "status_code") or invite.status_code is None
+        await stranger.client.join(setup.room_id)
+        await setup.officer.wait_member(setup.room_id, stranger.user_id)
+        await stranger.wait_member(setup.room_id, setup.bot_user)
+        ev = await stranger.send(setup.room_id, "!ping")
+        reply = await stranger.wait_reply(ev, timeout=30)
+        assert "geen rol" in reply.body and "pong" not in reply.body
+    finally:
+        await stranger.close()
+
+
+async def test_unconfigured_room_is_not_joined(homeserver: Homeserver, running: tuple[Setup, InProcessBot]) -> None:
+    setup, bot = running
+    other = await setup.officer.create_room([setup.bot_user])
+    ev = await setup.officer.send(setup.room_id, "!ping")
+    await setup.officer.wait_reply(ev)  # the bot has synced past the invite
+    ev_other = await setup.officer.send(other, "!ping")
+    await asyncio.sleep(2)
+    assert setup.officer.replies_to(ev_other) == []
+    room = setup.officer.client.rooms.get(other)
+    assert room is not None and setup.bot_user not in room.users
+
+
+async def test_unencrypted_room_is_refused_once(homeserver: Homeserver, tmp_path: Path) -> None:
+    officer = await homeserver.officer()
+    bot_user = homeserver.new_user("zsm-bot")
+    plain = await officer.create_room([bot_user], encrypted=False)
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", sections={
+        "matrix": {"homeserver": homeserver.synapse.url, "user_id": bot_user, "password": PASSWORD,
+                   "rooms": [plain], "device_id": "BOTPLAIN", "sync_timeout_ms": 1000},
+    }, users={officer.user_id: "ovj"})
+    bot = InProcessBot(config)
+    try:
+        await officer.wait_member(plain, bot_user)
+        first = await officer.send(plain, "!ping")
+        notice = await officer.wait_for(lambda e: e.sender == bot_user, timeout=30)
+        assert "niet end-to-end versleuteld" in notice.body
+        second = await officer.send(plain, "!ping")
+        await asyncio.sleep(2)
+        from_bot = [e for e in officer.replies if e.sender == bot_user]
+        assert len(from_bot) == 1, "the refusal is said once"
+        assert not officer.replies_to(first) and not officer.replies_to(second)
+    finally:
+        await bot.close()
+        await officer.close()
+
+
+async def test_health_ready_and_metrics(homeserver: Homeserver, tmp_path: Path) -> None:
+    port = free_port()
+    setup = await make_setup(homeserver, tmp_path, http_port=port)
+    bot = InProcessBot(setup.config)
+    try:
+        await setup.officer.wait_member(setup.room_id, setup.bot_user)
+        await setup.officer.wait_reply(await setup.officer.send(setup.room_id, "!ping"), timeout=60)
+
+        def get(path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        assert (await asyncio.to_thread(get, "/healthz"))[0] == 200
+        status, body = await asyncio.to_thread(get, "/readyz")
+        assert status == 200, body
+        status, metrics = await asyncio.to_thread(get, "/metrics")
+        assert status == 200
+        assert 'zsm_commands_handled_total{command="ping",outcome="handled"} 1.0' in metrics
+        assert "zsm_sync_lag_seconds" in metrics and "zsm_send_queue_length" in metrics
+    finally:
+        await bot.close()
+        await setup.officer.close()
+
+
+async def test_homeserver_restart_is_survived(homeserver: Homeserver, running: tuple[Setup, InProcessBot]) -> None:
+    setup, _ = running
+    await setup.officer.wait_reply(await setup.officer.send(setup.room_id, "!ping"), timeout=60)
+    await asyncio.to_thread(homeserver.synapse.stop)
+    await asyncio.sleep(3)  # the bot's syncs fail meanwhile
+    await asyncio.to_thread(homeserver.synapse.start)
+    ev = await setup.officer.send(setup.room_id, "!ping")
+    reply = await setup.officer.wait_reply(ev, timeout=90)
+    assert reply.body == "pong"
+
+
+async def test_burst_of_50_under_rate_limit_loses_none(homeserver: Homeserver, tmp_path: Path) -> None:
+    port = free_port()
+    setup = await make_setup(homeserver, tmp_path, lift_bot=False, http_port=port)
+    bot = InProcessBot(setup.config)
+    try:
+        await setup.officer.wait_member(setup.room_id, setup.bot_user)
+        sent = [await setup.officer.send(setup.room_id, f"!ping") for _ in range(50)]
+        for ev in sent:
+            await setup.officer.wait_reply(ev, timeout=120)
+        await asyncio.sleep(1)
+        assert all(len(setup.officer.replies_to(ev)) == 1 for ev in sent)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        limited = [line for line in metrics.splitlines() if line.startswith("zsm_rate_limited_total")]
+        assert limited and float(limited[0].split()[-1]) > 0, "the homeserver's rate limit must have been hit"
+    finally:
+        await bot.close()
+        await setup.officer.close()
+
+
+async def test_sigkill_mid_work_then_restart_answers_each_once(homeserver: Homeserver, tmp_path: Path) -> None:
+    setup = await make_setup(homeserver, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(setup.config)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "bot.log", "ab"))  # noqa: SIM115
+
+    proc = start()
+    try:
+        await setup.officer.wait_member(setup.room_id, setup.bot_user, timeout=60)
+        first = await setup.officer.send(setup.room_id, "!ping")
+        await setup.officer.wait_reply(first, timeout=60)
+        burst = [await setup.officer.send(setup.room_id, "!help") for _ in range(8)]
+        proc.send_signal(signal.SIGKILL)  # in the middle of handling and sending the burst
+        proc.wait()
+        during = [await setup.officer.send(setup.room_id, "!ping") for _ in range(3)]  # while the bot is down
+        proc = start()
+        for ev in [first, *burst, *during]:
+            await setup.officer.wait_reply(ev, timeout=90)
+        await asyncio.sleep(3)
+        counts = {ev: len(setup.officer.replies_to(ev)) for ev in [first, *burst, *during]}
+        assert set(counts.values()) == {1}, counts
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        await setup.officer.close()
