@@ -42,9 +42,16 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
                         settings.matrix, wake_sender=runtime.sender.wake)
         bot_holder.append(bot)
+        sender = runtime.sender
+
+        async def send_after_first_sync() -> None:
+            # Queued replies from before a restart wait until nio knows the rooms again.
+            await bot.synced_once.wait()
+            await sender.run()
+
         tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(bot.run(), name="sync"),
-            asyncio.create_task(runtime.sender.run(), name="send"),
+            asyncio.create_task(send_after_first_sync(), name="send"),
         ]
         log.info("bot started", extra={"rooms": len(settings.matrix.rooms)})
         if started is not None and not started.done():

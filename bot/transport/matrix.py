@@ -144,7 +144,6 @@ class MatrixBot:
     async def _load_token(self) -> str | None:
         async with self.sessions() as s:
             row = await s.get(BotState, TOKEN_KEY)
-            await s.rollback()
             return row.value if row else None
 
     async def _store_token(self, token: str) -> None:
@@ -167,7 +166,10 @@ class MatrixBot:
     async def run(self) -> None:
         await self.transport.login()
         since = await self._load_token()
-        first = since is None
+        # The first sync of a process asks for full state so nio knows every room (members, encryption) before
+        # anything is sent; with a trusted token its timeline still holds the commands that arrived meanwhile.
+        fresh_install = since is None
+        first = True
         backoff = BACKOFF_START_S
         while True:
             try:
@@ -183,7 +185,7 @@ class MatrixBot:
                 await self._join_configured(resp)
                 batch = _Batch(resp.next_batch)
                 self._batches.append(batch)
-                if not first:
+                if not (first and fresh_install):
                     await self._dispatch(resp, batch)
                 since = resp.next_batch
                 first = False
