@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
-from bot.outbound import enqueue, message_content, txn_id_for
+from bot.outbound import Queued, enqueue, message_content, txn_id_for
 from commands.base import CommandSpec, CommandTable, Context, Services, UserError
 from commands.parsing import parse_args, split_command
 from commands.reply import Reply, text
@@ -60,7 +60,7 @@ class Dispatcher:
         self.sessions = sessions
         self.metrics = metrics
         self.table: CommandTable = services.table
-        self._on_committed = on_committed or (lambda: None)
+        self._on_committed: Any = on_committed or (lambda queued: None)
 
     @property
     def settings(self) -> Any:
@@ -147,12 +147,12 @@ class Dispatcher:
                 await session.rollback()
                 return await self._crashed(cmd, received, spec, role, exc)
             try:
-                await self._finish(session, cmd, received, status, spec.name, reply, ctx)
+                queued = await self._finish(session, cmd, received, status, spec.name, reply, ctx)
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-        self._on_committed()
+        self._on_committed(queued)
         return Outcome(status, spec.name)
 
     async def _crashed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -179,31 +179,33 @@ class Dispatcher:
                         session, kind=kind, at=self.services.clock.now(), actor=cmd.sender, role=role,
                         details={"event": cmd.event_id, **details},
                     )
-                await self._finish(session, cmd, received, status, command, reply, None)
+                queued = await self._finish(session, cmd, received, status, command, reply, None)
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
                 return Outcome("duplicate", command)
-        self._on_committed()
+        self._on_committed(queued)
         return Outcome(status, command)
 
     async def _finish(
         self, session: AsyncSession, cmd: IncomingCommand, received: datetime, status: str,
         command: str | None, reply: Reply, ctx: Context | None,
-    ) -> None:
+    ) -> list[Queued]:
         now = self.services.clock.now()
         session.add(InboxEntry(
             event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command, outcome=status,
             received_at=received, handled_at=now,
         ))
         await session.flush()
-        await enqueue(
+        queued: list[Queued] = []
+        queued.append(await enqueue(
             session, room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), now=now, in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
             case_data=reply.case_data,
-        )
+        ))
         for i, note in enumerate(ctx.notes if ctx else []):
-            await enqueue(
+            queued.append(await enqueue(
                 session, room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"), now=now,
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
-            )
+            ))
+        return queued

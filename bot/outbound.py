@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +62,16 @@ def message_content(
     return content
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A just-committed row, handed to the sender in memory so a reply does not wait for a database poll."""
+
+    id: int
+    room_id: str
+    content: dict[str, Any]
+    txn_id: str
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -69,19 +81,19 @@ async def enqueue(
     now: datetime,
     in_reply_to: str | None = None,
     case_data: bool = False,
-) -> None:
-    """Queue inside the caller's transaction. A row with the same txn id already there wins."""
-    exists = (
-        await session.execute(select(OutgoingMessage.id).where(OutgoingMessage.txn_id == txn_id))
-    ).first()
-    if exists:
-        return
-    session.add(
-        OutgoingMessage(
-            txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
-            next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
-        )
+) -> Queued:
+    """Queue inside the caller's transaction.
+
+    The txn id is unique: queuing the same message twice raises IntegrityError and the caller's transaction,
+    which belongs to a duplicate delivery, rolls back as a whole.
+    """
+    row = OutgoingMessage(
+        txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
+        next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
     )
+    session.add(row)
+    await session.flush()
+    return Queued(row.id, room_id, content, txn_id)
 
 
 class Sender:
@@ -97,8 +109,15 @@ class Sender:
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._fresh: deque[Queued] = deque()
+        self._recently_sent: deque[int] = deque(maxlen=10_000)
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def offer(self, queued: list[Queued]) -> None:
+        """Called after the commit that wrote these rows; the database stays the source of truth."""
+        self._fresh.extend(queued)
         self._wake.set()
 
     async def pending_count(self) -> int:
@@ -124,6 +143,10 @@ class Sender:
     async def drain(self) -> float:
         """Send everything that is due, oldest first. Returns seconds until the next row falls due."""
         async with self._lock:
+            while self._fresh:
+                q = self._fresh.popleft()
+                if q.id not in self._recently_sent:
+                    await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
             while True:
                 now = self.clock.now()
                 async with self.sessions() as s:
@@ -144,6 +167,8 @@ class Sender:
                 if not due:
                     return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
                 for row in due:
+                    if row.id in self._recently_sent:
+                        continue
                     await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
@@ -164,6 +189,7 @@ class Sender:
             return
 
     async def _sent(self, row_id: int, room_id: str, event_id: str) -> None:
+        self._recently_sent.append(row_id)
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             row = await s.get(OutgoingMessage, row_id)

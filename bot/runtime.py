@@ -71,7 +71,7 @@ class Runtime:
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics)
-        self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self.sender.wake)
+        self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self.sender.offer)
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})

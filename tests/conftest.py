@@ -9,9 +9,9 @@ import pytest
 
 from devtools.synapse import Synapse
 from tests.harness import pg
-from tests.harness.matrix import PASSWORD, Homeserver
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
+from tests.harness.matrix import PASSWORD, Homeserver
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -118,7 +118,7 @@ async def test_unknown_user_gets_refusal_and_nothing_done(homeserver: Homeserver
 
 
 async def test_unconfigured_room_is_not_joined(homeserver: Homeserver, running: tuple[Setup, InProcessBot]) -> None:
-    setup, bot = running
+    setup, _ = running
     other = await setup.officer.create_room([setup.bot_user])
     ev = await setup.officer.send(setup.room_id, "!ping")
     await setup.officer.wait_reply(ev)  # the bot has synced past the invite
@@ -197,7 +197,7 @@ async def test_burst_of_50_under_rate_limit_loses_none(homeserver: Homeserver, t
     bot = InProcessBot(setup.config)
     try:
         await setup.officer.wait_member(setup.room_id, setup.bot_user)
-        sent = [await setup.officer.send(setup.room_id, f"!ping") for _ in range(50)]
+        sent = [await setup.officer.send(setup.room_id, "!ping") for _ in range(50)]
         for ev in sent:
             await setup.officer.wait_reply(ev, timeout=120)
         await asyncio.sleep(1)
@@ -220,7 +220,7 @@ async def test_sigkill_mid_work_then_restart_answers_each_once(homeserver: Homes
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(setup.config)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "bot.log", "ab"))  # noqa: SIM115
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "bot.log", "ab"))
 
     proc = start()
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ SYNC_FILTER: dict[str, Any] = {
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 UTD_WAIT_S = 8.0
+TOKEN_STORE_INTERVAL_S = 2.0
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
 
@@ -138,6 +140,7 @@ class MatrixBot:
         self._limit = asyncio.Semaphore(max_concurrent)
         self._trusted: str | None = None
         self._stored: str | None = None
+        self._stored_at = 0.0
         self.synced_once = asyncio.Event()
 
     # --- sync token ----------------------------------------------------------------------------------
@@ -146,9 +149,15 @@ class MatrixBot:
             row = await s.get(BotState, TOKEN_KEY)
             return row.value if row else None
 
-    async def _store_token(self, token: str) -> None:
+    async def _store_token(self, token: str, *, force: bool = False) -> None:
+        # Written at most every TOKEN_STORE_INTERVAL_S: an older token only means re-reading a few events the
+        # inbox already knows, and fewer writes keep the database free for the commands themselves.
         if token == self._stored:
             return
+        now = time.monotonic()
+        if not force and now - self._stored_at < TOKEN_STORE_INTERVAL_S:
+            return
+        self._stored_at = now
         async with self.sessions() as s, s.begin():
             row = await s.get(BotState, TOKEN_KEY)
             if row is None:
@@ -299,7 +308,7 @@ class MatrixBot:
             await asyncio.sleep(0.25)
             try:
                 late = self.client.decrypt_event(event)
-            except Exception:
+            except Exception:  # noqa: S112 (no key yet: keep waiting)
                 continue
             if isinstance(late, RoomMessageText):
                 late.decrypted = True
