@@ -12,7 +12,6 @@ import asyncio
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
