@@ -244,3 +244,33 @@ async def test_sigkill_mid_work_then_restart_answers_each_once(homeserver: Homes
         except subprocess.TimeoutExpired:
             proc.kill()
         await setup.officer.close()
+
+
+async def test_access_token_login_and_wrong_device_is_a_config_error(homeserver: Homeserver, tmp_path: Path) -> None:
+    from domain.errors import ConfigError
+
+    officer = await homeserver.officer()
+    local = f"zsm-bot-{uuid.uuid4().hex[:8]}"
+    info = homeserver.synapse.register(local, PASSWORD)
+    bot_user, token, device = str(info["user_id"]), str(info["access_token"]), str(info["device_id"])
+    homeserver.synapse.lift_rate_limit(homeserver.admin_token, bot_user)
+    room = await officer.create_room([bot_user])
+    try:
+        for device_id, works in (("WRONGDEVICE", False), (device, True)):
+            config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", sections={
+                "matrix": {"homeserver": homeserver.synapse.url, "user_id": bot_user, "access_token": token,
+                           "rooms": [room], "device_id": device_id, "sync_timeout_ms": 1000},
+            }, users={officer.user_id: "ovj"})
+            bot = InProcessBot(config)
+            if not works:
+                with pytest.raises(ConfigError, match="matrix.device_id"):
+                    await asyncio.wait_for(bot.task, 30)
+                continue
+            try:
+                await officer.wait_member(room, bot_user, timeout=30)
+                reply = await officer.wait_reply(await officer.send(room, "!ping"), timeout=60)
+                assert reply.body == "pong"
+            finally:
+                await bot.close()
+    finally:
+        await officer.close()

@@ -30,6 +30,7 @@ from nio import (
     RoomSendResponse,
     SyncError,
     SyncResponse,
+    WhoamiResponse,
 )
 from sqlalchemy import select
 
@@ -80,6 +81,17 @@ class MatrixTransport:
     async def login(self) -> None:
         s = self.settings
         if s.access_token:
+            # An access token belongs to one device; the crypto store must be that device's, so check it.
+            self.client.access_token = s.access_token
+            who = await self.client.whoami()
+            if not isinstance(who, WhoamiResponse):
+                code = getattr(who, "status_code", "?")
+                raise LoginFailed(f"matrix.access_token: geweigerd door de homeserver ({code})")
+            if who.user_id != s.user_id:
+                raise LoginFailed(f"matrix.access_token: hoort bij {who.user_id}, niet bij matrix.user_id {s.user_id}")
+            if who.device_id and who.device_id != s.device_id:
+                raise LoginFailed(f"matrix.device_id: het access token hoort bij apparaat {who.device_id}; "
+                                  f"zet device_id = \"{who.device_id}\"")
             self.client.restore_login(s.user_id, s.device_id, s.access_token)
             return
         if not s.password:
