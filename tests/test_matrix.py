@@ -263,7 +263,7 @@ async def test_access_token_login_and_wrong_device_is_a_config_error(homeserver:
             }, users={officer.user_id: "ovj"})
             bot = InProcessBot(config)
             if not works:
-                with pytest.raises(ConfigError, match="matrix.device_id"):
+                with pytest.raises(ConfigError, match=r"matrix\.device_id"):
                     await asyncio.wait_for(bot.task, 30)
                 continue
             try:
