@@ -86,6 +86,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bot import audit_cli
+
+    return audit_cli.run(_settings(args), args)
+
+
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    from bot import audit_cli
+
+    audit_cli.add_arguments(p)
+
+
 def _console_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
     p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
@@ -99,6 +111,7 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
     ("run", "start de Matrix-bot", _no_args, cmd_run),
     ("console", "voer commando's uit vanaf standaardinvoer", _console_args, cmd_console),
     ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
+    ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
 ]
 
 

@@ -72,3 +72,45 @@ class Auditor:
         head.last_hash = digest
         await session.flush()
         return rec
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    problem_at: int | None = None
+    reason: str = ""
+
+
+async def verify_chain(session: AsyncSession, batch: int = 5000) -> VerifyResult:
+    """Walk the chain in id order: a changed record breaks its hash, a deleted one leaves a gap or a wrong
+    ``prev_hash``, a reordering breaks the link, a removed tail no longer matches the head."""
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
+    expected_prev = GENESIS
+    expected_id = 1
+    checked = 0
+    last_id = 0
+    while True:
+        rows = (
+            await session.execute(
+                select(AuditRecord).where(AuditRecord.id > last_id).order_by(AuditRecord.id).limit(batch)
+            )
+        ).scalars().all()
+        if not rows:
+            break
+        for r in rows:
+            if r.id != expected_id:
+                return VerifyResult(False, checked, expected_id, f"record {expected_id} ontbreekt (volgende is {r.id})")
+            if r.prev_hash != expected_prev:
+                reason = "verwijst niet naar het vorige record (verwijderd of verplaatst)"
+                return VerifyResult(False, checked, r.id, reason)
+            digest = chain_hash(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
+            if digest != r.hash:
+                return VerifyResult(False, checked, r.id, "inhoud gewijzigd (hash klopt niet)")
+            expected_prev = r.hash
+            expected_id += 1
+            checked += 1
+        last_id = rows[-1].id
+    if head.last_id != checked or head.last_hash != expected_prev:
+        return VerifyResult(False, checked, checked + 1, f"laatste records ontbreken (kop verwacht {head.last_id})")
+    return VerifyResult(True, checked)
