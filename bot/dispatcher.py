@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
 from bot.outbound import Queued, enqueue, message_content, txn_id_for
+from bot.ratelimit import TokenBucket
 from commands.base import CommandSpec, CommandTable, Context, Services, UserError
 from commands.parsing import parse_args, split_command
 from commands.reply import Reply, text
@@ -60,6 +61,7 @@ class Dispatcher:
         self.sessions = sessions
         self.metrics = metrics
         self.table: CommandTable = services.table
+        self.limiter = TokenBucket(services.settings.matrix.commands_per_minute)
         self._on_committed: Any = on_committed or (lambda queued: None)
 
     @property
@@ -87,6 +89,12 @@ class Dispatcher:
 
     async def _handle(self, cmd: IncomingCommand, received: datetime) -> Outcome:
         name, rest = split_command(cmd.body)
+        wait = self.limiter.take(cmd.sender)
+        if wait > 0:
+            msg = (f"U geeft te veel commando's kort na elkaar; dit commando is niet uitgevoerd. "
+                   f"Probeer het over {max(1, round(wait))} seconden opnieuw.")
+            return await self._answer_only(cmd, received, "limited", name or None, text(msg),
+                                           audit=("opdracht.begrensd", {"commando": name}))
         role = self.settings.role_of(cmd.sender)
         if role is None:
             msg = ("U heeft geen rol in de ZSM-afstemmingsbot en kunt geen commando's geven. "

@@ -44,6 +44,7 @@ class MatrixSettings:
     max_command_age_seconds: int = 900
     command_timeout_seconds: float = 30.0
     device_name: str = "ZSM afstemmingsbot"
+    commands_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         max_command_age_seconds=m.integer("max_command_age_seconds", 900, minimum=10),
         command_timeout_seconds=m.number("command_timeout_seconds", 30.0, minimum=1.0),
         device_name=m.text("device_name", "ZSM afstemmingsbot") or "ZSM afstemmingsbot",
+        commands_per_minute=m.integer("commands_per_minute", 30, minimum=0, maximum=10_000),
     )
     d = root.section("database")
     db_url = d.text("url", "sqlite+aiosqlite:///var/zsm-bot.db")

@@ -37,7 +37,8 @@ class Setup:
 
 
 async def make_setup(hs: Homeserver, tmp_path: Path, *, encrypted: bool = True, lift_bot: bool = True,
-                     extra_rooms: list[str] | None = None, http_port: int = 0) -> Setup:
+                     extra_rooms: list[str] | None = None, http_port: int = 0,
+                     matrix: dict[str, Any] | None = None) -> Setup:
     officer = await hs.officer()
     bot_user = hs.new_user("zsm-bot", lift_limit=lift_bot)
     room_id = await officer.create_room([bot_user], encrypted=encrypted)
@@ -46,7 +47,7 @@ async def make_setup(hs: Homeserver, tmp_path: Path, *, encrypted: bool = True, 
         sections={
             "matrix": {"homeserver": hs.synapse.url, "user_id": bot_user, "password": PASSWORD,
                        "rooms": [room_id, *(extra_rooms or [])], "device_id": "BOT" + uuid.uuid4().hex[:8].upper(),
-                       "sync_timeout_ms": 1000},
+                       "sync_timeout_ms": 1000, **(matrix or {})},
             "http": {"enabled": http_port > 0, "port": http_port},
         },
         users={officer.user_id: "ovj"},
@@ -193,7 +194,8 @@ async def test_homeserver_restart_is_survived(homeserver: Homeserver, running: t
 
 async def test_burst_of_50_under_rate_limit_loses_none(homeserver: Homeserver, tmp_path: Path) -> None:
     port = free_port()
-    setup = await make_setup(homeserver, tmp_path, lift_bot=False, http_port=port)
+    setup = await make_setup(homeserver, tmp_path, lift_bot=False, http_port=port,
+                             matrix={"commands_per_minute": 600})
     bot = InProcessBot(setup.config)
     try:
         await setup.officer.wait_member(setup.room_id, setup.bot_user)
