@@ -24,6 +24,7 @@ from bot.transport import Transport
 from bot.web import ReadyCheck, build_app, start_site
 from commands import default_table
 from commands.base import Services
+from commands.check import check_settings
 from domain.clock import Clock, SystemClock
 from domain.veiligheidshuizen import load_veiligheidshuizen
 from integrations.registry.config import build_registry
@@ -55,6 +56,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
+        check_settings(self.settings)  # a bad [check] section stops the start, not the first !check
         self.engine = create_engine(self.settings.database_url)
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))

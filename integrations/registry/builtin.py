@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +15,19 @@ from storage.db import SessionFactory
 from storage.registry_models import MarkeringRow
 
 
-def _to_domain(row: MarkeringRow) -> Markering:
+_COLUMNS = (
+    MarkeringRow.bsn, MarkeringRow.skn, MarkeringRow.geboortedatum, MarkeringRow.veiligheidshuis,
+    MarkeringRow.doelgroep, MarkeringRow.status, MarkeringRow.advies, MarkeringRow.geadviseerde_afdoening,
+    MarkeringRow.advies_datum, MarkeringRow.regisseur, MarkeringRow.huishouden, MarkeringRow.bron,
+)
+
+
+def _to_domain(row: Any) -> Markering:
     return Markering(
         bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
         doelgroep=row.doelgroep, status=row.status, advies=row.advies,
         geadviseerde_afdoening=row.geadviseerde_afdoening, advies_datum=row.advies_datum,
-        regisseur=row.regisseur, huishouden=row.huishouden, bron=row.bron,
+        regisseur=row.regisseur, huishouden=bool(row.huishouden), bron=row.bron,
     )
 
 
@@ -32,10 +40,10 @@ class BuiltinRegistry:
     async def lookup(self, person: PersonId) -> list[Markering]:
         column = MarkeringRow.bsn if person.kind == "bsn" else MarkeringRow.skn
         async with self.sessions() as s:
-            query = select(MarkeringRow).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
-            rows = (await s.execute(query)).scalars().all()
+            query = select(*_COLUMNS).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
+            found = [_to_domain(r) for r in (await s.execute(query)).all()]
             await s.rollback()
-        return [_to_domain(r) for r in rows]
+        return found
 
 
 async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:
