@@ -141,7 +141,7 @@ async def test_gives_up_after_retries(gcos: tuple[FakeGcos, str]) -> None:
 
 async def test_timeout_never_hangs(gcos: tuple[FakeGcos, str]) -> None:
     fake, url = gcos
-    fake.delay = 5
+    fake.delay = 1
     reg = registry(url, timeout_seconds=0.2, retries=1)
     started = time.monotonic()
     try:
