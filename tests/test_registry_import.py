@@ -199,8 +199,9 @@ async def test_cli_import_reports_and_audits(tmp_path: Path, database_url: str, 
     assert await asyncio.to_thread(cli_main, ["import", "--config", str(config), str(bad)]) == 1
     err = capsys.readouterr().err
     assert "regel 2: bsn: geen geldig BSN" in err and "111111111" not in err
-    assert await asyncio.to_thread(cli_main, ["import", "--config", str(config), "--volledig", "rotterdam", str(write_csv(
-        tmp_path / "empty.csv", []))]) == 0
+    empty = write_csv(tmp_path / "empty.csv", [])
+    assert await asyncio.to_thread(cli_main, ["import", "--config", str(config), "--volledig", "rotterdam",
+                                              str(empty)]) == 0
     assert "1 verwijderd" in capsys.readouterr().out
     engine = create_engine(database_url)
     try:

@@ -14,7 +14,6 @@ from domain.identifiers import PersonId
 from storage.db import SessionFactory
 from storage.registry_models import MarkeringRow
 
-
 _COLUMNS = (
     MarkeringRow.bsn, MarkeringRow.skn, MarkeringRow.geboortedatum, MarkeringRow.veiligheidshuis,
     MarkeringRow.doelgroep, MarkeringRow.status, MarkeringRow.advies, MarkeringRow.geadviseerde_afdoening,
