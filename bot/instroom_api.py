@@ -115,7 +115,7 @@ def routes(runtime: Runtime, cfg: InstroomApiSettings) -> list[web.RouteDef]:
                              "velden": sorted(SIGNAL_FIELDS) if item.markeringen else []},
                 )
             if known:
-                reply = compose_batch(known, today=local(now).date(), veiligheidshuizen=services.veiligheidshuizen,
+                reply = compose_batch(items, today=local(now).date(), veiligheidshuizen=services.veiligheidshuizen,
                                       system=registry.name, known_only=True, source=bron)
                 await enqueue(session, room_id=cfg.room, content=message_content(reply),
                               txn_id=txn_id_for(request_key, "signaal"), now=now, case_data=True)
