@@ -82,7 +82,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     zaak = parse_zaak(args, cfg)
     registry = ctx.services.registry
     try:
-        markeringen = await registry.lookup(person)
+        markeringen = await registry.lookup(person, session=ctx.session)
     except RegistryUnavailable:
         await ctx.audit("register.raadpleging", person=person.value, soort=person.kind, zaak=zaak,
                         uitkomst="register onbereikbaar", bron=registry.name, velden=[])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from commands.base import Arg, CommandSpec, Context, Named, UserError
 from commands.check import check_settings, parse_zaak, require_vh_role, unavailable_reply
 from commands.parsing import ParsedArgs
@@ -41,8 +43,9 @@ def parse_batch(raw: list[str], allowed: frozenset[str]) -> tuple[list[PersonId]
     return people, problems
 
 
-async def lookup_all(registry: Registry, people: list[PersonId]) -> list[BatchItem]:
-    return [BatchItem(p, await registry.lookup(p)) for p in people]
+async def lookup_all(registry: Registry, people: list[PersonId], session: AsyncSession | None = None
+                     ) -> list[BatchItem]:
+    return [BatchItem(p, await registry.lookup(p, session=session)) for p in people]
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
@@ -60,7 +63,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         raise UserError(f"Niets gecontroleerd: {listed} Verbeter of laat die weg en stuur !instroom opnieuw.")
     registry = ctx.services.registry
     try:
-        items = await lookup_all(registry, people)
+        items = await lookup_all(registry, people, ctx.session)
     except RegistryUnavailable:
         await ctx.audit("register.raadpleging", via="instroom", uitkomst="register onbereikbaar",
                         aantal=len(people), bron=registry.name)

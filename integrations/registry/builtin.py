@@ -36,10 +36,12 @@ class BuiltinRegistry:
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
 
-    async def lookup(self, person: PersonId) -> list[Markering]:
+    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
         column = MarkeringRow.bsn if person.kind == "bsn" else MarkeringRow.skn
+        query = select(*_COLUMNS).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
+        if session is not None:
+            return [_to_domain(r) for r in (await session.execute(query)).all()]
         async with self.sessions() as s:
-            query = select(*_COLUMNS).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
             found = [_to_domain(r) for r in (await s.execute(query)).all()]
             await s.rollback()
         return found

@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
@@ -79,7 +80,7 @@ class HttpRegistry:
             await self._session.close()
             self._session = None
 
-    async def lookup(self, person: PersonId) -> list[Markering]:
+    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
         url = self.config.base_url.rstrip("/") + "/markeringen"
         params: dict[str, str] = {str(person.kind): person.value}
         attempts = self.config.retries + 1
