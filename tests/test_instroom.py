@@ -219,3 +219,16 @@ def test_bad_instroom_config(tmp_path: Path, section: dict[str, Any], message: s
     config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", sections={"instroom": section})
     with pytest.raises(ConfigError, match=message):
         Runtime(load_settings(config))
+
+
+def test_check_config_reports_registry_and_instroom_problems(tmp_path: Path) -> None:
+    from bot.config_check import check
+
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", sections={
+        "http": {"enabled": False}, "instroom": {"token": TOKEN, "room": ROOM},
+        "registry": {"adapter": "http", "url": "http://gcos.example/api", "token": "t"},
+        "check": {"identificatie": ["gba"]}})
+    problems, notes = check(load_settings(config))
+    assert any(p.startswith("check.identificatie") for p in problems)
+    assert any("http.enabled = false" in p for p in problems)
+    assert any("zonder TLS" in n for n in notes) and any("niet in matrix.rooms" in n for n in notes)
