@@ -14,10 +14,11 @@ from domain.identifiers import PersonId
 from storage.db import SessionFactory
 from storage.registry_models import MarkeringRow
 
+_T = MarkeringRow.__table__
+# Core columns, not ORM entities: the lookup is on the hot path of every !check and needs no identity map.
 _COLUMNS = (
-    MarkeringRow.bsn, MarkeringRow.skn, MarkeringRow.geboortedatum, MarkeringRow.veiligheidshuis,
-    MarkeringRow.doelgroep, MarkeringRow.status, MarkeringRow.advies, MarkeringRow.geadviseerde_afdoening,
-    MarkeringRow.advies_datum, MarkeringRow.regisseur, MarkeringRow.huishouden, MarkeringRow.bron,
+    _T.c.bsn, _T.c.skn, _T.c.geboortedatum, _T.c.veiligheidshuis, _T.c.doelgroep, _T.c.status, _T.c.advies,
+    _T.c.geadviseerde_afdoening, _T.c.advies_datum, _T.c.regisseur, _T.c.huishouden, _T.c.bron,
 )
 
 
@@ -37,12 +38,14 @@ class BuiltinRegistry:
         self.sessions = sessions
 
     async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
-        column = MarkeringRow.bsn if person.kind == "bsn" else MarkeringRow.skn
-        query = select(*_COLUMNS).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
+        column = _T.c.bsn if person.kind == "bsn" else _T.c.skn
+        query = select(*_COLUMNS).where(column == person.value).order_by(_T.c.veiligheidshuis)
         if session is not None:
-            return [_to_domain(r) for r in (await session.execute(query)).all()]
+            conn = await session.connection()
+            return [_to_domain(r) for r in (await conn.execute(query)).all()]
         async with self.sessions() as s:
-            found = [_to_domain(r) for r in (await s.execute(query)).all()]
+            conn = await s.connection()
+            found = [_to_domain(r) for r in (await conn.execute(query)).all()]
             await s.rollback()
         return found
 
