@@ -98,6 +98,48 @@ def _audit_args(p: argparse.ArgumentParser) -> None:
     audit_cli.add_arguments(p)
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load markings into the built-in registry; all or nothing, with a report of every bad row."""
+    from pathlib import Path
+
+    from domain.clock import SystemClock, local
+    from domain.veiligheidshuizen import load_veiligheidshuizen
+    from integrations.registry.importer import import_file
+    from storage.db import create_engine, session_factory
+    from storage.migrate import upgrade
+
+    settings = _settings(args)
+    setup_logging("WARNING", "text")
+    vhs = load_veiligheidshuizen(settings.veiligheidshuizen_path)
+
+    async def main() -> int:
+        from bot.runtime import audit_key
+        from storage.audit import Auditor
+
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            now = SystemClock().now()
+            result = await import_file(
+                Path(args.file), session_factory(engine), vhs, now=now, today=local(now).date(),
+                volledig=args.volledig or [], auditor=Auditor(audit_key(settings)),
+                database_url=settings.database_url,
+            )
+        finally:
+            await engine.dispose()
+        print(result.report(), file=sys.stdout if result.ok else sys.stderr)
+        return 0 if result.ok else 1
+
+    return asyncio.run(main())
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CSV (; of , met kopregel) of JSON lines met markeringen")
+    p.add_argument("--volledig", action="append", metavar="VH",
+                   help="het bestand is de volledige set van dit veiligheidshuis: wat ontbreekt wordt verwijderd "
+                        "(mag vaker)")
+
+
 def _console_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
     p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
@@ -112,6 +154,7 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
     ("console", "voer commando's uit vanaf standaardinvoer", _console_args, cmd_console),
     ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
     ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
+    ("import", "laad markeringen in het ingebouwde register", _import_args, cmd_import),
 ]
 
 

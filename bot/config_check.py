@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from commands import default_table
 from domain.roles import ROLES, labels
 
@@ -26,6 +26,7 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         notes.append("audit.key niet gezet: de sleutel wordt in var/audit.key bewaard; zet ZSM_BOT_AUDIT_KEY")
     if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
         notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
+    _check_registry_sections(settings, problems, notes)
     rights: dict[str, list[str]] = {r: [] for r in ROLES}
     for spec in table.all():
         for role in table.allowed_roles(spec, settings):
@@ -35,3 +36,33 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         if not substantive[role]:
             notes.append(f"users.\"{user}\": rol {labels(frozenset({role}))} heeft geen rechten buiten !help en !ping")
     return problems, notes
+
+
+def _check_registry_sections(settings: Settings, problems: list[str], notes: list[str]) -> None:
+    """[check], [registry] and [instroom] (issue 3): parse errors, and combinations that cannot work."""
+    from bot.instroom_api import api_settings
+    from commands.check import check_settings
+    from integrations.registry.config import http_config
+
+    for parse in (check_settings, http_config):
+        try:
+            parse(settings)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    try:
+        registry = http_config(settings)
+    except ConfigError:
+        registry = None
+    if registry is not None and registry.base_url.startswith("http://"):
+        notes.append("registry.url gebruikt http:// zonder TLS; persoonsgegevens gaan dan onversleuteld over het net")
+    try:
+        instroom = api_settings(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        return
+    if instroom is None:
+        return
+    if not settings.http.enabled:
+        problems.append("instroom.token is gezet maar http.enabled = false: POST /api/instroom is dan niet bereikbaar")
+    if instroom.room not in settings.matrix.rooms:
+        notes.append(f"instroom.room {instroom.room} staat niet in matrix.rooms")

@@ -81,12 +81,20 @@ async def enqueue(
     now: datetime,
     in_reply_to: str | None = None,
     case_data: bool = False,
-) -> Queued:
-    """Queue inside the caller's transaction.
+    if_absent: bool = True,
+) -> Queued | None:
+    """Queue inside the caller's transaction; the txn id is the idempotency key.
 
-    The txn id is unique: queuing the same message twice raises IntegrityError and the caller's transaction,
-    which belongs to a duplicate delivery, rolls back as a whole.
+    With ``if_absent`` (the default) a message already queued under this txn id is left alone and None is
+    returned. The dispatcher passes False: its inbox row already guarantees one reply per event, and a
+    duplicate then raises IntegrityError, rolling back the duplicate delivery as a whole.
     """
+    if if_absent:
+        exists = (
+            await session.execute(select(OutgoingMessage.id).where(OutgoingMessage.txn_id == txn_id))
+        ).first()
+        if exists:
+            return None
     row = OutgoingMessage(
         txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
         next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,

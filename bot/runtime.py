@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import instroom_api
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
@@ -23,9 +24,10 @@ from bot.transport import Transport
 from bot.web import ReadyCheck, build_app, start_site
 from commands import default_table
 from commands.base import Services
+from commands.check import check_settings
 from domain.clock import Clock, SystemClock
 from domain.veiligheidshuizen import load_veiligheidshuizen
-from integrations.registry.builtin import BuiltinRegistry
+from integrations.registry.config import build_registry
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
@@ -54,19 +56,26 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
+        check_settings(self.settings)  # a bad [check] section stops the start, not the first !check
         self.engine = create_engine(self.settings.database_url)
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
-            registry=BuiltinRegistry(self.sessions),
+            registry=build_registry(self.settings, self.sessions),
         )
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
         self.ready_checks: list[ReadyCheck] = []
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
+        closer = getattr(self.services.registry, "close", None)
+        if closer is not None:
+            self._stack.push_async_callback(closer)
+        instroom = instroom_api.api_settings(self.settings)
+        if instroom is not None:
+            self.extra_routes.extend(instroom_api.routes(self, instroom))
 
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)

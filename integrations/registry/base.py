@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class RegistryUnavailable(Exception):
@@ -15,6 +18,10 @@ class RegistryUnavailable(Exception):
 class Registry(Protocol):
     name: str
 
-    async def lookup(self, person: PersonId) -> list[Markering]:
-        """Every marking of this person at any veiligheidshuis; empty when nobody knows the person."""
+    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
+        """Every marking of this person at any veiligheidshuis; empty when nobody knows the person.
+
+        ``session``: the command's own transaction; the built-in registry reads in it (one transaction per
+        command, no second connection), other adapters ignore it.
+        """
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,13 +14,20 @@ from domain.identifiers import PersonId
 from storage.db import SessionFactory
 from storage.registry_models import MarkeringRow
 
+_T = MarkeringRow.__table__
+# Core columns, not ORM entities: the lookup is on the hot path of every !check and needs no identity map.
+_COLUMNS = (
+    _T.c.bsn, _T.c.skn, _T.c.geboortedatum, _T.c.veiligheidshuis, _T.c.doelgroep, _T.c.status, _T.c.advies,
+    _T.c.geadviseerde_afdoening, _T.c.advies_datum, _T.c.regisseur, _T.c.huishouden, _T.c.bron,
+)
 
-def _to_domain(row: MarkeringRow) -> Markering:
+
+def _to_domain(row: Any) -> Markering:
     return Markering(
         bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
         doelgroep=row.doelgroep, status=row.status, advies=row.advies,
         geadviseerde_afdoening=row.geadviseerde_afdoening, advies_datum=row.advies_datum,
-        regisseur=row.regisseur, huishouden=row.huishouden, bron=row.bron,
+        regisseur=row.regisseur, huishouden=bool(row.huishouden), bron=row.bron,
     )
 
 
@@ -29,11 +37,17 @@ class BuiltinRegistry:
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
 
-    async def lookup(self, person: PersonId) -> list[Markering]:
-        column = MarkeringRow.bsn if person.kind == "bsn" else MarkeringRow.skn
+    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
+        column = _T.c.bsn if person.kind == "bsn" else _T.c.skn
+        query = select(*_COLUMNS).where(column == person.value).order_by(_T.c.veiligheidshuis)
+        if session is not None:
+            conn = await session.connection()
+            return [_to_domain(r) for r in (await conn.execute(query)).all()]
         async with self.sessions() as s:
-            query = select(MarkeringRow).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
-            return [_to_domain(r) for r in (await s.execute(query)).scalars().all()]
+            conn = await s.connection()
+            found = [_to_domain(r) for r in (await conn.execute(query)).all()]
+            await s.rollback()
+        return found
 
 
 async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:

@@ -1,0 +1,128 @@
+"""``POST /api/instroom``: a case system (the role BOSZ plays) reports incoming suspects; the bot checks them
+and posts the signal in the ZSM room for the known ones only.
+
+Request: ``Authorization: Bearer <token>`` and ``{"ids": ["<bsn-of-skn>", ...], "bron": "BOSZ",
+"referentie": "<unique per batch, optional>"}``. Answers (JSON, Dutch ``fout`` text): 200
+``{"gecontroleerd": n, "bekend": k, "gemeld": bool}``, 400 bad JSON or shape, 401 bad token, 422 bad id(s),
+503 registry unreachable. ``referentie`` makes a retried POST post the signal only once.
+
+Configuration ``[instroom]``: ``token`` (set ZSM_BOT_INSTROOM_TOKEN), ``room`` (the ZSM room id),
+``max_batch``. Without a token the route is not offered at all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.outbound import enqueue, message_content, txn_id_for
+from bot.settings import ConfigError, ConfigReader, Settings
+from commands.check import check_settings
+from commands.instroom import lookup_all, parse_batch
+from commands.vh_view import SIGNAL_FIELDS, compose_batch
+from domain.clock import local
+from integrations.registry.base import RegistryUnavailable
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_ROOM_ID = re.compile(r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
+_REF = re.compile(r"^[A-Za-z0-9._:/\-]{1,100}$")
+ACTOR = "api:instroom"
+
+
+@dataclass(frozen=True)
+class InstroomApiSettings:
+    token: str
+    room: str
+    max_batch: int = 50
+
+
+def api_settings(settings: Settings) -> InstroomApiSettings | None:
+    r = ConfigReader(settings.raw.get("instroom", {}), "instroom")
+    token = r.text("token", "") or ""
+    if not token:
+        return None
+    if len(token) < 16:
+        raise ConfigError("instroom.token: te kort; gebruik minstens 16 willekeurige tekens")
+    room = r.text("room", required=True)
+    assert room is not None
+    if not _ROOM_ID.match(room):
+        raise ConfigError(f"instroom.room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
+    return InstroomApiSettings(token=token, room=room, max_batch=r.integer("max_batch", 50, minimum=1,
+                                                                           maximum=1000))
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="zsm-bot"'} if status == 401 else None
+    return web.json_response({"fout": message, **extra}, status=status, headers=headers)
+
+
+def routes(runtime: Runtime, cfg: InstroomApiSettings) -> list[web.RouteDef]:
+    expected = f"Bearer {cfg.token}".encode()
+
+    async def post_instroom(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return _error(401, "Geen of een onjuist bearer-token in de Authorization-header.")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "De body is geen geldige JSON.")
+        if not isinstance(body, dict):
+            return _error(400, 'Verwacht een JSON-object als {"ids": ["123456782"]}.')
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            return _error(400, "Veld 'ids' moet een niet-lege lijst van teksten (BSN of SKN) zijn.")
+        if len(ids) > cfg.max_batch:
+            return _error(400, f"Te veel ids ({len(ids)}); maximaal {cfg.max_batch} per verzoek.")
+        bron = body.get("bron", "")
+        ref = body.get("referentie")
+        if not isinstance(bron, str) or len(bron) > 40:
+            return _error(400, "Veld 'bron' moet een korte tekst zijn.")
+        if ref is not None and (not isinstance(ref, str) or not _REF.match(ref)):
+            return _error(400, "Veld 'referentie' moet 1-100 letters, cijfers of ._:/- zijn.")
+        services = runtime.services
+        people, problems = parse_batch(ids, check_settings(services.settings).identificatie)
+        if problems:
+            return _error(422, "Een of meer ids zijn ongeldig; er is niets gecontroleerd.",
+                          ongeldig=[{"positie": i, "reden": reason} for i, reason in problems])
+        registry = services.registry
+        try:
+            items = await lookup_all(registry, people)
+        except RegistryUnavailable:
+            return _error(503, "Het register is nu niet bereikbaar; probeer het later opnieuw.")
+        now = services.clock.now()
+        known = [i for i in items if i.markeringen]
+        request_key = f"api-instroom:{ref or uuid.uuid4().hex}"
+        async with runtime.sessions() as session:
+            for item in items:
+                await services.auditor.record(
+                    session, kind="register.raadpleging", at=now, actor=ACTOR, role=None, person=item.person.value,
+                    details={"soort": item.person.kind, "via": "api-instroom", "bron": bron or None,
+                             "referentie": ref, "uitkomst": "hit" if item.markeringen else "no-hit",
+                             "register": registry.name,
+                             "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
+                             "velden": sorted(SIGNAL_FIELDS) if item.markeringen else []},
+                )
+            if known:
+                reply = compose_batch(items, today=local(now).date(), veiligheidshuizen=services.veiligheidshuizen,
+                                      system=registry.name, known_only=True, source=bron)
+                await enqueue(session, room_id=cfg.room, content=message_content(reply),
+                              txn_id=txn_id_for(request_key, "signaal"), now=now, case_data=True)
+            await session.commit()
+        if known and runtime.sender is not None:
+            runtime.sender.wake()
+        log.info("instroom api", extra={"checked": len(items), "known": len(known)})
+        return web.json_response({"gecontroleerd": len(items), "bekend": len(known), "gemeld": bool(known)})
+
+    return [web.post("/api/instroom", post_instroom)]

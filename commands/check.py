@@ -1,0 +1,113 @@
+"""``!check <id> [zaak: <ref>]``: is this person known at any veiligheidshuis, and what does it advise.
+
+The lookup is national (one query over every veiligheidshuis). The reply is composed in ``commands.vh_view``;
+this module parses, enforces the role rule and the configured identifier types, asks the registry and writes
+the audit record (who, role, when, which person as keyed hash, hit or not, which fields, the case reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from commands.base import Arg, CommandSpec, Context, Named, UserError
+from commands.parsing import ParsedArgs
+from commands.reply import Reply, text
+from commands.vh_view import compose_check
+from domain.clock import local
+from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
+from domain.roles import VH_INFO_ROLES, labels
+from integrations.registry.base import RegistryUnavailable
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+IDENTIFIER_TYPES = ("bsn", "skn")
+MAX_ZAAK_CHARS = 64
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    zaak_verplicht: bool = False
+    identificatie: frozenset[str] = frozenset(IDENTIFIER_TYPES)
+
+
+def check_settings(settings: Settings) -> CheckSettings:
+    """``[check]``: ``zaak_verplicht`` (bool) and ``identificatie`` (allowed identifier types)."""
+    from bot.settings import ConfigError, ConfigReader
+
+    r = ConfigReader(settings.raw.get("check", {}), "check")
+    kinds = r.texts("identificatie") if "identificatie" in r.data else list(IDENTIFIER_TYPES)
+    for k in kinds:
+        if k not in IDENTIFIER_TYPES:
+            raise ConfigError(f"check.identificatie: onbekend type {k!r}; kies uit {', '.join(IDENTIFIER_TYPES)}")
+    if not kinds:
+        raise ConfigError("check.identificatie: noem minstens één type (bsn of skn)")
+    return CheckSettings(zaak_verplicht=r.flag("zaak_verplicht", False), identificatie=frozenset(kinds))
+
+
+def require_vh_role(ctx: Context, command: str) -> None:
+    """PROCESS.md: the police role does not unlock veiligheidshuis information, whatever the permission matrix."""
+    if ctx.role not in VH_INFO_ROLES:
+        raise UserError(f"Uw rol ({ctx.role}) geeft geen toegang tot informatie van veiligheidshuizen; "
+                        f"!{command} is voor {labels(VH_INFO_ROLES)}.")
+
+
+def parse_id(word: str, cfg: CheckSettings) -> PersonId:
+    try:
+        return parse_person_id(word, cfg.identificatie)
+    except InvalidIdentifier as exc:
+        raise UserError(f"{exc} Gebruik: !check <bsn-of-skn> [zaak: <parketnummer>].") from None
+
+
+def parse_zaak(args: ParsedArgs, cfg: CheckSettings) -> str | None:
+    zaak = args.named.get("zaak") or None
+    if zaak is None and cfg.zaak_verplicht:
+        raise UserError("Geef het zaaknummer mee als doel van de raadpleging: "
+                        "!check <bsn-of-skn> zaak: <parketnummer>.")
+    if zaak is not None and len(zaak) > MAX_ZAAK_CHARS:
+        raise UserError(f"Het zaaknummer is te lang (maximaal {MAX_ZAAK_CHARS} tekens).")
+    return zaak
+
+
+def unavailable_reply(system: str) -> Reply:
+    return text(f"Het register ({system}) is nu niet bereikbaar; er is niets gevonden of aangenomen. "
+                "Probeer het over enkele minuten opnieuw of bel de bereikbaarheidsdienst van het veiligheidshuis.")
+
+
+async def handle(ctx: Context, args: ParsedArgs) -> Reply:
+    require_vh_role(ctx, "check")
+    cfg = check_settings(ctx.services.settings)
+    person = parse_id(args.words[0], cfg)
+    zaak = parse_zaak(args, cfg)
+    registry = ctx.services.registry
+    try:
+        markeringen = await registry.lookup(person, session=ctx.session)
+    except RegistryUnavailable:
+        await ctx.audit("register.raadpleging", person=person.value, soort=person.kind, zaak=zaak,
+                        uitkomst="register onbereikbaar", bron=registry.name, velden=[])
+        return unavailable_reply(registry.name)
+    composed = compose_check(
+        person, markeringen, today=local(ctx.now).date(), role=ctx.role,
+        veiligheidshuizen=ctx.services.veiligheidshuizen, system=registry.name, zaak=zaak,
+    )
+    await ctx.audit(
+        "register.raadpleging", person=person.value, soort=person.kind, zaak=zaak, via="check",
+        uitkomst="hit" if composed.hit else "no-hit", bron=registry.name,
+        veiligheidshuizen=sorted({m.veiligheidshuis for m in markeringen}), velden=list(composed.shown),
+    )
+    return composed.reply
+
+
+SPEC = CommandSpec(
+    name="check",
+    summary="Zoek landelijk of een veiligheidshuis de persoon kent en wat het adviseert.",
+    handler=handle,
+    roles=VH_INFO_ROLES,
+    args=(Arg("id", "BSN (9 cijfers) of SKN"),),
+    named=(Named("zaak", "parketnummer of politieregistratienummer: het doel van de raadpleging"),),
+    description=("Toont per veiligheidshuis doelgroep, status, advies, geadviseerde afdoening, adviesdatum met "
+                 "leeftijd en actualiteit, regisseur en of de markering het huishouden betreft. Het BSN wordt "
+                 "gemaskeerd getoond. Elke raadpleging wordt vastgelegd."),
+    examples=("!check 123456782", "!check 123456782 zaak: 10/123456-26", "!check skn:12345678"),
+)

@@ -1,0 +1,163 @@
+"""The one place that turns markings into what a user sees: ``!check``, ``!instroom`` and the instroom signal.
+
+Everything shown is composed here from the fields the caller may see (``visible_fields``). The privacy issue
+restricts that set per covenant profile (``generiek`` / ``hit-no-hit``) and per veiligheidshuis; the composers
+below never show a field that is not in the set, and they return the list of fields they did show, so the
+audit record says exactly what was disclosed.
+
+Every item names its source (which veiligheidshuis, which system) and its date. The bot shows information;
+it never proposes a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+from commands.reply import Bold, Code, Doc, Italic, Part, Reply
+from domain.advies import Markering, age_text, freshness, is_minor
+from domain.identifiers import PersonId
+from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
+
+# Every field a marking can show, in the order of the reply.
+ALL_FIELDS: Final[tuple[str, ...]] = (
+    "veiligheidshuis", "doelgroep", "status", "advies", "geadviseerde_afdoening", "advies_datum",
+    "regisseur", "huishouden", "minderjarig",
+)
+# What the signal (instroom) may show at most: dat-informatie and the advice's freshness, never its text.
+SIGNAL_FIELDS: Final[frozenset[str]] = frozenset({"veiligheidshuis", "advies_datum", "status", "minderjarig"})
+
+STATUS_LABELS: Final[dict[str, str]] = {"actief": "plan van aanpak actief", "afgesloten": "plan afgesloten"}
+
+MINOR_NOTICE: Final[str] = (
+    "Minderjarige: informatie van het veiligheidshuis mag de beslissing bij intake en selectie niet sturen "
+    "(Halt en reprimande volgen objectieve criteria). Een Halt- of reprimandebeslissing wordt wel "
+    "teruggekoppeld aan het veiligheidshuis."
+)
+
+
+def visible_fields(role: str, vh: Veiligheidshuis | None) -> frozenset[str]:
+    """The fields of one veiligheidshuis's marking this role may see.
+
+    Today: every field (covenant profile ``generiek``, the pilot model). The privacy issue narrows this per
+    profile; callers must not show anything outside the returned set.
+    """
+    return frozenset(ALL_FIELDS)
+
+
+@dataclass(frozen=True)
+class Composed:
+    reply: Reply
+    shown: tuple[str, ...]  # field names disclosed, for the audit record
+    hit: bool
+
+
+def _vh_name(vhs: Veiligheidshuizen, key: str) -> str:
+    vh = vhs.get(key)
+    return vh.naam if vh else f"veiligheidshuis '{key}'"
+
+
+def _date(d: date) -> str:
+    return d.strftime("%d-%m-%Y")
+
+
+def freshness_text(advies_datum: date, today: date) -> str:
+    """'12-03-2026, 3 maanden oud: actueel' — date, age and band, always together."""
+    return f"{_date(advies_datum)}, {age_text(advies_datum, today)} oud: {freshness(advies_datum, today).value}"
+
+
+def compose_check(
+    person: PersonId, markeringen: Sequence[Markering], *, today: date, role: str,
+    veiligheidshuizen: Veiligheidshuizen, system: str, zaak: str | None = None,
+) -> Composed:
+    doc = Doc()
+    title = f"Check {person.masked}" + (f" (zaak {zaak})" if zaak else "")
+    if not markeringen:
+        doc.heading(title)
+        doc.line("Niet bekend bij een veiligheidshuis (landelijk gezocht in het ", system, ").")
+        doc.line("Vermoedt u complexe problematiek? Meld de persoon dan aan bij het veiligheidshuis met ",
+                 Code("!aanmelden"), ".")
+        return Composed(doc.build(case_data=True), (), False)
+
+    shown: list[str] = []
+    n = len(markeringen)
+    doc.heading(title)
+    doc.line(Bold(f"Bekend bij {n} veiligheidshui{'s' if n == 1 else 'zen'}"), " (landelijk gezocht in het ",
+             system, ").")
+    minor = any(is_minor(m.geboortedatum, today) for m in markeringen)
+    for m in markeringen:
+        vh = veiligheidshuizen.get(m.veiligheidshuis)
+        fields = visible_fields(role, vh)
+        name = _vh_name(veiligheidshuizen, m.veiligheidshuis)
+        items: list[Sequence[Part]] = []
+        if "doelgroep" in fields:
+            items.append(("Doelgroep: ", m.doelgroep))
+            shown.append("doelgroep")
+        if "status" in fields:
+            items.append(("Status: ", STATUS_LABELS.get(m.status, m.status)))
+            shown.append("status")
+        if "advies" in fields:
+            items.append(("Advies: ", Italic(m.advies)))
+            shown.append("advies")
+        if "geadviseerde_afdoening" in fields:
+            items.append(("Geadviseerde afdoening: ", Code(m.geadviseerde_afdoening) if m.geadviseerde_afdoening
+                          else "geen opgegeven"))
+            shown.append("geadviseerde_afdoening")
+        if "advies_datum" in fields:
+            items.append(("Adviesdatum: ", freshness_text(m.advies_datum, today)))
+            shown.append("advies_datum")
+        if "regisseur" in fields:
+            items.append(("Regisseur: ", m.regisseur))
+            shown.append("regisseur")
+        if "huishouden" in fields and m.huishouden:
+            items.append(("Let op: ", Bold("de markering geldt het huishouden/gezin"), ", niet alleen deze persoon."))
+            shown.append("huishouden")
+        shown.append("veiligheidshuis")
+        dated = f", advies van {_date(m.advies_datum)}" if "advies_datum" in fields else ""
+        doc.line(Bold(name), f" — bron: {name}, {system} ({m.bron}){dated}")
+        doc.bullets(items)
+    if minor and "minderjarig" in visible_fields(role, None):
+        doc.line(Bold("Let op: "), MINOR_NOTICE)
+        shown.append("minderjarig")
+    doc.line(Italic("De bot toont informatie; de beslissing blijft bij de officier."))
+    return Composed(doc.build(case_data=True), tuple(dict.fromkeys(shown)), True)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    person: PersonId
+    markeringen: Sequence[Markering]
+
+
+def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen) -> list[Part]:
+    parts: list[Part] = [Bold(item.person.masked), ": bekend bij "]
+    where = []
+    for m in item.markeringen:
+        band = freshness(m.advies_datum, today).value
+        where.append(f"{_vh_name(vhs, m.veiligheidshuis)} ({STATUS_LABELS.get(m.status, m.status)}; advies van "
+                     f"{_date(m.advies_datum)}, {age_text(m.advies_datum, today)} oud: {band})")
+    parts.append("; ".join(where))
+    if any(is_minor(m.geboortedatum, today) for m in item.markeringen):
+        parts.append(" — minderjarig: VH-informatie stuurt de selectie niet")
+    return parts
+
+
+def compose_batch(
+    items: Sequence[BatchItem], *, today: date, veiligheidshuizen: Veiligheidshuizen, system: str,
+    known_only: bool = False, source: str = "",
+) -> Reply:
+    """The compact instroom summary: who is known, where, with how fresh an advice (no advice text)."""
+    known = [i for i in items if i.markeringen]
+    unknown = [i for i in items if not i.markeringen]
+    doc = Doc()
+    heading = "Instroomsignaal" if known_only else "Instroom"
+    doc.heading(f"{heading}{' van ' + source if source else ''}: {len(known)} van {len(items)} bekend bij een "
+                f"veiligheidshuis (bron: {system})")
+    doc.bullets([_signal_line(i, today, veiligheidshuizen) for i in known])
+    if not known_only and unknown:
+        doc.line("Niet bekend: ", ", ".join(i.person.masked for i in unknown), ".")
+    if known:
+        doc.line("Details per persoon: ", Code("!check <id>"), ".")
+    return doc.build(case_data=True)

@@ -1,0 +1,112 @@
+"""HTTP adapter for a GCOS-like REST service.
+
+``GET {base_url}/markeringen?bsn=<bsn>`` (or ``?skn=``) with ``Authorization: Bearer <token>`` answers
+``{"markeringen": [ {bsn, skn, geboortedatum, veiligheidshuis, doelgroep, status, advies,
+geadviseerde_afdoening, advies_datum, regisseur, huishouden}, ... ]}``; 404 means not known.
+
+Timeouts, connection errors and 5xx/429 are retried with exponential backoff; when the attempts run out the
+adapter raises ``RegistryUnavailable`` (never a hang: every attempt has a total timeout). Exception messages
+never carry the identifier or the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.advies import Markering
+from domain.identifiers import PersonId
+from integrations.registry.base import RegistryUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class HttpRegistryConfig:
+    base_url: str
+    token: str
+    timeout_seconds: float = 2.0
+    retries: int = 2
+    backoff_seconds: float = 0.2
+    name: str = "GCOS"
+
+
+class RegistryBadAnswer(RegistryUnavailable):
+    """The service answered with something that is not a valid list of markings."""
+
+
+def _markering(raw: Any, system: str) -> Markering:
+    if not isinstance(raw, dict):
+        raise RegistryBadAnswer("marking is not an object")
+    try:
+        huishouden = raw.get("huishouden")
+        return Markering(
+            bsn=str(raw["bsn"]), skn=str(raw["skn"]) if raw.get("skn") else None,
+            geboortedatum=date.fromisoformat(raw["geboortedatum"]), veiligheidshuis=str(raw["veiligheidshuis"]),
+            doelgroep=str(raw["doelgroep"]), status=str(raw["status"]), advies=str(raw["advies"]),
+            geadviseerde_afdoening=str(raw["geadviseerde_afdoening"]) if raw.get("geadviseerde_afdoening") else None,
+            advies_datum=date.fromisoformat(raw["advies_datum"]), regisseur=str(raw["regisseur"]),
+            huishouden=huishouden is True or (isinstance(huishouden, str) and huishouden.lower() == "ja"),
+            bron=system,
+        )
+    except (KeyError, TypeError, ValueError):
+        raise RegistryBadAnswer("marking misses a field or has a bad date") from None
+
+
+class HttpRegistry:
+    def __init__(self, config: HttpRegistryConfig) -> None:
+        self.config = config
+        self.name = f"{config.name} (extern register)"
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds),
+                headers={"Authorization": f"Bearer {self.config.token}", "Accept": "application/json"},
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
+        url = self.config.base_url.rstrip("/") + "/markeringen"
+        params: dict[str, str] = {str(person.kind): person.value}
+        attempts = self.config.retries + 1
+        for attempt in range(attempts):
+            try:
+                async with self._client().get(url, params=params) as resp:
+                    if resp.status == 404:
+                        return []
+                    if resp.status in RETRY_STATUS:
+                        reason = f"HTTP {resp.status}"
+                    elif resp.status != 200:
+                        log.warning("registry refused", extra={"status": resp.status})
+                        raise RegistryUnavailable(f"registry answered HTTP {resp.status}")
+                    else:
+                        try:
+                            body = await resp.json(content_type=None)
+                        except ValueError:
+                            raise RegistryBadAnswer("registry answer is not JSON") from None
+                        items = body.get("markeringen") if isinstance(body, dict) else None
+                        if not isinstance(items, list):
+                            raise RegistryBadAnswer("registry answer has no list 'markeringen'")
+                        found = [_markering(i, self.config.name) for i in items]
+                        return sorted(found, key=lambda m: m.veiligheidshuis)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                reason = type(exc).__name__
+            log.warning("registry attempt failed", extra={"attempt": attempt + 1, "reason": reason})
+            if attempt + 1 < attempts:
+                await asyncio.sleep(self.config.backoff_seconds * (2**attempt))
+        raise RegistryUnavailable(f"registry not reachable after {attempts} attempts ({reason})")

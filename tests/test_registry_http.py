@@ -1,0 +1,231 @@
+"""The HTTP registry adapter against a real aiohttp server that serves a GCOS-like API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.settings import ConfigError
+from domain.identifiers import parse_person_id
+from integrations.registry.base import RegistryUnavailable
+from integrations.registry.http import HttpRegistry, HttpRegistryConfig
+from storage.models import AuditRecord
+from tests.harness.markings import bsn, start_bot
+
+TOKEN = "gcos-test-token-123"
+
+
+@dataclass
+class FakeGcos:
+    """Serves ``GET /api/markeringen``; behaviour per test through the fields."""
+
+    data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    fail_first: int = 0          # answer 503 this many times first
+    delay: float = 0.0
+    body: bytes | None = None    # raw body instead of JSON
+    status: int = 200
+    calls: int = 0
+    seen_params: list[dict[str, str]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.calls += 1
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        self.seen_params.append(dict(request.query))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return web.json_response({"error": "busy"}, status=503)
+        if self.body is not None:
+            return web.Response(body=self.body, status=self.status, content_type="application/json")
+        if self.status != 200:
+            return web.json_response({"error": "x"}, status=self.status)
+        key = request.query.get("bsn") or request.query.get("skn") or ""
+        items = self.data.get(key)
+        if items is None:
+            return web.json_response({"error": "not found"}, status=404)
+        return web.json_response({"markeringen": items})
+
+
+def gcos_item(bsn_value: str, vh: str = "zeeland", **kw: Any) -> dict[str, Any]:
+    item = {"bsn": bsn_value, "skn": "23456789", "geboortedatum": "2009-01-20", "veiligheidshuis": vh,
+            "doelgroep": "jeugdige veelpleger", "status": "actief", "advies": "Halt-afdoening passend.",
+            "geadviseerde_afdoening": "HALT", "advies_datum": "2026-05-01", "regisseur": "P. Zeeland, 0118-123456",
+            "huishouden": "ja"}
+    item.update(kw)
+    return item
+
+
+@pytest.fixture
+async def gcos() -> AsyncIterator[tuple[FakeGcos, str]]:
+    fake = FakeGcos()
+    app = web.Application()
+    app.router.add_get("/api/markeringen", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield fake, f"http://127.0.0.1:{port}/api"
+    finally:
+        await runner.cleanup()
+
+
+def registry(url: str, **kw: Any) -> HttpRegistry:
+    cfg: dict[str, Any] = {"base_url": url, "token": TOKEN, "timeout_seconds": 0.5, "retries": 2,
+                           "backoff_seconds": 0.01}
+    cfg.update(kw)
+    return HttpRegistry(HttpRegistryConfig(**cfg))
+
+
+async def test_lookup_returns_markings_sorted_with_source(gcos: tuple[FakeGcos, str]) -> None:
+    fake, url = gcos
+    person = bsn(20)
+    fake.data[person] = [gcos_item(person, "zeeland"), gcos_item(person, "breda", huishouden=False, skn=None,
+                                                                 geadviseerde_afdoening="")]
+    reg = registry(url)
+    try:
+        found = await reg.lookup(parse_person_id(person))
+    finally:
+        await reg.close()
+    assert [m.veiligheidshuis for m in found] == ["breda", "zeeland"]
+    assert found[1].huishouden and not found[0].huishouden and found[0].geadviseerde_afdoening is None
+    assert found[0].bron == "GCOS" and fake.seen_params == [{"bsn": person}]
+
+
+async def test_lookup_by_skn_and_unknown_is_empty(gcos: tuple[FakeGcos, str]) -> None:
+    fake, url = gcos
+    fake.data["23456789"] = [gcos_item(bsn(21))]
+    reg = registry(url)
+    try:
+        assert len(await reg.lookup(parse_person_id("skn:23456789"))) == 1
+        assert await reg.lookup(parse_person_id(bsn(22))) == []
+    finally:
+        await reg.close()
+    assert fake.seen_params[0] == {"skn": "23456789"}
+
+
+async def test_retries_with_backoff_then_succeeds(gcos: tuple[FakeGcos, str]) -> None:
+    fake, url = gcos
+    fake.data[bsn(23)] = [gcos_item(bsn(23))]
+    fake.fail_first = 2
+    reg = registry(url, retries=2)
+    try:
+        assert len(await reg.lookup(parse_person_id(bsn(23)))) == 1
+    finally:
+        await reg.close()
+    assert fake.calls == 3
+
+
+async def test_gives_up_after_retries(gcos: tuple[FakeGcos, str]) -> None:
+    fake, url = gcos
+    fake.fail_first = 10
+    reg = registry(url, retries=1)
+    try:
+        with pytest.raises(RegistryUnavailable):
+            await reg.lookup(parse_person_id(bsn(23)))
+    finally:
+        await reg.close()
+    assert fake.calls == 2
+
+
+async def test_timeout_never_hangs(gcos: tuple[FakeGcos, str]) -> None:
+    fake, url = gcos
+    fake.delay = 1
+    reg = registry(url, timeout_seconds=0.2, retries=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RegistryUnavailable):
+            await reg.lookup(parse_person_id(bsn(24)))
+    finally:
+        await reg.close()
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"not json", 200), (b'{"other": []}', 200), (b'{"markeringen": [{"bsn": "1"}]}', 200),
+    (b'{"markeringen": [1]}', 200), (b"{}", 400),
+])
+async def test_bad_answers_are_unavailable_not_crashes(gcos: tuple[FakeGcos, str], body: bytes,
+                                                       status: int) -> None:
+    fake, url = gcos
+    fake.body, fake.status = body, status
+    reg = registry(url)
+    try:
+        with pytest.raises(RegistryUnavailable):
+            await reg.lookup(parse_person_id(bsn(25)))
+    finally:
+        await reg.close()
+
+
+async def test_wrong_token_is_unavailable(gcos: tuple[FakeGcos, str]) -> None:
+    _, url = gcos
+    reg = registry(url, token="wrong")
+    try:
+        with pytest.raises(RegistryUnavailable):
+            await reg.lookup(parse_person_id(bsn(25)))
+    finally:
+        await reg.close()
+
+
+def http_sections(url: str) -> dict[str, dict[str, Any]]:
+    return {"registry": {"adapter": "http", "url": url, "token": TOKEN, "timeout_seconds": 0.5, "retries": 1,
+                         "backoff_seconds": 0.01}}
+
+
+async def test_check_through_http_adapter(gcos: tuple[FakeGcos, str], tmp_path: Path, database_url: str) -> None:
+    fake, url = gcos
+    person = bsn(26)
+    fake.data[person] = [gcos_item(person)]
+    bot = await start_bot(tmp_path, database_url, sections=http_sections(url))
+    try:
+        reply = await bot.say(f"!check {person} zaak: 02/9999-26", as_role="rvdk")
+        assert "Zorg- en Veiligheidshuis Zeeland — bron: Zorg- en Veiligheidshuis Zeeland, GCOS (extern register)" \
+            in reply
+        assert "Minderjarige" in reply and "huishouden/gezin" in reply and person not in reply
+        assert "Niet bekend" in await bot.say(f"!check {bsn(27)}")
+        async with bot.runtime.sessions() as s:
+            recs = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "register.raadpleging")
+                                    .order_by(AuditRecord.id))).scalars().all()
+        assert [r.details["uitkomst"] for r in recs] == ["hit", "no-hit"]
+        assert recs[0].details["bron"] == "GCOS (extern register)" and recs[0].details["zaak"] == "02/9999-26"
+    finally:
+        await bot.close()
+
+
+async def test_registry_down_gives_clear_dutch_answer(tmp_path: Path, database_url: str) -> None:
+    bot = await start_bot(tmp_path, database_url, sections=http_sections("http://127.0.0.1:9/api"))
+    try:
+        reply = await bot.say(f"!check {bsn(28)}")
+        assert "niet bereikbaar" in reply and "bereikbaarheidsdienst" in reply and "Traceback" not in reply
+        assert bot.outcomes[-1].status == "handled"
+        reply = await bot.say(f"!instroom {bsn(28)} {bsn(29)}")
+        assert "niet bereikbaar" in reply
+        async with bot.runtime.sessions() as s:
+            recs = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "register.raadpleging"))
+                    ).scalars().all()
+        assert recs and all(r.details["uitkomst"] == "register onbereikbaar" for r in recs)
+    finally:
+        await bot.close()
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"adapter": "gcos"}, "registry.adapter"),
+    ({"adapter": "http"}, "registry.url"),
+    ({"adapter": "http", "url": "ftp://x"}, "registry.url"),
+    ({"adapter": "http", "url": "http://x"}, "registry.token"),
+])
+async def test_bad_registry_config_stops_start(tmp_path: Path, sqlite_url: str, section: dict[str, Any],
+                                               message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        await start_bot(tmp_path, sqlite_url, sections={"registry": section})
