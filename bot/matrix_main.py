@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 
-from bot.runtime import Runtime
+from bot.runtime import Runtime, audit_key
 from bot.settings import Settings
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
 from domain.errors import ConfigError
@@ -39,8 +39,12 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     try:
         await runtime.start(transport)
         assert runtime.dispatcher and runtime.sender
+        secret = None
+        if settings.matrix.cross_signing:
+            base = settings.matrix.cross_signing_secret or "derived:" + audit_key(settings).decode()
+            secret = base.encode()
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
-                        settings.matrix, wake_sender=runtime.sender.wake)
+                        settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret)
         bot_holder.append(bot)
         sender = runtime.sender
 

@@ -25,6 +25,8 @@ class Metrics:
         self.messages_sent = Counter("zsm_messages_sent", "Matrix messages sent", registry=self.registry)
         self.send_errors = Counter("zsm_send_errors", "Failed send attempts", registry=self.registry)
         self.rate_limited = Counter("zsm_rate_limited", "429 answers from the homeserver", registry=self.registry)
+        self.cross_signed = Gauge("zsm_device_cross_signed", "1 when the bot's device carries its own "
+                                  "self-signing signature", registry=self.registry)
         self._last_sync_monotonic: float | None = None
 
     def synced(self) -> None:

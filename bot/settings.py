@@ -45,6 +45,8 @@ class MatrixSettings:
     command_timeout_seconds: float = 30.0
     device_name: str = "ZSM afstemmingsbot"
     commands_per_minute: int = 30
+    cross_signing: bool = True
+    cross_signing_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,8 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         command_timeout_seconds=m.number("command_timeout_seconds", 30.0, minimum=1.0),
         device_name=m.text("device_name", "ZSM afstemmingsbot") or "ZSM afstemmingsbot",
         commands_per_minute=m.integer("commands_per_minute", 30, minimum=0, maximum=10_000),
+        cross_signing=m.flag("cross_signing", True),
+        cross_signing_secret=m.text("cross_signing_secret") or None,
     )
     d = root.section("database")
     db_url = d.text("url", "sqlite+aiosqlite:///var/zsm-bot.db")

@@ -276,3 +276,33 @@ async def test_access_token_login_and_wrong_device_is_a_config_error(homeserver:
                 await bot.close()
     finally:
         await officer.close()
+
+
+async def test_bot_device_is_cross_signed_and_verifiable(running: tuple[Setup, InProcessBot]) -> None:
+    """Another client fetches the bot's keys and checks master -> self-signing -> device signatures."""
+    from bot.transport.cross_signing import verify
+
+    setup, bot = running
+    await setup.officer.wait_reply(await setup.officer.send(setup.room_id, "!ping"), timeout=60)
+    runtime = await bot.runtime()
+    for _ in range(100):
+        if runtime.metrics.cross_signed._value.get() == 1:
+            break
+        await asyncio.sleep(0.1)
+    client = setup.officer.client
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.post(f"{client.homeserver}/_matrix/client/v3/keys/query",
+                         json={"device_keys": {setup.bot_user: []}},
+                         headers={"Authorization": f"Bearer {client.access_token}"}) as r:
+        keys = await r.json()
+    master = keys["master_keys"][setup.bot_user]
+    ssk = keys["self_signing_keys"][setup.bot_user]
+    (mkid, mpub), = master["keys"].items()
+    (skid, spub), = ssk["keys"].items()
+    assert verify(ssk, setup.bot_user, mkid, mpub), "self-signing key signed by the master key"
+    device = keys["device_keys"][setup.bot_user][bot.settings.matrix.device_id]
+    assert verify(device, setup.bot_user, skid, spub), "the bot's device signed by its self-signing key"
+    assert not verify(device, setup.bot_user, skid, mpub), "a wrong key does not verify"
+    store = bot.settings.matrix.store_path / "cross_signing.json"
+    assert store.exists() and "seed" not in store.read_text() and store.stat().st_mode & 0o077 == 0

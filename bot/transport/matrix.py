@@ -39,6 +39,7 @@ from bot.metrics import Metrics
 from bot.outbound import enqueue, message_content, txn_id_for
 from bot.settings import MatrixSettings
 from bot.transport import RateLimited, SendFailed
+from bot.transport.cross_signing import CrossSigner, KeyFile
 from commands.reply import text
 from domain.clock import Clock
 from storage.db import SessionFactory
@@ -136,7 +137,10 @@ class MatrixBot:
         self, transport: MatrixTransport, dispatcher: Dispatcher, sessions: SessionFactory, clock: Clock,
         metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
         on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
+        cross_signing_secret: bytes | None = None,
     ) -> None:
+        self.cross_signing_secret = cross_signing_secret
+        self.cross_signed = False
         self.transport = transport
         self.client = transport.client
         self.dispatcher = dispatcher
@@ -208,6 +212,8 @@ class MatrixBot:
                 self._batches.append(batch)
                 if not (first and fresh_install):
                     await self._dispatch(resp, batch)
+                if not self.cross_signed and self.cross_signing_secret and not self.client.should_upload_keys:
+                    await self._cross_sign()
                 since = resp.next_batch
                 first = False
                 self._advance_trusted()
@@ -222,6 +228,24 @@ class MatrixBot:
                 log.warning("sync failed; retrying", extra={"error": type(exc).__name__, "wait_s": round(wait, 2)})
                 await asyncio.sleep(wait)
                 backoff = min(BACKOFF_CAP_S, backoff * 2)
+
+    async def _cross_sign(self) -> None:
+        """Once per process, after our device keys are on the homeserver; a failure is retried next sync."""
+        assert self.cross_signing_secret is not None
+        signer = CrossSigner(
+            self.settings.homeserver, self.settings.user_id, self.settings.device_id, str(self.client.access_token),
+            KeyFile(self.settings.store_path / "cross_signing.json", self.cross_signing_secret),
+            self.settings.password,
+        )
+        try:
+            did = await signer.ensure()
+        except Exception as exc:
+            self.metrics.cross_signed.set(0)
+            log.warning("cross-signing not done", extra={"error": type(exc).__name__})
+            return
+        self.cross_signed = True
+        self.metrics.cross_signed.set(1)
+        log.info("cross-signing", extra={"result": did})
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: to-device messages and key management."""
