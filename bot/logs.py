@@ -45,9 +45,23 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extras}".rstrip()
 
 
+_OWN = ("bot", "commands", "domain", "integrations", "storage", "devtools", "zsm-bot")
+
+
+class ThirdPartyQuiet(logging.Filter):
+    """Below WARNING only the bot's own loggers pass: drivers log SQL parameters and event bodies at DEBUG,
+    whatever level someone sets on them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return record.name.split(".", 1)[0] in _OWN
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ThirdPartyQuiet())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

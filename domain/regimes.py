@@ -13,6 +13,7 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("sepot", OM),
     ("aanmelding", OM),
     ("check", VH),
+    ("register", VH),
     ("instroom", VH),
     ("markering", VH),
     ("import", VH),
