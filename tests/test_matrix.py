@@ -306,3 +306,21 @@ async def test_bot_device_is_cross_signed_and_verifiable(running: tuple[Setup, I
     assert not verify(device, setup.bot_user, skid, mpub), "a wrong key does not verify"
     store = bot.settings.matrix.store_path / "cross_signing.json"
     assert store.exists() and "seed" not in store.read_text() and store.stat().st_mode & 0o077 == 0
+
+
+async def test_check_main_reply_through_the_homeserver(running: tuple[Setup, InProcessBot]) -> None:
+    from integrations.registry.builtin import upsert
+    from tests.harness.markings import bsn, markering
+
+    setup, bot = running
+    runtime = await bot.runtime()
+    person = bsn(21)
+    async with runtime.sessions() as s, s.begin():
+        await upsert(s, [markering(person, "utrecht")], runtime.clock.now())
+    ev = await setup.officer.send(setup.room_id, f"!check {person} zaak: 10/000001-26")
+    reply = await setup.officer.wait_reply(ev, timeout=60)
+    assert reply.decrypted and "Bekend bij 1 veiligheidshuis" in reply.body
+    assert "Veiligheidshuis regio Utrecht" in reply.body and person not in reply.body
+    assert "******" + person[-3:] in reply.source["content"]["formatted_body"]
+    miss = await setup.officer.wait_reply(await setup.officer.send(setup.room_id, f"!check {bsn(22)}"))
+    assert "Niet bekend" in miss.body and "!aanmelden" in miss.body
