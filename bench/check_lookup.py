@@ -82,6 +82,7 @@ homeserver = "http://127.0.0.1:9"
 user_id = "@zsm-bot:localhost"
 rooms = []
 store_path = "{directory / 'store'}"
+commands_per_minute = 0
 [database]
 url = "{db_url}"
 [http]

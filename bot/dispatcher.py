@@ -73,11 +73,8 @@ class Dispatcher:
             return Outcome("ignored")
         started = time.perf_counter()
         received = received_at or self.services.clock.now()
-        async with self.sessions() as s:
-            seen = (await s.execute(select(InboxEntry.outcome).where(InboxEntry.event_id == cmd.event_id))).first()
-            await s.rollback()
-        if seen:
-            return Outcome("duplicate")
+        # Duplicates are recognised inside the transaction that would handle them: by a lookup at the start of a
+        # command's transaction, or by the inbox row's primary key on the short answer-only paths.
         outcome = await self._handle(cmd, received)
         self.metrics.commands.labels(outcome.command or "-", outcome.status).inc()
         log.info(
@@ -134,6 +131,10 @@ class Dispatcher:
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
         async with self.sessions() as session:
+            seen = (await session.execute(select(InboxEntry.event_id).where(InboxEntry.event_id == cmd.event_id)))
+            if seen.first():
+                await session.rollback()
+                return Outcome("duplicate", spec.name)
             ctx = Context(
                 sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
                 now=self.services.clock.now(), session=session, services=self.services,
