@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import aanvraag
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
@@ -67,6 +68,7 @@ class Runtime:
         self.ready_checks: list[ReadyCheck] = []
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
+        aanvraag.install(self)
 
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)
@@ -75,6 +77,7 @@ class Runtime:
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
+        await aanvraag.start(self)
         if http and self.settings.http.enabled:
             app = build_app(self.sessions, self.metrics, self.ready_checks, self.extra_routes)
             runner = await start_site(app, self.settings.http.host, self.settings.http.port)

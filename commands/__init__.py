@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from commands import aanvraag, ping
 from commands import help as help_command
-from commands import ping
 from commands.base import CommandSpec, CommandTable
 
 ALL_COMMANDS: tuple[CommandSpec, ...] = (
     help_command.SPEC,
     ping.SPEC,
+    *aanvraag.SPECS,
 )
 
 

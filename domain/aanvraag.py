@@ -404,3 +404,39 @@ def ref_text(request_id: int) -> str:
 def parse_ref(text: str) -> int | None:
     m = re.match(r"^#?a?-?(\d{1,12})$", text.strip().lower())
     return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------------------------------------- roster times
+
+MOMENT_FORMS = "dd-mm-jjjj uu:mm (of jjjj-mm-ddTuu:mm)"
+_MOMENT = re.compile(r"^(?:(\d{1,2})-(\d{1,2})-(\d{4})|(\d{4})-(\d{1,2})-(\d{1,2}))(?:[T ](\d{1,2})[:.](\d{2}))?$")
+
+
+class MomentError(ValueError):
+    """Carries the Dutch explanation."""
+
+
+def parse_moments(words: list[str]) -> list[datetime]:
+    """Local date-times as typed ('22-11-2026 08:00', '2026-11-22T08:00'), returned in UTC."""
+    tokens: list[str] = []
+    for w in words:
+        if re.match(r"^\d{1,2}[:.]\d{2}$", w) and tokens and "T" not in tokens[-1] and " " not in tokens[-1]:
+            tokens[-1] = tokens[-1] + " " + w
+        else:
+            tokens.append(w)
+    out: list[datetime] = []
+    for tok in tokens:
+        m = _MOMENT.match(tok)
+        if not m:
+            raise MomentError(f"'{tok[:30]}' is geen tijdstip. Schrijf {MOMENT_FORMS}.")
+        if m.group(1):
+            d, mo, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        else:
+            y, mo, d = int(m.group(4)), int(m.group(5)), int(m.group(6))
+        hh, mm = (int(m.group(7)), int(m.group(8))) if m.group(7) else (0, 0)
+        try:
+            local_dt = datetime(y, mo, d, hh, mm, tzinfo=AMSTERDAM)
+        except ValueError:
+            raise MomentError(f"'{tok[:30]}' is geen bestaande datum of tijd.") from None
+        out.append(local_dt.astimezone(UTC))
+    return out
