@@ -7,10 +7,10 @@ These handlers parse, check who may do what, and answer in Dutch.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import select
 
-from bot.aanvraag.engine import AanvraagService
 from commands.base import Arg, CommandSpec, Context, Named, UserError
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Part, Reply
@@ -21,6 +21,9 @@ from domain.roles import VH_INFO_ROLES, labels
 from domain.suggest import nearest
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster
 
+if TYPE_CHECKING:
+    from bot.aanvraag.engine import AanvraagService
+
 REQUEST_ROLES = VH_INFO_ROLES
 ONCALL_ROLES = frozenset({"bereikbaarheidsdienst", "veiligheidshuis"})
 ROSTER_VIEW_ROLES = VH_INFO_ROLES | ONCALL_ROLES | {"beheerder"}
@@ -30,9 +33,9 @@ CANCEL_ROLES = frozenset({"ovj", "parketsecretaris", "kpc"})
 
 def service(ctx: Context) -> AanvraagService:
     svc = ctx.services.extras.get("aanvraag")
-    if not isinstance(svc, AanvraagService):
+    if svc is None:
         raise UserError("Advies op aanvraag is in deze installatie niet beschikbaar.")
-    return svc
+    return cast("AanvraagService", svc)
 
 
 def _vh_key(ctx: Context, key: str) -> str:
