@@ -69,7 +69,7 @@ def routes(service: AanvraagService, clock: Clock) -> list[web.RouteDef]:
             return refused
         async with service.sessions() as s:
             req = await service.get(s, request_id)
-            await s.rollback()
+            await s.commit()  # nothing written; a rollback would expire the row
         if req is None:
             return _page(404, title="Niet gevonden", message="Deze aanvraag bestaat niet.")
         ref = rules.ref_text(req.id)

@@ -34,8 +34,9 @@ class BuiltinRegistry:
         async with self.sessions() as s:
             query = select(MarkeringRow).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
             rows = (await s.execute(query)).scalars().all()
+            found = [_to_domain(r) for r in rows]  # before the rollback, which expires the rows
             await s.rollback()
-        return [_to_domain(r) for r in rows]
+        return found
 
 
 async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:
