@@ -159,7 +159,6 @@ class Dispatcher:
                        exc: Exception) -> Outcome:
         self.metrics.errors.inc()
         ref = uuid.uuid4().hex[:8]
-        traceback.print_exception(exc)  # DEBUG-REMOVE
         # Exception messages can carry personal data (SQL parameters, registry answers): log type and frames only.
         frames = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)]
         log.error("command crashed", extra={"ref": ref, "command": spec.name, "error": type(exc).__name__,
