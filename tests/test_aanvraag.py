@@ -304,11 +304,11 @@ async def test_answer_message_is_threaded_and_mentions_requester(bot: ConsoleBot
     bot.runtime.sender.transport = Capture()
     await bot.say(f"!aanvraag {BSN}", as_role="kpc", event_id="$request-event")
     await bot.say("!advies A1 Geen bezwaar tegen een voorwaardelijk sepot, hulpverlening loopt.", as_user=DUTY)
-    answer = [m for m in sent if m["body"].startswith("Advies ontvangen")][0]
+    answer = next(m for m in sent if m["body"].startswith("Advies ontvangen"))
     assert answer["room"] == CONSOLE_ROOM
     assert answer["m.relates_to"]["m.in_reply_to"]["event_id"] == "$request-event"
     assert answer["m.mentions"] == {"user_ids": [user_for("kpc")]}
-    ping = [m for m in sent if m["room"] == ONCALL][0]
+    ping = next(m for m in sent if m["room"] == ONCALL)
     assert ping["m.mentions"] == {"user_ids": [DUTY]}
 
 

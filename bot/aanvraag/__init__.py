@@ -64,3 +64,35 @@ async def start(runtime: Runtime) -> None:
         scheduler.shutdown(wait=False)
 
     runtime._stack.push_async_callback(stop)
+
+
+def config_notes(runtime_settings: object) -> tuple[list[str], list[str]]:
+    """Problems and notes for ``zsm-bot check-config`` about ``[aanvraag]``."""
+    from bot.settings import Settings
+    from domain.errors import ConfigError
+    from domain.veiligheidshuizen import load_veiligheidshuizen
+
+    assert isinstance(runtime_settings, Settings)
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        vhs = load_veiligheidshuizen(runtime_settings.veiligheidshuizen_path)
+        section = runtime_settings.raw.get("aanvraag", {})
+        cfg = parse_config(section if isinstance(section, dict) else {}, [(v.key, v.extra) for v in vhs.all()])
+    except ConfigError as exc:
+        return [str(exc)], notes
+    for key, vh in sorted(cfg.per_vh.items()):
+        if vhs.get(key) is None:
+            problems.append(f"aanvraag.vh.{key}: onbekend veiligheidshuis")
+        if vh.doelgroepen and not vh.room_id:
+            notes.append(f"aanvraag.vh.{key}: geen room voor de bereikbaarheidsdienst; alleen de mail gaat uit")
+    if not cfg.link_key:
+        notes.append("aanvraag.link_sleutel niet gezet: geen antwoordformulier via de website; zet "
+                     "ZSM_BOT_AANVRAAG_LINK_SLEUTEL")
+    elif len(cfg.link_key) < 32:
+        problems.append("aanvraag.link_sleutel is te kort: gebruik minstens 32 willekeurige tekens")
+    if cfg.mail_tls == "geen":
+        problems.append("aanvraag.mail_tls = geen: mail gaat alleen over TLS naar een veiligheidshuis (PRIVACY.md)")
+    if not cfg.mail_host:
+        notes.append("aanvraag.mail_host niet gezet: de mail aan het veiligheidshuis blijft in de wachtrij")
+    return problems, notes

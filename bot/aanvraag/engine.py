@@ -298,6 +298,7 @@ class AanvraagService:
             if not rows:
                 break
             last_id = rows[-1].id
+            done_due: list[datetime] = []
             async with self.sessions() as s, s.begin():
                 ids = sorted({r.aanvraag_id for r in rows})
                 reqs = {
@@ -317,8 +318,10 @@ class AanvraagService:
                     outcome = ("vervallen" if req is None
                                else await self._carry_out(s, req, row.kind, row.seq, now, late))
                     await s.execute(update(AanvraagStap).where(AanvraagStap.id == row.id).values(outcome=outcome))
-                    if self.keep_lags:
-                        self.lags.append(_time.time() - row.due_at.timestamp())
+                    done_due.append(row.due_at)
+            if self.keep_lags:  # measured after the commit: the action is durable from here on
+                committed = _time.time()
+                self.lags.extend(committed - due.timestamp() for due in done_due)
             self.on_enqueued()
             if len(rows) < batch:
                 break
