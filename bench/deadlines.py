@@ -46,7 +46,7 @@ class CountingTransport:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def seed(runtime: Runtime, n: int, first_due: datetime, spread_s: float) -> None:
@@ -127,7 +127,8 @@ async def main(args: argparse.Namespace) -> None:
     drain_t = time.perf_counter()
     while await runtime.sender.pending_count():
         await asyncio.sleep(0.5)
-    print(f"send queue drained {transport.sent} messages (+{time.perf_counter() - drain_t:.1f} s after the last step)")
+    print(f"send queue drained {transport.sent} messages "
+          f"(+{time.perf_counter() - drain_t:.1f} s after the last step)")
     await runtime.close()
 
     # Restart with 10,000 open requests, nothing overdue.

@@ -41,6 +41,35 @@ CONFIDENTIAL = ("Vertrouwelijk: dit bericht bevat gegevens uit een strafzaak en 
                 "geadresseerde binnen het convenant; de geheimhoudingsplicht van het OM geldt ook voor u.")
 
 
+class _Batch:
+    """Messages and audit records of one batch of steps, written together: one lookup of existing transaction
+    ids, one lock of the audit chain. Same rows as ``enqueue`` and ``Auditor.record`` would write one by one."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.audits: list[dict[str, Any]] = []
+
+    def enqueue(self, **kwargs: Any) -> None:
+        self.messages.append(kwargs)
+
+    def audit(self, **kwargs: Any) -> None:
+        self.audits.append(kwargs)
+
+    async def flush(self, session: AsyncSession, auditor: Auditor, now: datetime) -> None:
+        if self.messages:
+            txns = [m["txn_id"] for m in self.messages]
+            existing = set((await session.execute(
+                select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_(txns)))).scalars())
+            session.add_all([
+                OutgoingMessage(txn_id=m["txn_id"], room_id=m["room_id"], content=m["content"], status="pending",
+                                attempts=0, next_attempt_at=m["now"], created_at=m["now"],
+                                in_reply_to=m.get("in_reply_to"), carries_case_data=m.get("case_data", False))
+                for m in self.messages if m["txn_id"] not in existing
+            ])
+        if self.audits:
+            await auditor.record_many(session, [{"at": now, **a} for a in self.audits])
+
+
 def source_of(request_id: int) -> str:
     return f"aanvraag:{request_id}"
 
@@ -305,20 +334,35 @@ class AanvraagService:
                     r.id: r for r in (await s.execute(select(AdviesAanvraag).where(AdviesAanvraag.id.in_(ids))))
                     .scalars().all()
                 }
-                for row in rows:
-                    late = now - row.due_at > self.config.late_after
-                    res = await s.execute(
-                        update(AanvraagStap).where(AanvraagStap.id == row.id, AanvraagStap.done_at.is_(None))
-                        .values(done_at=now, late=late)
+                # Claim the batch: only rows still undone are ours; a concurrent process gets the others.
+                step_ids = [r.id for r in rows]
+                cutoff = now - self.config.late_after
+                mine: dict[int, bool] = {}
+                for late_flag, cond in ((True, AanvraagStap.due_at < cutoff), (False, AanvraagStap.due_at >= cutoff)):
+                    got = await s.execute(
+                        update(AanvraagStap)
+                        .where(AanvraagStap.id.in_(step_ids), AanvraagStap.done_at.is_(None), cond)
+                        .values(done_at=now, late=late_flag).returning(AanvraagStap.id)
+                        .execution_options(synchronize_session=False)
                     )
-                    if getattr(res, "rowcount", 0) != 1:
+                    mine.update((i, late_flag) for i in got.scalars())
+                outcomes: dict[str, list[int]] = {}
+                duty_cache: dict[str, DienstRooster | None] = {}
+                work = _Batch()
+                for row in rows:
+                    if row.id not in mine:
                         continue  # another process claimed it
                     claimed += 1
                     req = reqs.get(row.aanvraag_id)
                     outcome = ("vervallen" if req is None
-                               else await self._carry_out(s, req, row.kind, row.seq, now, late))
-                    await s.execute(update(AanvraagStap).where(AanvraagStap.id == row.id).values(outcome=outcome))
+                               else await self._carry_out(s, req, row.kind, row.seq, now, mine[row.id], duty_cache,
+                                                          work))
+                    outcomes.setdefault(outcome, []).append(row.id)
                     done_due.append(row.due_at)
+                await work.flush(s, self.auditor, now)
+                for outcome, done_ids in outcomes.items():
+                    await s.execute(update(AanvraagStap).where(AanvraagStap.id.in_(done_ids)).values(outcome=outcome)
+                                    .execution_options(synchronize_session=False))
             if self.keep_lags:  # measured after the commit: the action is durable from here on
                 committed = _time.time()
                 self.lags.extend(committed - due.timestamp() for due in done_due)
@@ -328,19 +372,21 @@ class AanvraagService:
         return claimed
 
     async def _carry_out(self, s: AsyncSession, req: AdviesAanvraag, kind: str, seq: int, now: datetime,
-                         late: bool) -> str:
+                         late: bool, duty_cache: dict[str, DienstRooster | None], batch: _Batch) -> str:
         ref = rules.ref_text(req.id)
         if kind == "verlopen":
             if req.state in rules.EXPIRY_STOPS_AT:
                 return "vervallen"
-            return await self._expire(s, req, now, late)
+            return self._expire(req, now, late, batch)
         if req.state in rules.ESCALATION_STOPS_AT:
             return "vervallen"
         if not req.oncall_room:
-            await self.auditor.record(s, kind="aanvraag.escalatie", at=now, person=req.person_value,
+            batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
                                       details={"aanvraag": ref, "stap": kind, "te_laat": late, "ruimte": None})
             return "geen ruimte"
-        duty = await self.on_duty(s, req.veiligheidshuis, now)
+        if req.veiligheidshuis not in duty_cache:
+            duty_cache[req.veiligheidshuis] = await self.on_duty(s, req.veiligheidshuis, now)
+        duty = duty_cache[req.veiligheidshuis]
         lead = self.config.vh(req.veiligheidshuis).teamleider
         deadline = format_local(req.deadline)
         room_mention = False
@@ -366,13 +412,13 @@ class AanvraagService:
         content = message_content(doc.build(), mentions=mentions)
         if room_mention:
             content["m.mentions"] = {**content.get("m.mentions", {}), "room": True}
-        await enqueue(s, room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"), now=now,
+        batch.enqueue(room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"), now=now,
                       content=content)
-        await self.auditor.record(s, kind="aanvraag.escalatie", at=now, person=req.person_value,
+        batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
                                   details={"aanvraag": ref, "stap": kind, "te_laat": late, "aan": list(mentions)})
         return "gedaan"
 
-    async def _expire(self, s: AsyncSession, req: AdviesAanvraag, now: datetime, late: bool) -> str:
+    def _expire(self, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
         ref = rules.ref_text(req.id)
         req.state = rules.EXPIRED
         req.closed_at = now
@@ -382,16 +428,16 @@ class AanvraagService:
                          f"geen advies gegeven over {person.masked} vóór {format_local(req.deadline)}.")
         doc.line(Bold("Beslis deze zaak zonder het advies van het veiligheidshuis."),
                  " De aanvraag is gesloten als verlopen.")
-        await enqueue(s, room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), now=now,
+        batch.enqueue(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), now=now,
                       case_data=True, in_reply_to=req.event_id,
                       content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
                                               mentions=(req.requested_by,)))
         if req.oncall_room:
             note = Doc().line(f"Aanvraag {ref} is verlopen zonder advies; ZSM beslist zonder. "
                               "Een advies kan niet meer via deze aanvraag.").build()
-            await enqueue(s, room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "verlopen-dienst"),
+            batch.enqueue(room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "verlopen-dienst"),
                           now=now, content=message_content(note))
-        await self.auditor.record(s, kind="aanvraag.verlopen", at=now, person=req.person_value,
+        batch.audit(kind="aanvraag.verlopen", at=now, person=req.person_value,
                                   details={"aanvraag": ref, "te_laat": late})
         return "gedaan"
 
