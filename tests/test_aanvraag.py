@@ -443,3 +443,39 @@ def test_roster_import_cli(tmp_path: Path) -> None:
     assert main(["dienst-import", "--config", str(cfg), "--vh", "utrecht", str(ics)]) == 0
     assert main(["dienst-import", "--config", str(cfg), "--vh", "nergens", str(ics)]) == 2
     assert main(["dienst-import", "--config", str(cfg), "--vh", "utrecht", str(tmp_path / "weg.ics")]) == 2
+
+
+async def test_the_scheduler_only_ticks_the_database_does_the_rest(tmp_path: Path, sqlite_url: str) -> None:
+    import asyncio
+
+    b, clock = await start(tmp_path, sqlite_url, tik_seconden=0.05)
+    try:
+        await seed(b)
+        await roster(b)
+        await open_request(b)
+        clock.advance(timedelta(minutes=60))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            steps = await rows(b, AanvraagStap, AanvraagStap.kind == "herinnering")
+            if steps[0].done_at is not None:
+                break
+        assert steps[0].done_at == clock.now() and steps[0].late is False
+        assert b.runtime.sender
+        await b.runtime.sender.drain()
+        assert b.out.getvalue().count("Herinnering: aanvraag A1") == 1
+    finally:
+        await b.close()
+
+
+def test_check_config_reports_aanvraag_problems(tmp_path: Path) -> None:
+    from bot.config_check import check
+    from bot.settings import load_settings
+
+    settings = load_settings(config(tmp_path, "sqlite+aiosqlite:///x.db", mail_tls="geen"))
+    problems, notes = check(settings)
+    assert any("aanvraag.link_sleutel is te kort" in p for p in problems)
+    assert any("aanvraag.mail_tls = geen" in p for p in problems)
+    assert any("aanvraag.mail_host niet gezet" in n for n in notes)
+    bad = config(tmp_path, "sqlite+aiosqlite:///x.db", kantoortijden="laat")
+    problems, _ = check(load_settings(bad))
+    assert any("aanvraag.kantoortijden" in p for p in problems)
