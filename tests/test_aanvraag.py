@@ -24,6 +24,7 @@ from domain.errors import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.builtin import upsert
 from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag
+from storage.audit import chain_hash
 from storage.models import AuditRecord, OutgoingMessage
 from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
@@ -361,6 +362,11 @@ async def test_restart_in_the_middle_of_a_chain(tmp_path: Path, database_url: st
             n = await s.scalar(select(func.count()).select_from(OutgoingMessage)
                                .where(OutgoingMessage.room_id == ONCALL))
         assert n == 4
+        prev = "0" * 64
+        for r in await rows(b3, AuditRecord):  # batched audit records keep the hash chain intact
+            assert r.prev_hash == prev
+            assert r.hash == chain_hash(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
+            prev = r.hash
     finally:
         await b3.close()
 
