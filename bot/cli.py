@@ -140,6 +140,45 @@ def _import_args(p: argparse.ArgumentParser) -> None:
                         "(mag vaker)")
 
 
+def cmd_dienst_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.aanvraag.ical import import_roster, parse_roster
+    from bot.runtime import audit_key
+    from domain.clock import SystemClock
+    from domain.veiligheidshuizen import load_veiligheidshuizen
+    from storage.audit import Auditor
+    from storage.db import create_engine, session_factory
+    from storage.migrate import upgrade
+
+    settings = _settings(args)
+    if load_veiligheidshuizen(settings.veiligheidshuizen_path).get(args.vh) is None:
+        raise ConfigError(f"dienst-import: veiligheidshuis {args.vh!r} is onbekend")
+    try:
+        data = Path(args.bestand).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"dienst-import: {args.bestand} is niet leesbaar ({exc.strerror})") from None
+    shifts = parse_roster(data)
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await import_roster(session_factory(engine), Auditor(audit_key(settings)), args.vh, shifts,
+                                       SystemClock().now(), "cli:dienst-import")
+        finally:
+            await engine.dispose()
+
+    n = asyncio.run(main())
+    print(f"{n} diensten ingelezen voor {args.vh}")
+    return 0
+
+
+def _dienst_import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis")
+    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten")
+
+
 def _console_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
     p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
@@ -155,6 +194,8 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
     ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
     ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
     ("import", "laad markeringen in het ingebouwde register", _import_args, cmd_import),
+    ("dienst-import", "lees het rooster van de bereikbaarheidsdienst uit een iCalendar-bestand", _dienst_import_args,
+     cmd_dienst_import),
 ]
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 
+from bot.aanvraag.reactions import handle_reaction
 from bot.runtime import Runtime, audit_key
 from bot.settings import Settings
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
@@ -43,8 +44,12 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         if settings.matrix.cross_signing:
             base = settings.matrix.cross_signing_secret or "derived:" + audit_key(settings).decode()
             secret = base.encode()
+        async def on_reaction(room_id: str, sender: str, reacts_to: str, key: str) -> None:
+            await handle_reaction(runtime, sender=sender, room_id=room_id, reacts_to=reacts_to, key=key)
+
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
-                        settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret)
+                        settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret,
+                        on_reaction=on_reaction)
         bot_holder.append(bot)
         sender = runtime.sender
 

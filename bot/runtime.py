@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import instroom_api
+from bot import aanvraag, instroom_api
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
@@ -76,6 +76,7 @@ class Runtime:
         instroom = instroom_api.api_settings(self.settings)
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(self, instroom))
+        aanvraag.install(self)
 
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)
@@ -84,6 +85,7 @@ class Runtime:
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
+        await aanvraag.start(self)
         if http and self.settings.http.enabled:
             app = build_app(self.sessions, self.metrics, self.ready_checks, self.extra_routes)
             runner = await start_site(app, self.settings.http.host, self.settings.http.port)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import check, instroom, ping
+from commands import aanvraag, check, instroom, ping
 from commands import help as help_command
 from commands.base import CommandSpec, CommandTable
 
@@ -11,6 +11,7 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
     ping.SPEC,
     check.SPEC,
     instroom.SPEC,
+    *aanvraag.SPECS,
 )
 
 

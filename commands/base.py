@@ -75,6 +75,10 @@ class OutgoingNote:
 
 @dataclass
 class Context:
+    """What a handler gets. ``session`` is the command's one transaction: all database work of a handler goes
+    through it (registry lookups included, ``lookup(..., session=ctx.session)``), so effects, inbox row and reply
+    commit together. Opening a second session inside a handler would wait on the first's SQLite write lock."""
+
     sender: str
     role: str
     room_id: str

@@ -1,0 +1,98 @@
+"""Advies op aanvraag wired into the runtime: configuration, the service, the ticker and the answer form.
+
+``install(runtime)`` is called when the runtime is built; ``start(runtime)`` once the send queue exists. The
+ticker (APScheduler 3.x) only calls ``process_due(now)`` and the mail sender; the database holds every deadline,
+so a restart first carries out whatever fell due during the downtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.aanvraag.engine import AanvraagService
+from bot.aanvraag.mail import send_pending
+from domain.aanvraag import AanvraagConfig, parse_config
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+EXTRA_KEY = "aanvraag"
+
+
+def load_config(runtime: Runtime) -> AanvraagConfig:
+    section = runtime.settings.raw.get("aanvraag", {})
+    extras = [(vh.key, vh.extra) for vh in runtime.services.veiligheidshuizen.all()]
+    return parse_config(section if isinstance(section, dict) else {}, extras)
+
+
+def install(runtime: Runtime) -> AanvraagService:
+    from bot.aanvraag.web import routes
+
+    service = AanvraagService(load_config(runtime), runtime.auditor, runtime.services.veiligheidshuizen,
+                              runtime.sessions)
+    runtime.services.extras[EXTRA_KEY] = service
+    runtime.extra_routes.extend(routes(service, runtime.clock))
+    return service
+
+
+async def tick(runtime: Runtime, service: AanvraagService) -> None:
+    try:
+        await service.process_due(runtime.clock.now())
+        await send_pending(runtime.sessions, service.config, runtime.auditor, runtime.clock.now())
+    except Exception as exc:
+        log.error("aanvraag tick failed", extra={"error": type(exc).__name__})
+
+
+async def start(runtime: Runtime) -> None:
+    """Recover at once (every overdue step now, marked late), then tick."""
+    service: AanvraagService = runtime.services.extras[EXTRA_KEY]
+    if runtime.sender is not None:
+        service.on_enqueued = runtime.sender.wake
+    await service.process_due(runtime.clock.now())
+    if service.config.tick_seconds <= 0:
+        return
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(tick, "interval", args=(runtime, service), seconds=service.config.tick_seconds,
+                      max_instances=1, coalesce=True, id="aanvraag-tick")
+    scheduler.start()
+
+    async def stop() -> None:
+        scheduler.shutdown(wait=False)
+
+    runtime._stack.push_async_callback(stop)
+
+
+def config_notes(runtime_settings: object) -> tuple[list[str], list[str]]:
+    """Problems and notes for ``zsm-bot check-config`` about ``[aanvraag]``."""
+    from bot.settings import Settings
+    from domain.errors import ConfigError
+    from domain.veiligheidshuizen import load_veiligheidshuizen
+
+    assert isinstance(runtime_settings, Settings)
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        vhs = load_veiligheidshuizen(runtime_settings.veiligheidshuizen_path)
+        section = runtime_settings.raw.get("aanvraag", {})
+        cfg = parse_config(section if isinstance(section, dict) else {}, [(v.key, v.extra) for v in vhs.all()])
+    except ConfigError as exc:
+        return [str(exc)], notes
+    for key, vh in sorted(cfg.per_vh.items()):
+        if vhs.get(key) is None:
+            problems.append(f"aanvraag.vh.{key}: onbekend veiligheidshuis")
+        if vh.doelgroepen and not vh.room_id:
+            notes.append(f"aanvraag.vh.{key}: geen room voor de bereikbaarheidsdienst; alleen de mail gaat uit")
+    if not cfg.link_key:
+        notes.append("aanvraag.link_sleutel niet gezet: geen antwoordformulier via de website; zet "
+                     "ZSM_BOT_AANVRAAG_LINK_SLEUTEL")
+    elif len(cfg.link_key) < 32:
+        problems.append("aanvraag.link_sleutel is te kort: gebruik minstens 32 willekeurige tekens")
+    if cfg.mail_tls == "geen":
+        problems.append("aanvraag.mail_tls = geen: mail gaat alleen over TLS naar een veiligheidshuis (PRIVACY.md)")
+    if not cfg.mail_host:
+        notes.append("aanvraag.mail_host niet gezet: de mail aan het veiligheidshuis blijft in de wachtrij")
+    return problems, notes

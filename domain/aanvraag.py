@@ -1,0 +1,442 @@
+"""Advies op aanvraag: terms, working days, the request's states and its escalation chain (PROCESS.md).
+
+Pure rules, no I/O. Deadlines are computed in Europe/Amsterdam (where working days and office hours live) and
+returned in UTC; the engine stores UTC and shows local time. Public holidays come from the maintained
+``holidays`` package; extra closed days (a regional bridge day) come from the configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import holidays
+
+from domain.clock import AMSTERDAM
+from domain.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------------- calendar
+
+DAY_NAMES = ("ma", "di", "wo", "do", "vr", "za", "zo")
+MAX_TERM = timedelta(days=7)  # PROCESS.md: think 24 hours, at most 7 days
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Working days (Monday=0), office hours in local time, Dutch public holidays and configured closed days."""
+
+    workdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})
+    opens: time = time(8, 30)
+    closes: time = time(17, 0)
+    closed_days: frozenset[date] = frozenset()
+
+    def is_holiday(self, day: date) -> bool:
+        return day in _nl_holidays(day.year) or day in self.closed_days
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() in self.workdays and not self.is_holiday(day)
+
+    def in_office_hours(self, when: datetime) -> bool:
+        loc = when.astimezone(AMSTERDAM)
+        return self.is_working_day(loc.date()) and self.opens <= loc.time() < self.closes
+
+    def next_working_day(self, after: date) -> date:
+        day = after + timedelta(days=1)
+        for _ in range(60):
+            if self.is_working_day(day):
+                return day
+            day += timedelta(days=1)
+        raise ConfigError("aanvraag.werkdagen: geen werkdag gevonden in 60 dagen; controleer de werkdagen")
+
+
+_HOLIDAY_CACHE: dict[int, Any] = {}
+
+
+def _nl_holidays(year: int) -> Any:
+    if year not in _HOLIDAY_CACHE:
+        _HOLIDAY_CACHE[year] = holidays.country_holidays("NL", years=year)
+    return _HOLIDAY_CACHE[year]
+
+
+def at_local(day: date, clock_time: time) -> datetime:
+    return datetime.combine(day, clock_time, tzinfo=AMSTERDAM).astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------- terms
+
+@dataclass(frozen=True)
+class Term:
+    """A term as typed or configured: a duration, N working days, or 'next working day HH:MM'."""
+
+    kind: str  # duur | werkdagen | volgende-werkdag
+    duration: timedelta = timedelta(0)
+    days: int = 0
+    at: time = time(13, 0)
+    text: str = ""
+
+    def deadline(self, start: datetime, cal: WorkCalendar) -> datetime:
+        if self.kind == "duur":
+            return (start + self.duration).astimezone(UTC)
+        today = start.astimezone(AMSTERDAM).date()
+        if self.kind == "werkdagen":
+            day = today
+            for _ in range(self.days):
+                day = cal.next_working_day(day)
+            return at_local(day, cal.closes)
+        return at_local(cal.next_working_day(today), self.at)
+
+
+class TermError(ValueError):
+    """Carries the Dutch explanation."""
+
+
+TERM_FORMS = ("een duur als 24u of 5d, een aantal werkdagen als 2wd of '2 werkdagen', "
+              "of 'volgende werkdag 13:00'")
+
+_DURATION = re.compile(r"^(\d{1,3})\s*(u|uur|h|d|dag|dagen|m|min)$")
+_WORKDAYS = re.compile(r"^(\d{1,2})\s*(wd|werkdag|werkdagen)$")
+_NEXT = re.compile(r"^(?:volgende[\s\-]*werkdag|vwd)[\s\-]*(?:om[\s\-]*)?(\d{1,2})[:.](\d{2})$")
+
+
+def parse_term(text: str) -> Term:
+    raw = " ".join(text.strip().lower().split())
+    if m := _DURATION.match(raw):
+        n, unit = int(m.group(1)), m.group(2)
+        if unit in {"u", "uur", "h"}:
+            dur = timedelta(hours=n)
+        elif unit in {"m", "min"}:
+            dur = timedelta(minutes=n)
+        else:
+            dur = timedelta(days=n)
+        if dur <= timedelta(0):
+            raise TermError("Een termijn moet langer zijn dan nul.")
+        if dur > MAX_TERM:
+            raise TermError("Een termijn is hoogstens 7 dagen (afspraak advies op aanvraag).")
+        return Term("duur", duration=dur, text=raw)
+    if m := _WORKDAYS.match(raw):
+        n = int(m.group(1))
+        if not 1 <= n <= 5:
+            raise TermError("Een termijn in werkdagen is 1 tot 5 werkdagen.")
+        return Term("werkdagen", days=n, text=raw)
+    if m := _NEXT.match(raw):
+        hour, minute = int(m.group(1)), int(m.group(2))
+        if hour > 23 or minute > 59:
+            raise TermError(f"'{m.group(1)}:{m.group(2)}' is geen geldige tijd.")
+        return Term("volgende-werkdag", at=time(hour, minute), text=raw)
+    raise TermError(f"Termijn '{text.strip()[:30]}' wordt niet herkend. Geef {TERM_FORMS}.")
+
+
+def describe_left(deadline: datetime, now: datetime) -> str:
+    """'nog 3 u 20 min', 'nog 2 d 4 u', 'verlopen'."""
+    left = deadline - now
+    if left <= timedelta(0):
+        return "verlopen"
+    minutes = int(left.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"nog {days} d {hours} u"
+    if hours:
+        return f"nog {hours} u {mins} min"
+    return f"nog {mins} min"
+
+
+# ---------------------------------------------------------------------------------------------- states
+
+OPEN = "open"
+ACKNOWLEDGED = "bevestigd"
+ANSWERED = "beantwoord"
+CANCELLED = "ingetrokken"
+EXPIRED = "verlopen"
+ACTIVE = frozenset({OPEN, ACKNOWLEDGED})
+STATE_LABELS = {OPEN: "open, nog niet bevestigd", ACKNOWLEDGED: "bevestigd", ANSWERED: "beantwoord",
+                CANCELLED: "ingetrokken", EXPIRED: "verlopen zonder advies"}
+
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    OPEN: frozenset({ACKNOWLEDGED, ANSWERED, CANCELLED, EXPIRED}),
+    ACKNOWLEDGED: frozenset({ANSWERED, CANCELLED, EXPIRED}),
+    ANSWERED: frozenset(),
+    CANCELLED: frozenset(),
+    EXPIRED: frozenset(),
+}
+
+
+def can_move(current: str, target: str) -> bool:
+    return target in _TRANSITIONS.get(current, frozenset())
+
+
+def refusal(current: str, target: str) -> str:
+    """The Dutch reason a transition is refused."""
+    if current == target:
+        return f"Deze aanvraag is al {STATE_LABELS[current]}."
+    return f"Deze aanvraag is {STATE_LABELS.get(current, current)}; dat kan niet meer veranderen."
+
+
+# ---------------------------------------------------------------------------------------------- escalation
+
+# Kinds of a step. "ping" is the first post (done at opening); "verlopen" fires at the deadline.
+STEP_KINDS = ("herinnering", "backup", "teamleider", "ruimte")
+ESCALATION_STOPS_AT = frozenset({ACKNOWLEDGED, ANSWERED, CANCELLED, EXPIRED})
+EXPIRY_STOPS_AT = frozenset({ANSWERED, CANCELLED, EXPIRED})
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    kind: str
+    after: timedelta
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "after_s": int(self.after.total_seconds())}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> ChainStep:
+        return ChainStep(str(data["kind"]), timedelta(seconds=int(data["after_s"])))
+
+
+@dataclass(frozen=True)
+class Chain:
+    steps: tuple[ChainStep, ...]
+    repeat_every: timedelta = timedelta(0)
+    repeat_times: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"steps": [s.to_json() for s in self.steps], "repeat_s": int(self.repeat_every.total_seconds()),
+                "repeat_n": self.repeat_times}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Chain:
+        return Chain(tuple(ChainStep.from_json(s) for s in data.get("steps", [])),
+                     timedelta(seconds=int(data.get("repeat_s", 0))), int(data.get("repeat_n", 0)))
+
+    def plan(self, opened: datetime, deadline: datetime) -> list[tuple[str, datetime]]:
+        """The escalation steps with their due times, in order; steps at or after the deadline are left out."""
+        out = [(s.kind, opened + s.after) for s in self.steps]
+        if self.steps and self.repeat_every > timedelta(0):
+            last = self.steps[-1]
+            for i in range(1, self.repeat_times + 1):
+                out.append((last.kind, opened + last.after + i * self.repeat_every))
+        return [(k, t) for k, t in out if t < deadline]
+
+
+def parse_chain(values: Any, where: str) -> tuple[ChainStep, ...]:
+    """``["herinnering:30", "backup:60", "teamleider:120"]`` (minutes after opening)."""
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}: verwacht een lijst als [\"herinnering:30\", \"backup:60\", \"teamleider:120\"]")
+    steps: list[ChainStep] = []
+    for i, item in enumerate(values):
+        m = re.match(r"^([a-z]+):(\d{1,5})$", item) if isinstance(item, str) else None
+        if not m or m.group(1) not in STEP_KINDS:
+            raise ConfigError(f"{where}[{i}]: verwacht '<soort>:<minuten>' met soort {', '.join(STEP_KINDS)}, "
+                              f"kreeg {item!r}")
+        step = ChainStep(m.group(1), timedelta(minutes=int(m.group(2))))
+        if steps and step.after <= steps[-1].after:
+            raise ConfigError(f"{where}[{i}]: de minuten moeten oplopen")
+        steps.append(step)
+    return tuple(steps)
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class VhAanvraag:
+    """What one veiligheidshuis agreed for advies op aanvraag."""
+
+    key: str
+    doelgroepen: tuple[str, ...] = ()
+    term: Term | None = None
+    room_id: str | None = None
+    teamleider: str | None = None
+    office_chain: Chain | None = None
+    after_hours_chain: Chain | None = None
+
+    def prioritised(self, doelgroep: str) -> bool:
+        wanted = doelgroep.strip().lower()
+        return any(d.strip().lower() == wanted for d in self.doelgroepen)
+
+
+DEFAULT_OFFICE = Chain((ChainStep("herinnering", timedelta(minutes=60)), ChainStep("backup", timedelta(minutes=120)),
+                        ChainStep("teamleider", timedelta(minutes=240))))
+DEFAULT_AFTER_HOURS = Chain((ChainStep("herinnering", timedelta(minutes=15)),
+                             ChainStep("backup", timedelta(minutes=30)), ChainStep("ruimte", timedelta(minutes=60))))
+
+
+@dataclass(frozen=True)
+class AanvraagConfig:
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    default_term: Term = field(default_factory=lambda: parse_term("24u"))
+    office_chain: Chain = DEFAULT_OFFICE
+    after_hours_chain: Chain = DEFAULT_AFTER_HOURS
+    per_vh: Mapping[str, VhAanvraag] = field(default_factory=dict)
+    link_key: str = ""
+    base_url: str = ""
+    mail_host: str = ""
+    mail_port: int = 587
+    mail_tls: str = "starttls"
+    mail_from: str = "zsm-bot@localhost"
+    tick_seconds: float = 1.0
+    late_after: timedelta = timedelta(seconds=5)
+
+    def vh(self, key: str) -> VhAanvraag:
+        return self.per_vh.get(key, VhAanvraag(key))
+
+    def term_for(self, key: str) -> Term:
+        return self.vh(key).term or self.default_term
+
+    def chain_for(self, key: str, now: datetime) -> Chain:
+        vh = self.vh(key)
+        if self.calendar.in_office_hours(now):
+            return vh.office_chain or self.office_chain
+        return vh.after_hours_chain or self.after_hours_chain
+
+
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_ROOM = re.compile(r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
+_USER = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
+
+
+def _chain(data: Mapping[str, Any], where: str, key: str, repeat_s: int, repeat_n: int) -> Chain | None:
+    if key not in data:
+        return None
+    return Chain(parse_chain(data[key], f"{where}.{key}"), timedelta(minutes=repeat_s), repeat_n)
+
+
+def _get_int(data: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    value = data.get(key, default)
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}.{key}: verwacht een geheel getal, kreeg {value!r}") from None
+    if out < 0:
+        raise ConfigError(f"{where}.{key}: verwacht 0 of meer, kreeg {out}")
+    return out
+
+
+def _term(value: Any, where: str) -> Term:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: verwacht een termijn als \"24u\", kreeg {value!r}")
+    try:
+        return parse_term(value)
+    except TermError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _vh_entry(key: str, data: Mapping[str, Any], where: str, prefix: str) -> VhAanvraag:
+    def get(name: str) -> Any:
+        return data.get(prefix + name)
+
+    doel = get("doelgroepen") or []
+    if not isinstance(doel, list) or not all(isinstance(d, str) and d.strip() for d in doel):
+        raise ConfigError(f"{where}.{prefix}doelgroepen: verwacht een lijst met doelgroepen")
+    room = get("room")
+    if room is not None and (not isinstance(room, str) or not _ROOM.match(room)):
+        raise ConfigError(f"{where}.{prefix}room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
+    lead = get("teamleider")
+    if lead is not None and (not isinstance(lead, str) or not _USER.match(lead)):
+        raise ConfigError(f"{where}.{prefix}teamleider: verwacht een Matrix-id als @naam:example.nl, kreeg {lead!r}")
+    rep_m = _get_int(data, prefix + "herhaal_minuten", where, 0)
+    rep_n = _get_int(data, prefix + "herhaal_aantal", where, 0)
+    return VhAanvraag(
+        key=key, doelgroepen=tuple(d.strip() for d in doel),
+        term=_term(get("termijn"), f"{where}.{prefix}termijn") if get("termijn") is not None else None,
+        room_id=room, teamleider=lead,
+        office_chain=_chain(data, where, prefix + "escalatie_kantoor", rep_m, rep_n),
+        after_hours_chain=_chain(data, where, prefix + "escalatie_buiten", rep_m, rep_n),
+    )
+
+
+def parse_config(section: Mapping[str, Any], vh_extras: Iterable[tuple[str, Mapping[str, Any]]]) -> AanvraagConfig:
+    """``[aanvraag]`` plus per-VH settings: ``aanvraag_*`` keys in veiligheidshuizen.toml, overridden by
+    ``[aanvraag.vh.<key>]`` in the bot configuration."""
+    where = "aanvraag"
+    days_raw = section.get("werkdagen", ["ma", "di", "wo", "do", "vr"])
+    if not isinstance(days_raw, list) or not all(isinstance(d, str) and d.lower()[:2] in DAY_NAMES for d in days_raw):
+        raise ConfigError(f"{where}.werkdagen: verwacht een lijst als [\"ma\", \"di\", \"wo\", \"do\", \"vr\"]")
+    hours = str(section.get("kantoortijden", "08:30-17:00"))
+    m = _HHMM.match(hours)
+    if not m or not (int(m.group(1)) < 24 and int(m.group(3)) < 24 and int(m.group(2)) < 60 and int(m.group(4)) < 60):
+        raise ConfigError(f"{where}.kantoortijden: verwacht 'uu:mm-uu:mm' als \"08:30-17:00\", kreeg {hours!r}")
+    opens, closes = time(int(m.group(1)), int(m.group(2))), time(int(m.group(3)), int(m.group(4)))
+    if closes <= opens:
+        raise ConfigError(f"{where}.kantoortijden: het einde moet na het begin liggen")
+    closed_raw = section.get("vrije_dagen", [])
+    try:
+        closed = frozenset(date.fromisoformat(str(d)) for d in closed_raw)
+    except ValueError:
+        raise ConfigError(f"{where}.vrije_dagen: verwacht datums als \"2026-05-15\"") from None
+    cal = WorkCalendar(frozenset(DAY_NAMES.index(d.lower()[:2]) for d in days_raw), opens, closes, closed)
+    rep_m = _get_int(section, "herhaal_minuten", where, 0)
+    rep_n = _get_int(section, "herhaal_aantal", where, 0)
+    office = _chain(section, where, "escalatie_kantoor", rep_m, rep_n) or DEFAULT_OFFICE
+    after = _chain(section, where, "escalatie_buiten", rep_m, rep_n) or DEFAULT_AFTER_HOURS
+    per_vh: dict[str, VhAanvraag] = {}
+    for key, extra in vh_extras:
+        if any(k.startswith("aanvraag_") for k in extra):
+            per_vh[key] = _vh_entry(key, extra, f"veiligheidshuizen.{key}", "aanvraag_")
+    vh_section = section.get("vh", {})
+    if not isinstance(vh_section, dict):
+        raise ConfigError(f"{where}.vh: verwacht secties [aanvraag.vh.<sleutel>]")
+    for key, data in vh_section.items():
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}.vh.{key}: verwacht een sectie")
+        per_vh[key] = _vh_entry(key, data, f"{where}.vh.{key}", "")
+    tls = str(section.get("mail_tls", "starttls"))
+    if tls not in {"starttls", "tls", "geen"}:
+        raise ConfigError(f"{where}.mail_tls: verwacht starttls, tls of geen, kreeg {tls!r}")
+    return AanvraagConfig(
+        calendar=cal,
+        default_term=_term(section.get("termijn", "24u"), f"{where}.termijn"),
+        office_chain=office, after_hours_chain=after, per_vh=per_vh,
+        link_key=str(section.get("link_sleutel", "")), base_url=str(section.get("basis_url", "")).rstrip("/"),
+        mail_host=str(section.get("mail_host", "")), mail_port=_get_int(section, "mail_port", where, 587),
+        mail_tls=tls, mail_from=str(section.get("mail_van", "zsm-bot@localhost")),
+        tick_seconds=float(section.get("tik_seconden", 1.0)),
+        late_after=timedelta(seconds=_get_int(section, "te_laat_na_seconden", where, 5)),
+    )
+
+
+def ref_text(request_id: int) -> str:
+    return f"A{request_id}"
+
+
+def parse_ref(text: str) -> int | None:
+    m = re.match(r"^#?a?-?(\d{1,12})$", text.strip().lower())
+    return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------------------------------------- roster times
+
+MOMENT_FORMS = "dd-mm-jjjj uu:mm (of jjjj-mm-ddTuu:mm)"
+_MOMENT = re.compile(r"^(?:(\d{1,2})-(\d{1,2})-(\d{4})|(\d{4})-(\d{1,2})-(\d{1,2}))(?:[T ](\d{1,2})[:.](\d{2}))?$")
+
+
+class MomentError(ValueError):
+    """Carries the Dutch explanation."""
+
+
+def parse_moments(words: list[str]) -> list[datetime]:
+    """Local date-times as typed ('22-11-2026 08:00', '2026-11-22T08:00'), returned in UTC."""
+    tokens: list[str] = []
+    for w in words:
+        if re.match(r"^\d{1,2}[:.]\d{2}$", w) and tokens and "T" not in tokens[-1] and " " not in tokens[-1]:
+            tokens[-1] = tokens[-1] + " " + w
+        else:
+            tokens.append(w)
+    out: list[datetime] = []
+    for tok in tokens:
+        m = _MOMENT.match(tok)
+        if not m:
+            raise MomentError(f"'{tok[:30]}' is geen tijdstip. Schrijf {MOMENT_FORMS}.")
+        if m.group(1):
+            d, mo, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        else:
+            y, mo, d = int(m.group(4)), int(m.group(5)), int(m.group(6))
+        hh, mm = (int(m.group(7)), int(m.group(8))) if m.group(7) else (0, 0)
+        try:
+            local_dt = datetime(y, mo, d, hh, mm, tzinfo=AMSTERDAM)
+        except ValueError:
+            raise MomentError(f"'{tok[:30]}' is geen bestaande datum of tijd.") from None
+        out.append(local_dt.astimezone(UTC))
+    return out

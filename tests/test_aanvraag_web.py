@@ -1,0 +1,192 @@
+"""The answer by web form behind a signed, expiring link (real aiohttp server, real headless Chromium) and the
+mail to the veiligheidshuis mailbox through a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.aanvraag.engine import AanvraagService
+from bot.aanvraag.mail import send_pending
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from bot.transport.console import ConsoleTransport
+from domain.clock import FixedClock
+from domain.identifiers import parse_person_id
+from storage.aanvraag_models import AanvraagMail
+from tests.harness.console import ConsoleBot
+from tests.test_aanvraag import BSN, DUTY, MONDAY_10, config, open_request, roster, rows, seed
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+async def web_bot(tmp_path: Path, db_url: str, **extra: Any) -> tuple[ConsoleBot, FixedClock, str]:
+    """A console bot whose runtime also serves HTTP on a free port (the answer form lives there)."""
+    clock = FixedClock(MONDAY_10)
+    path = config(tmp_path, db_url, **extra)
+    text = path.read_text().replace("[http]\nenabled = false", "[http]\nenabled = true")
+    path.write_text(text)
+    runtime = Runtime(load_settings(path), clock=clock)
+    bot = ConsoleBot(runtime)
+    await runtime.start(ConsoleTransport(bot.out), http=True)
+    base = f"http://127.0.0.1:{runtime.http_port}"
+    service: AanvraagService = runtime.services.extras["aanvraag"]
+    object.__setattr__(service.config, "base_url", base)
+    await seed(bot)
+    await roster(bot)
+    return bot, clock, base
+
+
+def link_of(mail: AanvraagMail) -> str:
+    for line in (mail.body or "").splitlines():
+        if "/aanvraag/" in line and "?t=" in line:
+            return line.strip()
+    raise AssertionError("no link in the mail")
+
+
+async def test_form_with_a_good_link_answers_and_forged_or_expired_links_are_refused(
+        tmp_path: Path, sqlite_url: str) -> None:
+    bot, clock, base = await web_bot(tmp_path, sqlite_url)
+    try:
+        await open_request(bot, "vraag: loopt er een plan <b>van aanpak</b>?")
+        link = link_of((await rows(bot, AanvraagMail))[0])
+        assert link.startswith(base + "/aanvraag/1/antwoord?t=")
+        token = link.split("?t=", 1)[1]
+        exp, mac = token.split(".")
+        forged_mac = exp + "." + ("0" if mac[0] != "0" else "1") + mac[1:]
+        longer = str(int(exp) + 86400) + "." + mac
+        async with aiohttp.ClientSession() as http:
+            async with http.get(link) as r:
+                page = await r.text()
+                assert r.status == 200 and "BSN ******782" in page and BSN not in page
+                assert "&lt;b&gt;van aanpak&lt;/b&gt;" in page  # escaped, never markup
+            for bad in (forged_mac, longer, "garbage"):
+                async with http.get(f"{base}/aanvraag/1/antwoord", params={"t": bad}) as r:
+                    assert r.status == 403 and "ongeldig" in await r.text()
+            async with http.get(f"{base}/aanvraag/2/antwoord", params={"t": token}) as r:
+                assert r.status == 403  # a token for request 1 does not open request 2
+            async with http.post(f"{base}/aanvraag/1/antwoord", data={"t": forged_mac, "naam": "X",
+                                                                        "advies": "Iets met reden."}) as r:
+                assert r.status == 403
+            async with http.post(f"{base}/aanvraag/1/antwoord", data={"t": token, "naam": "", "advies": ""}) as r:
+                assert r.status == 400 and "Vul uw naam" in await r.text()
+            clock.advance(timedelta(hours=25))
+            async with http.get(link) as r:
+                assert r.status == 403 and "verlopen" in await r.text()
+            async with http.post(f"{base}/aanvraag/1/antwoord", data={"t": token, "naam": "Mw. Jansen",
+                                                                        "advies": "Te laat advies."}) as r:
+                assert r.status == 403
+        markering = await bot.runtime.services.registry.lookup(parse_person_id(BSN))
+        assert markering[0].advies == "Oud advies: sepot."
+    finally:
+        await bot.close()
+
+
+def _browser_or_skip() -> None:
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("playwright is niet geïnstalleerd")
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true maar /usr/bin/chromium ontbreekt (apt-get install -y chromium)")
+        pytest.skip("geen browser: /usr/bin/chromium ontbreekt (apt-get install -y chromium)")
+
+
+async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> None:
+    _browser_or_skip()
+    from playwright.async_api import async_playwright
+
+    bot, _clock, _base = await web_bot(tmp_path, sqlite_url)
+    try:
+        await open_request(bot, "vraag: loopt er een plan van aanpak?")
+        link = link_of((await rows(bot, AanvraagMail))[0])
+        advice = "Voorwaardelijk sepot met hulpverlening; het plan van aanpak loopt sinds mei."
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = await browser.new_page()
+                await page.goto(link)
+                assert await page.text_content("#persoon") == "BSN ******782"
+                assert "plan van aanpak" in (await page.text_content("#vraag") or "")
+                await page.fill("#naam", "Mw. Jansen")
+                await page.fill("#advies", advice)
+                await page.click("#verstuur")
+                await page.wait_for_selector("#melding")
+                assert "Uw advies is doorgegeven" in (await page.text_content("#melding") or "")
+                await page.goto(link)  # the link does not work twice
+                assert "beantwoord" in (await page.text_content("#melding") or "").lower()
+            finally:
+                await browser.close()
+        assert bot.runtime.sender
+        await bot.runtime.sender.drain()
+        assert "Advies ontvangen (A1)" in bot.out.getvalue() and advice in bot.out.getvalue()
+        markering = await bot.runtime.services.registry.lookup(parse_person_id(BSN))
+        assert markering[0].advies == advice
+        assert "beantwoord" in await bot.say(f"!advies A1 {advice}", as_user=DUTY)
+    finally:
+        await bot.close()
+
+
+async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: str) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received: list[Any] = []
+
+    class Keep(Message):  # type: ignore[misc]
+        def handle_message(self, message: Any) -> None:
+            received.append(message)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        bot, _clock, _base = await web_bot(tmp_path, sqlite_url, mail_host="127.0.0.1", mail_port=port,
+                                           mail_tls="geen", mail_van="zsm-bot@om.example")
+        try:
+            await open_request(bot)
+            service: AanvraagService = bot.runtime.services.extras["aanvraag"]
+            sent = await send_pending(bot.runtime.sessions, service.config, bot.runtime.auditor,
+                                      bot.runtime.clock.now())
+            assert sent == 1
+            assert await send_pending(bot.runtime.sessions, service.config, bot.runtime.auditor,
+                                      bot.runtime.clock.now()) == 0
+            assert len(received) == 1
+            msg = received[0]
+            assert msg["To"] == "terugkoppeling@vh-utrecht.example"
+            assert msg["Subject"].startswith("[ZSM] Advies op aanvraag A1 - antwoord uiterlijk")
+            body = msg.get_payload()
+            assert "/aanvraag/1/antwoord?t=" in body and "Vertrouwelijk" in body and BSN not in body
+            row = (await rows(bot, AanvraagMail))[0]
+            assert row.status == "sent" and row.body is None
+        finally:
+            await bot.close()
+    finally:
+        controller.stop()
+
+
+async def test_mail_failure_is_retried_not_lost(tmp_path: Path, sqlite_url: str) -> None:
+    bot, clock, _base = await web_bot(tmp_path, sqlite_url, mail_host="127.0.0.1", mail_port=9, mail_tls="geen")
+    try:
+        await open_request(bot)
+        service: AanvraagService = bot.runtime.services.extras["aanvraag"]
+        assert await send_pending(bot.runtime.sessions, service.config, bot.runtime.auditor, clock.now()) == 0
+        row = (await rows(bot, AanvraagMail))[0]
+        assert row.status == "pending" and row.attempts == 1 and row.last_error and row.body
+        assert row.next_attempt_at > clock.now()
+    finally:
+        await bot.close()
