@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from commands import aanmelden, besluit, outbox, ping
 from commands import help as help_command
-from commands import ping
 from commands.base import CommandSpec, CommandTable
 
 ALL_COMMANDS: tuple[CommandSpec, ...] = (
     help_command.SPEC,
     ping.SPEC,
+    besluit.SPEC,
+    aanmelden.SPEC,
+    outbox.SPEC,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import storage.besluit_models  # noqa: F401  (feature tables register on Base)
+import storage.besluit_models
 import storage.registry_models  # noqa: F401
 from storage.models import Base
 

@@ -1,0 +1,47 @@
+"""Queueing mail inside the caller's transaction: the decision and its mail commit together or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.veiligheidshuizen import Veiligheidshuis
+from integrations.mail.compose import Templates, message_id_for, subject_for
+from integrations.mail.config import MailSettings
+from storage.besluit_models import OutboxMail
+
+PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A"}
+
+
+def ref_for(source_event: str, vh_key: str, kind: str) -> str:
+    digest = hashlib.sha256(f"{source_event}\x00{vh_key}\x00{kind}".encode()).hexdigest()[:8].upper()
+    return f"{PREFIX[kind]}-{digest}"
+
+
+class MailService:
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self.templates = Templates(settings.templates)
+
+    async def queue(self, session: AsyncSession, *, kind: str, vh: Veiligheidshuis, values: dict[str, Any],
+                    room_id: str, event_id: str, subject_hash: str, now: datetime,
+                    besluit_id: int | None = None, hold: bool = True) -> OutboxMail:
+        ref = ref_for(event_id, vh.key, kind)
+        notice = self.settings.vertrouwelijkheid_tekst if self.settings.vertrouwelijkheid else ""
+        template = "aanmelding" if kind == "aanmelding" else "terugkoppeling"
+        text, html = self.templates.render(template, {
+            **values, "ref": ref, "vh_naam": vh.naam, "correctie": kind == "correctie", "vertrouwelijkheid": notice,
+        })
+        delay = self.settings.herroep_seconden if hold else 0
+        row = OutboxMail(
+            ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind,
+            besluit_id=besluit_id, subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox,
+            mail_subject=subject_for(kind, ref), body_text=text, body_html=html, status="pending", attempts=0,
+            next_attempt_at=now + timedelta(seconds=delay), created_at=now, room_id=room_id, event_id=event_id,
+        )
+        session.add(row)
+        await session.flush()
+        return row

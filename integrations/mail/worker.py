@@ -1,0 +1,218 @@
+"""The mail outbox worker: sends due rows over TLS with aiosmtplib, retries with backoff, reports to the room.
+
+It never imports ``commands``; to say something in the room it calls ``notify``, injected by the runtime,
+inside the same transaction that changes the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiosmtplib
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.clock import Clock
+from integrations.mail.compose import build_message
+from integrations.mail.config import MailSettings
+from storage.audit import Auditor
+from storage.besluit_models import OutboxMail
+from storage.db import SessionFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoomNotice:
+    room_id: str
+    in_reply_to: str
+    text: str
+    purpose: str
+
+
+Notify = Callable[[AsyncSession, RoomNotice], Awaitable[None]]
+
+
+class TlsRefused(Exception):
+    """The server offered no (working) TLS; never fall back to plaintext."""
+
+
+def tls_context(settings: MailSettings) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+async def connect(settings: MailSettings) -> aiosmtplib.SMTP:
+    """An open, TLS-protected (unless explicitly allowed plaintext on loopback) and logged-in connection."""
+    implicit = settings.tls == "implicit"
+    plain = settings.tls == "geen"
+    client = aiosmtplib.SMTP(
+        hostname=settings.host, port=settings.port, timeout=settings.timeout_seconden,
+        use_tls=implicit, start_tls=False, tls_context=None if plain else tls_context(settings),
+        validate_certs=not plain,
+    )
+    await client.connect()
+    if settings.tls == "starttls":
+        if not client.supports_extension("starttls"):
+            with contextlib.suppress(Exception):
+                await client.quit()
+            raise TlsRefused("server biedt geen STARTTLS")
+        try:
+            await client.starttls()
+        except (aiosmtplib.SMTPException, ssl.SSLError) as exc:
+            client.close()
+            raise TlsRefused(f"STARTTLS mislukt ({type(exc).__name__})") from None
+    if settings.username and settings.password:
+        await client.login(settings.username, settings.password)
+    return client
+
+
+class MailWorker:
+    def __init__(self, sessions: SessionFactory, settings: MailSettings, clock: Clock, auditor: Auditor,
+                 notify: Notify, on_committed: Callable[[], None] = lambda: None) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.auditor = auditor
+        self.notify = notify
+        self.on_committed = on_committed
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("mail outbox error", extra={"error": type(exc).__name__})
+                delay = 5.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _due(self) -> tuple[list[OutboxMail], float]:
+        now = self.clock.now()
+        async with self.sessions() as s:
+            rows = list((await s.execute(
+                select(OutboxMail).where(OutboxMail.status == "pending").order_by(OutboxMail.id).limit(200)
+            )).scalars().all())
+            await s.rollback()
+        due = [r for r in rows if r.next_attempt_at <= now]
+        later = [(r.next_attempt_at - now).total_seconds() for r in rows if r.next_attempt_at > now]
+        return due, (max(0.05, min(later)) if later else 30.0)
+
+    async def drain(self) -> float:
+        """Send everything due over one connection. Returns seconds until the next row falls due."""
+        async with self._lock:
+            while True:
+                due, delay = await self._due()
+                if not due:
+                    return delay
+                try:
+                    client = await connect(self.settings)
+                except TlsRefused as exc:
+                    for row in due:
+                        await self._failed(row.id, str(exc), fatal=True)
+                    continue
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    for row in due:
+                        await self._failed(row.id, f"relay niet bereikbaar ({type(exc).__name__})")
+                    return await self._next_delay()
+                try:
+                    broken = False
+                    for row in due:
+                        if broken:
+                            break
+                        broken = await self._send_one(client, row)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await client.quit()
+                if broken:
+                    return await self._next_delay()
+
+    async def _next_delay(self) -> float:
+        _, delay = await self._due()
+        return delay
+
+    async def _send_one(self, client: aiosmtplib.SMTP, row: OutboxMail) -> bool:
+        """True when the connection broke and the rest should wait."""
+        async with self.sessions() as s:
+            current = await s.get(OutboxMail, row.id)
+            await s.rollback()
+        if current is None or current.status != "pending" or current.body_text is None:
+            return False  # undone, replaced or removed meanwhile
+        msg = build_message(sender=self.settings.afzender, recipient=current.recipient,
+                            subject=current.mail_subject, message_id=current.message_id,
+                            text=current.body_text, html=current.body_html or "", date=current.created_at)
+        try:
+            await client.send_message(msg, sender=self.settings.afzender, recipients=[current.recipient])
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            await self._failed(row.id, f"ontvanger geweigerd ({type(exc).__name__})")
+            return False
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._failed(row.id, f"relay weigerde ({exc.code})")
+            return exc.code in (421,)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self._failed(row.id, f"verbinding verbroken ({type(exc).__name__})")
+            return True
+        await self._sent(row.id)
+        return False
+
+    async def _sent(self, row_id: int) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            row = await s.get(OutboxMail, row_id)
+            if row is None:
+                return
+            row.status = "sent"
+            row.sent_at = now
+            row.attempts += 1
+            row.body_text = None
+            row.body_html = None
+            await self.auditor.record(s, kind="mail.verzonden", at=now, details={
+                "ref": row.ref, "message_id": row.message_id, "veiligheidshuis": row.veiligheidshuis,
+                "soort": row.kind})
+            what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
+            await self.notify(s, RoomNotice(row.room_id, row.event_id,
+                                            f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
+                                            f"mail-{row.ref}-verzonden"))
+        self.on_committed()
+
+    async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            row = await s.get(OutboxMail, row_id)
+            if row is None or row.status != "pending":
+                return
+            row.attempts += 1
+            row.last_error = reason[:255]
+            if fatal or row.attempts >= self.settings.max_pogingen:
+                row.status = "dead"
+                await self.auditor.record(s, kind="mail.mislukt", at=now, details={
+                    "ref": row.ref, "message_id": row.message_id, "reden": reason[:120]})
+                await self.notify(s, RoomNotice(
+                    row.room_id, row.event_id,
+                    f"Mail {row.ref} aan {row.veiligheidshuis} is NIET verzonden na {row.attempts} poging(en): "
+                    f"{reason}. Na herstel: !outbox opnieuw {row.ref}",
+                    f"mail-{row.ref}-dood-{row.attempts}"))
+                log.error("mail dead", extra={"ref": row.ref, "reason": reason[:120]})
+            else:
+                backoff = min(self.settings.backoff_max_seconden,
+                              self.settings.backoff_seconden * 2 ** (row.attempts - 1))
+                row.next_attempt_at = now + timedelta(seconds=backoff)
+                log.warning("mail failed, will retry", extra={"ref": row.ref, "attempt": row.attempts,
+                                                              "reason": reason[:120]})
+        self.on_committed()
