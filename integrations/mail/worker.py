@@ -60,6 +60,7 @@ async def connect(settings: MailSettings) -> aiosmtplib.SMTP:
         validate_certs=not plain,
     )
     await client.connect()
+    await client.ehlo()
     if settings.tls == "starttls":
         if not client.supports_extension("starttls"):
             with contextlib.suppress(Exception):
@@ -109,7 +110,6 @@ class MailWorker:
             rows = list((await s.execute(
                 select(OutboxMail).where(OutboxMail.status == "pending").order_by(OutboxMail.id).limit(200)
             )).scalars().all())
-            await s.rollback()
         due = [r for r in rows if r.next_attempt_at <= now]
         later = [(r.next_attempt_at - now).total_seconds() for r in rows if r.next_attempt_at > now]
         return due, (max(0.05, min(later)) if later else 30.0)
@@ -151,7 +151,6 @@ class MailWorker:
         """True when the connection broke and the rest should wait."""
         async with self.sessions() as s:
             current = await s.get(OutboxMail, row.id)
-            await s.rollback()
         if current is None or current.status != "pending" or current.body_text is None:
             return False  # undone, replaced or removed meanwhile
         msg = build_message(sender=self.settings.afzender, recipient=current.recipient,

@@ -33,9 +33,9 @@ class BuiltinRegistry:
         column = MarkeringRow.bsn if person.kind == "bsn" else MarkeringRow.skn
         async with self.sessions() as s:
             query = select(MarkeringRow).where(column == person.value).order_by(MarkeringRow.veiligheidshuis)
-            rows = (await s.execute(query)).scalars().all()
+            found = [_to_domain(r) for r in (await s.execute(query)).scalars().all()]
             await s.rollback()
-        return [_to_domain(r) for r in rows]
+        return found
 
 
 async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:
