@@ -19,10 +19,15 @@ def split_gemeente(ctx: Context, words: tuple[str, ...]) -> tuple[Veiligheidshui
         name = " ".join(words[:n])
         vh = vhs.for_gemeente(name)
         if vh is not None:
-            return vh, name, words[n:]
+            canonical = next((g for g in vh.gemeenten if _norm(g) == _norm(name)), name)
+            return vh, canonical, words[n:]
     near = vhs.nearest_gemeenten(words[0]) if words else []
     hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
     raise UserError(f"Gemeente '{(words[0] if words else '')[:30]}' is niet bekend bij een veiligheidshuis.{hint}")
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.lower().replace("-", " ").split())
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

@@ -53,13 +53,17 @@ class SmtpServer:
         self.collector = Collector()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
-        kwargs: dict[str, Any] = {"tls_context": ctx, "require_starttls": True} if starttls else {}
-        self.controller = Controller(self.collector, hostname="127.0.0.1", port=port, **kwargs)
+        self.kwargs: dict[str, Any] = {"tls_context": ctx, "require_starttls": True} if starttls else {}
         self.port = port
+        self.controller: Controller | None = None
 
     def start(self) -> SmtpServer:
+        """A fresh controller each time: an aiosmtpd controller cannot be started twice."""
+        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port, **self.kwargs)
         self.controller.start()
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
