@@ -40,7 +40,7 @@ class Received:
 class Collector:
     received: list[Received] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received.append(Received(list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
         return "250 OK"
 

@@ -132,11 +132,7 @@ class MailWorker:
                         await self._failed(row.id, f"relay niet bereikbaar ({type(exc).__name__})")
                     return await self._next_delay()
                 try:
-                    broken = False
-                    for row in due:
-                        if broken:
-                            break
-                        broken = await self._send_one(client, row)
+                    broken = await self._send_batch(client, due)
                 finally:
                     with contextlib.suppress(Exception):
                         await client.quit()
@@ -147,47 +143,82 @@ class MailWorker:
         _, delay = await self._due()
         return delay
 
-    async def _send_one(self, client: aiosmtplib.SMTP, row: OutboxMail) -> bool:
-        """True when the connection broke and the rest should wait."""
+    async def _send_batch(self, client: aiosmtplib.SMTP, rows: list[OutboxMail]) -> bool:
+        """Send in order; acceptances are recorded by a concurrent task so SMTP and database work overlap.
+
+        Each mail is still marked sent only after the relay accepted it; a crash in between means a resend
+        with the same Message-ID, which the receiving side recognises.
+        """
         async with self.sessions() as s:
-            current = await s.get(OutboxMail, row.id)
-        if current is None or current.status != "pending" or current.body_text is None:
-            return False  # undone, replaced or removed meanwhile
-        msg = build_message(sender=self.settings.afzender, recipient=current.recipient,
-                            subject=current.mail_subject, message_id=current.message_id,
-                            text=current.body_text, html=current.body_html or "", date=current.created_at)
+            still = set((await s.execute(
+                select(OutboxMail.id).where(OutboxMail.id.in_([r.id for r in rows]), OutboxMail.status == "pending")
+            )).scalars())
+        accepted: asyncio.Queue[int | None] = asyncio.Queue()
+        recorder = asyncio.create_task(self._recorder(accepted))
+        broken = False
         try:
-            await client.send_message(msg, sender=self.settings.afzender, recipients=[current.recipient])
+            for row in rows:
+                if row.id not in still or row.body_text is None:
+                    continue  # undone, replaced or removed meanwhile
+                outcome = await self._transmit(client, row)
+                if outcome == "ok":
+                    accepted.put_nowait(row.id)
+                elif outcome == "broken":
+                    broken = True
+                    break
+        finally:
+            accepted.put_nowait(None)
+            await recorder
+        return broken
+
+    async def _recorder(self, queue: asyncio.Queue[int | None]) -> None:
+        done = False
+        while not done:
+            ids = [await queue.get()]
+            while not queue.empty():
+                ids.append(queue.get_nowait())
+            done = None in ids
+            batch = [i for i in ids if i is not None]
+            if batch:
+                await self._sent(batch)
+
+    async def _transmit(self, client: aiosmtplib.SMTP, row: OutboxMail) -> str:
+        msg = build_message(sender=self.settings.afzender, recipient=row.recipient, subject=row.mail_subject,
+                            message_id=row.message_id, text=row.body_text or "", html=row.body_html or "",
+                            date=row.created_at)
+        try:
+            await client.send_message(msg, sender=self.settings.afzender, recipients=[row.recipient])
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await self._failed(row.id, f"ontvanger geweigerd ({type(exc).__name__})")
-            return False
+            return "failed"
         except aiosmtplib.SMTPResponseException as exc:
             await self._failed(row.id, f"relay weigerde ({exc.code})")
-            return exc.code in (421,)
+            return "broken" if exc.code == 421 else "failed"
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self._failed(row.id, f"verbinding verbroken ({type(exc).__name__})")
-            return True
-        await self._sent(row.id)
-        return False
+            return "broken"
+        return "ok"
 
-    async def _sent(self, row_id: int) -> None:
+    async def _sent(self, row_ids: list[int]) -> None:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            row = await s.get(OutboxMail, row_id)
-            if row is None:
-                return
-            row.status = "sent"
-            row.sent_at = now
-            row.attempts += 1
-            row.body_text = None
-            row.body_html = None
-            await self.auditor.record(s, kind="mail.verzonden", at=now, details={
-                "ref": row.ref, "message_id": row.message_id, "veiligheidshuis": row.veiligheidshuis,
-                "soort": row.kind})
-            what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
-            await self.notify(s, RoomNotice(row.room_id, row.event_id,
-                                            f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
-                                            f"mail-{row.ref}-verzonden"))
+            rows = list((await s.execute(
+                select(OutboxMail).where(OutboxMail.id.in_(row_ids)).order_by(OutboxMail.id)
+            )).scalars())
+            for row in rows:
+                row.status = "sent"
+                row.sent_at = now
+                row.attempts += 1
+                row.body_text = None
+                row.body_html = None
+                what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
+                await self.notify(s, RoomNotice(
+                    row.room_id, row.event_id,
+                    f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
+                    f"mail-{row.ref}-verzonden"))
+            await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
+                {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
+                for r in rows]})
         self.on_committed()
 
     async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
