@@ -12,7 +12,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiosmtplib
 from sqlalchemy import select
@@ -206,20 +206,24 @@ class MailWorker:
                 select(OutboxMail).where(OutboxMail.id.in_(row_ids)).order_by(OutboxMail.id)
             )).scalars())
             for row in rows:
-                row.status = "sent"
-                row.sent_at = now
-                row.attempts += 1
-                row.body_text = None
-                row.body_html = None
-                what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
-                await self.notify(s, RoomNotice(
-                    row.room_id, row.event_id,
-                    f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
-                    f"mail-{row.ref}-verzonden"))
+                await self._mark_sent(s, row, now)
             await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
                 {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
                 for r in rows]})
         self.on_committed()
+
+    async def _mark_sent(self, s: AsyncSession, row: OutboxMail, now: datetime) -> None:
+        with s.no_autoflush:  # one flush per batch, not one per room notice
+            row.status = "sent"
+            row.sent_at = now
+            row.attempts += 1
+            row.body_text = None
+            row.body_html = None
+            what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
+            await self.notify(s, RoomNotice(
+                row.room_id, row.event_id,
+                f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
+                f"mail-{row.ref}-verzonden"))
 
     async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
         now = self.clock.now()
