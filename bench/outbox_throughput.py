@@ -54,11 +54,11 @@ async def main(n: int, db: str) -> None:
     auditor = Auditor(b"bench-key")
     service = MailService(settings)
 
-    from bot.outbound import enqueue, txn_id_for
+    from bot.outbound import enqueue_many, txn_id_for
 
-    async def notify(session, notice: RoomNotice) -> None:  # type: ignore[no-untyped-def]
-        await enqueue(session, room_id=notice.room_id, txn_id=txn_id_for(notice.in_reply_to, notice.purpose),
-                      content={"body": notice.text}, now=clock.now(), in_reply_to=notice.in_reply_to)
+    async def notify(session, notices: list[RoomNotice]) -> None:  # type: ignore[no-untyped-def]
+        await enqueue_many(session, [(n.room_id, {"body": n.text}, txn_id_for(n.in_reply_to, n.purpose),
+                                      n.in_reply_to) for n in notices], clock.now())
 
     worker = MailWorker(sessions, settings, clock, auditor, notify)
     async with sessions() as s, s.begin():

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
-from bot.outbound import Sender, enqueue, message_content, txn_id_for
+from bot.outbound import Sender, enqueue_many, message_content, txn_id_for
 from bot.settings import ConfigReader, Settings, resolve_path
 from bot.transport import Transport
 from bot.web import ReadyCheck, build_app, start_site
@@ -107,11 +107,11 @@ class Runtime:
         if self.mail_worker:
             self.mail_worker.wake()
 
-    async def _notify_room(self, session: AsyncSession, notice: RoomNotice) -> None:
-        """The mail worker's way to speak in the room: a thread reply to the command, via the send queue."""
-        await enqueue(session, room_id=notice.room_id, txn_id=txn_id_for(notice.in_reply_to, notice.purpose),
-                      content=message_content(text(notice.text), in_reply_to=notice.in_reply_to),
-                      now=self.clock.now(), in_reply_to=notice.in_reply_to)
+    async def _notify_room(self, session: AsyncSession, notices: list[RoomNotice]) -> None:
+        """The mail worker's way to speak in the room: thread replies to the command, via the send queue."""
+        await enqueue_many(session, [
+            (n.room_id, message_content(text(n.text), in_reply_to=n.in_reply_to), txn_id_for(n.in_reply_to, n.purpose),
+             n.in_reply_to) for n in notices], self.clock.now())
 
     async def close(self) -> None:
         await self._stack.aclose()

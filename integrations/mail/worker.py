@@ -36,7 +36,7 @@ class RoomNotice:
     purpose: str
 
 
-Notify = Callable[[AsyncSession, RoomNotice], Awaitable[None]]
+Notify = Callable[[AsyncSession, list[RoomNotice]], Awaitable[None]]
 
 
 class TlsRefused(Exception):
@@ -205,25 +205,23 @@ class MailWorker:
             rows = list((await s.execute(
                 select(OutboxMail).where(OutboxMail.id.in_(row_ids)).order_by(OutboxMail.id)
             )).scalars())
-            for row in rows:
-                await self._mark_sent(s, row, now)
+            notices = [self._mark_sent(row, now) for row in rows]
+            await self.notify(s, notices)
             await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
                 {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
                 for r in rows]})
         self.on_committed()
 
-    async def _mark_sent(self, s: AsyncSession, row: OutboxMail, now: datetime) -> None:
-        with s.no_autoflush:  # one flush per batch, not one per room notice
-            row.status = "sent"
-            row.sent_at = now
-            row.attempts += 1
-            row.body_text = None
-            row.body_html = None
-            what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
-            await self.notify(s, RoomNotice(
-                row.room_id, row.event_id,
-                f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
-                f"mail-{row.ref}-verzonden"))
+    def _mark_sent(self, row: OutboxMail, now: datetime) -> RoomNotice:
+        row.status = "sent"
+        row.sent_at = now
+        row.attempts += 1
+        row.body_text = None
+        row.body_html = None
+        what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
+        return RoomNotice(row.room_id, row.event_id,
+                          f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
+                          f"mail-{row.ref}-verzonden")
 
     async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
         now = self.clock.now()
@@ -237,11 +235,11 @@ class MailWorker:
                 row.status = "dead"
                 await self.auditor.record(s, kind="mail.mislukt", at=now, details={
                     "ref": row.ref, "message_id": row.message_id, "reden": reason[:120]})
-                await self.notify(s, RoomNotice(
+                await self.notify(s, [RoomNotice(
                     row.room_id, row.event_id,
                     f"Mail {row.ref} aan {row.veiligheidshuis} is NIET verzonden na {row.attempts} poging(en): "
                     f"{reason}. Na herstel: !outbox opnieuw {row.ref}",
-                    f"mail-{row.ref}-dood-{row.attempts}"))
+                    f"mail-{row.ref}-dood-{row.attempts}")])
                 log.error("mail dead", extra={"ref": row.ref, "reason": reason[:120]})
             else:
                 backoff = min(self.settings.backoff_max_seconden,
