@@ -12,10 +12,10 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import aiosmtplib
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import Clock
@@ -108,7 +108,7 @@ class MailWorker:
         now = self.clock.now()
         async with self.sessions() as s:
             rows = list((await s.execute(
-                select(OutboxMail).where(OutboxMail.status == "pending").order_by(OutboxMail.id).limit(200)
+                select(OutboxMail).where(OutboxMail.status == "pending").order_by(OutboxMail.id).limit(500)
             )).scalars().all())
         due = [r for r in rows if r.next_attempt_at <= now]
         later = [(r.next_attempt_at - now).total_seconds() for r in rows if r.next_attempt_at > now]
@@ -202,26 +202,23 @@ class MailWorker:
     async def _sent(self, row_ids: list[int]) -> None:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            rows = list((await s.execute(
-                select(OutboxMail).where(OutboxMail.id.in_(row_ids)).order_by(OutboxMail.id)
-            )).scalars())
-            notices = [self._mark_sent(row, now) for row in rows]
-            await self.notify(s, notices)
+            rows = (await s.execute(
+                select(OutboxMail.id, OutboxMail.ref, OutboxMail.message_id, OutboxMail.veiligheidshuis,
+                       OutboxMail.kind, OutboxMail.room_id, OutboxMail.event_id, OutboxMail.recipient)
+                .where(OutboxMail.id.in_(row_ids), OutboxMail.status == "pending").order_by(OutboxMail.id)
+            )).all()
+            await s.execute(
+                update(OutboxMail).where(OutboxMail.id.in_([r.id for r in rows]))
+                .values(status="sent", sent_at=now, attempts=OutboxMail.attempts + 1, body_text=None, body_html=None)
+            )
+            await self.notify(s, [RoomNotice(
+                r.room_id, r.event_id,
+                f"{'aanmelding' if r.kind == 'aanmelding' else 'terugkoppeling'} verzonden aan {r.recipient} "
+                f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden") for r in rows])
             await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
                 {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
                 for r in rows]})
         self.on_committed()
-
-    def _mark_sent(self, row: OutboxMail, now: datetime) -> RoomNotice:
-        row.status = "sent"
-        row.sent_at = now
-        row.attempts += 1
-        row.body_text = None
-        row.body_html = None
-        what = "aanmelding" if row.kind == "aanmelding" else "terugkoppeling"
-        return RoomNotice(row.room_id, row.event_id,
-                          f"{what} verzonden aan {row.recipient} ({row.veiligheidshuis}, {row.ref})",
-                          f"mail-{row.ref}-verzonden")
 
     async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
         now = self.clock.now()
