@@ -27,6 +27,10 @@ from storage.db import SessionFactory
 
 log = logging.getLogger(__name__)
 
+# How long acceptances are gathered before they are written in one transaction. A crash inside this window
+# means those mails go again with the same Message-ID, which the receiving side recognises.
+RECORD_INTERVAL_S = 0.05
+
 
 @dataclass(frozen=True)
 class RoomNotice:
@@ -175,6 +179,8 @@ class MailWorker:
         done = False
         while not done:
             ids = [await queue.get()]
+            if ids[0] is not None:
+                await asyncio.sleep(RECORD_INTERVAL_S)  # gather acceptances: one transaction for many mails
             while not queue.empty():
                 ids.append(queue.get_nowait())
             done = None in ids
