@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import ssl
@@ -39,8 +40,11 @@ class Received:
 @dataclass
 class Collector:
     received: list[Received] = field(default_factory=list)
+    delay_s: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.received.append(Received(list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
         return "250 OK"
 
@@ -49,8 +53,8 @@ class Collector:
 
 
 class SmtpServer:
-    def __init__(self, cert: Path, key: Path, port: int, *, starttls: bool = True) -> None:
-        self.collector = Collector()
+    def __init__(self, cert: Path, key: Path, port: int, *, starttls: bool = True, delay_s: float = 0.0) -> None:
+        self.collector = Collector(delay_s=delay_s)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         self.kwargs: dict[str, Any] = {"tls_context": ctx, "require_starttls": True} if starttls else {}
