@@ -51,7 +51,7 @@ def afdoening_of(cat: Catalogus, typed: str) -> Afdoening:
     if found is None:
         near = cat.nearest(typed)
         hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
-        raise UserError(f"Onbekende afdoening '{typed[:20]}'.{hint} Alle codes: !help besluit of !afdoeningen.")
+        raise UserError(f"Onbekende afdoening '{typed[:20]}'.{hint} Bekende codes: {', '.join(cat.codes())}.")
     return found
 
 

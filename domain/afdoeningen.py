@@ -41,7 +41,12 @@ class Catalogus:
             self._by_code[a.code] = a
 
     def get(self, typed: str) -> Afdoening | None:
-        return self._lookup.get(typed.strip().lower())
+        """By code or alias; a registry's advised afdoening may also be written as the label."""
+        key = typed.strip().lower()
+        found = self._lookup.get(key)
+        if found is None:
+            found = next((a for a in self._by_code.values() if a.label.lower() == key), None)
+        return found
 
     def codes(self) -> list[str]:
         return list(self._by_code)

@@ -53,11 +53,14 @@ class Collector:
 
 
 class SmtpServer:
-    def __init__(self, cert: Path, key: Path, port: int, *, starttls: bool = True, delay_s: float = 0.0) -> None:
+    def __init__(self, cert: Path, key: Path, port: int, *, starttls: bool = True, implicit: bool = False,
+                 delay_s: float = 0.0) -> None:
         self.collector = Collector(delay_s=delay_s)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         self.kwargs: dict[str, Any] = {"tls_context": ctx, "require_starttls": True} if starttls else {}
+        if implicit:
+            self.kwargs = {"ssl_context": ctx}
         self.port = port
         self.controller: Controller | None = None
 

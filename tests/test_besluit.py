@@ -383,3 +383,38 @@ async def test_header_injection_in_every_free_text_field(bot: ConsoleBot, smtp: 
         assert r.message.get_all("Bcc") is None and len(r.message.get_all("To") or []) == 1
         assert len(r.message.get_all("Subject") or []) == 1 and "gekaapt" not in str(r.message["Subject"])
         assert "<script>" not in html_part(r)
+
+
+async def test_untrusted_certificate_is_refused(tmp_path: Path, sqlite_url: str, smtp: SmtpServer) -> None:
+    other_ca, _ = make_cert(tmp_path)  # the bot trusts a different certificate than the server presents
+    bot = await start_bot(tmp_path, sqlite_url, smtp.port, other_ca, [marking(ADULT, born=date(1990, 1, 1))])
+    try:
+        await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        seen = await deliver(bot)
+        assert smtp.collector.received == [] and "STARTTLS mislukt" in seen
+    finally:
+        await bot.close()
+
+
+async def test_implicit_tls(tmp_path: Path, sqlite_url: str, cert: tuple[Path, Path]) -> None:
+    server = SmtpServer(*cert, free_port(), starttls=False, implicit=True).start()
+    bot = await start_bot(tmp_path, sqlite_url, server.port, cert[0], [marking(ADULT, born=date(1990, 1, 1))],
+                          tls="implicit")
+    try:
+        await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        await deliver(bot)
+        assert len(server.collector.received) == 1
+    finally:
+        await bot.close()
+        server.stop()
+
+
+async def test_advice_written_as_label_counts_as_followed(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+                                                          cert: tuple[Path, Path]) -> None:
+    bot = await start_bot(tmp_path, sqlite_url, smtp.port, cert[0],
+                          [marking(ADULT, born=date(1990, 1, 1), advised="Voorwaardelijk sepot")])
+    try:
+        assert "Besluit vastgelegd" in await bot.say(f"!besluit {ADULT} vs", as_role="ovj")
+        assert "motivering:" in await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    finally:
+        await bot.close()
