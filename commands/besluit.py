@@ -124,7 +124,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     sent_to = {m.veiligheidshuis for m in earlier_mails if m.status == "sent"}
     cancelled = 0
     for m in earlier_mails:
-        if m.status in ("pending", "dead"):
+        if m.status in ("concept", "pending", "dead"):
             m.status = "vervallen"
             m.body_text = m.body_html = None
             cancelled += 1
@@ -159,15 +159,20 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         refs: list[list[Part]] = []
         for vh in targets:
             kind = "correctie" if vh.key in sent_to else "terugkoppeling"
+            concept = vh.profiel == "hit-no-hit"
             queued = await mail.queue(
                 ctx.session, kind=kind, vh=vh, room_id=ctx.room_id, event_id=ctx.event_id, subject_hash=subject,
-                now=ctx.now, besluit_id=row.id, values={
+                now=ctx.now, besluit_id=row.id, concept=concept, values={
                     "persoon": f"{person.kind.upper()} {person.value}", "zaak": zaak,
                     "datum": format_local(ctx.now), "afdoening": afd.label, "reclassering": reclassering,
                     "motivering": motivering if outcome.inhoud == "volledig" else None,
                     "beperkt": outcome.inhoud == "beperkt",
                 })
-            refs.append([Code(queued.ref), f" {'CORRECTIE ' if kind == 'correctie' else ''}aan {vh.naam}"])
+            item: list[Part] = [Code(queued.ref), f" {'CORRECTIE ' if kind == 'correctie' else ''}aan {vh.naam}"]
+            if concept:
+                item += [" (concept: strikt profiel; verzenden na !outbox bevestig ", Code(queued.ref),
+                         " weging: <afweging>)"]
+            refs.append(item)
         doc.line(f"Mail klaargezet (ongedaan maken kan binnen {mail.settings.herroep_seconden} s zolang niet "
                  "verzonden):")
         doc.bullets(refs)

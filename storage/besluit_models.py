@@ -63,7 +63,10 @@ class OutboxMail(Base):
     mail_subject: Mapped[str] = mapped_column(String(255))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | dead | vervallen
+    # concept (hit-no-hit profile: waits for !outbox bevestig) | pending | sent | dead | vervallen
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    weging: Mapped[str | None] = mapped_column(Text)  # the confirming user's weighing (hit-no-hit profile)
+    bevestigd_door: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -418,3 +418,32 @@ async def test_advice_written_as_label_counts_as_followed(tmp_path: Path, sqlite
         assert "motivering:" in await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
     finally:
         await bot.close()
+
+
+async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+                                                                   cert: tuple[Path, Path]) -> None:
+    from tests.harness.config import VEILIGHEIDSHUIZEN
+    vh_file = tmp_path / "vh.toml"
+    vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + (
+        '\n[[veiligheidshuis]]\nkey = "strikt"\nnaam = "Veiligheidshuis Strikt"\nregio = "Test"\n'
+        'mailbox = "vh@strikt.example"\ngemeenten = ["Teststad"]\nprofiel = "hit-no-hit"\n'), encoding="utf-8")
+    clock = FixedClock(START)
+    bot = await ConsoleBot.start(write_config(tmp_path, sqlite_url, sections={
+        "mail": mail_section(smtp.port, cert[0]), "referentie": {"veiligheidshuizen": str(vh_file)}}), clock=clock)
+    try:
+        async with bot.runtime.sessions() as s, s.begin():
+            await upsert(s, [marking(ADULT, born=date(1990, 1, 1), vh="strikt")], START)
+        reply = await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        assert "concept" in reply
+        await deliver(bot)
+        assert smtp.collector.received == []
+        ref = (await outbox_rows(bot))[0].ref
+        assert "concept" in await bot.say("!outbox", as_role="kpc")
+        assert "afweging" in await bot.say(f"!outbox bevestig {ref}", as_role="ovj")
+        assert "bevestigd" in await bot.say(f"!outbox bevestig {ref} weging: plan loopt, VH moet dit weten",
+                                            as_role="ovj")
+        await deliver(bot, advance_s=0)
+        assert [r.rcpt for r in smtp.collector.received] == [["vh@strikt.example"]]
+        assert "geen concept" in await bot.say(f"!outbox bevestig {ref} weging: nogmaals", as_role="ovj")
+    finally:
+        await bot.close()

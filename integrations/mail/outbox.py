@@ -28,7 +28,7 @@ class MailService:
 
     async def queue(self, session: AsyncSession, *, kind: str, vh: Veiligheidshuis, values: dict[str, Any],
                     room_id: str, event_id: str, subject_hash: str, now: datetime,
-                    besluit_id: int | None = None, hold: bool = True) -> OutboxMail:
+                    besluit_id: int | None = None, hold: bool = True, concept: bool = False) -> OutboxMail:
         ref = ref_for(event_id, vh.key, kind)
         notice = self.settings.vertrouwelijkheid_tekst if self.settings.vertrouwelijkheid else ""
         template = "aanmelding" if kind == "aanmelding" else "terugkoppeling"
@@ -39,7 +39,8 @@ class MailService:
         row = OutboxMail(
             ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind,
             besluit_id=besluit_id, subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox,
-            mail_subject=subject_for(kind, ref), body_text=text, body_html=html, status="pending", attempts=0,
+            mail_subject=subject_for(kind, ref), body_text=text, body_html=html,
+            status="concept" if concept else "pending", attempts=0,
             next_attempt_at=now + timedelta(seconds=delay), created_at=now, room_id=room_id, event_id=event_id,
         )
         session.add(row)

@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("body_text", sa.Text()),
         sa.Column("body_html", sa.Text()),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("weging", sa.Text()),
+        sa.Column("bevestigd_door", sa.String(255)),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
