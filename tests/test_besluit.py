@@ -65,8 +65,9 @@ async def start_bot(tmp_path: Path, db_url: str, port: int, cert: Path, markings
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, sqlite_url: str, smtp: SmtpServer, cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:
-    b = await start_bot(tmp_path, sqlite_url, smtp.port, cert[0], [
+async def bot(tmp_path: Path, database_url: str, smtp: SmtpServer,
+              cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:
+    b = await start_bot(tmp_path, database_url, smtp.port, cert[0], [
         marking(ADULT, born=date(1990, 1, 1), advised="osb"),
         marking(MINOR, born=date(2011, 5, 5), advised="vs"),
     ])
