@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.settings import Settings
 from commands import default_table
 from domain.roles import ROLES, labels
+from integrations.mail.config import parse_mail_settings
+from integrations.mail.outbox import check_templates
 
 
 def check(settings: Settings) -> tuple[list[str], list[str]]:
@@ -26,6 +28,12 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         notes.append("audit.key niet gezet: de sleutel wordt in var/audit.key bewaard; zet ZSM_BOT_AUDIT_KEY")
     if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
         notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
+    mail = parse_mail_settings(dict(settings.raw), settings.source.resolve().parent)
+    problems.extend(check_templates(mail))
+    if not mail.enabled:
+        notes.append("mail.enabled = false: terugkoppeling wordt klaargezet (zie !outbox) maar niet verzonden")
+    if not mail.vertrouwelijkheid:
+        notes.append("mail.vertrouwelijkheid = false: mails gaan zonder geheimhoudingsverklaring")
     rights: dict[str, list[str]] = {r: [] for r in ROLES}
     for spec in table.all():
         for role in table.allowed_roles(spec, settings):

@@ -448,3 +448,17 @@ async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Pat
         assert "geen concept" in await bot.say(f"!outbox bevestig {ref} weging: nogmaals", as_role="ovj")
     finally:
         await bot.close()
+
+
+def test_check_config_reports_broken_template(tmp_path: Path, sqlite_url: str) -> None:
+    from bot.config_check import check
+    from bot.settings import load_settings
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    for name in ("terugkoppeling", "aanmelding"):
+        (templates / f"{name}.html.j2").write_text("{{ ref }}", encoding="utf-8")
+        (templates / f"{name}.txt.j2").write_text("{{ onbekend_veld }}", encoding="utf-8")
+    settings = load_settings(write_config(tmp_path, sqlite_url, sections={"mail": {"templates": str(templates)}}))
+    problems, notes = check(settings)
+    assert any("mail.templates: terugkoppeling" in p and "onbekend_veld" in p for p in problems)
+    assert any("mail.enabled = false" in n for n in notes)

@@ -46,3 +46,20 @@ class MailService:
         session.add(row)
         await session.flush()
         return row
+
+
+def check_templates(settings: MailSettings) -> list[str]:
+    """Render every template once with sample values, so a broken template shows at check-config, not at 03:00."""
+    problems = []
+    service = MailService(settings)
+    sample = {"persoon": "BSN 000000000", "zaak": "", "datum": "01-01-2026 00:00", "afdoening": "voorbeeld",
+              "reclassering": False, "motivering": None, "beperkt": False, "gemeente": "voorbeeld",
+              "reden": "voorbeeld", "ref": "T-00000000", "vh_naam": "voorbeeld", "correctie": False,
+              "vertrouwelijkheid": settings.vertrouwelijkheid_tekst}
+    for name in ("terugkoppeling", "aanmelding"):
+        try:
+            service.templates.render(name, sample)
+        except Exception as exc:
+            problems.append(f"mail.templates: {name} in {settings.templates} is niet bruikbaar ({type(exc).__name__}: "
+                            f"{str(exc)[:120]})")
+    return problems
