@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, UserError
-from commands.besluit import mailer, person_of
+from commands.besluit import mail_identifier, mailer, person_of
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Reply
 from domain.clock import format_local
@@ -42,7 +42,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     queued = await mailer(ctx).queue(
         ctx.session, kind="aanmelding", vh=vh, room_id=ctx.room_id, event_id=ctx.event_id, subject_hash=subject,
         now=ctx.now, hold=False, values={
-            "persoon": f"{person.kind.upper()} {person.value}", "gemeente": gemeente, "reden": reden[:1000],
+            "persoon": mail_identifier(vh, person, None), "gemeente": gemeente, "reden": reden[:1000],
             "datum": format_local(ctx.now)})
     await ctx.audit("persoon.aangemeld", person=person.value, veiligheidshuis=vh.key, ref=queued.ref)
     return (Doc().line(Bold("Aangemeld"), f": {person.masked} bij {vh.naam} (gemeente {gemeente}). Mail ",

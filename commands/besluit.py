@@ -18,6 +18,7 @@ from domain.clock import format_local, local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import DECIDING_ROLES
 from domain.suggest import nearest
+from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.mail.outbox import MailService
 from integrations.registry import RegistryUnavailable
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
@@ -73,7 +74,20 @@ def flags_of(words: tuple[str, ...]) -> tuple[bool, bool]:
     return reclassering, mondeling
 
 
-async def kennis_of(ctx: Context, person: PersonId, cat: Catalogus) -> list[Kennis]:
+def mail_identifier(vh: Veiligheidshuis, person: PersonId, skn: str | None) -> str:
+    """PRIVACY.md: the BSN only where every party may process it; per veiligheidshuis ``identificatie = [...]``."""
+    allowed = vh.extra.get("identificatie", ["bsn", "skn"])
+    if not isinstance(allowed, list):
+        allowed = ["bsn", "skn"]
+    if person.kind in allowed:
+        return f"{person.kind.upper()} {person.value}"
+    if "skn" in allowed and skn:
+        return f"SKN {skn}"
+    raise UserError(f"{vh.naam} mag geen {person.kind.upper()} ontvangen en er is geen SKN bekend. Geef het SKN: "
+                    "skn:<nummer> in plaats van het BSN.")
+
+
+async def kennis_of(ctx: Context, person: PersonId, cat: Catalogus) -> tuple[list[Kennis], str | None]:
     try:
         markings = await ctx.services.registry.lookup(person)
     except RegistryUnavailable:
@@ -87,7 +101,8 @@ async def kennis_of(ctx: Context, person: PersonId, cat: Catalogus) -> list[Kenn
             advised = hit.code if hit else m.geadviseerde_afdoening.strip().lower()
         out.append(Kennis(m.veiligheidshuis, is_minor(m.geboortedatum, today), advised,
                           freshness(m.advies_datum, today) is not Freshness.NOT_CURRENT))
-    return out
+    skn = next((m.skn for m in markings if m.skn), None)
+    return out, skn
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
@@ -104,7 +119,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     if "motivering" in args.named and not motivering:
         raise UserError("'motivering:' is leeg. Schrijf de reden erachter, bijvoorbeeld: motivering: licht feit.")
     subject = ctx.services.auditor.subject_of(person.value)
-    kennis = await kennis_of(ctx, person, cat)
+    kennis, skn = await kennis_of(ctx, person, cat)
     referred = (await ctx.session.execute(
         select(AanmeldingRow.veiligheidshuis).where(AanmeldingRow.subject == subject).order_by(AanmeldingRow.id)
     )).scalars().all()
@@ -163,7 +178,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
             queued = await mail.queue(
                 ctx.session, kind=kind, vh=vh, room_id=ctx.room_id, event_id=ctx.event_id, subject_hash=subject,
                 now=ctx.now, besluit_id=row.id, concept=concept, values={
-                    "persoon": f"{person.kind.upper()} {person.value}", "zaak": zaak,
+                    "persoon": mail_identifier(vh, person, skn), "zaak": zaak,
                     "datum": format_local(ctx.now), "afdoening": afd.label, "reclassering": reclassering,
                     "motivering": motivering if outcome.inhoud == "volledig" else None,
                     "beperkt": outcome.inhoud == "beperkt",

@@ -427,13 +427,17 @@ async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Pat
     vh_file = tmp_path / "vh.toml"
     vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + (
         '\n[[veiligheidshuis]]\nkey = "strikt"\nnaam = "Veiligheidshuis Strikt"\nregio = "Test"\n'
-        'mailbox = "vh@strikt.example"\ngemeenten = ["Teststad"]\nprofiel = "hit-no-hit"\n'), encoding="utf-8")
+        'mailbox = "vh@strikt.example"\ngemeenten = ["Teststad"]\nprofiel = "hit-no-hit"\nidentificatie = ["skn"]\n'),
+        encoding="utf-8")
     clock = FixedClock(START)
     bot = await ConsoleBot.start(write_config(tmp_path, sqlite_url, sections={
         "mail": mail_section(smtp.port, cert[0]), "referentie": {"veiligheidshuizen": str(vh_file)}}), clock=clock)
     try:
         async with bot.runtime.sessions() as s, s.begin():
-            await upsert(s, [marking(ADULT, born=date(1990, 1, 1), vh="strikt")], START)
+            m = marking(ADULT, born=date(1990, 1, 1), vh="strikt")
+            await upsert(s, [Markering(**{**m.__dict__, "skn": "87654321"})], START)
+        refused = await bot.say(f"!aanmelden {UNKNOWN} Teststad zorgen", as_role="kpc")
+        assert "mag geen BSN ontvangen" in refused and "SKN" in refused
         reply = await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
         assert "concept" in reply
         await deliver(bot)
@@ -445,6 +449,8 @@ async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Pat
                                             as_role="ovj")
         await deliver(bot, advance_s=0)
         assert [r.rcpt for r in smtp.collector.received] == [["vh@strikt.example"]]
+        text = plain(smtp.collector.received[0])
+        assert "SKN 87654321" in text and ADULT not in text  # this VH may not receive the BSN
         assert "geen concept" in await bot.say(f"!outbox bevestig {ref} weging: nogmaals", as_role="ovj")
     finally:
         await bot.close()
