@@ -125,7 +125,11 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     )).scalars().all()
     outcome = feedback_for(afd, kennis, aangemeld_bij=referred, motivering=motivering)
     if outcome.weigering:
-        raise UserError(outcome.weigering)
+        message = outcome.weigering
+        for k in kennis:
+            if (known := ctx.services.veiligheidshuizen.get(k.veiligheidshuis)) is not None:
+                message = message.replace(f"advies van {k.veiligheidshuis} ", f"advies van {known.naam} ")
+        raise UserError(message)
     earlier = list((await ctx.session.execute(
         select(BesluitRow).where(BesluitRow.subject == subject, BesluitRow.zaak == zaak)
     )).scalars().all())
