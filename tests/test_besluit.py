@@ -81,7 +81,7 @@ def clock_of(bot: ConsoleBot) -> FixedClock:
     return clock
 
 
-async def deliver(bot: ConsoleBot, *, advance_s: float = 61) -> str:
+async def deliver(bot: ConsoleBot, *, advance_s: float = 70) -> str:
     """Let the undo window pass, run the mail worker and the room queue; returns what the room saw."""
     clock_of(bot).advance(timedelta(seconds=advance_s))
     before = bot.out.tell()

@@ -13,6 +13,9 @@ from integrations.mail.compose import Templates, message_id_for, subject_for
 from integrations.mail.config import MailSettings
 from storage.besluit_models import OutboxMail
 
+# A held mail falls due a little after the undo window closes, so an undo at the last second never races a send.
+HOLD_MARGIN_S = 5
+
 PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A"}
 
 
@@ -35,7 +38,7 @@ class MailService:
         text, html = self.templates.render(template, {
             **values, "ref": ref, "vh_naam": vh.naam, "correctie": kind == "correctie", "vertrouwelijkheid": notice,
         })
-        delay = self.settings.herroep_seconden if hold else 0
+        delay = self.settings.herroep_seconden + (HOLD_MARGIN_S if self.settings.herroep_seconden else 0) if hold else 0
         row = OutboxMail(
             ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind,
             besluit_id=besluit_id, subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox,
