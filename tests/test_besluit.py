@@ -98,11 +98,6 @@ async def outbox_rows(bot: ConsoleBot) -> list[OutboxMail]:
         return list((await s.execute(select(OutboxMail).order_by(OutboxMail.id))).scalars())
 
 
-def body(msg: Any) -> str:
-    return str(msg.get_body(("plain",)).get_content()) if hasattr(msg, "get_body") else str(
-        next(p for p in msg.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode())
-
-
 def plain(received: Any) -> str:
     part = next(p for p in received.message.walk() if p.get_content_type() == "text/plain")
     return str(part.get_payload(decode=True).decode())
