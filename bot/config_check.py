@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.settings import ConfigError, Settings
 from commands import default_table
 from domain.roles import ROLES, labels
+from integrations.mail.config import parse_mail_settings
+from integrations.mail.outbox import check_templates
 
 
 def check(settings: Settings) -> tuple[list[str], list[str]]:
@@ -32,6 +34,12 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     aanvraag_problems, aanvraag_notes = config_notes(settings)
     problems.extend(aanvraag_problems)
     notes.extend(aanvraag_notes)
+    mail = parse_mail_settings(dict(settings.raw), settings.source.resolve().parent)
+    problems.extend(check_templates(mail))
+    if not mail.enabled:
+        notes.append("mail.enabled = false: terugkoppeling wordt klaargezet (zie !outbox) maar niet verzonden")
+    if not mail.vertrouwelijkheid:
+        notes.append("mail.vertrouwelijkheid = false: mails gaan zonder geheimhoudingsverklaring")
     rights: dict[str, list[str]] = {r: [] for r in ROLES}
     for spec in table.all():
         for role in table.allowed_roles(spec, settings):

@@ -104,6 +104,24 @@ async def enqueue(
     return Queued(row.id, room_id, content, txn_id)
 
 
+async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, Any], str, str | None]],
+                       now: datetime) -> None:
+    """``enqueue`` for a batch of (room_id, content, txn_id, in_reply_to): one lookup for existing txn ids."""
+    if not items:
+        return
+    existing = set((await session.execute(
+        select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_([i[2] for i in items]))
+    )).scalars())
+    for room_id, content, txn_id, in_reply_to in items:
+        if txn_id in existing:
+            continue
+        existing.add(txn_id)
+        session.add(OutgoingMessage(
+            txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0, next_attempt_at=now,
+            created_at=now, in_reply_to=in_reply_to, carries_case_data=False,
+        ))
+
+
 class Sender:
     """Drains the queue through a transport. One instance per process; ``wake`` after every commit."""
 

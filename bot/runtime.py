@@ -6,6 +6,8 @@ holds for the room as well.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -14,19 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import aanvraag, instroom_api
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
-from bot.outbound import Sender
-from bot.settings import Settings
+from bot.outbound import Queued, Sender, enqueue_many, message_content, txn_id_for
+from bot.settings import ConfigReader, Settings, resolve_path
 from bot.transport import Transport
 from bot.web import ReadyCheck, build_app, start_site
 from commands import default_table
 from commands.base import Services
 from commands.check import check_settings
+from commands.reply import text
+from domain.afdoeningen import DEFAULT_PATH as AFDOENINGEN_PATH
+from domain.afdoeningen import load_afdoeningen
 from domain.clock import Clock, SystemClock
 from domain.veiligheidshuizen import load_veiligheidshuizen
+from integrations.mail.config import parse_mail_settings
+from integrations.mail.outbox import MailService
+from integrations.mail.worker import MailWorker, RoomNotice
 from integrations.registry.config import build_registry
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
@@ -65,6 +74,12 @@ class Runtime:
             veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
             registry=build_registry(self.settings, self.sessions),
         )
+        base = self.settings.source.resolve().parent
+        afd = ConfigReader(self.settings.raw.get("referentie", {}), "referentie").text("afdoeningen")
+        self.services.afdoeningen = load_afdoeningen(resolve_path(base, afd) if afd else AFDOENINGEN_PATH)
+        self.mail_settings = parse_mail_settings(dict(self.settings.raw), base)
+        self.services.mail = MailService(self.mail_settings)
+        self.mail_worker: MailWorker | None = None
         self.sender: Sender | None = None
         self.dispatcher: Dispatcher | None = None
         self.ready_checks: list[ReadyCheck] = []
@@ -81,7 +96,12 @@ class Runtime:
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics)
-        self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self.sender.offer)
+        self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
+                                      notify=self._notify_room, on_committed=self.sender.wake)
+        self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed)
+        if self.mail_settings.enabled:
+            task = asyncio.create_task(self.mail_worker.run(), name="mail-outbox")
+            self._stack.push_async_callback(_cancel, task)
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
@@ -92,9 +112,27 @@ class Runtime:
             self._stack.push_async_callback(runner.cleanup)
             self.http_port = _bound_port(runner)
 
+    def _committed(self, queued: list[Queued]) -> None:
+        if self.sender:
+            self.sender.offer(queued)
+        if self.mail_worker:
+            self.mail_worker.wake()
+
+    async def _notify_room(self, session: AsyncSession, notices: list[RoomNotice]) -> None:
+        """The mail worker's way to speak in the room: thread replies to the command, via the send queue."""
+        await enqueue_many(session, [
+            (n.room_id, message_content(text(n.text), in_reply_to=n.in_reply_to), txn_id_for(n.in_reply_to, n.purpose),
+             n.in_reply_to) for n in notices], self.clock.now())
+
     async def close(self) -> None:
         await self._stack.aclose()
         await self.engine.dispose()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import aanvraag, check, instroom, ping
+from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping
 from commands import help as help_command
 from commands.base import CommandSpec, CommandTable
 
@@ -12,6 +12,9 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
     check.SPEC,
     instroom.SPEC,
     *aanvraag.SPECS,
+    besluit.SPEC,
+    aanmelden.SPEC,
+    outbox.SPEC,
 )
 
 

@@ -20,7 +20,9 @@ from domain.clock import Clock
 
 if TYPE_CHECKING:
     from bot.settings import Settings
+    from domain.afdoeningen import Catalogus
     from domain.veiligheidshuizen import Veiligheidshuizen
+    from integrations.mail.outbox import MailService
     from integrations.registry import Registry
     from storage.audit import Auditor
 
@@ -60,6 +62,8 @@ class Services:
     table: CommandTable
     veiligheidshuizen: Veiligheidshuizen
     registry: Registry
+    afdoeningen: Catalogus | None = None
+    mail: MailService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import storage.aanvraag_models
+import storage.besluit_models
 import storage.registry_models  # noqa: F401  (feature tables register on Base)
 from storage.models import Base
 

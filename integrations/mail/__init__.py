@@ -1,0 +1,1 @@
+"""Mail to the veiligheidshuizen: composition, the outbox and its worker."""

@@ -1,0 +1,465 @@
+"""!besluit, !aanmelden and !outbox against a real SMTP server (aiosmtpd, STARTTLS, test certificate)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from domain.advies import Markering
+from domain.afdoeningen import Kennis, feedback_for, load_afdoeningen
+from domain.clock import FixedClock
+from domain.errors import ConfigError
+from integrations.mail.config import parse_mail_settings
+from integrations.registry.builtin import upsert
+from storage.besluit_models import BesluitRow, OutboxMail
+from storage.models import AuditRecord
+from tests.harness.config import write_config
+from tests.harness.console import ConsoleBot
+from tests.smtp_helpers import SmtpServer, free_port, make_cert
+
+START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+ADULT = "123456782"
+MINOR = "999999990"
+UNKNOWN = "111222333"
+UTRECHT = "terugkoppeling@vh-utrecht.example"
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_cert(tmp_path_factory.mktemp("cert"))
+
+
+@pytest.fixture
+def smtp(cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
+    server = SmtpServer(*cert, free_port()).start()
+    yield server
+    server.stop()
+
+
+def mail_section(port: int, cert: Path, **extra: Any) -> dict[str, Any]:
+    return {"enabled": False, "host": "127.0.0.1", "port": port, "tls": "starttls", "ca_bestand": str(cert),
+            "afzender": "zsm-bot@om.example", "herroep_seconden": 60, "backoff_seconden": 1.0,
+            "max_pogingen": 3, "timeout_seconden": 5.0, **extra}
+
+
+def marking(bsn: str, *, born: date, advised: str | None = None, advies_datum: date = date(2026, 10, 1),
+            vh: str = "utrecht") -> Markering:
+    return Markering(bsn=bsn, skn=None, geboortedatum=born, veiligheidshuis=vh, doelgroep="veelpleger",
+                     status="actief", advies="plan van aanpak loopt", geadviseerde_afdoening=advised,
+                     advies_datum=advies_datum, regisseur="R. Regisseur")
+
+
+async def start_bot(tmp_path: Path, db_url: str, port: int, cert: Path, markings: list[Markering],
+                    **mail: Any) -> ConsoleBot:
+    clock = FixedClock(START)
+    bot = await ConsoleBot.start(write_config(tmp_path, db_url, sections={"mail": mail_section(port, cert, **mail)}),
+                                 clock=clock)
+    async with bot.runtime.sessions() as s, s.begin():
+        await upsert(s, markings, START)
+    return bot
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, database_url: str, smtp: SmtpServer,
+              cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:
+    b = await start_bot(tmp_path, database_url, smtp.port, cert[0], [
+        marking(ADULT, born=date(1990, 1, 1), advised="osb"),
+        marking(MINOR, born=date(2011, 5, 5), advised="vs"),
+    ])
+    yield b
+    await b.close()
+
+
+def clock_of(bot: ConsoleBot) -> FixedClock:
+    clock = bot.runtime.clock
+    assert isinstance(clock, FixedClock)
+    return clock
+
+
+async def deliver(bot: ConsoleBot, *, advance_s: float = 70) -> str:
+    """Let the undo window pass, run the mail worker and the room queue; returns what the room saw."""
+    clock_of(bot).advance(timedelta(seconds=advance_s))
+    before = bot.out.tell()
+    assert bot.runtime.mail_worker and bot.runtime.sender
+    await bot.runtime.mail_worker.drain()
+    await bot.runtime.sender.drain()
+    bot.out.seek(before)
+    seen = bot.out.read()
+    return seen
+
+
+async def outbox_rows(bot: ConsoleBot) -> list[OutboxMail]:
+    async with bot.runtime.sessions() as s:
+        return list((await s.execute(select(OutboxMail).order_by(OutboxMail.id))).scalars())
+
+
+def plain(received: Any) -> str:
+    part = next(p for p in received.message.walk() if p.get_content_type() == "text/plain")
+    return str(part.get_payload(decode=True).decode())
+
+
+def html_part(received: Any) -> str:
+    part = next(p for p in received.message.walk() if p.get_content_type() == "text/html")
+    return str(part.get_payload(decode=True).decode())
+
+
+# ---------------------------------------------------------------------------------------------- pure rules
+
+def test_rules_each_case() -> None:
+    cat = load_afdoeningen()
+    for code in ("sepot01", "sepot02", "vs", "osb", "tom", "pr", "rc", "halt", "reprimande", "raadsonderzoek",
+                 "reclasseringsadvies", "backoffice"):
+        assert cat.get(code) is not None, code
+    adult = Kennis("utrecht", False, "osb", True)
+    minor = Kennis("twente", True, "vs", True)
+    one = feedback_for(cat.get("01"), [adult])  # type: ignore[arg-type]
+    assert (one.ontvangers, one.inhoud, one.verwijderen) == ((), "geen", True)
+    two = feedback_for(cat.get("02"), [adult], motivering="geen bewijs")  # type: ignore[arg-type]
+    assert (two.ontvangers, two.inhoud) == (("utrecht",), "beperkt")
+    halt = feedback_for(cat.get("halt"), [minor])  # type: ignore[arg-type]
+    assert (halt.ontvangers, halt.inhoud, halt.weigering) == (("twente",), "volledig", None)
+    unknown = feedback_for(cat.get("osb"), [])  # type: ignore[arg-type]
+    assert (unknown.ontvangers, unknown.inhoud) == ((), "geen")
+    referred = feedback_for(cat.get("osb"), [], aangemeld_bij=["eemland"])  # type: ignore[arg-type]
+    assert referred.ontvangers == ("eemland",)
+    deviate = feedback_for(cat.get("pr"), [adult])  # type: ignore[arg-type]
+    assert deviate.weigering and "motivering:" in deviate.weigering
+    old = feedback_for(cat.get("pr"), [Kennis("utrecht", False, "osb", False)])  # type: ignore[arg-type]
+    assert old.weigering is None and old.inhoud == "volledig"
+    assert cat.nearest("osbb")[0] == "osb"
+
+
+def test_mail_config_refuses_plaintext_off_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="loopback"):
+        parse_mail_settings({"mail": {"tls": "geen", "onversleuteld_toestaan": True, "host": "smtp.om.example"}},
+                            tmp_path)
+    with pytest.raises(ConfigError, match="onversleuteld_toestaan"):
+        parse_mail_settings({"mail": {"tls": "geen", "host": "127.0.0.1"}}, tmp_path)
+    ok = parse_mail_settings({"mail": {"tls": "geen", "onversleuteld_toestaan": True, "host": "127.0.0.1"}}, tmp_path)
+    assert ok.tls == "geen"
+    assert parse_mail_settings({}, tmp_path).tls == "starttls"
+
+
+# ---------------------------------------------------------------------------------------------- the room
+
+async def test_known_adult_gets_feedback_over_starttls(tmp_path: Path, database_url: str, smtp: SmtpServer,
+                                                       cert: tuple[Path, Path]) -> None:
+    bot = await start_bot(tmp_path, database_url, smtp.port, cert[0], [marking(ADULT, born=date(1990, 1, 1),
+                                                                               advised="osb")])
+    try:
+        reply = await bot.say(f"!besluit {ADULT} osb reclassering", as_role="kpc", event_id="$besluit1")
+        assert "Besluit vastgelegd" in reply and "******782" in reply and ADULT not in reply
+        assert "T-" in reply
+        early = await deliver(bot, advance_s=0)
+        assert smtp.collector.received == [] and "verzonden" not in early  # undo window still open
+        seen = await deliver(bot)
+        assert len(smtp.collector.received) == 1
+        got = smtp.collector.received[0]
+        assert got.rcpt == [UTRECHT]
+        assert str(got.message["Subject"]).startswith("[ZSM-terugkoppeling] T-")
+        assert str(got.message["Message-ID"]).startswith("<zsm-") and "@om.example>" in str(got.message["Message-ID"])
+        text = plain(got)
+        assert "OM-strafbeschikking" in text and "Reclassering om een rapport gevraagd: ja" in text
+        assert "VERTROUWELIJK" in text and "VERTROUWELIJK" in html_part(got)
+        assert "plan van aanpak" not in text  # no advice text in a mail
+        assert all(p.get_content_maintype() in ("text", "multipart") for p in got.message.walk())
+        assert not any(p.get_filename() for p in got.message.walk())
+        assert f"terugkoppeling verzonden aan {UTRECHT}" in seen
+        rows = await outbox_rows(bot)
+        assert rows[0].status == "sent" and rows[0].body_text is None  # content not kept after sending
+        await deliver(bot)
+        assert len(smtp.collector.received) == 1
+    finally:
+        await bot.close()
+
+
+async def test_other_sepot_is_limited(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    await bot.say(f"!besluit {ADULT} 02 motivering: bewijs ontbreekt", as_role="ovj")
+    await deliver(bot)
+    text = plain(smtp.collector.received[0])
+    assert "binnengekomen bij ZSM; de zaak is geseponeerd" in text
+    assert "bewijs ontbreekt" not in text and "Beslissing:" not in text
+
+
+async def test_sepot_01_removes_everything_and_sends_nothing(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    await bot.say(f"!besluit {ADULT} osb zaak: 2026-77", as_role="ovj")
+    assert len(await outbox_rows(bot)) == 1
+    reply = await bot.say(f"!besluit {ADULT} 01 zaak: 2026-77", as_role="ovj")
+    assert "geen terugkoppeling" in reply and "1 eerdere vastlegging(en) en 1 mail(s)" in reply
+    await deliver(bot)
+    assert smtp.collector.received == []
+    assert await outbox_rows(bot) == []
+    async with bot.runtime.sessions() as s:
+        assert (await s.execute(select(BesluitRow))).first() is None
+        removal = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "zaak.verwijderd"))).scalar_one()
+    assert removal.subject is None and set(removal.details) == {"reden"}
+
+
+async def test_known_minor_halt_is_fed_back_without_motivation(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    reply = await bot.say(f"!besluit {MINOR} halt", as_role="ovj")
+    assert "minderjarige" in reply
+    await deliver(bot)
+    assert len(smtp.collector.received) == 1 and "Halt" in plain(smtp.collector.received[0])
+
+
+async def test_unknown_person_no_feedback_unless_referred(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    reply = await bot.say(f"!besluit {UNKNOWN} osb", as_role="ovj")
+    assert "geen terugkoppeling" in reply
+    await deliver(bot)
+    assert smtp.collector.received == []
+    ref = await bot.say(f"!aanmelden {UNKNOWN} wijk bij duurstede vermoeden van schulden", as_role="kpc")
+    assert "Aangemeld" in ref and "Veiligheidshuis regio Utrecht" in ref
+    await bot.say(f"!besluit {UNKNOWN} tom", as_role="ovj")
+    await deliver(bot)
+    subjects = sorted(str(r.message["Subject"]).split("]")[0] for r in smtp.collector.received)
+    assert subjects == ["[ZSM-aanmelding", "[ZSM-terugkoppeling"]
+    assert all(r.rcpt == [UTRECHT] for r in smtp.collector.received)
+    aanmelding = next(r for r in smtp.collector.received if "aanmelding" in str(r.message["Subject"]))
+    assert "vermoeden van schulden" in plain(aanmelding) and "Wijk bij Duurstede" in plain(aanmelding)
+
+
+async def test_aanmelden_bad_input(bot: ConsoleBot) -> None:
+    reply = await bot.say(f"!aanmelden {UNKNOWN} Utrech zorgen", as_role="kpc")
+    assert "niet bekend" in reply and "Utrecht" in reply
+    assert "reden" in await bot.say(f"!aanmelden {UNKNOWN} Utrecht", as_role="kpc")
+    assert "elfproef" in await bot.say("!aanmelden 123456789 Utrecht zorgen", as_role="kpc")
+
+
+async def test_deviation_needs_motivation(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    refused = await bot.say(f"!besluit {ADULT} pr", as_role="ovj")
+    assert "motivering:" in refused and "osb" in refused
+    assert await outbox_rows(bot) == []
+    ok = await bot.say(f"!besluit {ADULT} pr motivering: ernstig feit, eerder geweld", as_role="ovj")
+    assert "Besluit vastgelegd" in ok
+    await deliver(bot)
+    assert "ernstig feit, eerder geweld" in plain(smtp.collector.received[0])
+    assert "motivering" in await bot.say(f"!besluit {ADULT} pr motivering:", as_role="ovj")
+
+
+async def test_old_advice_needs_no_motivation(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+                                              cert: tuple[Path, Path]) -> None:
+    bot = await start_bot(tmp_path, sqlite_url, smtp.port, cert[0],
+                          [marking(ADULT, born=date(1990, 1, 1), advised="osb", advies_datum=date(2025, 6, 1))])
+    try:
+        assert "Besluit vastgelegd" in await bot.say(f"!besluit {ADULT} pr", as_role="ovj")
+    finally:
+        await bot.close()
+
+
+async def test_correction_after_sending_is_marked(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    await deliver(bot)
+    reply = await bot.say(f"!besluit {ADULT} vs motivering: toch voorwaardelijk", as_role="ovj")
+    assert "vervangt het eerdere besluit" in reply and "CORRECTIE" in reply
+    await deliver(bot)
+    assert len(smtp.collector.received) == 2
+    second = smtp.collector.received[1]
+    assert "CORRECTIE" in str(second.message["Subject"]) and plain(second).startswith("CORRECTIE")
+    assert len(set(smtp.collector.message_ids())) == 2
+
+
+async def test_second_decision_before_sending_replaces_queued_mail(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    reply = await bot.say(f"!besluit {ADULT} osb reclassering", as_role="ovj")
+    assert "1 nog niet verzonden mail(s) vervallen" in reply
+    await deliver(bot)
+    assert len(smtp.collector.received) == 1
+    assert "CORRECTIE" not in str(smtp.collector.received[0].message["Subject"])
+    assert "gevraagd: ja" in plain(smtp.collector.received[0])
+
+
+async def test_undo_only_before_mail_went(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    assert "ongedaan gemaakt" in await bot.say(f"!besluit ongedaan {ADULT}", as_role="ovj")
+    await deliver(bot)
+    assert smtp.collector.received == []
+    assert "geen besluit" in await bot.say(f"!besluit ongedaan {ADULT}", as_role="ovj")
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    await deliver(bot)
+    refused = await bot.say(f"!besluit ongedaan {ADULT}", as_role="ovj")
+    assert "al verzonden" in refused and "correctie" in refused
+
+
+async def test_mondeling_records_without_mail(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    reply = await bot.say(f"!besluit {ADULT} osb mondeling", as_role="ovj")
+    assert "Mondeling teruggekoppeld" in reply
+    await deliver(bot)
+    assert smtp.collector.received == []
+    async with bot.runtime.sessions() as s:
+        row = (await s.execute(select(BesluitRow))).scalar_one()
+    assert row.mondeling
+
+
+async def test_refusals(bot: ConsoleBot) -> None:
+    unknown = await bot.say(f"!besluit {ADULT} osbb", as_role="ovj")
+    assert "Onbekende afdoening" in unknown and "osb" in unknown
+    assert "Bedoelde u 'reclassering'" in await bot.say(f"!besluit {ADULT} osb reclasering", as_role="ovj")
+    assert "elfproef" in await bot.say("!besluit 123456789 osb", as_role="ovj")
+    assert "afdoening" in await bot.say(f"!besluit {ADULT}", as_role="ovj")
+    police = await bot.say(f"!besluit {ADULT} osb", as_role="politie")
+    assert "Besluit vastgelegd" not in police
+    assert await outbox_rows(bot) == []
+    help_text = await bot.say("!help besluit", as_role="ovj")
+    assert "!besluit 123456782 osb" in help_text
+
+
+# ---------------------------------------------------------------------------------------------- SMTP faults
+
+async def test_smtp_down_then_back_each_mail_once(bot: ConsoleBot, smtp: SmtpServer,
+                                                  cert: tuple[Path, Path]) -> None:
+    smtp.stop()
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    await bot.say(f"!besluit {MINOR} halt", as_role="ovj")
+    await deliver(bot)
+    rows = await outbox_rows(bot)
+    assert [r.attempts for r in rows] == [1, 1] and all(r.status == "pending" for r in rows)
+    listing = await bot.say("!outbox", as_role="kpc")
+    assert "2 mail(s) niet verzonden" in listing and "relay niet bereikbaar" in listing
+    back = SmtpServer(*cert, smtp.port).start()
+    try:
+        await deliver(bot, advance_s=0.5)  # backoff not over: nothing yet
+        assert back.collector.received == []
+        await deliver(bot, advance_s=2)
+        await deliver(bot, advance_s=60)
+        assert len(back.collector.received) == 2 and len(set(back.collector.message_ids())) == 2
+        assert "leeg" in await bot.say("!outbox", as_role="kpc")
+    finally:
+        back.stop()
+        smtp.start()
+
+
+async def test_dead_after_max_failures_room_told_and_retry(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    smtp.stop()
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    seen = ""
+    for _ in range(3):
+        seen += await deliver(bot, advance_s=3600)
+    rows = await outbox_rows(bot)
+    assert rows[0].status == "dead" and rows[0].attempts == 3
+    assert "NIET verzonden na 3 poging(en)" in seen and f"!outbox opnieuw {rows[0].ref}" in seen
+    assert "dood" in await bot.say("!outbox", as_role="kpc")
+    assert "Geen mail" in await bot.say("!outbox opnieuw T-0000", as_role="kpc")
+    smtp.start()
+    assert "weer in de wachtrij" in await bot.say(f"!outbox opnieuw {rows[0].ref.lower()}", as_role="kpc")
+    await deliver(bot, advance_s=0)
+    assert len(smtp.collector.received) == 1
+    assert "niet dood" in await bot.say(f"!outbox opnieuw {rows[0].ref}", as_role="kpc")
+
+
+async def test_server_without_starttls_is_refused_and_reported(tmp_path: Path, sqlite_url: str,
+                                                               cert: tuple[Path, Path]) -> None:
+    plain_server = SmtpServer(*cert, free_port(), starttls=False).start()
+    bot = await start_bot(tmp_path, sqlite_url, plain_server.port, cert[0], [marking(ADULT, born=date(1990, 1, 1))])
+    try:
+        await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        seen = await deliver(bot)
+        assert plain_server.collector.received == []
+        assert "STARTTLS" in seen and "NIET verzonden" in seen
+        assert (await outbox_rows(bot))[0].status == "dead"
+    finally:
+        await bot.close()
+        plain_server.stop()
+
+
+async def test_header_injection_in_every_free_text_field(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    evil = "x\r\nBcc: evil@attacker.example\r\nSubject: gekaapt"
+    await bot.say(f"!besluit {ADULT} pr zaak: {evil} motivering: {evil}", as_role="ovj")
+    await bot.say(f"!aanmelden {UNKNOWN} Utrecht {evil}", as_role="kpc")
+    await bot.say(f"!besluit {MINOR} halt motivering: <script>alert(1)</script>\nTo: evil@attacker.example",
+                  as_role="ovj")
+    await deliver(bot)
+    assert len(smtp.collector.received) == 3
+    for r in smtp.collector.received:
+        assert r.rcpt == [UTRECHT]
+        assert r.message.get_all("Bcc") is None and len(r.message.get_all("To") or []) == 1
+        assert len(r.message.get_all("Subject") or []) == 1 and "gekaapt" not in str(r.message["Subject"])
+        assert "<script>" not in html_part(r)
+
+
+async def test_untrusted_certificate_is_refused(tmp_path: Path, sqlite_url: str, smtp: SmtpServer) -> None:
+    other_ca, _ = make_cert(tmp_path)  # the bot trusts a different certificate than the server presents
+    bot = await start_bot(tmp_path, sqlite_url, smtp.port, other_ca, [marking(ADULT, born=date(1990, 1, 1))])
+    try:
+        await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        seen = await deliver(bot)
+        assert smtp.collector.received == [] and "STARTTLS mislukt" in seen
+    finally:
+        await bot.close()
+
+
+async def test_implicit_tls(tmp_path: Path, sqlite_url: str, cert: tuple[Path, Path]) -> None:
+    server = SmtpServer(*cert, free_port(), starttls=False, implicit=True).start()
+    bot = await start_bot(tmp_path, sqlite_url, server.port, cert[0], [marking(ADULT, born=date(1990, 1, 1))],
+                          tls="implicit")
+    try:
+        await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        await deliver(bot)
+        assert len(server.collector.received) == 1
+    finally:
+        await bot.close()
+        server.stop()
+
+
+async def test_advice_written_as_label_counts_as_followed(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+                                                          cert: tuple[Path, Path]) -> None:
+    bot = await start_bot(tmp_path, sqlite_url, smtp.port, cert[0],
+                          [marking(ADULT, born=date(1990, 1, 1), advised="Voorwaardelijk sepot")])
+    try:
+        assert "Besluit vastgelegd" in await bot.say(f"!besluit {ADULT} vs", as_role="ovj")
+        assert "motivering:" in await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    finally:
+        await bot.close()
+
+
+async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+                                                                   cert: tuple[Path, Path]) -> None:
+    from tests.harness.config import VEILIGHEIDSHUIZEN
+    vh_file = tmp_path / "vh.toml"
+    vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + (
+        '\n[[veiligheidshuis]]\nkey = "strikt"\nnaam = "Veiligheidshuis Strikt"\nregio = "Test"\n'
+        'mailbox = "vh@strikt.example"\ngemeenten = ["Teststad"]\nprofiel = "hit-no-hit"\nidentificatie = ["skn"]\n'),
+        encoding="utf-8")
+    clock = FixedClock(START)
+    bot = await ConsoleBot.start(write_config(tmp_path, sqlite_url, sections={
+        "mail": mail_section(smtp.port, cert[0]), "referentie": {"veiligheidshuizen": str(vh_file)}}), clock=clock)
+    try:
+        async with bot.runtime.sessions() as s, s.begin():
+            m = marking(ADULT, born=date(1990, 1, 1), vh="strikt")
+            await upsert(s, [Markering(**{**m.__dict__, "skn": "87654321"})], START)
+        refused = await bot.say(f"!aanmelden {UNKNOWN} Teststad zorgen", as_role="kpc")
+        assert "mag geen BSN ontvangen" in refused and "SKN" in refused
+        reply = await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+        assert "concept" in reply
+        await deliver(bot)
+        assert smtp.collector.received == []
+        ref = (await outbox_rows(bot))[0].ref
+        assert "concept" in await bot.say("!outbox", as_role="kpc")
+        assert "afweging" in await bot.say(f"!outbox bevestig {ref}", as_role="ovj")
+        assert "bevestigd" in await bot.say(f"!outbox bevestig {ref} weging: plan loopt, VH moet dit weten",
+                                            as_role="ovj")
+        await deliver(bot, advance_s=0)
+        assert [r.rcpt for r in smtp.collector.received] == [["vh@strikt.example"]]
+        text = plain(smtp.collector.received[0])
+        assert "SKN 87654321" in text and ADULT not in text  # this VH may not receive the BSN
+        assert "geen concept" in await bot.say(f"!outbox bevestig {ref} weging: nogmaals", as_role="ovj")
+    finally:
+        await bot.close()
+
+
+def test_check_config_reports_broken_template(tmp_path: Path, sqlite_url: str) -> None:
+    from bot.config_check import check
+    from bot.settings import load_settings
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    for name in ("terugkoppeling", "aanmelding"):
+        (templates / f"{name}.html.j2").write_text("{{ ref }}", encoding="utf-8")
+        (templates / f"{name}.txt.j2").write_text("{{ onbekend_veld }}", encoding="utf-8")
+    settings = load_settings(write_config(tmp_path, sqlite_url, sections={"mail": {"templates": str(templates)}}))
+    problems, notes = check(settings)
+    assert any("mail.templates: terugkoppeling" in p and "onbekend_veld" in p for p in problems)
+    assert any("mail.enabled = false" in n for n in notes)
