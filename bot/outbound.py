@@ -8,7 +8,6 @@ recognised by the homeserver as the same message and never appears twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import deque
@@ -23,6 +22,7 @@ from bot.metrics import Metrics
 from bot.transport import RateLimited, SendFailed, Transport
 from commands.reply import Reply
 from domain.clock import Clock
+from integrations.drain_loop import DrainLoop
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.models import OutgoingMessage
@@ -122,8 +122,10 @@ async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, A
         ))
 
 
-class Sender:
-    """Drains the queue through a transport. One instance per process; ``wake`` after every commit."""
+class Sender(DrainLoop):
+    """Drains the queue through a transport. One instance per process; ``offer``/``wake`` after every commit."""
+
+    loop_name = "matrix"
 
     def __init__(
         self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor, metrics: Metrics
@@ -133,13 +135,9 @@ class Sender:
         self.clock = clock
         self.auditor = auditor
         self.metrics = metrics
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
+        super().__init__()
         self._fresh: deque[Queued] = deque()
         self._recently_sent: deque[int] = deque(maxlen=10_000)
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
@@ -152,19 +150,6 @@ class Sender:
                 select(func.count()).select_from(OutgoingMessage).where(OutgoingMessage.status == "pending")
             )
             return int(n or 0)
-
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                delay = await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("send queue error", extra={"error": type(exc).__name__})
-                delay = 2.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def drain(self) -> float:
         """Send everything that is due, oldest first. Returns seconds until the next row falls due."""

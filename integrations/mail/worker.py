@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import Clock
+from integrations.drain_loop import DrainLoop
 from integrations.mail.compose import build_message
 from integrations.mail.config import MailSettings
 from storage.audit import Auditor
@@ -80,7 +81,10 @@ async def connect(settings: MailSettings) -> aiosmtplib.SMTP:
     return client
 
 
-class MailWorker:
+class MailWorker(DrainLoop):
+    loop_name = "mail"
+    error_delay_s = 5.0
+
     def __init__(self, sessions: SessionFactory, settings: MailSettings, clock: Clock, auditor: Auditor,
                  notify: Notify, on_committed: Callable[[], None] = lambda: None) -> None:
         self.sessions = sessions
@@ -89,24 +93,7 @@ class MailWorker:
         self.auditor = auditor
         self.notify = notify
         self.on_committed = on_committed
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                delay = await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("mail outbox error", extra={"error": type(exc).__name__})
-                delay = 5.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        super().__init__()
 
     async def _due(self) -> tuple[list[OutboxMail], float]:
         now = self.clock.now()
