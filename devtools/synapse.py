@@ -1,4 +1,4 @@
-"""A throw-away Synapse on loopback: installed from PyPI into its own cached venv, started as a child process.
+"""A throw-away Synapse on loopback: installed with pip into its own cached venv, started as a child process.
 
 Used by the test harness, the benchmarks and ``scripts/run-local``. Rate limits are generous except
 ``rc_message``, which stays on so the bot's 429 handling is exercised; test users get an admin override.
