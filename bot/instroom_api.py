@@ -28,6 +28,7 @@ from commands.check import check_settings
 from commands.instroom import lookup_all, parse_batch
 from commands.vh_view import SIGNAL_FIELDS, compose_batch
 from domain.clock import local
+from domain.matrix_ids import ROOM_ID
 from integrations.registry.base import RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ROOM_ID = re.compile(r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
 _REF = re.compile(r"^[A-Za-z0-9._:/\-]{1,100}$")
 ACTOR = "api:instroom"
 
@@ -56,7 +56,7 @@ def api_settings(settings: Settings) -> InstroomApiSettings | None:
         raise ConfigError("instroom.token: te kort; gebruik minstens 16 willekeurige tekens")
     room = r.text("room", required=True)
     assert room is not None
-    if not _ROOM_ID.match(room):
+    if not ROOM_ID.match(room):
         raise ConfigError(f"instroom.room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
     return InstroomApiSettings(token=token, room=room, max_batch=r.integer("max_batch", 50, minimum=1,
                                                                            maximum=1000))

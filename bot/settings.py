@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigError
+from domain.matrix_ids import ROOM_ID, USER_ID
 from domain.roles import ROLES
 
 __all__ = ["ConfigError", "ConfigReader", "Settings", "load_settings", "resolve_config_path"]
@@ -25,9 +26,6 @@ DEFAULT_CONFIG_PATH = Path("zsm-bot.toml")
 ENV_CONFIG = "ZSM_BOT_CONFIG"
 ENV_PREFIX = "ZSM_BOT_"
 
-_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
-# Room version 12 ids have no server part (the id is a hash of the create event).
-_ROOM_ID = re.compile(r"^![A-Za-z0-9._=\-/+~]+(:[A-Za-z0-9.\-]+(:\d+)?)?$")
 
 
 @dataclass(frozen=True)
@@ -245,13 +243,13 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         raise ConfigError(f"matrix.homeserver: verwacht een URL als https://matrix.example.nl, kreeg {homeserver!r}")
     user_id = m.text("user_id", required=True)
     assert user_id is not None
-    if not _USER_ID.match(user_id):
+    if not USER_ID.match(user_id):
         raise ConfigError(f"matrix.user_id: verwacht een Matrix-id als @zsm-bot:example.nl, kreeg {user_id!r}")
     device_id = m.text("device_id", "ZSMBOT")
     assert device_id is not None
     if not re.match(r"^[A-Za-z0-9_\-]{3,64}$", device_id):
         raise ConfigError(f"matrix.device_id: verwacht 3-64 letters, cijfers, _ of -, kreeg {device_id!r}")
-    rooms = m.texts("rooms", pattern=_ROOM_ID, what="een room-id als !abc:example.nl")
+    rooms = m.texts("rooms", pattern=ROOM_ID, what="een room-id als !abc:example.nl")
     store = m.text("store_path", "var/matrix-store")
     assert store is not None
     matrix = MatrixSettings(
@@ -296,7 +294,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
     users_raw = root.section("users").data
     users: dict[str, str] = {}
     for uid, role in users_raw.items():
-        if not _USER_ID.match(uid):
+        if not USER_ID.match(uid):
             raise ConfigError(f"users: {uid!r} is geen Matrix-id; verwacht \"@naam:server\" = \"rol\"")
         if not isinstance(role, str) or role not in ROLES:
             raise ConfigError(f"users.\"{uid}\": onbekende rol {role!r}; kies uit {', '.join(sorted(ROLES))}")

@@ -17,6 +17,7 @@ from commands.reply import Bold, Code, Doc, Part, Reply
 from domain import aanvraag as rules
 from domain.clock import format_local
 from domain.identifiers import InvalidIdentifier, parse_person_id
+from domain.matrix_ids import USER_ID
 from domain.roles import VH_INFO_ROLES, labels
 from domain.suggest import nearest
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster
@@ -257,7 +258,7 @@ async def handle_dienst(ctx: Context, args: ParsedArgs) -> Reply:
     user = args.words[1]
     backup = args.named.get("backup") or None
     for who in (user, backup):
-        if who is not None and not rules._USER.match(who):
+        if who is not None and not USER_ID.match(who):
             raise UserError(f"'{who[:40]}' is geen Matrix-id. Schrijf het als @naam:server.")
     try:
         moments = rules.parse_moments(list(args.words[2:]))

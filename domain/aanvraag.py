@@ -17,6 +17,7 @@ import holidays
 
 from domain.clock import AMSTERDAM
 from domain.errors import ConfigError
+from domain.matrix_ids import ROOM_ID, USER_ID
 
 # ---------------------------------------------------------------------------------------------- calendar
 
@@ -293,8 +294,6 @@ class AanvraagConfig:
 
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
-_ROOM = re.compile(r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
-_USER = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
 
 
 def _chain(data: Mapping[str, Any], where: str, key: str, repeat_s: int, repeat_n: int) -> Chain | None:
@@ -331,10 +330,10 @@ def _vh_entry(key: str, data: Mapping[str, Any], where: str, prefix: str) -> VhA
     if not isinstance(doel, list) or not all(isinstance(d, str) and d.strip() for d in doel):
         raise ConfigError(f"{where}.{prefix}doelgroepen: verwacht een lijst met doelgroepen")
     room = get("room")
-    if room is not None and (not isinstance(room, str) or not _ROOM.match(room)):
+    if room is not None and (not isinstance(room, str) or not ROOM_ID.match(room)):
         raise ConfigError(f"{where}.{prefix}room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
     lead = get("teamleider")
-    if lead is not None and (not isinstance(lead, str) or not _USER.match(lead)):
+    if lead is not None and (not isinstance(lead, str) or not USER_ID.match(lead)):
         raise ConfigError(f"{where}.{prefix}teamleider: verwacht een Matrix-id als @naam:example.nl, kreeg {lead!r}")
     rep_m = _get_int(data, prefix + "herhaal_minuten", where, 0)
     rep_n = _get_int(data, prefix + "herhaal_aantal", where, 0)

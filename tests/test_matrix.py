@@ -63,7 +63,10 @@ class InProcessBot:
         self.task = asyncio.create_task(run_matrix(self.settings, stop=self.stop, started=self.started))
 
     async def runtime(self) -> Runtime:
-        return await asyncio.wait_for(asyncio.shield(self.started), 30)
+        done, _ = await asyncio.wait([self.started, self.task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if self.task in done:
+            raise AssertionError(f"the bot stopped before it was ready: {self.task.exception()!r}")
+        return await asyncio.wait_for(asyncio.shield(self.started), 1)
 
     async def close(self) -> None:
         self.stop.set()
