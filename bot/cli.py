@@ -179,6 +179,31 @@ def _dienst_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten")
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Run the retention purge once (the bot also runs it daily)."""
+    from bot.runtime import Runtime
+
+    settings = _settings(args)
+
+    async def main() -> dict[str, int]:
+        runtime = Runtime(settings)
+        try:
+            await upgrade_only(runtime)
+            return await runtime.purge_now()
+        finally:
+            await runtime.close()
+
+    counts = asyncio.run(main())
+    print("opgeschoond: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+async def upgrade_only(runtime: Any) -> None:
+    from storage.migrate import upgrade
+
+    await upgrade(runtime.engine)
+
+
 def _console_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
     p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
@@ -193,6 +218,7 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
     ("console", "voer commando's uit vanaf standaardinvoer", _console_args, cmd_console),
     ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
     ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
+    ("purge", "verwijder wat zijn bewaartermijn voorbij is (draait ook dagelijks)", _no_args, cmd_purge),
     ("import", "laad markeringen in het ingebouwde register", _import_args, cmd_import),
     ("dienst-import", "lees het rooster van de bereikbaarheidsdienst uit een iCalendar-bestand", _dienst_import_args,
      cmd_dienst_import),

@@ -32,6 +32,7 @@ from commands.reply import text
 from domain.afdoeningen import DEFAULT_PATH as AFDOENINGEN_PATH
 from domain.afdoeningen import load_afdoeningen
 from domain.clock import Clock, SystemClock
+from domain.retention import parse_retention
 from domain.veiligheidshuizen import load_veiligheidshuizen
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import MailService
@@ -40,6 +41,7 @@ from integrations.registry.config import build_registry
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
+from storage.purge import purge
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,22 @@ class Runtime:
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(self, instroom))
         aanvraag.install(self)
+        self.retention = parse_retention(self.settings.raw)
+
+    async def purge_now(self) -> dict[str, int]:
+        async with self.sessions() as s, s.begin():
+            return await purge(s, self.auditor, self.retention, self.clock.now())
+
+    async def _purge_daily(self) -> None:
+        """The daily purge; first a minute after start so a restart loop does not hammer the database."""
+        await asyncio.sleep(60)
+        while True:
+            try:
+                counts = await self.purge_now()
+                log.info("purge", extra={"removed": sum(counts.values())})
+            except Exception as exc:
+                log.error("purge failed", extra={"error": type(exc).__name__})
+            await asyncio.sleep(24 * 3600)
 
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)
@@ -106,6 +124,8 @@ class Runtime:
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
         await aanvraag.start(self)
+        purge_task = asyncio.create_task(self._purge_daily(), name="purge")
+        self._stack.push_async_callback(_cancel, purge_task)
         if http and self.settings.http.enabled:
             app = build_app(self.sessions, self.metrics, self.ready_checks, self.extra_routes)
             runner = await start_site(app, self.settings.http.host, self.settings.http.port)

@@ -1,0 +1,47 @@
+"""The purge: removes what has outlived its retention period and records how much, never what."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.retention import Retention
+from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag
+from storage.audit import Auditor
+from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
+from storage.models import InboxEntry, OutgoingMessage
+
+FINAL_MAIL = ("sent", "dead", "vervallen")
+
+
+async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, now: datetime) -> dict[str, int]:
+    """Runs inside the caller's transaction, so the removal and its audit record commit together."""
+
+    def before(kind: str) -> datetime:
+        return now - retention.period(kind)
+
+    counts: dict[str, int] = {}
+
+    async def remove(name: str, stmt: object) -> None:
+        result = await session.execute(stmt)  # type: ignore[call-overload]
+        counts[name] = counts.get(name, 0) + int(result.rowcount or 0)
+
+    await remove("inbox", delete(InboxEntry).where(InboxEntry.handled_at < before("inbox")))
+    await remove("berichten", delete(OutgoingMessage).where(
+        OutgoingMessage.status.in_(("sent", "dead")), OutgoingMessage.created_at < before("berichten")))
+    await remove("mail", delete(OutboxMail).where(
+        OutboxMail.status.in_(FINAL_MAIL), OutboxMail.created_at < before("mail")))
+    await remove("besluiten", delete(BesluitRow).where(BesluitRow.decided_at < before("besluiten")))
+    await remove("aanmeldingen", delete(AanmeldingRow).where(AanmeldingRow.created_at < before("aanmeldingen")))
+    old = select(AdviesAanvraag.id).where(
+        AdviesAanvraag.closed_at.is_not(None), AdviesAanvraag.closed_at < before("aanvragen"))
+    await remove("aanvragen", delete(AanvraagStap).where(AanvraagStap.aanvraag_id.in_(old)))
+    await remove("mail", delete(AanvraagMail).where(
+        AanvraagMail.status.in_(FINAL_MAIL), AanvraagMail.created_at < before("mail")))
+    await remove("aanvragen", delete(AdviesAanvraag).where(AdviesAanvraag.id.in_(
+        select(AdviesAanvraag.id).where(AdviesAanvraag.closed_at.is_not(None),
+                                        AdviesAanvraag.closed_at < before("aanvragen")))))
+    await auditor.record(session, kind="bewaring.opgeschoond", at=now, details={"verwijderd": counts})
+    return counts

@@ -1,0 +1,59 @@
+"""Retention: the purge removes what is past its period, keeps the rest, and records how much, not what."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from domain.clock import FixedClock
+from domain.errors import ConfigError
+from domain.retention import DEFAULT_DAYS, parse_retention
+from storage.besluit_models import AanmeldingRow, BesluitRow
+from storage.models import AuditRecord, InboxEntry, OutgoingMessage
+from tests.harness.config import write_config
+from tests.harness.console import ConsoleBot
+from tests.harness.markings import NOW
+
+
+def test_periods_are_settings_with_checked_values() -> None:
+    assert parse_retention({}).days == DEFAULT_DAYS
+    assert parse_retention({"privacy": {"bewaren": {"inbox": 3}}}).days["inbox"] == 3
+    with pytest.raises(ConfigError, match=r"privacy\.bewaren\.alles: onbekende soort"):
+        parse_retention({"privacy": {"bewaren": {"alles": 3}}})
+    with pytest.raises(ConfigError, match=r"privacy\.bewaren\.inbox: verwacht een aantal dagen"):
+        parse_retention({"privacy": {"bewaren": {"inbox": 0}}})
+
+
+async def test_purge_removes_only_what_expired(tmp_path: Path, database_url: str) -> None:
+    clock = FixedClock(NOW)
+    bot = await ConsoleBot.start(write_config(tmp_path, database_url, sections={"privacy.bewaren": {
+        "inbox": 10, "berichten": 10, "besluiten": 100, "aanmeldingen": 100}}), clock=clock)
+    try:
+        old, fresh = NOW - timedelta(days=200), NOW - timedelta(days=1)
+        async with bot.runtime.sessions() as s, s.begin():
+            for i, when in enumerate((old, old, fresh)):
+                s.add(InboxEntry(event_id=f"$e{i}", room_id="!r", sender="@a:localhost", command="ping",
+                                 outcome="handled", received_at=when, handled_at=when))
+                s.add(OutgoingMessage(txn_id=f"t{i}", room_id="!r", content=None, status="sent", attempts=1,
+                                      next_attempt_at=when, created_at=when, carries_case_data=True))
+                s.add(BesluitRow(subject="h", zaak="", afdoening="sepot02", status="actief", decided_by="@a:l",
+                                 role="ovj", decided_at=when, event_id=f"$b{i}", room_id="!r"))
+                s.add(AanmeldingRow(subject="h", veiligheidshuis="utrecht", created_by="@a:l", created_at=when))
+            s.add(OutgoingMessage(txn_id="pending-old", room_id="!r", content={"body": "x"}, status="pending",
+                                  attempts=0, next_attempt_at=old, created_at=old, carries_case_data=False))
+        counts = await bot.runtime.purge_now()
+        assert counts["inbox"] == 2 and counts["berichten"] == 2
+        assert counts["besluiten"] == 2 and counts["aanmeldingen"] == 2
+        async with bot.runtime.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 1
+            left = (await s.execute(select(OutgoingMessage.txn_id))).scalars().all()
+            assert sorted(left) == ["pending-old", "t2"], "unsent messages are never purged"
+            assert await s.scalar(select(func.count()).select_from(BesluitRow)) == 1
+            rec = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "bewaring.opgeschoond"))).scalar_one()
+        assert rec.subject is None and set(rec.details) == {"verwijderd"}
+        assert rec.details["verwijderd"]["besluiten"] == 2
+    finally:
+        await bot.close()
