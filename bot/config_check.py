@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from bot.settings import ConfigError, Settings
 from commands import default_table
-from domain.roles import ROLES, labels
+from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import check_templates
+
+# Commands whose rights follow from the privacy frame: veiligheidshuis information only for the roles that weigh it
+# (never the police), decisions only for the deciding roles.
+SENSITIVE: dict[str, frozenset[str]] = {
+    "check": VH_INFO_ROLES,
+    "instroom": VH_INFO_ROLES,
+    "besluit": DECIDING_ROLES,
+}
 
 
 def check(settings: Settings) -> tuple[list[str], list[str]]:
@@ -48,6 +56,14 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     for user, role in sorted(settings.users.items()):
         if not substantive[role]:
             notes.append(f"users.\"{user}\": rol {labels(frozenset({role}))} heeft geen rechten buiten !help en !ping")
+    for command, expected in SENSITIVE.items():
+        spec = table.get(command)
+        if spec is None:
+            continue
+        unexpected = table.allowed_roles(spec, settings) - expected
+        if unexpected:
+            problems.append(f"permissions.{command}: geeft {labels(unexpected)} een recht dat PRIVACY.md niet toestaat "
+                            f"(alleen {labels(expected)})")
     return problems, notes
 
 

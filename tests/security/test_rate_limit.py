@@ -28,3 +28,4 @@ async def test_flood_is_refused_politely_per_user(tmp_path: Path, sqlite_url: st
         assert await bot.say("!ping", as_role="ovj") == "pong"
     finally:
         await bot.close()
+
