@@ -57,10 +57,10 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         if not substantive[role]:
             notes.append(f"users.\"{user}\": rol {labels(frozenset({role}))} heeft geen rechten buiten !help en !ping")
     for command, expected in SENSITIVE.items():
-        spec = table.get(command)
-        if spec is None:
+        sensitive = table.get(command)
+        if sensitive is None:
             continue
-        unexpected = table.allowed_roles(spec, settings) - expected
+        unexpected = table.allowed_roles(sensitive, settings) - expected
         if unexpected:
             problems.append(f"permissions.{command}: geeft {labels(unexpected)} een recht dat PRIVACY.md niet toestaat "
                             f"(alleen {labels(expected)})")
