@@ -327,3 +327,50 @@ async def test_check_main_reply_through_the_homeserver(running: tuple[Setup, InP
     assert "******" + person[-3:] in reply.source["content"]["formatted_body"]
     miss = await setup.officer.wait_reply(await setup.officer.send(setup.room_id, f"!check {bsn(22)}"))
     assert "Niet bekend" in miss.body and "!aanmelden" in miss.body
+
+
+async def test_device_is_signed_again_when_its_keys_change(homeserver: Homeserver, tmp_path: Path) -> None:
+    """The crypto store is lost and the bot comes back as a new device (new keys): at start it signs the new
+    device with the self-signing key it kept, so master -> self-signing -> device holds again, same master key."""
+    import shutil
+
+    import aiohttp
+
+    from bot.transport.cross_signing import verify
+
+    setup = await make_setup(homeserver, tmp_path)
+
+    async def device_and_ssk() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = setup.officer.client
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{client.homeserver}/_matrix/client/v3/keys/query", json={"device_keys": {setup.bot_user: []}},
+                headers={"Authorization": f"Bearer {client.access_token}"}) as r:
+            keys = await r.json()
+        return (keys["device_keys"][setup.bot_user][settings.matrix.device_id],
+                keys["self_signing_keys"][setup.bot_user], keys["master_keys"][setup.bot_user])
+
+    masters = []
+    try:
+        for round_ in range(2):
+            settings = load_settings(setup.config)
+            bot = InProcessBot(setup.config)
+            runtime = await bot.runtime()
+            for _ in range(200):
+                if runtime.metrics.cross_signed._value.get() == 1:
+                    break
+                await asyncio.sleep(0.1)
+            device, ssk, master = await device_and_ssk()
+            (skid, spub), = ssk["keys"].items()
+            assert verify(device, setup.bot_user, skid, spub), f"round {round_}: device not signed"
+            masters.append(master["keys"])
+            await bot.close()
+            if round_ == 0:
+                store = settings.matrix.store_path
+                for item in store.iterdir():
+                    if item.name != "cross_signing.json":
+                        shutil.rmtree(item) if item.is_dir() else item.unlink()
+                text = setup.config.read_text().replace(settings.matrix.device_id, settings.matrix.device_id + "B")
+                setup.config.write_text(text)
+        assert masters[0] == masters[1], "the master key is kept, so users who verified the bot keep trusting it"
+    finally:
+        await setup.officer.close()
