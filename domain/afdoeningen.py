@@ -7,12 +7,12 @@ and the reports both call it. Pure: no I/O, no clock, no database.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from domain.errors import ConfigError
+from domain.reference_file import load_blocks
 from domain.suggest import nearest
 
 RULES = ("geen-verwijderen", "beperkt", "volledig")
@@ -65,15 +65,7 @@ class Catalogus:
 
 
 def load_afdoeningen(path: Path = DEFAULT_PATH) -> Catalogus:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"afdoeningen: bestand {path} bestaat niet") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"afdoeningen: {path} is geen geldige TOML ({exc})") from None
-    entries = data.get("afdoening")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"afdoeningen: {path} bevat geen [[afdoening]]-blokken")
+    entries = load_blocks(path, "afdoeningen", "afdoening")
     items = []
     for i, raw in enumerate(entries):
         code = raw.get("code")

@@ -7,13 +7,13 @@ of a gemeente here. Loaded from ``config/veiligheidshuizen.toml`` (path configur
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigError
+from domain.reference_file import load_blocks
 from domain.suggest import nearest
 
 PROFILES = ("generiek", "hit-no-hit")
@@ -69,15 +69,7 @@ def _norm(name: str) -> str:
 
 
 def load_veiligheidshuizen(path: Path) -> Veiligheidshuizen:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"veiligheidshuizen: bestand {path} bestaat niet") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"veiligheidshuizen: {path} is geen geldige TOML ({exc})") from None
-    entries = data.get("veiligheidshuis")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"veiligheidshuizen: {path} bevat geen [[veiligheidshuis]]-blokken")
+    entries = load_blocks(path, "veiligheidshuizen", "veiligheidshuis")
     items = []
     for i, raw in enumerate(entries):
         where = f"veiligheidshuizen[{i}]"
