@@ -65,3 +65,46 @@ def parse_period(text: str) -> Period:
             raise
         raise PeriodError(f"Onbekende periode '{text.strip()}'. {PERIOD_HELP}") from None
     raise PeriodError(f"Onbekende periode '{text.strip()}'. {PERIOD_HELP}")
+
+
+# --- The figures (issue 7). Computed by the report queries, shown by !rapport, the CLI and the /rapport page. ---
+# Every figure is an aggregate over anonymous facts; a view formats counts with ``small_count`` and never shows
+# a duration figure (median/p90) computed from fewer than MIN_OBSERVATIONS observations.
+
+MIN_OBSERVATIONS = 5
+
+
+@dataclass(frozen=True)
+class Cijfers:
+    """The figures of one veiligheidshuis (or all together) over one period. Durations in seconds."""
+
+    checks: int = 0                       # !check / instroom lookups (misses have no veiligheidshuis: totals only)
+    hits_volwassen: int = 0
+    hits_minderjarig: int = 0
+    besluiten_bekend: int = 0             # decisions on persons known at this veiligheidshuis
+    terugkoppeling_afgeleverd: int = 0    # of those, feedback accepted by the mail server
+    terugkoppeling_mediaan_s: float | None = None   # decision -> mail accepted
+    terugkoppeling_p90_s: float | None = None
+    advies_gevolgd: int = 0
+    advies_afgeweken: int = 0             # deviated from a current advice (always with a motivation)
+    aanmeldingen: int = 0
+    aanvragen_geopend: int = 0
+    aanvragen_bevestigd: int = 0
+    aanvragen_op_tijd: int = 0            # answered before the deadline
+    aanvragen_te_laat: int = 0            # answered after the deadline
+    aanvragen_verlopen: int = 0
+    respons_mediaan_s: float | None = None          # opened -> answered
+    respons_p90_s: float | None = None
+    escalaties: tuple[tuple[str, int], ...] = ()    # (step kind, count) in chain order
+    mail_afgeleverd: int = 0
+    mail_herhaald: int = 0                # mails that needed more than one attempt
+    mail_dood: int = 0
+
+
+@dataclass(frozen=True)
+class Rapport:
+    period: Period
+    veiligheidshuis: str | None           # None: all veiligheidshuizen
+    totaal: Cijfers
+    per_vh: tuple[tuple[str, Cijfers], ...]         # (vh key, figures), in configuration order
+    reeks: tuple[tuple[Period, Cijfers], ...]       # the same period in buckets (day/week/month) for charts
