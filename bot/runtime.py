@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import aanvraag, instroom_api
+from bot import aanvraag, instroom_api, rapport_web
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Queued, Sender, enqueue_many, message_content, txn_id_for
@@ -94,6 +94,8 @@ class Runtime:
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(self, instroom))
         aanvraag.install(self)
+        # The figures: at merge, pass the real query (issue 7a); see rapport_web.install.
+        self.rapport_pages = rapport_web.install(self, compute=None)
         self.retention = parse_retention(self.settings.raw)
 
     async def purge_now(self) -> dict[str, int]:

@@ -3,15 +3,12 @@ mail to the veiligheidshuis mailbox through a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from bot.aanvraag.engine import AanvraagService
 from bot.aanvraag.mail import send_pending
@@ -21,12 +18,9 @@ from bot.transport.console import ConsoleTransport
 from domain.clock import FixedClock
 from domain.identifiers import parse_person_id
 from storage.aanvraag_models import AanvraagMail
+from tests.harness.browser import browser_or_skip, chromium
 from tests.harness.console import ConsoleBot
 from tests.test_aanvraag import BSN, DUTY, MONDAY_10, config, open_request, roster, rows, seed
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 async def web_bot(tmp_path: Path, db_url: str, **extra: Any) -> tuple[ConsoleBot, FixedClock, str]:
@@ -91,44 +85,25 @@ async def test_form_with_a_good_link_answers_and_forged_or_expired_links_are_ref
         await bot.close()
 
 
-def _browser_or_skip() -> None:
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("playwright is niet geïnstalleerd")
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true maar /usr/bin/chromium ontbreekt (apt-get install -y chromium)")
-        pytest.skip("geen browser: /usr/bin/chromium ontbreekt (apt-get install -y chromium)")
-
-
 async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> None:
-    _browser_or_skip()
-    from playwright.async_api import async_playwright
-
+    browser_or_skip()
     bot, _clock, _base = await web_bot(tmp_path, sqlite_url)
     try:
         await open_request(bot, "vraag: loopt er een plan van aanpak?")
         link = link_of((await rows(bot, AanvraagMail))[0])
         advice = "Voorwaardelijk sepot met hulpverlening; het plan van aanpak loopt sinds mei."
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = await browser.new_page()
-                await page.goto(link)
-                assert await page.text_content("#persoon") == "BSN ******782"
-                assert "plan van aanpak" in (await page.text_content("#vraag") or "")
-                await page.fill("#naam", "Mw. Jansen")
-                await page.fill("#advies", advice)
-                await page.click("#verstuur")
-                await page.wait_for_selector("#melding")
-                assert "Uw advies is doorgegeven" in (await page.text_content("#melding") or "")
-                await page.goto(link)  # the link does not work twice
-                assert "beantwoord" in (await page.text_content("#melding") or "").lower()
-            finally:
-                await browser.close()
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await page.goto(link)
+            assert await page.text_content("#persoon") == "BSN ******782"
+            assert "plan van aanpak" in (await page.text_content("#vraag") or "")
+            await page.fill("#naam", "Mw. Jansen")
+            await page.fill("#advies", advice)
+            await page.click("#verstuur")
+            await page.wait_for_selector("#melding")
+            assert "Uw advies is doorgegeven" in (await page.text_content("#melding") or "")
+            await page.goto(link)  # the link does not work twice
+            assert "beantwoord" in (await page.text_content("#melding") or "").lower()
         assert bot.runtime.sender
         await bot.runtime.sender.drain()
         assert "Advies ontvangen (A1)" in bot.out.getvalue() and advice in bot.out.getvalue()

@@ -1,0 +1,489 @@
+"""``/rapport``: the figures of issue 7 as tables, charts over time and CSV, for the coordinators, behind a login.
+
+Access: a named token from ``[rapport]`` (``token`` for one, set ZSM_BOT_RAPPORT_TOKEN; or a table ``tokens`` of
+``naam = "token"`` so every access is audited per person). A browser logs in on ``/rapport/login`` and gets a
+random server-side session id in a cookie (HttpOnly, SameSite=Strict, Secure when ``cookie_secure``); a script
+sends ``Authorization: Bearer <token>``. Tokens are compared in constant time. Without a configured token the
+pages answer 404 with an explanation: never open. Every page view and CSV download, and every refused token, is
+an audit record in its own transaction.
+
+The figures come from an injected ``ComputeFn`` (period, veiligheidshuis or None) -> ``Rapport``; this module only
+shows them: counts through ``small_count``, durations only when the query produced them (enough observations),
+charts as server-side SVG (bot/svg_chart.py), so the CSP allows no script at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from jinja2 import DictLoader, Environment, select_autoescape
+from markupsafe import Markup
+
+from bot.settings import ConfigError, ConfigReader, Settings
+from bot.svg_chart import Point, Series, bar_chart, line_chart
+from domain.clock import AMSTERDAM, Clock, format_local
+from domain.rapport import (
+    MIN_OBSERVATIONS,
+    PERIOD_HELP,
+    Cijfers,
+    Period,
+    PeriodError,
+    Rapport,
+    parse_period,
+    small_count,
+)
+from storage.audit import Auditor
+from storage.db import SessionFactory
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+ComputeFn = Callable[[Period, str | None], Awaitable[Rapport]]
+COOKIE = "zsm_rapport"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class RapportWebSettings:
+    tokens: Mapping[str, str]  # name -> token
+    cookie_secure: bool = False
+    sessie_uren: int = 8
+
+
+def web_settings(settings: Settings) -> RapportWebSettings | None:
+    """``None`` when no token is configured: the page is then off."""
+    r = ConfigReader(settings.raw.get("rapport", {}), "rapport")
+    tokens: dict[str, str] = {}
+    single = r.text("token", "") or ""
+    if single:
+        tokens["rapport"] = single
+    table = r.section("tokens")
+    for name in table.data:
+        if not _NAME.match(name):
+            raise ConfigError(f"rapport.tokens.{name}: gebruik als naam kleine letters, cijfers en ._- (max 40)")
+        tokens[name] = table.text(name, required=True) or ""
+    for name, token in tokens.items():
+        if len(token) < 16:
+            where = "rapport.token" if name == "rapport" and token == single else f"rapport.tokens.{name}"
+            raise ConfigError(f"{where}: te kort; gebruik minstens 16 willekeurige tekens")
+    if len(set(tokens.values())) != len(tokens):
+        raise ConfigError("rapport.tokens: elke coördinator een eigen token (twee namen hebben hetzelfde token)")
+    if not tokens:
+        return None
+    return RapportWebSettings(tokens=tokens, cookie_secure=r.flag("cookie_secure", False),
+                              sessie_uren=r.integer("sessie_uren", 8, minimum=1, maximum=24 * 7))
+
+
+# --- What is shown: one table of labels, used by the tables and the CSV -----------------------------------------
+
+@dataclass(frozen=True)
+class Column:
+    attr: str
+    label: str
+    duur: bool = False
+
+
+GROUPS: tuple[tuple[str, tuple[Column, ...]], ...] = (
+    ("Instroom", (Column("checks", "Checks"), Column("hits_volwassen", "Bekend, volwassen"),
+                  Column("hits_minderjarig", "Bekend, minderjarig"), Column("aanmeldingen", "Aanmeldingen"))),
+    ("Besluiten en terugkoppeling", (
+        Column("besluiten_bekend", "Besluiten op bekenden"), Column("terugkoppeling_afgeleverd", "Teruggekoppeld"),
+        Column("terugkoppeling_mediaan_s", "Terugkoppeling mediaan", True),
+        Column("terugkoppeling_p90_s", "Terugkoppeling p90", True),
+        Column("advies_gevolgd", "Advies gevolgd"), Column("advies_afgeweken", "Afgeweken (gemotiveerd)"))),
+    ("Adviesaanvragen", (
+        Column("aanvragen_geopend", "Geopend"), Column("aanvragen_bevestigd", "Bevestigd"),
+        Column("aanvragen_op_tijd", "Op tijd beantwoord"), Column("aanvragen_te_laat", "Te laat beantwoord"),
+        Column("aanvragen_verlopen", "Verlopen"), Column("respons_mediaan_s", "Responstijd mediaan", True),
+        Column("respons_p90_s", "Responstijd p90", True))),
+    ("Mail", (Column("mail_afgeleverd", "Afgeleverd"), Column("mail_herhaald", "Opnieuw geprobeerd"),
+              Column("mail_dood", "Niet afleverbaar"))),
+)
+NO_DURATION = "–"
+
+
+def duration_text(seconds: float | None) -> str:
+    """Short Dutch duration; ``None`` (fewer than MIN_OBSERVATIONS observations) shows as a dash."""
+    if seconds is None:
+        return NO_DURATION
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} u {rest:02d} min" if rest else f"{hours} u"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} u" if hours else f"{days} d"
+
+
+def cell(c: Cijfers, col: Column) -> str:
+    value = getattr(c, col.attr)
+    return duration_text(value) if col.duur else small_count(int(value))
+
+
+def share(part: int, whole: int) -> str:
+    """A percentage only from unmasked counts, so it cannot reveal a count shown as '< 5'."""
+    if whole < MIN_OBSERVATIONS or 1 <= part <= 4:
+        return NO_DURATION
+    return f"{round(100 * part / whole)}%"
+
+
+def escalaties_text(c: Cijfers) -> str:
+    return ", ".join(f"{step}: {small_count(n)}" for step, n in c.escalaties if n) or "0"
+
+
+def _rows(rapport: Rapport, names: Mapping[str, str]) -> list[tuple[str, Cijfers]]:
+    rows = [(names.get(key, key), c) for key, c in rapport.per_vh]
+    if rapport.veiligheidshuis is None or not rows:
+        rows.append(("Totaal", rapport.totaal))
+    return rows
+
+
+def rapport_csv(rapport: Rapport, names: Mapping[str, str]) -> str:
+    """One row per veiligheidshuis plus the total; counts 1..4 as '< 5', durations in whole seconds or empty."""
+    cols = [col for _, group in GROUPS for col in group]
+    steps = list(dict.fromkeys(step for _, c in _rows(rapport, names) for step, _ in c.escalaties))
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["periode", "veiligheidshuis", *(c.attr for c in cols), *(f"escalaties_{s}" for s in steps)])
+    for name, c in _rows(rapport, names):
+        safe = "'" + name if name[:1] in "=+-@\t\r" else name  # no formulas when opened in a spreadsheet
+        values = [(NO_DURATION if getattr(c, col.attr) is None else str(round(getattr(c, col.attr))))
+                  if col.duur else small_count(getattr(c, col.attr)) for col in cols]
+        esc = dict(c.escalaties)
+        w.writerow([rapport.period.label, safe, *[v if v != NO_DURATION else "" for v in values],
+                    *(small_count(esc.get(s, 0)) for s in steps)])
+    return out.getvalue()
+
+
+def _masked(n: int) -> Point:
+    """A small count is drawn as a bar of height 5, lighter, labelled '< 5': the height must not reveal it."""
+    if 1 <= n <= 4:
+        return Point(float(MIN_OBSERVATIONS), small_count(n), muted=True)
+    return Point(float(n), str(n))
+
+
+def charts(rapport: Rapport) -> list[Markup]:
+    labels = [p.label for p, _ in rapport.reeks]
+    cs = [c for _, c in rapport.reeks]
+
+    def bars(attr: str, name: str) -> Series:
+        return Series(name, [_masked(getattr(c, attr)) for c in cs])
+
+    def hours(attr: str, name: str) -> Series:
+        return Series(name, [Point(None, NO_DURATION) if getattr(c, attr) is None else
+                             Point(getattr(c, attr) / 3600, duration_text(getattr(c, attr))) for c in cs])
+
+    return [
+        bar_chart("Bekende personen in ZSM", labels,
+                  [bars("hits_volwassen", "volwassen"), bars("hits_minderjarig", "minderjarig")]),
+        bar_chart("Besluiten op bekenden en terugkoppeling", labels,
+                  [bars("besluiten_bekend", "besluiten"), bars("terugkoppeling_afgeleverd", "teruggekoppeld")]),
+        bar_chart("Adviesaanvragen", labels,
+                  [bars("aanvragen_geopend", "geopend"), bars("aanvragen_op_tijd", "op tijd"),
+                   bars("aanvragen_verlopen", "verlopen")]),
+        line_chart("Responstijd adviesaanvragen (uren)", labels,
+                   [hours("respons_mediaan_s", "mediaan"), hours("respons_p90_s", "p90")], unit=" u"),
+    ]
+
+
+# --- Pages ------------------------------------------------------------------------------------------------------
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1200px}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}
+table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.25rem .5rem}
+td.n{text-align:right;font-variant-numeric:tabular-nums}tr.totaal{font-weight:bold;background:#f4f4f4}
+form.filter{display:flex;gap:.8rem;align-items:end;flex-wrap:wrap}label{display:block;font-size:.85rem}
+nav.snel a{margin-right:.7rem}.melding{background:#fde8e8;border:1px solid #e0a0a0;padding:.5rem}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}.chart{border:1px solid #eee;max-width:100%;height:auto}
+.klein{font-size:.85rem;color:#555}"""
+
+_PAGE = """<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><title>{{ title }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style nonce="{{ nonce }}">@CSS@</style></head>
+<body><main>
+<h1>{{ title }}</h1>
+{% if message %}<p class="melding" id="melding">{{ message }}</p>{% endif %}
+{% if login %}
+<form method="post" action="/rapport/login">
+<p><label for="token">Toegangstoken</label><input id="token" name="token" type="password" required
+ autocomplete="current-password" size="40"></p>
+<p><button id="inloggen" type="submit">Inloggen</button></p>
+</form>
+{% endif %}
+{% if filter %}
+<form class="filter" method="get" action="/rapport">
+<div><label for="periode">Periode</label><input id="periode" name="periode" value="{{ periode }}" size="24"></div>
+<div><label for="vh">Veiligheidshuis</label><select id="vh" name="vh">
+<option value="">Alle veiligheidshuizen</option>
+{% for key, naam in houses %}<option value="{{ key }}"{% if key == vh %} selected{% endif %}>{{ naam }}</option>
+{% endfor %}</select></div>
+<div><button id="toon" type="submit">Toon</button></div>
+</form>
+<p class="klein">{{ help }}</p>
+<nav class="snel">{% for label, value in quick %}
+<a href="/rapport?periode={{ value|urlencode }}&amp;vh={{ vh|urlencode }}">{{ label }}</a>
+{% endfor %}</nav>
+{% endif %}
+{% if rapport %}
+<p id="samenvatting">Periode <strong id="periode-label">{{ rapport.period.label }}</strong>
+({{ van }} tot {{ tot }}), {{ vh_naam }}.
+<a id="csv" href="/rapport.csv?periode={{ periode|urlencode }}&amp;vh={{ vh|urlencode }}">CSV downloaden</a></p>
+{% for group, cols in groups %}
+<h2>{{ group }}</h2>
+<table class="cijfers"><thead><tr><th>Veiligheidshuis</th>{% for c in cols %}<th>{{ c.label }}</th>{% endfor %}
+{% if loop.index == 2 %}<th>Aandeel teruggekoppeld</th>{% endif %}{% if loop.index == 3 %}<th>Escalaties</th>{% endif %}
+</tr></thead><tbody>
+{% set gi = loop.index %}
+{% for name, c in rows %}<tr{% if name == "Totaal" %} class="totaal"{% endif %}><th scope="row">{{ name }}</th>
+{% for col in cols %}<td class="n">{{ cell(c, col) }}</td>{% endfor %}
+{% if gi == 2 %}<td class="n">{{ share(c.terugkoppeling_afgeleverd, c.besluiten_bekend) }}</td>{% endif %}
+{% if gi == 3 %}<td>{{ escalaties(c) }}</td>{% endif %}</tr>
+{% endfor %}</tbody></table>
+{% endfor %}
+<p class="klein">Aantallen van 1 tot en met 4 staan er als &lt; 5, zodat geen cijfer naar een persoon wijst. Een
+duur (mediaan, p90) staat er alleen bij minstens {{ min_obs }} waarnemingen; anders {{ dash }}.</p>
+<h2>Over de tijd</h2>
+<div class="charts">{% for svg in charts %}{{ svg }}{% endfor %}</div>
+<form method="post" action="/rapport/logout"><p><button type="submit">Uitloggen</button></p></form>
+{% endif %}
+</main></body></html>"""
+
+_env = Environment(loader=DictLoader({"page.html": _PAGE.replace("@CSS@", _CSS)}),
+                   autoescape=select_autoescape(default=True))
+
+
+def _headers(nonce: str) -> dict[str, str]:
+    return {"Content-Security-Policy": f"default-src 'none'; style-src 'nonce-{nonce}'; img-src data:; "
+                                       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY"}
+
+
+def render_page(status: int = 200, **values: Any) -> web.Response:
+    nonce = secrets.token_urlsafe(16)
+    body = _env.get_template("page.html").render(
+        nonce=nonce, cell=cell, share=share, escalaties=escalaties_text, groups=GROUPS,
+        help=PERIOD_HELP, min_obs=MIN_OBSERVATIONS, dash=NO_DURATION, **values)
+    return web.Response(text=body, content_type="text/html", charset="utf-8", status=status, headers=_headers(nonce))
+
+
+def quick_links(today: date) -> list[tuple[str, str]]:
+    iso = today.isocalendar()
+    last_week = (today - timedelta(days=7)).isocalendar()
+    last_month = today.replace(day=1) - timedelta(days=1)
+    q = (today.month - 1) // 3 + 1
+    lq_year, lq = (today.year - 1, 4) if q == 1 else (today.year, q - 1)
+    return [("Deze week", f"{iso.year}-W{iso.week:02d}"), ("Vorige week", f"{last_week.year}-W{last_week.week:02d}"),
+            ("Deze maand", f"{today.year}-{today.month:02d}"),
+            ("Vorige maand", f"{last_month.year}-{last_month.month:02d}"),
+            ("Dit kwartaal", f"{today.year}-Q{q}"), ("Vorig kwartaal", f"{lq_year}-Q{lq}"),
+            ("Dit jaar", f"{today.year}-01-01..{today.year}-12-31")]
+
+
+# --- Access ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Sessions:
+    """Random session ids held in memory: a restart logs everyone out, which is fine for a report page."""
+
+    ttl_s: float
+    by_id: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def new(self, name: str) -> str:
+        now = time.monotonic()
+        self.by_id = {k: v for k, v in self.by_id.items() if v[1] > now}
+        sid = secrets.token_urlsafe(32)
+        self.by_id[sid] = (name, now + self.ttl_s)
+        return sid
+
+    def who(self, sid: str) -> str | None:
+        entry = self.by_id.get(sid)
+        if entry is None or entry[1] <= time.monotonic():
+            self.by_id.pop(sid, None)
+            return None
+        return entry[0]
+
+
+def match_token(tokens: Mapping[str, str], given: str) -> str | None:
+    """The name of the token given, comparing against every token in constant time (no early exit)."""
+    found: str | None = None
+    for name, token in tokens.items():
+        if hmac.compare_digest(given.encode(), token.encode()):
+            found = name
+    return found
+
+
+@dataclass
+class RapportPages:
+    cfg: RapportWebSettings | None
+    compute: ComputeFn | None
+    houses: Sequence[tuple[str, str]]  # (key, naam) in configuration order
+    sessions: SessionFactory
+    auditor: Auditor
+    clock: Clock
+    _logins: _Sessions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._logins = _Sessions(ttl_s=3600.0 * (self.cfg.sessie_uren if self.cfg else 1))
+
+    async def _audit(self, kind: str, actor: str, **details: Any) -> None:
+        async with self.sessions() as s, s.begin():
+            await self.auditor.record(s, kind=kind, at=self.clock.now(), actor=actor, details=details)
+
+    async def _who(self, request: web.Request) -> tuple[str | None, str | None, bool]:
+        """(name, via, refused-bearer). A wrong bearer token is audited; a missing credential is not."""
+        assert self.cfg is not None
+        auth = request.headers.get("Authorization", "")
+        if auth:
+            scheme, _, given = auth.partition(" ")
+            name = match_token(self.cfg.tokens, given.strip()) if scheme.lower() == "bearer" else None
+            if name is None:
+                await self._audit("rapport.geweigerd", "rapport:onbekend", via="bearer", pad=request.path)
+                return None, None, True
+            return name, "bearer", False
+        sid = request.cookies.get(COOKIE, "")
+        name = self._logins.who(sid) if sid else None
+        return name, ("cookie" if name else None), False
+
+    def _off(self) -> web.Response:
+        return render_page(404, title="Rapport staat uit", message="Het rapport is niet ingeschakeld: er is geen "
+                           "toegangstoken ingesteld ([rapport] token of tokens, of ZSM_BOT_RAPPORT_TOKEN).")
+
+    def _login_page(self, status: int, message: str | None = None) -> web.Response:
+        resp = render_page(status, title="Rapport: inloggen", login=True, message=message)
+        if status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="zsm-rapport"'
+        return resp
+
+    def _filter(self, request: web.Request) -> tuple[Period, str | None, str, str] | str:
+        """(period, vh or None, period text, vh text) or a Dutch message saying what to type."""
+        text = request.query.get("periode", "").strip()
+        if not text:
+            d = self.clock.now().astimezone(AMSTERDAM).date()
+            text = f"{d.year}-{d.month:02d}"
+        vh = request.query.get("vh", "").strip()
+        if len(text) > 40:
+            return f"De periode is te lang. {PERIOD_HELP}"
+        try:
+            period = parse_period(text)
+        except PeriodError as exc:
+            return str(exc)
+        keys = [k for k, _ in self.houses]
+        if vh and vh not in keys:
+            return (f"Onbekend veiligheidshuis '{vh[:40]}'. Kies er een uit de lijst, of laat het veld leeg voor "
+                    f"alle veiligheidshuizen ({', '.join(keys)}).")
+        return period, (vh or None), text, vh
+
+    async def _guarded(self, request: web.Request, fmt: str) -> web.Response:
+        if self.cfg is None:
+            return self._off()
+        name, via, refused = await self._who(request)
+        if name is None:
+            if fmt == "csv" or refused:
+                return web.Response(status=401, text="Inloggen vereist: Authorization: Bearer <token>.\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="zsm-rapport"',
+                                             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+            return self._login_page(401, "Log in met uw toegangstoken om het rapport te zien.")
+        parsed = self._filter(request)
+        names = dict(self.houses)
+        if isinstance(parsed, str):
+            if fmt == "csv":
+                return web.Response(status=400, text=parsed + "\n", content_type="text/plain", charset="utf-8",
+                                    headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+            return render_page(400, title="Rapport", message=parsed, filter=True, houses=self.houses,
+                               periode=request.query.get("periode", "")[:40], vh="",
+                               quick=quick_links(self.clock.now().astimezone(AMSTERDAM).date()))
+        period, vh, text, vh_text = parsed
+        await self._audit("rapport.bekeken", f"rapport:{name}", via=via, formaat=fmt, periode=period.label,
+                          veiligheidshuis=vh or "alle")
+        if self.compute is None:
+            return render_page(503, title="Rapport", message="De cijfers zijn nog niet beschikbaar in deze versie "
+                               "van de bot.")
+        rapport = await self.compute(period, vh)
+        if fmt == "csv":
+            filename = "rapport-" + re.sub(r"[^0-9A-Za-z-]+", "_", period.label) + ".csv"
+            return web.Response(text=rapport_csv(rapport, names), content_type="text/csv", charset="utf-8",
+                                headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        return render_rapport(rapport, self.houses, periode=text, vh=vh_text,
+                              today=self.clock.now().astimezone(AMSTERDAM).date())
+
+    async def page(self, request: web.Request) -> web.Response:
+        return await self._guarded(request, "html")
+
+    async def csv(self, request: web.Request) -> web.Response:
+        return await self._guarded(request, "csv")
+
+    async def login_form(self, _: web.Request) -> web.Response:
+        return self._off() if self.cfg is None else self._login_page(200)
+
+    async def login(self, request: web.Request) -> web.Response:
+        if self.cfg is None:
+            return self._off()
+        form = await request.post()
+        given = str(form.get("token", ""))[:200]
+        name = match_token(self.cfg.tokens, given) if given else None
+        if name is None:
+            await self._audit("rapport.geweigerd", "rapport:onbekend", via="login")
+            return self._login_page(401, "Onjuist toegangstoken. Controleer het token en probeer het opnieuw.")
+        await self._audit("rapport.ingelogd", f"rapport:{name}", via="login")
+        resp = web.HTTPSeeOther("/rapport", headers={"Cache-Control": "no-store"})
+        resp.set_cookie(COOKIE, self._logins.new(name), httponly=True, samesite="Strict", path="/",
+                        secure=self.cfg.cookie_secure, max_age=int(self._logins.ttl_s))
+        return resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        self._logins.by_id.pop(request.cookies.get(COOKIE, ""), None)
+        resp = web.HTTPSeeOther("/rapport/login")
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/rapport", self.page), web.get("/rapport.csv", self.csv),
+                web.get("/rapport/login", self.login_form), web.post("/rapport/login", self.login),
+                web.post("/rapport/logout", self.logout)]
+
+
+def render_rapport(rapport: Rapport, houses: Sequence[tuple[str, str]], *, periode: str, vh: str,
+                   today: date) -> web.Response:
+    names = dict(houses)
+    last = rapport.period.end - timedelta(seconds=1)
+    return render_page(
+        title="Rapport ZSM en veiligheidshuizen", filter=True, houses=houses, periode=periode, vh=vh,
+        quick=quick_links(today), rapport=rapport, rows=_rows(rapport, names), charts=charts(rapport),
+        van=_day(rapport.period.start), tot=_day(last) + " (t/m)",
+        vh_naam=names.get(rapport.veiligheidshuis, rapport.veiligheidshuis) if rapport.veiligheidshuis
+        else "alle veiligheidshuizen")
+
+
+def _day(when: datetime) -> str:
+    return format_local(when).split(" ")[0]
+
+
+def install(runtime: Runtime, compute: ComputeFn | None = None) -> RapportPages:
+    """Adds the routes. ``compute`` (period, vh) -> Rapport is the real query wired by the runtime, in a session
+    of its own so the page never holds a write transaction::
+
+        async def compute(period: Period, vh: str | None) -> Rapport:
+            async with runtime.sessions() as s:
+                return await compute_rapport(s, period, vh, [k for k, _ in houses])
+
+    Tests may replace ``pages.compute`` with a function returning hand-made figures."""
+    houses = [(vh.key, vh.naam) for vh in runtime.services.veiligheidshuizen.all()]
+    pages = RapportPages(web_settings(runtime.settings), compute, houses, runtime.sessions, runtime.auditor,
+                         runtime.clock)
+    runtime.services.extras["rapport_web"] = pages
+    runtime.extra_routes.extend(pages.routes())
+    return pages
