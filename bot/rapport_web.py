@@ -439,14 +439,14 @@ class RapportPages:
             await self._audit("rapport.geweigerd", "rapport:onbekend", via="login")
             return self._login_page(401, "Onjuist toegangstoken. Controleer het token en probeer het opnieuw.")
         await self._audit("rapport.ingelogd", f"rapport:{name}", via="login")
-        resp = web.HTTPSeeOther("/rapport", headers={"Cache-Control": "no-store"})
+        resp = web.Response(status=303, headers={"Location": "/rapport", "Cache-Control": "no-store"})
         resp.set_cookie(COOKIE, self._logins.new(name), httponly=True, samesite="Strict", path="/",
                         secure=self.cfg.cookie_secure, max_age=int(self._logins.ttl_s))
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
         self._logins.by_id.pop(request.cookies.get(COOKIE, ""), None)
-        resp = web.HTTPSeeOther("/rapport/login")
+        resp = web.Response(status=303, headers={"Location": "/rapport/login", "Cache-Control": "no-store"})
         resp.del_cookie(COOKIE, path="/")
         return resp
 

@@ -26,11 +26,13 @@ class ConsoleBot:
     outcomes: list[Outcome] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, config_path: Path, clock: Clock | None = None) -> ConsoleBot:
+    async def start(cls, config_path: Path, clock: Clock | None = None, *, http: bool = False) -> ConsoleBot:
+        """``http=True`` also serves the web routes (needs ``[http] enabled``; port 0 picks a free port, see
+        ``base_url``)."""
         settings: Settings = load_settings(config_path)
         runtime = Runtime(settings, clock=clock) if clock else Runtime(settings)
         bot = cls(runtime)
-        await runtime.start(ConsoleTransport(bot.out), http=False)
+        await runtime.start(ConsoleTransport(bot.out), http=http)
         return bot
 
     async def say(self, body: str, *, as_role: str = "ovj", as_user: str | None = None,
@@ -47,6 +49,10 @@ class ConsoleBot:
         text = self.out.read()
         self.out.seek(0, io.SEEK_END)
         return text.strip()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.runtime.http_port}"
 
     async def close(self) -> None:
         await self.runtime.close()
