@@ -202,6 +202,7 @@ def charts(rapport: Rapport) -> list[Markup]:
 _CSS = """body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1200px}
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.25rem .5rem}
+tbody th{text-align:left;font-weight:normal}
 td.n{text-align:right;font-variant-numeric:tabular-nums}tr.totaal{font-weight:bold;background:#f4f4f4}
 form.filter{display:flex;gap:.8rem;align-items:end;flex-wrap:wrap}label{display:block;font-size:.85rem}
 nav.snel a{margin-right:.7rem}.melding{background:#fde8e8;border:1px solid #e0a0a0;padding:.5rem}
@@ -238,7 +239,7 @@ _PAGE = """<!doctype html>
 {% endif %}
 {% if rapport %}
 <p id="samenvatting">Periode <strong id="periode-label">{{ rapport.period.label }}</strong>
-({{ van }} tot {{ tot }}), {{ vh_naam }}.
+({{ van }} t/m {{ tot }}), {{ vh_naam }}.
 <a id="csv" href="/rapport.csv?periode={{ periode|urlencode }}&amp;vh={{ vh|urlencode }}">CSV downloaden</a></p>
 {% for group, cols in groups %}
 <h2>{{ group }}</h2>
@@ -253,7 +254,9 @@ _PAGE = """<!doctype html>
 {% endfor %}</tbody></table>
 {% endfor %}
 <p class="klein">Aantallen van 1 tot en met 4 staan er als &lt; 5, zodat geen cijfer naar een persoon wijst. Een
-duur (mediaan, p90) staat er alleen bij minstens {{ min_obs }} waarnemingen; anders {{ dash }}.</p>
+duur (mediaan, p90) staat er alleen bij minstens {{ min_obs }} waarnemingen; anders {{ dash }}. Checks zonder
+treffer horen bij geen veiligheidshuis en tellen alleen mee in het totaal. In de grafieken is een lichte balk
+&lt; 5 (getekend als 5).</p>
 <h2>Over de tijd</h2>
 <div class="charts">{% for svg in charts %}{{ svg }}{% endfor %}</div>
 <form method="post" action="/rapport/logout"><p><button type="submit">Uitloggen</button></p></form>
@@ -463,7 +466,7 @@ def render_rapport(rapport: Rapport, houses: Sequence[tuple[str, str]], *, perio
     return render_page(
         title="Rapport ZSM en veiligheidshuizen", filter=True, houses=houses, periode=periode, vh=vh,
         quick=quick_links(today), rapport=rapport, rows=_rows(rapport, names), charts=charts(rapport),
-        van=_day(rapport.period.start), tot=_day(last) + " (t/m)",
+        van=_day(rapport.period.start), tot=_day(last),
         vh_naam=names.get(rapport.veiligheidshuis, rapport.veiligheidshuis) if rapport.veiligheidshuis
         else "alle veiligheidshuizen")
 

@@ -15,7 +15,7 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 640, 250
+WIDTH, HEIGHT = 580, 250
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 44, 30
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # Okabe-Ito: distinguishable with colour blindness
 
@@ -46,6 +46,11 @@ def nice_max(value: float) -> float:
     return float(10 * k)  # pragma: no cover - the loop always returns
 
 
+def grid_steps(top: float) -> int:
+    """Grid lines on round values: 1 and 5 x 10^k in five steps, 2 x 10^k in four."""
+    return 4 if round(top / 10.0 ** math.floor(math.log10(top))) == 2 else 5
+
+
 def _num(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
@@ -60,9 +65,10 @@ def _frame(title: str, labels: Sequence[str], series: Sequence[Series], top: flo
         lx = LEFT + 120 * i
         out.append(f'<rect x="{lx}" y="21" width="10" height="10" fill="{COLOURS[i % len(COLOURS)]}"/>'
                    f'<text x="{lx + 14}" y="30" font-size="11" fill="#222">{escape(s.name)}</text>')
-    for g in range(5):  # horizontal grid with values
-        value = top * g / 4
-        y = TOP + plot_h - plot_h * g / 4
+    steps = grid_steps(top)
+    for g in range(steps + 1):  # horizontal grid with values
+        value = top * g / steps
+        y = TOP + plot_h - plot_h * g / steps
         out.append(f'<line x1="{LEFT}" y1="{_num(y)}" x2="{WIDTH - RIGHT}" y2="{_num(y)}" stroke="#ddd"/>'
                    f'<text x="{LEFT - 4}" y="{_num(y + 4)}" font-size="10" text-anchor="end" fill="#555">'
                    f"{escape(_num(value) + unit)}</text>")

@@ -17,7 +17,7 @@ import pytest
 
 from bot.rapport_web import RapportPages, duration_text, rapport_csv, render_rapport, share, web_settings
 from bot.settings import ConfigError, load_settings
-from bot.svg_chart import BOTTOM, HEIGHT, TOP, Point, Series, bar_chart, line_chart, nice_max
+from bot.svg_chart import BOTTOM, HEIGHT, TOP, Point, Series, bar_chart, grid_steps, line_chart, nice_max
 from domain.clock import FixedClock
 from domain.rapport import PERIOD_HELP, Cijfers, Period, Rapport, parse_period
 from storage.models import AuditRecord
@@ -88,6 +88,7 @@ def row_cells(html: str, name: str) -> list[list[str]]:
 
 def test_nice_max_rounds_up_to_one_two_five() -> None:
     assert [nice_max(v) for v in (0, 0.3, 1, 3, 7, 12, 43, 99, 101, 5000)] == [1, 0.5, 1, 5, 10, 20, 50, 100, 200, 5000]
+    assert [grid_steps(t) for t in (0.5, 1, 2, 5, 10, 20, 200, 5000)] == [5, 5, 4, 5, 5, 4, 4, 5]
 
 
 def test_bar_chart_draws_one_bar_per_value_with_proportional_height() -> None:
