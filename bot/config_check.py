@@ -42,6 +42,11 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     aanvraag_problems, aanvraag_notes = config_notes(settings)
     problems.extend(aanvraag_problems)
     notes.extend(aanvraag_notes)
+    from bot.rapport_web import config_notes as rapport_notes
+
+    rapport_problems, more_notes = rapport_notes(settings)
+    problems.extend(rapport_problems)
+    notes.extend(more_notes)
     mail = parse_mail_settings(dict(settings.raw), settings.source.resolve().parent)
     problems.extend(check_templates(mail))
     if not mail.enabled:

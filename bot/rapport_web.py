@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 ComputeFn = Callable[[Period, str | None], Awaitable[Rapport]]
 COOKIE = "zsm_rapport"
+MAX_SPAN = timedelta(days=3 * 366)  # a longer range would draw thousands of buckets
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
 
@@ -82,6 +83,22 @@ def web_settings(settings: Settings) -> RapportWebSettings | None:
         return None
     return RapportWebSettings(tokens=tokens, cookie_secure=r.flag("cookie_secure", False),
                               sessie_uren=r.integer("sessie_uren", 8, minimum=1, maximum=24 * 7))
+
+
+def config_notes(settings: Settings) -> tuple[list[str], list[str]]:
+    """(problems, notes) for ``zsm-bot config-check``."""
+    try:
+        cfg = web_settings(settings)
+    except ConfigError as exc:
+        return [str(exc)], []
+    if cfg is None:
+        return [], ["rapport: geen token ingesteld; de pagina /rapport staat uit"]
+    problems, notes = [], []
+    if not settings.http.enabled:
+        problems.append("rapport: er is een token ingesteld maar http.enabled = false; /rapport is dan niet bereikbaar")
+    if not cfg.cookie_secure:
+        notes.append("rapport.cookie_secure = false: zet het op true zodra /rapport achter TLS (https) staat")
+    return problems, notes
 
 
 # --- What is shown: one table of labels, used by the tables and the CSV -----------------------------------------
@@ -328,6 +345,14 @@ def match_token(tokens: Mapping[str, str], given: str) -> str | None:
     return found
 
 
+def same_origin(request: web.Request) -> bool:
+    """A POST from another site (login CSRF) is refused; browsers send Origin on POST, scripts may omit it."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return origin.split("://", 1)[-1] == request.host
+
+
 @dataclass
 class RapportPages:
     cfg: RapportWebSettings | None
@@ -383,6 +408,8 @@ class RapportPages:
             period = parse_period(text)
         except PeriodError as exc:
             return str(exc)
+        if period.end - period.start > MAX_SPAN:
+            return f"Kies een periode van hoogstens drie jaar. {PERIOD_HELP}"
         keys = [k for k, _ in self.houses]
         if vh and vh not in keys:
             return (f"Onbekend veiligheidshuis '{vh[:40]}'. Kies er een uit de lijst, of laat het veld leeg voor "
@@ -435,6 +462,8 @@ class RapportPages:
     async def login(self, request: web.Request) -> web.Response:
         if self.cfg is None:
             return self._off()
+        if not same_origin(request):
+            return render_page(403, title="Geweigerd", message="Log in via de inlogpagina van het rapport zelf.")
         form = await request.post()
         given = str(form.get("token", ""))[:200]
         name = match_token(self.cfg.tokens, given) if given else None
@@ -448,6 +477,8 @@ class RapportPages:
         return resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        if not same_origin(request):
+            return render_page(403, title="Geweigerd", message="Log uit via de knop op de rapportpagina.")
         self._logins.by_id.pop(request.cookies.get(COOKIE, ""), None)
         resp = web.Response(status=303, headers={"Location": "/rapport/login", "Cache-Control": "no-store"})
         resp.del_cookie(COOKIE, path="/")

@@ -375,3 +375,41 @@ async def test_the_page_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> No
             assert "Eemland" in (await page.text_content("#samenvatting") or "")
     finally:
         await bot.close()
+
+
+async def test_cross_site_login_and_overlong_periods_are_refused(tmp_path: Path, sqlite_url: str) -> None:
+    bot = await web_bot(tmp_path, sqlite_url, tokens=TOKENS)
+    try:
+        figures = use_figures(bot)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{bot.base_url}/rapport/login", data={"token": TOKENS["jansen"]},
+                                 headers={"Origin": "https://evil.example"}, allow_redirects=False) as r:
+                assert r.status == 403 and "Set-Cookie" not in r.headers
+            async with http.post(f"{bot.base_url}/rapport/login", data={"token": TOKENS["jansen"]},
+                                 headers={"Origin": bot.base_url}, allow_redirects=False) as r:
+                assert r.status == 303  # the page's own origin is fine
+            bearer = {"Authorization": "Bearer " + TOKENS["jansen"]}
+            async with http.get(f"{bot.base_url}/rapport", params={"periode": "2020-01-01..2026-12-31"},
+                                headers=bearer) as r:
+                assert r.status == 400 and "hoogstens drie jaar" in await r.text()
+        assert figures.calls == []
+        assert [k for k, _, _ in await audit(bot)] == ["rapport.ingelogd"]
+    finally:
+        await bot.close()
+
+
+def test_config_check_explains_the_rapport_section(tmp_path: Path) -> None:
+    from bot.rapport_web import config_notes
+
+    off = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db"))
+    assert config_notes(off) == ([], ["rapport: geen token ingesteld; de pagina /rapport staat uit"])
+    no_http = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={"rapport.tokens": TOKENS}))
+    assert config_notes(no_http)[0] == ["rapport: er is een token ingesteld maar http.enabled = false; /rapport is "
+                                        "dan niet bereikbaar"]
+    on = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={
+        "rapport.tokens": TOKENS, "http": {"enabled": True}}))
+    problems, notes = config_notes(on)
+    assert problems == [] and any("cookie_secure" in n for n in notes)
+    problems, _ = config_notes(load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={
+        "rapport": {"token": "kort"}})))
+    assert problems == ["rapport.token: te kort; gebruik minstens 16 willekeurige tekens"]
