@@ -373,6 +373,10 @@ async def test_the_page_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> No
             await page.click("#toon")
             await page.wait_for_selector("#samenvatting")
             assert "Eemland" in (await page.text_content("#samenvatting") or "")
+            await page.click("text=Uitloggen")
+            await page.wait_for_selector("#token")
+            await page.goto(f"{bot.base_url}/rapport?periode=2026-Q2")
+            assert await page.is_visible("#token") and await page.locator("svg.chart").count() == 0
     finally:
         await bot.close()
 
@@ -384,6 +388,9 @@ async def test_cross_site_login_and_overlong_periods_are_refused(tmp_path: Path,
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{bot.base_url}/rapport/login", data={"token": TOKENS["jansen"]},
                                  headers={"Origin": "https://evil.example"}, allow_redirects=False) as r:
+                assert r.status == 403 and "Set-Cookie" not in r.headers
+            async with http.post(f"{bot.base_url}/rapport/login", data={"token": TOKENS["jansen"]},
+                                 headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"}) as r:
                 assert r.status == 403 and "Set-Cookie" not in r.headers
             async with http.post(f"{bot.base_url}/rapport/login", data={"token": TOKENS["jansen"]},
                                  headers={"Origin": bot.base_url}, allow_redirects=False) as r:
