@@ -108,10 +108,18 @@ class Column:
     attr: str
     label: str
     duur: bool = False
+    alleen_totaal: bool = False  # checks: a lookup that found nobody belongs to no veiligheidshuis
+
+
+@dataclass(frozen=True)
+class Row:
+    naam: str
+    cijfers: Cijfers
+    totaal: bool
 
 
 GROUPS: tuple[tuple[str, tuple[Column, ...]], ...] = (
-    ("Instroom", (Column("checks", "Checks"), Column("hits_volwassen", "Bekend, volwassen"),
+    ("Instroom", (Column("checks", "Checks", alleen_totaal=True), Column("hits_volwassen", "Bekend, volwassen"),
                   Column("hits_minderjarig", "Bekend, minderjarig"), Column("aanmeldingen", "Aanmeldingen"))),
     ("Besluiten en terugkoppeling", (
         Column("besluiten_bekend", "Besluiten op bekenden"), Column("terugkoppeling_afgeleverd", "Teruggekoppeld"),
@@ -126,13 +134,13 @@ GROUPS: tuple[tuple[str, tuple[Column, ...]], ...] = (
     ("Mail", (Column("mail_afgeleverd", "Afgeleverd"), Column("mail_herhaald", "Opnieuw geprobeerd"),
               Column("mail_dood", "Niet afleverbaar"))),
 )
-NO_DURATION = "–"
+DASH = "–"
 
 
 def duration_text(seconds: float | None) -> str:
     """Short Dutch duration; ``None`` (fewer than MIN_OBSERVATIONS observations) shows as a dash."""
     if seconds is None:
-        return NO_DURATION
+        return DASH
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"{minutes} min"
@@ -143,15 +151,17 @@ def duration_text(seconds: float | None) -> str:
     return f"{days} d {hours} u" if hours else f"{days} d"
 
 
-def cell(c: Cijfers, col: Column) -> str:
-    value = getattr(c, col.attr)
+def cell(row: Row, col: Column) -> str:
+    if col.alleen_totaal and not row.totaal:
+        return DASH
+    value = getattr(row.cijfers, col.attr)
     return duration_text(value) if col.duur else small_count(int(value))
 
 
 def share(part: int, whole: int) -> str:
     """A percentage only from unmasked counts, so it cannot reveal a count shown as '< 5'."""
     if whole < MIN_OBSERVATIONS or 1 <= part <= 4:
-        return NO_DURATION
+        return DASH
     return f"{round(100 * part / whole)}%"
 
 
@@ -159,27 +169,33 @@ def escalaties_text(c: Cijfers) -> str:
     return ", ".join(f"{step}: {small_count(n)}" for step, n in c.escalaties if n) or "0"
 
 
-def _rows(rapport: Rapport, names: Mapping[str, str]) -> list[tuple[str, Cijfers]]:
-    rows = [(names.get(key, key), c) for key, c in rapport.per_vh]
+def _rows(rapport: Rapport, names: Mapping[str, str]) -> list[Row]:
+    """A row per veiligheidshuis, then the total (for one veiligheidshuis its row is the total)."""
+    rows = [Row(names.get(key, key), c, False) for key, c in rapport.per_vh]
     if rapport.veiligheidshuis is None or not rows:
-        rows.append(("Totaal", rapport.totaal))
+        rows.append(Row("Totaal", rapport.totaal, True))
     return rows
 
 
 def rapport_csv(rapport: Rapport, names: Mapping[str, str]) -> str:
     """One row per veiligheidshuis plus the total; counts 1..4 as '< 5', durations in whole seconds or empty."""
     cols = [col for _, group in GROUPS for col in group]
-    steps = list(dict.fromkeys(step for _, c in _rows(rapport, names) for step, _ in c.escalaties))
+    rows = _rows(rapport, names)
+    steps = list(dict.fromkeys(step for row in rows for step, _ in row.cijfers.escalaties))
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(["periode", "veiligheidshuis", *(c.attr for c in cols), *(f"escalaties_{s}" for s in steps)])
-    for name, c in _rows(rapport, names):
-        safe = "'" + name if name[:1] in "=+-@\t\r" else name  # no formulas when opened in a spreadsheet
-        values = [(NO_DURATION if getattr(c, col.attr) is None else str(round(getattr(c, col.attr))))
-                  if col.duur else small_count(getattr(c, col.attr)) for col in cols]
-        esc = dict(c.escalaties)
-        w.writerow([rapport.period.label, safe, *[v if v != NO_DURATION else "" for v in values],
-                    *(small_count(esc.get(s, 0)) for s in steps)])
+    for row in rows:
+        safe = "'" + row.naam if row.naam[:1] in "=+-@\t\r" else row.naam  # no formulas in a spreadsheet
+        values = []
+        for col in cols:
+            value = getattr(row.cijfers, col.attr)
+            if (col.alleen_totaal and not row.totaal) or value is None:
+                values.append("")
+            else:
+                values.append(str(round(value)) if col.duur else small_count(value))
+        esc = dict(row.cijfers.escalaties)
+        w.writerow([rapport.period.label, safe, *values, *(small_count(esc.get(s, 0)) for s in steps)])
     return out.getvalue()
 
 
@@ -198,7 +214,7 @@ def charts(rapport: Rapport) -> list[Markup]:
         return Series(name, [_masked(getattr(c, attr)) for c in cs])
 
     def hours(attr: str, name: str) -> Series:
-        return Series(name, [Point(None, NO_DURATION) if getattr(c, attr) is None else
+        return Series(name, [Point(None, DASH) if getattr(c, attr) is None else
                              Point(getattr(c, attr) / 3600, duration_text(getattr(c, attr))) for c in cs])
 
     return [
@@ -264,8 +280,9 @@ _PAGE = """<!doctype html>
 {% if loop.index == 2 %}<th>Aandeel teruggekoppeld</th>{% endif %}{% if loop.index == 3 %}<th>Escalaties</th>{% endif %}
 </tr></thead><tbody>
 {% set gi = loop.index %}
-{% for name, c in rows %}<tr{% if name == "Totaal" %} class="totaal"{% endif %}><th scope="row">{{ name }}</th>
-{% for col in cols %}<td class="n">{{ cell(c, col) }}</td>{% endfor %}
+{% for row in rows %}{% set c = row.cijfers %}<tr{% if row.totaal %} class="totaal"{% endif %}>
+<th scope="row">{{ row.naam }}</th>
+{% for col in cols %}<td class="n">{{ cell(row, col) }}</td>{% endfor %}
 {% if gi == 2 %}<td class="n">{{ share(c.terugkoppeling_afgeleverd, c.besluiten_bekend) }}</td>{% endif %}
 {% if gi == 3 %}<td>{{ escalaties(c) }}</td>{% endif %}</tr>
 {% endfor %}</tbody></table>
@@ -295,7 +312,7 @@ def render_page(status: int = 200, **values: Any) -> web.Response:
     nonce = secrets.token_urlsafe(16)
     body = _env.get_template("page.html").render(
         nonce=nonce, cell=cell, share=share, escalaties=escalaties_text, groups=GROUPS,
-        help=PERIOD_HELP, min_obs=MIN_OBSERVATIONS, dash=NO_DURATION, **values)
+        help=PERIOD_HELP, min_obs=MIN_OBSERVATIONS, dash=DASH, **values)
     return web.Response(text=body, content_type="text/html", charset="utf-8", status=status, headers=_headers(nonce))
 
 

@@ -78,7 +78,7 @@ def svgs(html: str) -> list[ET.Element]:
 def row_cells(html: str, name: str) -> list[list[str]]:
     """The cells of every table row headed ``name`` (one list per table), tags stripped."""
     out = []
-    for m in re.finditer(r'<tr[^>]*><th scope="row">' + re.escape(name) + r"</th>(.*?)</tr>", html, flags=re.S):
+    for m in re.finditer(r'<tr[^>]*>\s*<th scope="row">' + re.escape(name) + r"</th>(.*?)</tr>", html, flags=re.S):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", m[1], flags=re.S)
         out.append([unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells])
     return out
@@ -136,8 +136,8 @@ def test_page_shows_the_figures_with_small_counts_masked_and_the_charts() -> Non
     html = resp.text or ""
     assert resp.status == 200
     utrecht = row_cells(html, "Veiligheidshuis regio Utrecht")
-    # Instroom: checks, volwassen, minderjarig (3 -> "< 5"), aanmeldingen (2 -> "< 5")
-    assert utrecht[0] == ["0", "37", "< 5", "< 5"]
+    # Instroom: checks (totals only), volwassen, minderjarig (3 -> "< 5"), aanmeldingen (2 -> "< 5")
+    assert utrecht[0] == ["–", "37", "< 5", "< 5"]
     # Besluiten: 28, 26, 2 u, 30 u, 19, 6, share 93%
     assert utrecht[1] == ["28", "26", "2 u", "30 u", "19", "6", "93%"]
     assert utrecht[2] == ["11", "9", "8", "< 5", "< 5", "1 u 30 min", "6 u", "bereikbaarheidsdienst: < 5"]
@@ -181,6 +181,7 @@ def test_csv_has_a_row_per_house_and_the_total_with_small_counts_masked() -> Non
     assert (u["periode"], u["hits_volwassen"], u["hits_minderjarig"], u["aanmeldingen"]) == ("2026-Q2", "37", "< 5",
                                                                                             "< 5")
     assert (u["respons_mediaan_s"], u["terugkoppeling_p90_s"], e["respons_mediaan_s"]) == ("5400", "108000", "")
+    assert (u["checks"], e["checks"]) == ("", "")  # a lookup that found nobody belongs to no veiligheidshuis
     assert (u["escalaties_bereikbaarheidsdienst"], u["escalaties_coordinator"]) == ("< 5", "0")
     assert (t["checks"], t["mail_afgeleverd"], t["mail_herhaald"]) == ("412", "45", "< 5")
     assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
