@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import logging
 import re
 import secrets
 import time
@@ -48,6 +49,7 @@ from storage.db import SessionFactory
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
+log = logging.getLogger(__name__)
 ComputeFn = Callable[[Period, str | None], Awaitable[Rapport]]
 COOKIE = "zsm_rapport"
 MAX_SPAN = timedelta(days=3 * 366)  # a longer range would draw thousands of buckets
@@ -462,7 +464,12 @@ class RapportPages:
         if self.compute is None:
             return render_page(503, title="Rapport", message="De cijfers zijn nog niet beschikbaar in deze versie "
                                "van de bot.")
-        rapport = await self.compute(period, vh)
+        try:
+            rapport = await self.compute(period, vh)
+        except Exception as exc:  # the page says so in Dutch; the log gets the type only, never data
+            log.error("rapport compute failed", extra={"error": type(exc).__name__})
+            return render_page(503, title="Rapport", message="De cijfers konden nu niet worden berekend. Probeer "
+                               "het later opnieuw; blijft het misgaan, meld het dan aan de beheerder.")
         if fmt == "csv":
             filename = "rapport-" + re.sub(r"[^0-9A-Za-z-]+", "_", period.label) + ".csv"
             return web.Response(text=rapport_csv(rapport, names), content_type="text/csv", charset="utf-8",

@@ -402,6 +402,14 @@ async def test_cross_site_login_and_overlong_periods_are_refused(tmp_path: Path,
                 assert r.status == 400 and "hoogstens drie jaar" in await r.text()
         assert figures.calls == []
         assert [k for k, _, _ in await audit(bot)] == ["rapport.ingelogd"]
+
+        async def broken(period: Period, vh: str | None) -> Rapport:
+            raise RuntimeError("database weg")
+
+        bot.runtime.services.extras["rapport_web"].compute = broken
+        async with aiohttp.ClientSession() as http, http.get(f"{bot.base_url}/rapport", headers=bearer) as r:
+            text = await r.text()
+            assert r.status == 503 and "konden nu niet worden berekend" in text and "database weg" not in text
     finally:
         await bot.close()
 
