@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from domain.clock import AMSTERDAM
 
 SMALL_COUNT_TEXT = "< 5"
+MIN_OBSERVATIONS = 5  # median and p90 only from at least this many durations; below it they are None
 PERIOD_HELP = "Typ een periode als 2026-W43, 2026-10, 2026-Q4 of 2026-10-01..2026-10-31."
 
 
@@ -67,11 +68,59 @@ def parse_period(text: str) -> Period:
     raise PeriodError(f"Onbekende periode '{text.strip()}'. {PERIOD_HELP}")
 
 
+def current_month(now: datetime) -> Period:
+    """The default period of a report: the calendar month (Amsterdam time) that ``now`` falls in."""
+    d = now.astimezone(AMSTERDAM).date()
+    return parse_period(f"{d.year}-{d.month:02d}")
+
+
+def _local_date(when: datetime) -> date:
+    return when.astimezone(AMSTERDAM).date()
+
+
+def buckets(period: Period) -> list[Period]:
+    """The period cut for a chart, on Amsterdam midnights like ``parse_period``: days up to 7 days, ISO weeks up to
+    62 days (the first and last clipped to the period), calendar months beyond (also clipped)."""
+    first, after = _local_date(period.start), _local_date(period.end)
+    days = (after - first).days
+    cuts: list[tuple[str, date]] = []
+    d = first
+    if days <= 7:
+        while d < after:
+            cuts.append((d.isoformat(), d))
+            d += timedelta(days=1)
+    elif days <= 62:
+        while d < after:
+            iso = d.isocalendar()
+            cuts.append((f"{iso.year}-W{iso.week:02d}", d))
+            d += timedelta(days=7 - d.weekday())
+    else:
+        while d < after:
+            cuts.append((f"{d.year}-{d.month:02d}", d))
+            d = date(d.year + 1, 1, 1) if d.month == 12 else date(d.year, d.month + 1, 1)
+    ends = [c[1] for c in cuts[1:]] + [after]
+    return [_span(label, start, end) for (label, start), end in zip(cuts, ends, strict=True)]
+
+
+def median(sorted_values: list[float]) -> float | None:
+    n = len(sorted_values)
+    if n < MIN_OBSERVATIONS:
+        return None
+    mid = n // 2
+    return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+
+
+def p90(sorted_values: list[float]) -> float | None:
+    """Nearest rank: the smallest value with at least 90% of the observations at or below it."""
+    n = len(sorted_values)
+    if n < MIN_OBSERVATIONS:
+        return None
+    return sorted_values[max(0, -(-9 * n // 10) - 1)]
+
+
 # --- The figures (issue 7). Computed by the report queries, shown by !rapport, the CLI and the /rapport page. ---
 # Every figure is an aggregate over anonymous facts; a view formats counts with ``small_count`` and never shows
 # a duration figure (median/p90) computed from fewer than MIN_OBSERVATIONS observations.
-
-MIN_OBSERVATIONS = 5
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""The figures of issue 7, computed from the anonymous fact table with two queries per report.
+
+One GROUP BY query counts per bucket, kind, veiligheidshuis, outcome, minor flag and step (a few thousand groups at
+most, whatever the volume); one query fetches only the durations needed for medians and p90 (sorted in Python). The
+bucket of a fact is a CASE over the bucket boundaries, so the same SQL runs on SQLite and PostgreSQL and the whole
+period is scanned once for the totals, the per-house figures and the chart series together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.aanvraag import STEP_KINDS
+from domain.rapport import Cijfers, Period, Rapport, buckets, median, p90
+from storage import statistiek_models as f
+from storage.statistiek_models import StatistiekFeit
+
+FEEDBACK_MAIL = ("terugkoppeling", "correctie")  # mail kinds that are a terugkoppeling on a decision
+TOTAL = "\x00totaal"  # accumulator key for "all veiligheidshuizen" (never a configured key)
+
+
+@dataclass
+class _Acc:
+    """Mutable counters while reading the grouped rows; frozen into ``Cijfers`` at the end."""
+
+    n: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    esc: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    feedback_s: list[float] = field(default_factory=list)
+    respons_s: list[float] = field(default_factory=list)
+
+    def add(self, kind: str, outcome: str | None, minor: bool, step: str | None, count: int) -> None:
+        n = self.n
+        if kind == f.CHECK:
+            n["checks"] += count
+        elif kind == f.HIT:
+            n["hits_minderjarig" if minor else "hits_volwassen"] += count
+        elif kind == f.BESLUIT_BEKEND:
+            n["besluiten_bekend"] += count
+            if outcome == "gevolgd":
+                n["advies_gevolgd"] += count
+            elif outcome == "afgeweken":
+                n["advies_afgeweken"] += count
+        elif kind == f.MAIL_AFGELEVERD:
+            n["mail_afgeleverd"] += count
+            if outcome in FEEDBACK_MAIL:
+                n["terugkoppeling_afgeleverd"] += count
+        elif kind == f.MAIL_HERHAALD:
+            n["mail_herhaald"] += count
+        elif kind == f.MAIL_DOOD:
+            n["mail_dood"] += count
+        elif kind == f.AANMELDING:
+            n["aanmeldingen"] += count
+        elif kind == f.AANVRAAG_GEOPEND:
+            n["aanvragen_geopend"] += count
+        elif kind == f.AANVRAAG_BEVESTIGD:
+            n["aanvragen_bevestigd"] += count
+        elif kind == f.AANVRAAG_BEANTWOORD:
+            n["aanvragen_te_laat" if outcome == "te_laat" else "aanvragen_op_tijd"] += count
+        elif kind == f.AANVRAAG_VERLOPEN:
+            n["aanvragen_verlopen"] += count
+        elif kind == f.ESCALATIE:
+            self.esc[step or "onbekend"] += count
+
+    def freeze(self) -> Cijfers:
+        order = {k: i for i, k in enumerate(STEP_KINDS)}
+        steps = sorted(((k, v) for k, v in self.esc.items() if v), key=lambda kv: (order.get(kv[0], 99), kv[0]))
+        fb, rs = sorted(self.feedback_s), sorted(self.respons_s)
+        return replace(Cijfers(), **{k: v for k, v in self.n.items()}, escalaties=tuple(steps),
+                       terugkoppeling_mediaan_s=median(fb), terugkoppeling_p90_s=p90(fb),
+                       respons_mediaan_s=median(rs), respons_p90_s=p90(rs))
+
+
+def _bucket_expr(cuts: list[Period]) -> Any:
+    """0-based bucket index of a fact's time; the WHERE clause already keeps it inside the period."""
+    return case(*[(StatistiekFeit.at < b.end, i) for i, b in enumerate(cuts)], else_=len(cuts) - 1)
+
+
+async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis: str | None,
+                          vh_keys: Sequence[str]) -> Rapport:
+    """The figures of one period for one veiligheidshuis (or all of them, with ``vh_keys`` giving the order of the
+    per-house rows; houses that are no longer configured but have facts follow at the end, so the rows add up to
+    the total). With a veiligheidshuis, lookups that found nobody (no house) are not in its figures."""
+    cuts = buckets(period)
+    t = StatistiekFeit
+    where = [t.at >= period.start, t.at < period.end]
+    if veiligheidshuis is not None:
+        where.append(t.veiligheidshuis == veiligheidshuis)
+    # The bucket is computed in a subquery and grouped by name: PostgreSQL would not see two copies of a CASE with
+    # bound parameters as the same expression.
+    inner = select(_bucket_expr(cuts).label("bucket"), t.kind, t.veiligheidshuis, t.outcome, t.minderjarig, t.step,
+                   t.aantal).where(*where).subquery()
+    keys = (inner.c.bucket, inner.c.kind, inner.c.veiligheidshuis, inner.c.outcome, inner.c.minderjarig, inner.c.step)
+    counts = await session.execute(select(*keys, func.sum(inner.c.aantal)).group_by(*keys))
+    per_vh: dict[str, _Acc] = defaultdict(_Acc)
+    total = _Acc()
+    series = [_Acc() for _ in cuts]
+    for b, kind, vh, outcome, minor, step, count in counts.all():
+        count = int(count or 0)
+        for acc in (total, series[int(b)], *((per_vh[vh],) if vh is not None else ())):
+            acc.add(kind, outcome, bool(minor), step, count)
+    durations = await session.execute(
+        select(_bucket_expr(cuts), t.kind, t.veiligheidshuis, t.duration_s).where(
+            *where, t.duration_s.is_not(None),
+            ((t.kind == f.MAIL_AFGELEVERD) & t.outcome.in_(FEEDBACK_MAIL)) | (t.kind == f.AANVRAAG_BEANTWOORD))
+    )
+    for b, kind, vh, seconds in durations.all():
+        target = "feedback_s" if kind == f.MAIL_AFGELEVERD else "respons_s"
+        for acc in (total, series[int(b)], *((per_vh[vh],) if vh is not None else ())):
+            getattr(acc, target).append(float(seconds))
+    if veiligheidshuis is not None:
+        order = [veiligheidshuis]
+    else:
+        order = [*vh_keys, *sorted(k for k in per_vh if k not in set(vh_keys))]
+    return Rapport(
+        period=period,
+        veiligheidshuis=veiligheidshuis,
+        totaal=total.freeze(),
+        per_vh=tuple((k, per_vh[k].freeze() if k in per_vh else Cijfers()) for k in order),
+        reeks=tuple((cut, acc.freeze()) for cut, acc in zip(cuts, series, strict=True)),
+    )
