@@ -1,7 +1,8 @@
-"""The figures of issue 7, computed from the anonymous fact table with two queries per report.
+"""The figures of issue 7, computed from the anonymous facts with three queries per report.
 
-One GROUP BY query counts per bucket, kind, veiligheidshuis, outcome, minor flag and step (a few thousand groups at
-most, whatever the volume); one query fetches only the durations needed for medians and p90 (sorted in Python). The
+Two GROUP BY queries count per bucket, kind, veiligheidshuis, outcome, minor flag and step (a few thousand groups
+at most, whatever the volume): one over the day counts that the daily fold made (``storage.statistiek_fold``), one
+over the facts not yet folded. A third fetches only the durations needed for medians and p90 (sorted in Python). The
 bucket of a fact is a CASE over the bucket boundaries, so the same SQL runs on SQLite and PostgreSQL and the whole
 period is scanned once for the totals, the per-house figures and the chart series together.
 """
@@ -17,9 +18,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.aanvraag import STEP_KINDS
+from domain.clock import AMSTERDAM
 from domain.rapport import Cijfers, Period, Rapport, buckets, median, p90
 from storage import statistiek_models as f
-from storage.statistiek_models import StatistiekFeit
+from storage.statistiek_models import StatistiekDag, StatistiekFeit
 
 FEEDBACK_MAIL = ("terugkoppeling", "correctie")  # mail kinds that are a terugkoppeling on a decision
 TOTAL = "\x00totaal"  # accumulator key for "all veiligheidshuizen" (never a configured key)
@@ -81,29 +83,42 @@ def _bucket_expr(cuts: list[Period]) -> Any:
     return case(*[(StatistiekFeit.at < b.end, i) for i, b in enumerate(cuts)], else_=len(cuts) - 1)
 
 
+def _day_bucket_expr(cuts: list[Period]) -> Any:
+    """The same for a folded day: buckets start and end on Amsterdam midnights, so a day falls in one bucket."""
+    return case(*[(StatistiekDag.dag < b.end.astimezone(AMSTERDAM).date(), i) for i, b in enumerate(cuts)],
+                else_=len(cuts) - 1)
+
+
 async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis: str | None,
                           vh_keys: Sequence[str]) -> Rapport:
     """The figures of one period for one veiligheidshuis (or all of them, with ``vh_keys`` giving the order of the
     per-house rows; houses that are no longer configured but have facts follow at the end, so the rows add up to
     the total). With a veiligheidshuis, lookups that found nobody (no house) are not in its figures."""
     cuts = buckets(period)
-    t = StatistiekFeit
+    t, d = StatistiekFeit, StatistiekDag
     where = [t.at >= period.start, t.at < period.end]
+    day_where = [d.dag >= period.start.astimezone(AMSTERDAM).date(), d.dag < period.end.astimezone(AMSTERDAM).date()]
     if veiligheidshuis is not None:
         where.append(t.veiligheidshuis == veiligheidshuis)
-    # The bucket is computed in a subquery and grouped by name: PostgreSQL would not see two copies of a CASE with
-    # bound parameters as the same expression.
-    inner = select(_bucket_expr(cuts).label("bucket"), t.kind, t.veiligheidshuis, t.outcome, t.minderjarig, t.step,
-                   t.aantal).where(*where).subquery()
-    keys = (inner.c.bucket, inner.c.kind, inner.c.veiligheidshuis, inner.c.outcome, inner.c.minderjarig, inner.c.step)
-    counts = await session.execute(select(*keys, func.sum(inner.c.aantal)).group_by(*keys))
+        day_where.append(d.veiligheidshuis == veiligheidshuis)
     per_vh: dict[str, _Acc] = defaultdict(_Acc)
     total = _Acc()
     series = [_Acc() for _ in cuts]
-    for b, kind, vh, outcome, minor, step, count in counts.all():
-        count = int(count or 0)
-        for acc in (total, series[int(b)], *((per_vh[vh],) if vh is not None else ())):
-            acc.add(kind, outcome, bool(minor), step, count)
+    # The bucket is computed in a subquery and grouped by name: PostgreSQL would not see two copies of a CASE with
+    # bound parameters as the same expression. Folded day counts and facts not yet folded are added together.
+    for inner in (
+        select(_bucket_expr(cuts).label("bucket"), t.kind, t.veiligheidshuis, t.outcome, t.minderjarig, t.step,
+               t.aantal).where(*where, t.aantal != 0).subquery(),
+        select(_day_bucket_expr(cuts).label("bucket"), d.kind, d.veiligheidshuis, d.outcome, d.minderjarig, d.step,
+               d.aantal).where(*day_where).subquery(),
+    ):
+        keys = (inner.c.bucket, inner.c.kind, inner.c.veiligheidshuis, inner.c.outcome, inner.c.minderjarig,
+                inner.c.step)
+        counts = await session.execute(select(*keys, func.sum(inner.c.aantal)).group_by(*keys))
+        for b, kind, vh, outcome, minor, step, count in counts.all():
+            count = int(count or 0)
+            for acc in (total, series[int(b)], *((per_vh[vh],) if vh else ())):
+                acc.add(kind, outcome or None, bool(minor), step or None, count)
     durations = await session.execute(
         select(_bucket_expr(cuts), t.kind, t.veiligheidshuis, t.duration_s).where(
             *where, t.duration_s.is_not(None),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, insert
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,6 +52,26 @@ class StatistiekFeit(Base):
     aantal: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (Index("ix_statistiek_at_kind", "at", "kind"),)
+
+
+class StatistiekDag(Base):
+    """Facts folded into counts per Amsterdam day (``storage.statistiek_fold``), so a year's report reads some
+    hundred thousand rows instead of millions. Empty text instead of NULL keeps the unique key usable."""
+
+    __tablename__ = "statistiek_dag"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dag: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    veiligheidshuis: Mapped[str] = mapped_column(String(64), default="")
+    minderjarig: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(String(32), default="")
+    step: Mapped[str] = mapped_column(String(32), default="")
+    aantal: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ux_statistiek_dag", "dag", "kind", "veiligheidshuis", "outcome", "minderjarig", "step", unique=True),
+    )
 
 
 @dataclass(frozen=True)
