@@ -1,10 +1,9 @@
 """Folding facts into day counts: keeps a year's report fast without touching the write path of the commands.
 
 Commands only append facts (no hot counter row that every transaction would have to lock). Once a day the bot folds
-every fact not yet folded into ``statistiek_dag`` (counts per Amsterdam day and key) and then deletes it; a fact
-that carries a duration stays as an observation for medians with ``aantal = 0``, so it is never counted twice.
-The report adds the day counts to the facts still unfolded, so the figures are the same before and after a fold,
-and a late correction (a -1 at an earlier decision's time) is simply folded into that day the next time.
+every fact into ``statistiek_dag`` (count and durations per Amsterdam day and key) and deletes it, in one
+transaction. The report adds the day rows to the facts not yet folded, so the figures are the same before and after
+a fold, and a late correction (a -1 at an earlier decision's time) is simply folded into that day the next time.
 """
 
 from __future__ import annotations
@@ -43,34 +42,35 @@ async def fold_facts(session: AsyncSession, now: datetime) -> int:
     while True:
         rows = (await session.execute(
             select(t.id, t.at, t.kind, t.veiligheidshuis, t.outcome, t.minderjarig, t.step, t.aantal, t.duration_s)
-            .where(t.aantal != 0).order_by(t.id).limit(BATCH)
+            .order_by(t.id).limit(BATCH)
         )).all()
         if not rows:
             return folded
         sums: dict[DayKey, int] = defaultdict(int)
-        keep: list[int] = []
+        durations: dict[DayKey, list[str]] = defaultdict(list)
         for r in rows:
             day = r.at.astimezone(AMSTERDAM).date()
-            sums[(day, r.kind, r.veiligheidshuis or "", r.outcome or "", bool(r.minderjarig), r.step or "")] += r.aantal
+            key = (day, r.kind, r.veiligheidshuis or "", r.outcome or "", bool(r.minderjarig), r.step or "")
+            sums[key] += r.aantal
             if r.duration_s is not None:
-                keep.append(r.id)
+                durations[key].append(f"{r.duration_s:.3f}")
         days = sorted({k[0] for k in sums})
         existing = {
             (d.dag, d.kind, d.veiligheidshuis, d.outcome, bool(d.minderjarig), d.step): d
             for d in (await session.execute(select(StatistiekDag).where(StatistiekDag.dag.in_(days)))).scalars()
         }
         for key, n in sums.items():
+            more = ",".join(durations[key]) if key in durations else None
             if key in existing:
-                existing[key].aantal += n
+                row = existing[key]
+                row.aantal += n
+                if more:
+                    row.duren = f"{row.duren},{more}" if row.duren else more
             else:
                 session.add(StatistiekDag(dag=key[0], kind=key[1], veiligheidshuis=key[2], outcome=key[3],
-                                          minderjarig=key[4], step=key[5], aantal=n))
+                                          minderjarig=key[4], step=key[5], aantal=n, duren=more))
         await session.flush()
         # By id, never by range: a fact committed meanwhile by a command with a lower id is not in this batch.
-        gone = [r.id for r in rows if r.duration_s is None]
-        if gone:
-            await session.execute(delete(t).where(t.id.in_(gone)).execution_options(synchronize_session=False))
-        if keep:
-            await session.execute(update(t).where(t.id.in_(keep)).values(aantal=0)
-                                  .execution_options(synchronize_session=False))
+        await session.execute(delete(t).where(t.id.in_([r.id for r in rows]))
+                              .execution_options(synchronize_session=False))
         folded += len(rows)

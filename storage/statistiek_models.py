@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, Index, Integer, String, insert
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Text, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,7 +56,7 @@ class StatistiekFeit(Base):
 
 class StatistiekDag(Base):
     """Facts folded into counts per Amsterdam day (``storage.statistiek_fold``), so a year's report reads some
-    hundred thousand rows instead of millions. Empty text instead of NULL keeps the unique key usable."""
+    ten thousands of rows instead of millions. Empty text instead of NULL keeps the unique key usable."""
 
     __tablename__ = "statistiek_dag"
 
@@ -68,6 +68,9 @@ class StatistiekDag(Base):
     outcome: Mapped[str] = mapped_column(String(32), default="")
     step: Mapped[str] = mapped_column(String(32), default="")
     aantal: Mapped[int] = mapped_column(Integer, default=0)
+    # The durations of the folded facts of this key, in seconds to the millisecond, comma-separated: medians and
+    # p90 stay exact, and a year's report reads tens of thousands of short texts instead of 300,000 rows.
+    duren: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ux_statistiek_dag", "dag", "kind", "veiligheidshuis", "outcome", "minderjarig", "step", unique=True),

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(32), nullable=False),
         sa.Column("step", sa.String(32), nullable=False),
         sa.Column("aantal", sa.Integer(), nullable=False),
+        sa.Column("duren", sa.Text()),
     )
     op.create_index("ux_statistiek_dag", "statistiek_dag",
                     ["dag", "kind", "veiligheidshuis", "outcome", "minderjarig", "step"], unique=True)
