@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from domain.aanvraag import STEP_KINDS
 from domain.clock import AMSTERDAM
 
 SMALL_COUNT_TEXT = "< 5"
@@ -157,3 +158,48 @@ class Rapport:
     totaal: Cijfers
     per_vh: tuple[tuple[str, Cijfers], ...]         # (vh key, figures), in configuration order
     reeks: tuple[tuple[Period, Cijfers], ...]       # the same period in buckets (day/week/month) for charts
+
+
+# --- Shared presentation: the chat summary, the CLI and the web page format figures the same way.
+
+def format_duur(seconds: float | None) -> str:
+    """Dutch, rounded to what a coordinator reads: minutes below two hours, hours below two days, else days."""
+    if seconds is None:
+        return "te weinig waarnemingen"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{round(minutes)} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} uur".replace(".", ",")
+    return f"{minutes / 1440:.1f} dagen".replace(".", ",")
+
+
+# Export columns in order: (name, attribute of Cijfers). Durations in whole seconds.
+KOLOMMEN: tuple[tuple[str, str], ...] = (
+    ("checks", "checks"), ("hits_volwassen", "hits_volwassen"), ("hits_minderjarig", "hits_minderjarig"),
+    ("besluiten_bekend", "besluiten_bekend"), ("terugkoppeling_afgeleverd", "terugkoppeling_afgeleverd"),
+    ("terugkoppeling_mediaan_s", "terugkoppeling_mediaan_s"), ("terugkoppeling_p90_s", "terugkoppeling_p90_s"),
+    ("advies_gevolgd", "advies_gevolgd"), ("advies_afgeweken", "advies_afgeweken"), ("aanmeldingen", "aanmeldingen"),
+    ("aanvragen_geopend", "aanvragen_geopend"), ("aanvragen_bevestigd", "aanvragen_bevestigd"),
+    ("aanvragen_op_tijd", "aanvragen_op_tijd"), ("aanvragen_te_laat", "aanvragen_te_laat"),
+    ("aanvragen_verlopen", "aanvragen_verlopen"), ("respons_mediaan_s", "respons_mediaan_s"),
+    ("respons_p90_s", "respons_p90_s"), ("mail_afgeleverd", "mail_afgeleverd"), ("mail_herhaald", "mail_herhaald"),
+    ("mail_dood", "mail_dood"),
+)
+
+
+def export_row(c: Cijfers) -> dict[str, int | str | None]:
+    """One row for CSV/JSON: counts 1..4 as '< 5' (a string), other counts as numbers, durations in whole seconds
+    or None when there were fewer than MIN_OBSERVATIONS; escalations as one column per step kind."""
+    row: dict[str, int | str | None] = {}
+    for name, attr in KOLOMMEN:
+        value = getattr(c, attr)
+        if name.endswith("_s"):
+            row[name] = None if value is None else round(value)
+        else:
+            row[name] = SMALL_COUNT_TEXT if 1 <= value <= 4 else value
+    steps = dict(c.escalaties)
+    for step in STEP_KINDS:
+        n = steps.get(step, 0)
+        row[f"escalatie_{step}"] = SMALL_COUNT_TEXT if 1 <= n <= 4 else n
+    return row
