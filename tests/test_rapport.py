@@ -273,3 +273,29 @@ def test_buckets_and_percentiles() -> None:
     assert (median([1.0, 2.0, 3.0, 4.0]), median([5.0] * 5), p90([float(i) for i in range(1, 11)])) == \
         (None, 5.0, 9.0)
     assert (median([1.0, 2.0, 3.0, 4.0, 10.0, 11.0]), p90([1.0, 2.0, 3.0, 4.0, 5.0])) == (3.5, 5.0)
+
+
+async def test_mail_worker_counts_retried_and_dead(bot: ConsoleBot, smtp: SmtpServer,  # noqa: F811
+                                                   cert: tuple[Path, Path]) -> None:  # noqa: F811
+    assert bot.runtime.mail_worker is not None
+    worker = bot.runtime.mail_worker
+    smtp.stop()
+    await bot.say(f"!besluit {T} osb")                   # dies after max_pogingen (3) while the relay is down
+    for _ in range(3):
+        clock(bot).advance(timedelta(hours=1))
+        await worker.drain()
+    await bot.say(f"!besluit {A[0]} osb")                # fails once, then goes when the relay is back
+    clock(bot).advance(timedelta(seconds=70))
+    await worker.drain()
+    back = SmtpServer(*cert, smtp.port).start()
+    try:
+        clock(bot).advance(timedelta(hours=1))
+        await worker.drain()
+        assert len(back.collector.received) == 1
+    finally:
+        back.stop()
+        smtp.start()
+    c = dict((await rapport_of(bot, "2026-11")).per_vh)
+    assert (c["utrecht"].mail_afgeleverd, c["utrecht"].mail_herhaald, c["utrecht"].terugkoppeling_afgeleverd) == \
+        (1, 1, 1)
+    assert (c["twente"].mail_afgeleverd, c["twente"].mail_herhaald, c["twente"].mail_dood) == (0, 0, 1)
