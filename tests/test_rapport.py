@@ -25,7 +25,6 @@ from domain.rapport import Cijfers, buckets, export_row, median, p90, parse_peri
 from integrations.registry.builtin import upsert
 from storage.models import AuditRecord
 from storage.rapport_queries import compute_rapport
-from storage.statistiek_fold import fold_facts
 from storage.statistiek_models import Feit, StatistiekDag, StatistiekFeit, record_facts
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
@@ -45,8 +44,8 @@ U2 = bsn(141)
 @pytest.fixture
 async def bot(tmp_path: Path, database_url: str, smtp: SmtpServer,  # noqa: F811
               cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:  # noqa: F811
-    b = await ConsoleBot.start(write_config(tmp_path, database_url, sections={"mail": mail_section(smtp.port, cert[0])}),
-                               clock=FixedClock(START))
+    config = write_config(tmp_path, database_url, sections={"mail": mail_section(smtp.port, cert[0])})
+    b = await ConsoleBot.start(config, clock=FixedClock(START))
     async with b.runtime.sessions() as s, s.begin():
         await upsert(s, [
             *(marking(p, born=date(1990, 1, 1), advised="osb") for p in A),
@@ -242,7 +241,7 @@ async def test_cli_csv_and_json(bot: ConsoleBot, tmp_path: Path, capsys: pytest.
     assert doc["periode"] == "2026-11" and doc["veiligheidshuis"] == "twente"
     assert doc["totaal"] == export_row(TWENTE)
     assert doc["totaal"]["hits_volwassen"] == "< 5" and doc["totaal"]["terugkoppeling_p90_s"] is None
-    assert [b["periode"] for b in doc["reeks"]][0] == "2026-W44" and list(doc["per_veiligheidshuis"]) == ["twente"]
+    assert doc["reeks"][0]["periode"] == "2026-W44" and list(doc["per_veiligheidshuis"]) == ["twente"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -299,3 +298,37 @@ async def test_mail_worker_counts_retried_and_dead(bot: ConsoleBot, smtp: SmtpSe
     assert (c["utrecht"].mail_afgeleverd, c["utrecht"].mail_herhaald, c["utrecht"].terugkoppeling_afgeleverd) == \
         (1, 1, 1)
     assert (c["twente"].mail_afgeleverd, c["twente"].mail_herhaald, c["twente"].mail_dood) == (0, 0, 1)
+
+
+async def test_advice_requests_counted_by_the_engine(tmp_path: Path, database_url: str) -> None:
+    from tests import test_aanvraag as av
+
+    bot, at = await av.start(tmp_path, database_url)
+    try:
+        await av.seed(bot)
+        await av.seed(bot, av.OTHER_BSN)
+        await av.roster(bot)
+        await av.open_request(bot)                          # A1 at Monday 10:00
+        at.advance(timedelta(minutes=60))
+        assert "Herinnering" in await av.tick(bot)           # escalation 1: herinnering
+        at.advance(timedelta(minutes=60))
+        assert "achterwacht" in await av.tick(bot)           # escalation 2: backup
+        at.advance(timedelta(minutes=10))
+        await bot.say("!ack A1", as_user=av.DUTY)           # acknowledged
+        at.advance(timedelta(minutes=20))
+        assert "Advies" in await bot.say("!advies A1 Geen bezwaar tegen sepot, plan loopt goed.", as_user=av.DUTY)
+        await bot.say(f"!aanvraag {av.OTHER_BSN}", as_role="kpc")  # A2 at 12:30, never answered
+        at.advance(timedelta(hours=25))
+        await av.tick(bot)                                   # A2: herinnering, backup, teamleider, then expired
+        r = await rapport_of(bot, "2026-W48", "utrecht")
+        async with bot.runtime.sessions() as s:
+            answered = (await s.execute(select(StatistiekFeit.duration_s).where(
+                StatistiekFeit.kind == "aanvraag_beantwoord"))).scalars().all()
+    finally:
+        await bot.close()
+    c = r.totaal
+    assert (c.aanvragen_geopend, c.aanvragen_bevestigd, c.aanvragen_op_tijd, c.aanvragen_te_laat,
+            c.aanvragen_verlopen) == (2, 1, 1, 0, 1)
+    assert c.escalaties == (("herinnering", 2), ("backup", 2), ("teamleider", 1))
+    assert c.respons_mediaan_s is None  # one answer (150 minutes) is too few to show
+    assert answered == [150 * 60.0]
