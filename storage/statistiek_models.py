@@ -3,6 +3,12 @@
 A fact is written in the same transaction as the event it counts, so a rolled-back command counts nothing and a
 committed one counts exactly once. The table has no subject, no identifier and no free text: it is not personal
 data, so the retention purge leaves it alone and the figures of last year survive the removal of last year's cases.
+
+Counting rules: a decision counts per veiligheidshuis that knows the person (``commands.besluit``); when it is
+replaced, undone or removed by a technisch sepot 01, a fact with ``aantal = -1`` at the original decision's time
+takes its count back (what it counted is kept in its audit record), so every figure is SUM(aantal) and a decision
+counts once, as its final version. Mail facts are written when the relay accepts (or the worker gives up), with the
+time since the decision for feedback mails. Advice-request facts are written by ``bot.aanvraag.engine``.
 """
 
 from __future__ import annotations
