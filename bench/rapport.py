@@ -3,7 +3,8 @@
 Bulk-loads a year of anonymous facts (checks, hits, decisions, referrals, mails, advice requests and escalations
 in proportion to the decisions) into a fresh SQLite file and a fresh PostgreSQL scratch database, then times
 ``compute_rapport`` for a week, a month, a quarter and the full year, for all houses and for one. Target: each
-under 1 s. Prints the timings and the figures of the year, so a change in the numbers shows too.
+under 1 s. Also times the daily fold of one day of facts on top of the folded year. Prints the timings and
+the figures of the year, so a change in the numbers shows too.
 
     python -m bench.rapport [--besluiten 300000] [--runs 3] [--alleen sqlite|postgresql]
 """
@@ -29,7 +30,7 @@ from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
-from storage.statistiek_models import StatistiekFeit
+from storage.statistiek_models import Feit, StatistiekFeit, record_facts
 
 ADMIN_DSN = os.environ.get("ZSM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 YEAR = 2026
@@ -155,6 +156,24 @@ async def measure(url: str, runs: int) -> list[tuple[str, str, float, float]]:
     return out
 
 
+async def daily_fold(url: str, rows: list[tuple[Any, ...]]) -> tuple[int, float]:
+    """One day's facts appended again on top of the folded year, then folded as the daily job does: how long the
+    fold holds its transaction (on SQLite: the write lock every command waits for)."""
+    day_start = datetime(YEAR, 6, 15, tzinfo=UTC) - timedelta(hours=2)
+    day = [Feit(r[1], r[0], r[2], r[3], r[4], r[5], r[6]) for r in rows
+           if day_start <= r[0] < day_start + timedelta(days=1)]
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s, s.begin():
+            await record_facts(s, day)
+        began = time.perf_counter()
+        async with session_factory(engine)() as s, s.begin():
+            await fold_facts(s, datetime.now(UTC))
+        return len(day), time.perf_counter() - began
+    finally:
+        await engine.dispose()
+
+
 def show(c: Any) -> None:
     def dur(s: float | None) -> str:
         return "-" if s is None else f"{s / 60:.1f} min"
@@ -195,6 +214,7 @@ async def main() -> int:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'rapport.db'}"
             load_s = await load(url, rows)
             ok = report("SQLite", load_s, await measure(url, args.runs)) and ok
+            print("  dagelijkse vouw: {} feiten in {:.2f} s".format(*await daily_fold(url, rows)))
     if args.alleen != "sqlite":
         name = f"zsm_bench_{uuid.uuid4().hex[:10]}"
         admin = await asyncpg.connect(ADMIN_DSN)
@@ -204,6 +224,7 @@ async def main() -> int:
             url = f"{base}/{name}"
             load_s = await load(url, rows)
             ok = report("PostgreSQL", load_s, await measure(url, args.runs)) and ok
+            print("  dagelijkse vouw: {} feiten in {:.2f} s".format(*await daily_fold(url, rows)))
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
