@@ -98,6 +98,18 @@ def _audit_args(p: argparse.ArgumentParser) -> None:
     audit_cli.add_arguments(p)
 
 
+def cmd_rapport(args: argparse.Namespace) -> int:
+    from bot import rapport_cli
+
+    return rapport_cli.run(_settings(args), args)
+
+
+def _rapport_args(p: argparse.ArgumentParser) -> None:
+    from bot import rapport_cli
+
+    rapport_cli.add_arguments(p)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Load markings into the built-in registry; all or nothing, with a report of every bad row."""
     from pathlib import Path
@@ -219,6 +231,8 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
     ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
     ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
     ("purge", "verwijder wat zijn bewaartermijn voorbij is (draait ook dagelijks)", _no_args, cmd_purge),
+    ("rapport", "managementcijfers als csv of json (alleen totalen, kleine aantallen als '< 5')", _rapport_args,
+     cmd_rapport),
     ("import", "laad markeringen in het ingebouwde register", _import_args, cmd_import),
     ("dienst-import", "lees het rooster van de bereikbaarheidsdienst uit een iCalendar-bestand", _dienst_import_args,
      cmd_dienst_import),

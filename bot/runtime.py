@@ -42,6 +42,7 @@ from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
 from storage.purge import purge
+from storage.statistiek_fold import fold_facts
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,11 @@ class Runtime:
         async with self.sessions() as s, s.begin():
             return await purge(s, self.auditor, self.retention, self.clock.now())
 
+    async def fold_now(self) -> int:
+        """Fold the day's anonymous facts into day counts, so reports over long periods stay fast."""
+        async with self.sessions() as s, s.begin():
+            return await fold_facts(s, self.clock.now())
+
     async def _purge_daily(self) -> None:
         """The daily purge; first a minute after start so a restart loop does not hammer the database."""
         await asyncio.sleep(60)
@@ -111,6 +117,10 @@ class Runtime:
                 log.info("purge", extra={"removed": sum(counts.values())})
             except Exception as exc:
                 log.error("purge failed", extra={"error": type(exc).__name__})
+            try:
+                log.info("statistics folded", extra={"facts": await self.fold_now()})
+            except Exception as exc:
+                log.error("statistics fold failed", extra={"error": type(exc).__name__})
             await asyncio.sleep(24 * 3600)
 
     async def start(self, transport: Transport, *, http: bool = True) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping
+from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping, rapport
 from commands import help as help_command
 from commands.base import CommandSpec, CommandTable
 
@@ -15,6 +15,7 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
     besluit.SPEC,
     aanmelden.SPEC,
     outbox.SPEC,
+    rapport.SPEC,
 )
 
 

@@ -10,6 +10,7 @@ from domain.clock import format_local
 from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuis
 from storage.besluit_models import AanmeldingRow
+from storage.statistiek_models import AANMELDING, record_fact
 
 
 def split_gemeente(ctx: Context, words: tuple[str, ...]) -> tuple[Veiligheidshuis, str, tuple[str, ...]]:
@@ -45,6 +46,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
             "persoon": mail_identifier(vh, person, None), "gemeente": gemeente, "reden": reden[:1000],
             "datum": format_local(ctx.now)})
     await ctx.audit("persoon.aangemeld", person=person.value, veiligheidshuis=vh.key, ref=queued.ref)
+    await record_fact(ctx.session, kind=AANMELDING, at=ctx.now, veiligheidshuis=vh.key)
     return (Doc().line(Bold("Aangemeld"), f": {person.masked} bij {vh.naam} (gemeente {gemeente}). Mail ",
                        Code(queued.ref), f" gaat naar {vh.mailbox}.")
             .line("Een later besluit over deze persoon wordt ook aan dit veiligheidshuis teruggekoppeld.")

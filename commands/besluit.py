@@ -5,7 +5,7 @@ Rules come from ``domain.afdoeningen.feedback_for``; this module only gathers th
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
@@ -13,7 +13,7 @@ from commands.base import Arg, CommandSpec, Context, Named, UserError
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Part, Reply
 from domain.advies import Freshness, freshness, is_minor
-from domain.afdoeningen import Afdoening, Catalogus, Kennis, feedback_for
+from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
 from domain.clock import format_local, local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import DECIDING_ROLES
@@ -22,6 +22,8 @@ from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.mail.outbox import MailService
 from integrations.registry import RegistryUnavailable
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
+from storage.models import AuditRecord
+from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
 
 RECLASSERING = ("reclassering", "recl", "+r")
 MONDELING = ("mondeling", "mond", "+m")
@@ -105,6 +107,40 @@ async def kennis_of(ctx: Context, person: PersonId, cat: Catalogus) -> tuple[lis
     return out, skn
 
 
+def besluit_figures(afd: Afdoening, kennis: list[Kennis]) -> list[list[object]]:
+    """[veiligheidshuis, gevolgd|afgeweken|geen_advies, minderjarig] per house that knows the person. Kept in the
+    decision's audit record, so a later replacement or undo can take back exactly what this decision counted."""
+    per_vh: dict[str, Kennis] = {}
+    for k in kennis:
+        first = per_vh.get(k.veiligheidshuis)
+        if first is None or (not (first.advies_actueel and first.geadviseerd) and k.advies_actueel and k.geadviseerd):
+            per_vh[k.veiligheidshuis] = k
+    minor = {vh: any(k.minderjarig for k in kennis if k.veiligheidshuis == vh) for vh in per_vh}
+    return [[vh, advies_uitkomst(afd, k), minor[vh]] for vh, k in per_vh.items()]
+
+
+def _facts(figures: list[list[object]], at: datetime, aantal: int) -> list[Feit]:
+    return [Feit(BESLUIT_BEKEND, at, str(vh), minderjarig=bool(minor), outcome=str(uitkomst), aantal=aantal)
+            for vh, uitkomst, minor in figures]
+
+
+async def take_back_figures(ctx: Context, subject: str, rows: list[BesluitRow]) -> None:
+    """A replaced, undone or removed decision no longer counts: a -1 fact at the decision's own time per +1 it
+    wrote, so the figures count each decision once, as its final version, in the period it was first taken."""
+    active = {b.event_id: b for b in rows if b.status == "actief"}
+    if not active:
+        return
+    audits = (await ctx.session.execute(
+        select(AuditRecord.details).where(AuditRecord.subject == subject, AuditRecord.kind == "besluit.vastgelegd")
+    )).scalars().all()
+    facts: list[Feit] = []
+    for details in audits:
+        row = active.get(str(details.get("event")))
+        if row is not None and isinstance(details.get("statistiek"), list):
+            facts += _facts(details["statistiek"], row.decided_at, -1)
+    await record_facts(ctx.session, facts)
+
+
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     if args.words[0].lower() in UNDO:
         return await undo(ctx, args)
@@ -137,6 +173,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     earlier_mails = list((await ctx.session.execute(
         select(OutboxMail).where(OutboxMail.besluit_id.in_(earlier_ids))
     )).scalars().all()) if earlier_ids else []
+    await take_back_figures(ctx, subject, earlier)
     if outcome.verwijderen:
         return await remove_case(ctx, person, earlier_ids, earlier_mails)
 
@@ -157,8 +194,11 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     )
     ctx.session.add(row)
     await ctx.session.flush()
+    figures = besluit_figures(afd, kennis)
     await ctx.audit("besluit.vastgelegd", person=person.value, afdoening=afd.code, terugkoppeling=outcome.inhoud,
-                    ontvangers=list(outcome.ontvangers), mondeling=mondeling, correctie=bool(active))
+                    ontvangers=list(outcome.ontvangers), mondeling=mondeling, correctie=bool(active),
+                    statistiek=figures)
+    await record_facts(ctx.session, _facts(figures, ctx.now, 1))
 
     doc = Doc()
     doc.line(Bold("Besluit vastgelegd"), f" voor {person.masked}: ", afd.label,
@@ -237,6 +277,7 @@ async def undo(ctx: Context, args: ParsedArgs) -> Reply:
     if ctx.now - row.decided_at > timedelta(seconds=window):
         raise UserError(f"Ongedaan maken kan alleen binnen {window} seconden. Geef het juiste besluit opnieuw met "
                         "!besluit: dan gaat er een correctie.")
+    await take_back_figures(ctx, subject, [row])
     row.status = "ingetrokken"
     for m in mails:
         m.status = "vervallen"

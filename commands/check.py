@@ -14,10 +14,12 @@ from commands.base import Arg, CommandSpec, Context, Named, UserError
 from commands.parsing import ParsedArgs
 from commands.reply import Reply, text
 from commands.vh_view import compose_check
+from domain.advies import Markering, is_minor
 from domain.clock import local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import VH_INFO_ROLES, labels
 from integrations.registry.base import RegistryUnavailable
+from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -70,6 +72,16 @@ def parse_zaak(args: ParsedArgs, cfg: CheckSettings) -> str | None:
     return zaak
 
 
+def lookup_facts(markeringen: list[Markering], ctx: Context) -> list[Feit]:
+    """The figures of one lookup: one check, and one hit per veiligheidshuis that knows the person (a minor when
+    any of that house's markings says so). Written beside the lookup's audit record, in the same transaction."""
+    today = local(ctx.now).date()
+    minor: dict[str, bool] = {}
+    for m in markeringen:
+        minor[m.veiligheidshuis] = minor.get(m.veiligheidshuis, False) or is_minor(m.geboortedatum, today)
+    return [Feit(CHECK, ctx.now), *(Feit(HIT, ctx.now, vh, minderjarig=minor[vh]) for vh in sorted(minor))]
+
+
 def unavailable_reply(system: str) -> Reply:
     return text(f"Het register ({system}) is nu niet bereikbaar; er is niets gevonden of aangenomen. "
                 "Probeer het over enkele minuten opnieuw of bel de bereikbaarheidsdienst van het veiligheidshuis.")
@@ -96,6 +108,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         uitkomst="hit" if composed.hit else "no-hit", bron=registry.name,
         veiligheidshuizen=sorted({m.veiligheidshuis for m in markeringen}), velden=list(composed.shown),
     )
+    await record_facts(ctx.session, lookup_facts(list(markeringen), ctx))
     return composed.reply
 
 

@@ -11,7 +11,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commands.base import Arg, CommandSpec, Context, Named, UserError
-from commands.check import check_settings, parse_zaak, require_vh_role, unavailable_reply
+from commands.check import check_settings, lookup_facts, parse_zaak, require_vh_role, unavailable_reply
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
 from commands.vh_view import SIGNAL_FIELDS, BatchItem, compose_batch
@@ -19,6 +19,7 @@ from domain.clock import local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import VH_INFO_ROLES
 from integrations.registry.base import Registry, RegistryUnavailable
+from storage.statistiek_models import record_facts
 
 MAX_BATCH = 50
 _SPLIT = re.compile(r"[\s,;]+")
@@ -75,6 +76,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
             veiligheidshuizen=sorted({m.veiligheidshuis for m in item.markeringen}),
             velden=sorted(SIGNAL_FIELDS) if item.markeringen else [],
         )
+    await record_facts(ctx.session, [f for item in items for f in lookup_facts(list(item.markeringen), ctx)])
     return compose_batch(items, today=local(ctx.now).date(), veiligheidshuizen=ctx.services.veiligheidshuizen,
                          system=registry.name)
 

@@ -146,3 +146,17 @@ def feedback_for(
     else:
         uitleg = "persoon aangemeld bij het veiligheidshuis: terugkoppeling"
     return Terugkoppeling(tuple(ontvangers), "volledig", False, None, uitleg)
+
+
+def advies_uitkomst(afdoening: Afdoening, k: Kennis) -> str:
+    """How a decision relates to one veiligheidshuis's advice, for the figures: ``gevolgd``, ``afgeweken`` or
+    ``geen_advies``. The same rule as the motivation duty in ``feedback_for``: only a current advice counts, and for
+    a minor with Halt or reprimande the advice does not steer the decision, so it is neither followed nor deviated
+    from (``geen_advies``)."""
+    if not k.advies_actueel or not k.geadviseerd:
+        return "geen_advies"
+    if k.geadviseerd == afdoening.code:
+        return "gevolgd"
+    if k.minderjarig and afdoening.groep.lower() in {"halt", "reprimande"}:
+        return "geen_advies"
+    return "afgeweken"

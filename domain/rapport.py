@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from domain.aanvraag import STEP_KINDS
 from domain.clock import AMSTERDAM
 
 SMALL_COUNT_TEXT = "< 5"
+MIN_OBSERVATIONS = 5  # median and p90 only from at least this many durations; below it they are None
 PERIOD_HELP = "Typ een periode als 2026-W43, 2026-10, 2026-Q4 of 2026-10-01..2026-10-31."
 
 
@@ -67,11 +69,59 @@ def parse_period(text: str) -> Period:
     raise PeriodError(f"Onbekende periode '{text.strip()}'. {PERIOD_HELP}")
 
 
+def current_month(now: datetime) -> Period:
+    """The default period of a report: the calendar month (Amsterdam time) that ``now`` falls in."""
+    d = now.astimezone(AMSTERDAM).date()
+    return parse_period(f"{d.year}-{d.month:02d}")
+
+
+def _local_date(when: datetime) -> date:
+    return when.astimezone(AMSTERDAM).date()
+
+
+def buckets(period: Period) -> list[Period]:
+    """The period cut for a chart, on Amsterdam midnights like ``parse_period``: days up to 7 days, ISO weeks up to
+    62 days (the first and last clipped to the period), calendar months beyond (also clipped)."""
+    first, after = _local_date(period.start), _local_date(period.end)
+    days = (after - first).days
+    cuts: list[tuple[str, date]] = []
+    d = first
+    if days <= 7:
+        while d < after:
+            cuts.append((d.isoformat(), d))
+            d += timedelta(days=1)
+    elif days <= 62:
+        while d < after:
+            iso = d.isocalendar()
+            cuts.append((f"{iso.year}-W{iso.week:02d}", d))
+            d += timedelta(days=7 - d.weekday())
+    else:
+        while d < after:
+            cuts.append((f"{d.year}-{d.month:02d}", d))
+            d = date(d.year + 1, 1, 1) if d.month == 12 else date(d.year, d.month + 1, 1)
+    ends = [c[1] for c in cuts[1:]] + [after]
+    return [_span(label, start, end) for (label, start), end in zip(cuts, ends, strict=True)]
+
+
+def median(sorted_values: list[float]) -> float | None:
+    n = len(sorted_values)
+    if n < MIN_OBSERVATIONS:
+        return None
+    mid = n // 2
+    return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+
+
+def p90(sorted_values: list[float]) -> float | None:
+    """Nearest rank: the smallest value with at least 90% of the observations at or below it."""
+    n = len(sorted_values)
+    if n < MIN_OBSERVATIONS:
+        return None
+    return sorted_values[max(0, -(-9 * n // 10) - 1)]
+
+
 # --- The figures (issue 7). Computed by the report queries, shown by !rapport, the CLI and the /rapport page. ---
 # Every figure is an aggregate over anonymous facts; a view formats counts with ``small_count`` and never shows
 # a duration figure (median/p90) computed from fewer than MIN_OBSERVATIONS observations.
-
-MIN_OBSERVATIONS = 5
 
 
 @dataclass(frozen=True)
@@ -108,3 +158,48 @@ class Rapport:
     totaal: Cijfers
     per_vh: tuple[tuple[str, Cijfers], ...]         # (vh key, figures), in configuration order
     reeks: tuple[tuple[Period, Cijfers], ...]       # the same period in buckets (day/week/month) for charts
+
+
+# --- Shared presentation: the chat summary, the CLI and the web page format figures the same way.
+
+def format_duur(seconds: float | None) -> str:
+    """Dutch, rounded to what a coordinator reads: minutes below two hours, hours below two days, else days."""
+    if seconds is None:
+        return "te weinig waarnemingen"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{round(minutes)} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} uur".replace(".", ",")
+    return f"{minutes / 1440:.1f} dagen".replace(".", ",")
+
+
+# Export columns in order: (name, attribute of Cijfers). Durations in whole seconds.
+KOLOMMEN: tuple[tuple[str, str], ...] = (
+    ("checks", "checks"), ("hits_volwassen", "hits_volwassen"), ("hits_minderjarig", "hits_minderjarig"),
+    ("besluiten_bekend", "besluiten_bekend"), ("terugkoppeling_afgeleverd", "terugkoppeling_afgeleverd"),
+    ("terugkoppeling_mediaan_s", "terugkoppeling_mediaan_s"), ("terugkoppeling_p90_s", "terugkoppeling_p90_s"),
+    ("advies_gevolgd", "advies_gevolgd"), ("advies_afgeweken", "advies_afgeweken"), ("aanmeldingen", "aanmeldingen"),
+    ("aanvragen_geopend", "aanvragen_geopend"), ("aanvragen_bevestigd", "aanvragen_bevestigd"),
+    ("aanvragen_op_tijd", "aanvragen_op_tijd"), ("aanvragen_te_laat", "aanvragen_te_laat"),
+    ("aanvragen_verlopen", "aanvragen_verlopen"), ("respons_mediaan_s", "respons_mediaan_s"),
+    ("respons_p90_s", "respons_p90_s"), ("mail_afgeleverd", "mail_afgeleverd"), ("mail_herhaald", "mail_herhaald"),
+    ("mail_dood", "mail_dood"),
+)
+
+
+def export_row(c: Cijfers) -> dict[str, int | str | None]:
+    """One row for CSV/JSON: counts 1..4 as '< 5' (a string), other counts as numbers, durations in whole seconds
+    or None when there were fewer than MIN_OBSERVATIONS; escalations as one column per step kind."""
+    row: dict[str, int | str | None] = {}
+    for name, attr in KOLOMMEN:
+        value = getattr(c, attr)
+        if name.endswith("_s"):
+            row[name] = None if value is None else round(value)
+        else:
+            row[name] = SMALL_COUNT_TEXT if 1 <= value <= 4 else value
+    steps = dict(c.escalaties)
+    for step in STEP_KINDS:
+        n = steps.get(step, 0)
+        row[f"escalatie_{step}"] = SMALL_COUNT_TEXT if 1 <= n <= 4 else n
+    return row

@@ -33,6 +33,16 @@ from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.models import OutgoingMessage
 from storage.registry_models import MarkeringRow
+from storage.statistiek_models import (
+    AANVRAAG_BEANTWOORD,
+    AANVRAAG_BEVESTIGD,
+    AANVRAAG_GEOPEND,
+    AANVRAAG_VERLOPEN,
+    ESCALATIE,
+    Feit,
+    record_fact,
+    record_facts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,7 @@ class _Batch:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.audits: list[dict[str, Any]] = []
+        self.facts: list[Feit] = []
 
     def enqueue(self, **kwargs: Any) -> None:
         self.messages.append(kwargs)
@@ -68,6 +79,7 @@ class _Batch:
             ])
         if self.audits:
             await auditor.record_many(session, [{"at": now, **a} for a in self.audits])
+        await record_facts(session, self.facts)
 
 
 def source_of(request_id: int) -> str:
@@ -193,6 +205,7 @@ class AanvraagService:
                                   person=person.value, details={"event": event_id, "aanvraag": ref, "vh": vh_key,
                                                                 "termijn": term.text, "deadline": deadline.isoformat(),
                                                                 "kantoortijd": req.office_hours})
+        await record_fact(session, kind=AANVRAAG_GEOPEND, at=now, veiligheidshuis=vh_key)
         await self.auditor.record(session, kind="aanvraag.ping", at=now, actor=None, role=None, person=person.value,
                                   details={"aanvraag": ref, "dienst": duty.user_id if duty else None,
                                            "ruimte": req.oncall_room})
@@ -253,6 +266,8 @@ class AanvraagService:
         req.acknowledged_at = now
         await self.auditor.record(session, kind="aanvraag.bevestigd", at=now, actor=user, person=req.person_value,
                                   details={"aanvraag": rules.ref_text(req.id), "via": via})
+        await record_fact(session, kind=AANVRAAG_BEVESTIGD, at=now, veiligheidshuis=req.veiligheidshuis,
+                          duration_s=(now - req.opened_at).total_seconds())
         return None
 
     async def answer(self, session: AsyncSession, req: AdviesAanvraag, user: str, text: str, now: datetime,
@@ -290,6 +305,9 @@ class AanvraagService:
                                               mentions=(req.requested_by,)))
         await self.auditor.record(session, kind="aanvraag.beantwoord", at=now, actor=user, person=req.person_value,
                                   details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline})
+        await record_fact(session, kind=AANVRAAG_BEANTWOORD, at=now, veiligheidshuis=req.veiligheidshuis,
+                          outcome="te_laat" if now > req.deadline else "op_tijd",
+                          duration_s=(now - req.opened_at).total_seconds())
         return None
 
     async def cancel(self, session: AsyncSession, req: AdviesAanvraag, user: str, role: str,
@@ -383,6 +401,7 @@ class AanvraagService:
         if not req.oncall_room:
             batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
                                       details={"aanvraag": ref, "stap": kind, "te_laat": late, "ruimte": None})
+            batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
             return "geen ruimte"
         if req.veiligheidshuis not in duty_cache:
             duty_cache[req.veiligheidshuis] = await self.on_duty(s, req.veiligheidshuis, now)
@@ -416,6 +435,7 @@ class AanvraagService:
                       content=content)
         batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
                                   details={"aanvraag": ref, "stap": kind, "te_laat": late, "aan": list(mentions)})
+        batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
         return "gedaan"
 
     def _expire(self, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
@@ -439,6 +459,7 @@ class AanvraagService:
                           now=now, content=message_content(note))
         batch.audit(kind="aanvraag.verlopen", at=now, person=req.person_value,
                                   details={"aanvraag": ref, "te_laat": late})
+        batch.facts.append(Feit(AANVRAAG_VERLOPEN, now, req.veiligheidshuis))
         return "gedaan"
 
     # ------------------------------------------------------------------------------------------ reactions

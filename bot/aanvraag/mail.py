@@ -18,6 +18,7 @@ from domain.aanvraag import AanvraagConfig
 from storage.aanvraag_models import AanvraagMail
 from storage.audit import Auditor
 from storage.db import SessionFactory
+from storage.statistiek_models import MAIL_AFGELEVERD, MAIL_DOOD, MAIL_HERHAALD, Feit, record_facts
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,13 @@ async def send_pending(sessions: SessionFactory, config: AanvraagConfig, auditor
                 sent += 1
                 await auditor.record(s, kind="mail.verzonden", at=now,
                                      details={"aan": row.recipient, "onderwerp": row.subject})
+                await record_facts(s, [Feit(MAIL_AFGELEVERD, now, outcome="aanvraag")]
+                                   + ([Feit(MAIL_HERHAALD, now, outcome="aanvraag")] if mail.attempts > 1 else []))
             else:
                 mail.last_error = error
                 if mail.attempts >= MAX_ATTEMPTS:
                     mail.status = "dead"
+                    await record_facts(s, [Feit(MAIL_DOOD, now, outcome="aanvraag")])
                     await auditor.record(s, kind="mail.mislukt", at=now, details={"aan": row.recipient,
                                                                                    "reden": error})
                 else:

@@ -12,7 +12,8 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import aiosmtplib
 from sqlalchemy import select, update
@@ -23,8 +24,9 @@ from integrations.drain_loop import DrainLoop
 from integrations.mail.compose import build_message
 from integrations.mail.config import MailSettings
 from storage.audit import Auditor
-from storage.besluit_models import OutboxMail
+from storage.besluit_models import BesluitRow, OutboxMail
 from storage.db import SessionFactory
+from storage.statistiek_models import MAIL_AFGELEVERD, MAIL_DOOD, MAIL_HERHAALD, Feit, record_facts
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,18 @@ async def connect(settings: MailSettings) -> aiosmtplib.SMTP:
     if settings.username and settings.password:
         await client.login(settings.username, settings.password)
     return client
+
+
+def mail_facts(rows: Any, now: datetime) -> list[Feit]:
+    """Accepted mails for the figures: kind as outcome, time since the decision for feedback, and a second fact
+    for each mail that needed more than one attempt."""
+    facts: list[Feit] = []
+    for r in rows:
+        since = (now - r.decided_at).total_seconds() if r.decided_at is not None else None
+        facts.append(Feit(MAIL_AFGELEVERD, now, r.veiligheidshuis, outcome=r.kind, duration_s=since))
+        if r.attempts >= 1:  # attempts before this, successful, one
+            facts.append(Feit(MAIL_HERHAALD, now, r.veiligheidshuis, outcome=r.kind))
+    return facts
 
 
 class MailWorker(DrainLoop):
@@ -197,7 +211,9 @@ class MailWorker(DrainLoop):
         async with self.sessions() as s, s.begin():
             rows = (await s.execute(
                 select(OutboxMail.id, OutboxMail.ref, OutboxMail.message_id, OutboxMail.veiligheidshuis,
-                       OutboxMail.kind, OutboxMail.room_id, OutboxMail.event_id, OutboxMail.recipient)
+                       OutboxMail.kind, OutboxMail.room_id, OutboxMail.event_id, OutboxMail.recipient,
+                       OutboxMail.attempts, BesluitRow.decided_at)
+                .outerjoin(BesluitRow, BesluitRow.id == OutboxMail.besluit_id)
                 .where(OutboxMail.id.in_(row_ids), OutboxMail.status == "pending").order_by(OutboxMail.id)
             )).all()
             await s.execute(
@@ -211,6 +227,7 @@ class MailWorker(DrainLoop):
             await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
                 {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
                 for r in rows]})
+            await record_facts(s, mail_facts(rows, now))
         self.on_committed()
 
     async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
@@ -223,6 +240,7 @@ class MailWorker(DrainLoop):
             row.last_error = reason[:255]
             if fatal or row.attempts >= self.settings.max_pogingen:
                 row.status = "dead"
+                await record_facts(s, [Feit(MAIL_DOOD, now, row.veiligheidshuis, outcome=row.kind)])
                 await self.auditor.record(s, kind="mail.mislukt", at=now, details={
                     "ref": row.ref, "message_id": row.message_id, "reden": reason[:120]})
                 await self.notify(s, [RoomNotice(

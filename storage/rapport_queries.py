@@ -1,0 +1,174 @@
+"""The figures of issue 7, computed from the anonymous facts with three queries per report.
+
+Two GROUP BY queries count per bucket, kind, veiligheidshuis, outcome, minor flag and step (a few thousand groups
+at most, whatever the volume): one over the day counts that the daily fold made (``storage.statistiek_fold``), one
+over the facts not yet folded. A third fetches only the durations needed for medians and p90 (sorted in Python). The
+bucket of a fact is a CASE over the bucket boundaries, so the same SQL runs on SQLite and PostgreSQL and the whole
+period is scanned once for the totals, the per-house figures and the chart series together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.aanvraag import STEP_KINDS
+from domain.clock import AMSTERDAM
+from domain.rapport import Cijfers, Period, Rapport, buckets, median, p90
+from storage import statistiek_models as f
+from storage.statistiek_models import StatistiekDag, StatistiekFeit
+
+FEEDBACK_MAIL = ("terugkoppeling", "correctie")  # mail kinds that are a terugkoppeling on a decision
+TOTAL = "\x00totaal"  # accumulator key for "all veiligheidshuizen" (never a configured key)
+
+
+@dataclass
+class _Acc:
+    """Mutable counters while reading the grouped rows; frozen into ``Cijfers`` at the end."""
+
+    n: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    esc: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    feedback_s: list[float] = field(default_factory=list)
+    respons_s: list[float] = field(default_factory=list)
+
+    def add(self, kind: str, outcome: str | None, minor: bool, step: str | None, count: int) -> None:
+        n = self.n
+        if kind == f.CHECK:
+            n["checks"] += count
+        elif kind == f.HIT:
+            n["hits_minderjarig" if minor else "hits_volwassen"] += count
+        elif kind == f.BESLUIT_BEKEND:
+            n["besluiten_bekend"] += count
+            if outcome == "gevolgd":
+                n["advies_gevolgd"] += count
+            elif outcome == "afgeweken":
+                n["advies_afgeweken"] += count
+        elif kind == f.MAIL_AFGELEVERD:
+            n["mail_afgeleverd"] += count
+            if outcome in FEEDBACK_MAIL:
+                n["terugkoppeling_afgeleverd"] += count
+        elif kind == f.MAIL_HERHAALD:
+            n["mail_herhaald"] += count
+        elif kind == f.MAIL_DOOD:
+            n["mail_dood"] += count
+        elif kind == f.AANMELDING:
+            n["aanmeldingen"] += count
+        elif kind == f.AANVRAAG_GEOPEND:
+            n["aanvragen_geopend"] += count
+        elif kind == f.AANVRAAG_BEVESTIGD:
+            n["aanvragen_bevestigd"] += count
+        elif kind == f.AANVRAAG_BEANTWOORD:
+            n["aanvragen_te_laat" if outcome == "te_laat" else "aanvragen_op_tijd"] += count
+        elif kind == f.AANVRAAG_VERLOPEN:
+            n["aanvragen_verlopen"] += count
+        elif kind == f.ESCALATIE:
+            self.esc[step or "onbekend"] += count
+
+    def freeze(self) -> Cijfers:
+        order = {k: i for i, k in enumerate(STEP_KINDS)}
+        steps = sorted(((k, v) for k, v in self.esc.items() if v), key=lambda kv: (order.get(kv[0], 99), kv[0]))
+        fb, rs = sorted(self.feedback_s), sorted(self.respons_s)
+        return replace(Cijfers(), **{k: v for k, v in self.n.items()}, escalaties=tuple(steps),
+                       terugkoppeling_mediaan_s=median(fb), terugkoppeling_p90_s=p90(fb),
+                       respons_mediaan_s=median(rs), respons_p90_s=p90(rs))
+
+
+def _bucket_expr(cuts: list[Period]) -> Any:
+    """0-based bucket index of a fact's time; the WHERE clause already keeps it inside the period."""
+    return case(*[(StatistiekFeit.at < b.end, i) for i, b in enumerate(cuts)], else_=len(cuts) - 1)
+
+
+def _day_bucket_expr(cuts: list[Period]) -> Any:
+    """The same for a folded day: buckets start and end on Amsterdam midnights, so a day falls in one bucket."""
+    return case(*[(StatistiekDag.dag < b.end.astimezone(AMSTERDAM).date(), i) for i, b in enumerate(cuts)],
+                else_=len(cuts) - 1)
+
+
+async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis: str | None,
+                          vh_keys: Sequence[str]) -> Rapport:
+    """The figures of one period for one veiligheidshuis (or all of them, with ``vh_keys`` giving the order of the
+    per-house rows; houses that are no longer configured but have facts follow at the end, so the rows add up to
+    the total). With a veiligheidshuis, lookups that found nobody (no house) are not in its figures."""
+    cuts = buckets(period)
+    t, d = StatistiekFeit, StatistiekDag
+    where = [t.at >= period.start, t.at < period.end]
+    day_where = [d.dag >= period.start.astimezone(AMSTERDAM).date(), d.dag < period.end.astimezone(AMSTERDAM).date()]
+    if veiligheidshuis is not None:
+        where.append(t.veiligheidshuis == veiligheidshuis)
+        day_where.append(d.veiligheidshuis == veiligheidshuis)
+    per_vh: dict[str, _Acc] = defaultdict(_Acc)
+    total = _Acc()
+    series = [_Acc() for _ in cuts]
+    # The bucket is computed in a subquery and grouped by name: PostgreSQL would not see two copies of a CASE with
+    # bound parameters as the same expression. Folded day counts and facts not yet folded are added together.
+    for inner in (
+        select(_bucket_expr(cuts).label("bucket"), t.kind, t.veiligheidshuis, t.outcome, t.minderjarig, t.step,
+               t.aantal).where(*where).subquery(),
+        select(_day_bucket_expr(cuts).label("bucket"), d.kind, d.veiligheidshuis, d.outcome, d.minderjarig, d.step,
+               d.aantal).where(*day_where).subquery(),
+    ):
+        keys = (inner.c.bucket, inner.c.kind, inner.c.veiligheidshuis, inner.c.outcome, inner.c.minderjarig,
+                inner.c.step)
+        counts = await session.execute(select(*keys, func.sum(inner.c.aantal)).group_by(*keys))
+        for b, kind, vh, outcome, minor, step, count in counts.all():
+            count = int(count or 0)
+            for acc in (total, series[int(b)], *((per_vh[vh],) if vh else ())):
+                acc.add(kind, outcome or None, bool(minor), step or None, count)
+    # Durations through Core, not the ORM: a year holds some 300,000 of them and only floats are needed.
+    conn = await session.connection()
+    durations = await conn.execute(
+        select(_bucket_expr(cuts), t.veiligheidshuis, t.kind == f.MAIL_AFGELEVERD, t.duration_s).where(
+            *where, t.duration_s.is_not(None),
+            ((t.kind == f.MAIL_AFGELEVERD) & t.outcome.in_(FEEDBACK_MAIL)) | (t.kind == f.AANVRAAG_BEANTWOORD))
+    )
+    fb_total, rs_total = total.feedback_s, total.respons_s
+    fb_series, rs_series = [a.feedback_s for a in series], [a.respons_s for a in series]
+    fb_vh: dict[str, list[float]] = defaultdict(list)
+    rs_vh: dict[str, list[float]] = defaultdict(list)
+    for b, vh, is_mail, seconds in durations.all():
+        if is_mail:
+            fb_total.append(seconds)
+            fb_series[b].append(seconds)
+            fb_vh[vh].append(seconds)
+        else:
+            rs_total.append(seconds)
+            rs_series[b].append(seconds)
+            rs_vh[vh].append(seconds)
+    # Folded durations: one short text per day and key.
+    folded = await conn.execute(
+        select(_day_bucket_expr(cuts), d.veiligheidshuis, d.kind == f.MAIL_AFGELEVERD, d.duren).where(
+            *day_where, d.duren.is_not(None),
+            ((d.kind == f.MAIL_AFGELEVERD) & d.outcome.in_(FEEDBACK_MAIL)) | (d.kind == f.AANVRAAG_BEANTWOORD))
+    )
+    for b, vh, is_mail, text in folded.all():
+        values = [float(v) for v in text.split(",")]
+        if is_mail:
+            fb_total.extend(values)
+            fb_series[b].extend(values)
+            fb_vh[vh].extend(values)
+        else:
+            rs_total.extend(values)
+            rs_series[b].extend(values)
+            rs_vh[vh].extend(values)
+    for vh, values in fb_vh.items():
+        if vh:
+            per_vh[vh].feedback_s = values
+    for vh, values in rs_vh.items():
+        if vh:
+            per_vh[vh].respons_s = values
+    if veiligheidshuis is not None:
+        order = [veiligheidshuis]
+    else:
+        order = [*vh_keys, *sorted(k for k in per_vh if k not in set(vh_keys))]
+    return Rapport(
+        period=period,
+        veiligheidshuis=veiligheidshuis,
+        totaal=total.freeze(),
+        per_vh=tuple((k, per_vh[k].freeze() if k in per_vh else Cijfers()) for k in order),
+        reeks=tuple((cut, acc.freeze()) for cut, acc in zip(cuts, series, strict=True)),
+    )
