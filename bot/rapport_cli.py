@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
 import sys
 from typing import Any
 
 from bot.settings import Settings
 from domain.clock import SystemClock
-from domain.rapport import KOLOMMEN, Period, PeriodError, Rapport, current_month, export_row, parse_period
+from domain.rapport import KOLOMMEN, Period, PeriodError, Rapport, as_csv, current_month, export_row, parse_period
 from domain.suggest import nearest
 from domain.veiligheidshuizen import load_veiligheidshuizen
 
@@ -50,7 +48,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(f"rapport: onbekend veiligheidshuis '{args.vh}'." + (f" Bedoelde u: {', '.join(near)}?"
                                                                            if near else ""))
     rapport = asyncio.run(_compute(settings, period, vh, vhs.keys()))
-    sys.stdout.write(as_csv(rapport) if formaat == "csv" else as_json(rapport))
+    sys.stdout.write(as_csv(rapport, {v.key: v.naam for v in vhs.all()}) if formaat == "csv" else as_json(rapport))
     return 0
 
 
@@ -72,19 +70,6 @@ async def _compute(settings: Settings, period: Period, vh: str | None, keys: lis
         return rapport
     finally:
         await engine.dispose()
-
-
-def as_csv(rapport: Rapport) -> str:
-    """Header, one row per veiligheidshuis, then the total row (veiligheidshuis ``totaal``)."""
-    out = io.StringIO()
-    total = export_row(rapport.totaal)
-    writer = csv.DictWriter(out, fieldnames=["periode", "veiligheidshuis", *total], lineterminator="\n")
-    writer.writeheader()
-    rows = [*((key, export_row(c)) for key, c in rapport.per_vh), ("totaal", total)]
-    for key, row in rows:
-        writer.writerow({"periode": rapport.period.label, "veiligheidshuis": key,
-                         **{k: "" if v is None else v for k, v in row.items()}})
-    return out.getvalue()
 
 
 def as_json(rapport: Rapport) -> str:

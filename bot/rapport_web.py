@@ -14,9 +14,7 @@ charts as server-side SVG (bot/svg_chart.py), so the CSP allows no script at all
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
 import logging
 import re
 import secrets
@@ -40,6 +38,8 @@ from domain.rapport import (
     Period,
     PeriodError,
     Rapport,
+    as_csv,
+    format_duur,
     parse_period,
     small_count,
 )
@@ -140,17 +140,7 @@ DASH = "–"
 
 
 def duration_text(seconds: float | None) -> str:
-    """Short Dutch duration; ``None`` (fewer than MIN_OBSERVATIONS observations) shows as a dash."""
-    if seconds is None:
-        return DASH
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} u {rest:02d} min" if rest else f"{hours} u"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} u" if hours else f"{days} d"
+    return format_duur(seconds, missing=DASH)
 
 
 def cell(row: Row, col: Column) -> str:
@@ -177,28 +167,6 @@ def _rows(rapport: Rapport, names: Mapping[str, str]) -> list[Row]:
     if rapport.veiligheidshuis is None or not rows:
         rows.append(Row("Totaal", rapport.totaal, True))
     return rows
-
-
-def rapport_csv(rapport: Rapport, names: Mapping[str, str]) -> str:
-    """One row per veiligheidshuis plus the total; counts 1..4 as '< 5', durations in whole seconds or empty."""
-    cols = [col for _, group in GROUPS for col in group]
-    rows = _rows(rapport, names)
-    steps = list(dict.fromkeys(step for row in rows for step, _ in row.cijfers.escalaties))
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(["periode", "veiligheidshuis", *(c.attr for c in cols), *(f"escalaties_{s}" for s in steps)])
-    for row in rows:
-        safe = "'" + row.naam if row.naam[:1] in "=+-@\t\r" else row.naam  # no formulas in a spreadsheet
-        values = []
-        for col in cols:
-            value = getattr(row.cijfers, col.attr)
-            if (col.alleen_totaal and not row.totaal) or value is None:
-                values.append("")
-            else:
-                values.append(str(round(value)) if col.duur else small_count(value))
-        esc = dict(row.cijfers.escalaties)
-        w.writerow([rapport.period.label, safe, *values, *(small_count(esc.get(s, 0)) for s in steps)])
-    return out.getvalue()
 
 
 def _masked(n: int) -> Point:
@@ -472,7 +440,7 @@ class RapportPages:
                                "het later opnieuw; blijft het misgaan, meld het dan aan de beheerder.")
         if fmt == "csv":
             filename = "rapport-" + re.sub(r"[^0-9A-Za-z-]+", "_", period.label) + ".csv"
-            return web.Response(text=rapport_csv(rapport, names), content_type="text/csv", charset="utf-8",
+            return web.Response(text=as_csv(rapport, names), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": f'attachment; filename="{filename}"',
                                          "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
         return render_rapport(rapport, self.houses, periode=text, vh=vh_text,

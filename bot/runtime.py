@@ -32,6 +32,7 @@ from commands.reply import text
 from domain.afdoeningen import DEFAULT_PATH as AFDOENINGEN_PATH
 from domain.afdoeningen import load_afdoeningen
 from domain.clock import Clock, SystemClock
+from domain.rapport import Period, Rapport
 from domain.retention import parse_retention
 from domain.veiligheidshuizen import load_veiligheidshuizen
 from integrations.mail.config import parse_mail_settings
@@ -42,6 +43,7 @@ from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
 from storage.purge import purge
+from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
 
 log = logging.getLogger(__name__)
@@ -95,13 +97,17 @@ class Runtime:
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(self, instroom))
         aanvraag.install(self)
-        # The figures: at merge, pass the real query (issue 7a); see rapport_web.install.
-        self.rapport_pages = rapport_web.install(self, compute=None)
+        self.rapport_pages = rapport_web.install(self, compute=self.rapport)
         self.retention = parse_retention(self.settings.raw)
 
     async def purge_now(self) -> dict[str, int]:
         async with self.sessions() as s, s.begin():
             return await purge(s, self.auditor, self.retention, self.clock.now())
+
+    async def rapport(self, period: Period, veiligheidshuis: str | None) -> Rapport:
+        """The figures for the web page, in a read-only transaction of its own."""
+        async with self.sessions() as s, s.begin():
+            return await compute_rapport(s, period, veiligheidshuis, self.services.veiligheidshuizen.keys())
 
     async def fold_now(self) -> int:
         """Fold the day's anonymous facts into day counts, so reports over long periods stay fast."""

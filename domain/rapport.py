@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -162,16 +165,19 @@ class Rapport:
 
 # --- Shared presentation: the chat summary, the CLI and the web page format figures the same way.
 
-def format_duur(seconds: float | None) -> str:
-    """Dutch, rounded to what a coordinator reads: minutes below two hours, hours below two days, else days."""
+def format_duur(seconds: float | None, missing: str = "te weinig waarnemingen") -> str:
+    """Dutch and short, rounded to the minute: '45 min', '1 u 30 min', '30 u', '2 d 2 u'. ``None`` means fewer than
+    MIN_OBSERVATIONS observations: the chat says so in words, a table cell passes a dash."""
     if seconds is None:
-        return "te weinig waarnemingen"
-    minutes = seconds / 60
-    if minutes < 120:
-        return f"{round(minutes)} min"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.1f} uur".replace(".", ",")
-    return f"{minutes / 1440:.1f} dagen".replace(".", ",")
+        return missing
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} u {rest:02d} min" if rest else f"{hours} u"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} u" if hours else f"{days} d"
 
 
 # Export columns in order: (name, attribute of Cijfers). Durations in whole seconds.
@@ -188,18 +194,46 @@ KOLOMMEN: tuple[tuple[str, str], ...] = (
 )
 
 
-def export_row(c: Cijfers) -> dict[str, int | str | None]:
+def export_row(c: Cijfers, *, checks: bool = True) -> dict[str, int | str | None]:
     """One row for CSV/JSON: counts 1..4 as '< 5' (a string), other counts as numbers, durations in whole seconds
-    or None when there were fewer than MIN_OBSERVATIONS; escalations as one column per step kind."""
+    or None when there were fewer than MIN_OBSERVATIONS; escalations as one column per step kind. ``checks=False``
+    for a veiligheidshuis's row: a lookup that found nobody belongs to no veiligheidshuis, so only totals count."""
     row: dict[str, int | str | None] = {}
     for name, attr in KOLOMMEN:
         value = getattr(c, attr)
-        if name.endswith("_s"):
+        if name == "checks" and not checks:
+            row[name] = None
+        elif name.endswith("_s"):
             row[name] = None if value is None else round(value)
         else:
-            row[name] = SMALL_COUNT_TEXT if 1 <= value <= 4 else value
+            row[name] = small_count_value(value)
     steps = dict(c.escalaties)
     for step in STEP_KINDS:
-        n = steps.get(step, 0)
-        row[f"escalatie_{step}"] = SMALL_COUNT_TEXT if 1 <= n <= 4 else n
+        row[f"escalatie_{step}"] = small_count_value(steps.get(step, 0))
     return row
+
+
+def small_count_value(n: int) -> int | str:
+    """``small_count`` for machine formats: the number itself unless it is 1..4."""
+    return SMALL_COUNT_TEXT if 1 <= n <= 4 else n
+
+
+def as_csv(rapport: Rapport, names: Mapping[str, str]) -> str:
+    """The one CSV of the figures (CLI and web download): RFC 4180, a header, one row per veiligheidshuis, then the
+    total (for a report on one veiligheidshuis only its row). Names that a spreadsheet would run as a formula are
+    quoted with a leading apostrophe."""
+    if rapport.veiligheidshuis:
+        rows = [(rapport.veiligheidshuis, export_row(rapport.totaal, checks=False))]
+    else:
+        rows = [*((key, export_row(c, checks=False)) for key, c in rapport.per_vh),
+                ("totaal", export_row(rapport.totaal))]
+    out = io.StringIO()
+    header = ["periode", "veiligheidshuis", "naam", *rows[0][1]]
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\r\n")
+    writer.writeheader()
+    for key, row in rows:
+        naam = "Totaal" if key == "totaal" else names.get(key, key)
+        safe = "'" + naam if naam[:1] in ("=", "+", "-", "@", "\t", "\r") else naam
+        writer.writerow({"periode": rapport.period.label, "veiligheidshuis": key, "naam": safe,
+                         **{k: "" if v is None else v for k, v in row.items()}})
+    return out.getvalue()

@@ -8,6 +8,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.rapport_web import RapportPages, duration_text, rapport_csv, render_rapport, share, web_settings
+from bot.rapport_web import RapportPages, duration_text, render_rapport, share, web_settings
 from bot.settings import ConfigError, load_settings
 from bot.svg_chart import BOTTOM, HEIGHT, TOP, Point, Series, bar_chart, grid_steps, line_chart, nice_max
 from domain.clock import FixedClock
-from domain.rapport import PERIOD_HELP, Cijfers, Period, Rapport, parse_period
+from domain.rapport import PERIOD_HELP, Cijfers, Period, Rapport, as_csv, parse_period
 from storage.models import AuditRecord
+from storage.statistiek_models import BESLUIT_BEKEND, CHECK, HIT, MAIL_AFGELEVERD, Feit, record_facts
 from tests.harness.browser import ARTIFACTS, chromium
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
@@ -37,7 +39,7 @@ UTRECHT = Cijfers(checks=0, hits_volwassen=37, hits_minderjarig=3, besluiten_bek
                   terugkoppeling_mediaan_s=2 * 3600, terugkoppeling_p90_s=30 * 3600, advies_gevolgd=19,
                   advies_afgeweken=6, aanmeldingen=2, aanvragen_geopend=11, aanvragen_bevestigd=9, aanvragen_op_tijd=8,
                   aanvragen_te_laat=1, aanvragen_verlopen=2, respons_mediaan_s=5400, respons_p90_s=6 * 3600,
-                  escalaties=(("bereikbaarheidsdienst", 3), ("coordinator", 0)), mail_afgeleverd=40,
+                  escalaties=(("herinnering", 3), ("backup", 0)), mail_afgeleverd=40,
                   mail_herhaald=4, mail_dood=0)
 EEMLAND = Cijfers(hits_volwassen=6, hits_minderjarig=0, besluiten_bekend=4, terugkoppeling_afgeleverd=4,
                   advies_gevolgd=3, advies_afgeweken=1, aanvragen_geopend=2, aanvragen_op_tijd=2, mail_afgeleverd=5)
@@ -45,7 +47,7 @@ TOTAAL = Cijfers(checks=412, hits_volwassen=43, hits_minderjarig=3, besluiten_be
                  terugkoppeling_mediaan_s=2 * 3600, terugkoppeling_p90_s=30 * 3600, advies_gevolgd=22,
                  advies_afgeweken=7, aanmeldingen=2, aanvragen_geopend=13, aanvragen_bevestigd=9, aanvragen_op_tijd=10,
                  aanvragen_te_laat=1, aanvragen_verlopen=2, respons_mediaan_s=5400, respons_p90_s=6 * 3600,
-                 escalaties=(("bereikbaarheidsdienst", 3),), mail_afgeleverd=45, mail_herhaald=4, mail_dood=0)
+                 escalaties=(("herinnering", 3),), mail_afgeleverd=45, mail_herhaald=4, mail_dood=0)
 REEKS = (
     (parse_period("2026-04"), Cijfers(hits_volwassen=12, hits_minderjarig=0, besluiten_bekend=10,
                                       terugkoppeling_afgeleverd=9, aanvragen_geopend=6, aanvragen_op_tijd=5,
@@ -140,7 +142,7 @@ def test_page_shows_the_figures_with_small_counts_masked_and_the_charts() -> Non
     assert utrecht[0] == ["–", "37", "< 5", "< 5"]
     # Besluiten: 28, 26, 2 u, 30 u, 19, 6, share 93%
     assert utrecht[1] == ["28", "26", "2 u", "30 u", "19", "6", "93%"]
-    assert utrecht[2] == ["11", "9", "8", "< 5", "< 5", "1 u 30 min", "6 u", "bereikbaarheidsdienst: < 5"]
+    assert utrecht[2] == ["11", "9", "8", "< 5", "< 5", "1 u 30 min", "6 u", "herinnering: < 5"]
     assert utrecht[3] == ["40", "< 5", "0"]
     eemland = row_cells(html, "Veiligheidshuis regio Amersfoort (Eemland)")
     assert eemland[1] == ["< 5", "< 5", "–", "–", "< 5", "< 5", "–"]  # no durations without 5 observations
@@ -174,15 +176,16 @@ def test_page_for_one_house_and_names_are_escaped() -> None:
 
 
 def test_csv_has_a_row_per_house_and_the_total_with_small_counts_masked() -> None:
-    text = rapport_csv(sample(), dict(HOUSES) | {"eemland": "=HYPERLINK(1)"})
+    text = as_csv(sample(), dict(HOUSES) | {"eemland": "=HYPERLINK(1)"})
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["veiligheidshuis"] for r in rows] == ["Veiligheidshuis regio Utrecht", "'=HYPERLINK(1)", "Totaal"]
+    assert [r["veiligheidshuis"] for r in rows] == ["utrecht", "eemland", "totaal"]
+    assert [r["naam"] for r in rows] == ["Veiligheidshuis regio Utrecht", "'=HYPERLINK(1)", "Totaal"]
     u, e, t = rows
     assert (u["periode"], u["hits_volwassen"], u["hits_minderjarig"], u["aanmeldingen"]) == ("2026-Q2", "37", "< 5",
                                                                                             "< 5")
     assert (u["respons_mediaan_s"], u["terugkoppeling_p90_s"], e["respons_mediaan_s"]) == ("5400", "108000", "")
     assert (u["checks"], e["checks"]) == ("", "")  # a lookup that found nobody belongs to no veiligheidshuis
-    assert (u["escalaties_bereikbaarheidsdienst"], u["escalaties_coordinator"]) == ("< 5", "0")
+    assert (u["escalatie_herinnering"], u["escalatie_backup"]) == ("< 5", "0")
     assert (t["checks"], t["mail_afgeleverd"], t["mail_herhaald"]) == ("412", "45", "< 5")
     assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
 
@@ -218,10 +221,10 @@ class Figures:
 
 
 def use_figures(bot: ConsoleBot) -> Figures:
-    """Where the figures come from. Now hand-made (``sample``); at merge, seed the same history instead and keep the
-    runtime's real compute: the assertions on the numbers stay the same."""
+    """Hand-made figures (``sample``) for the tests about access, headers and formats, so that they can count what
+    was computed; the browser test uses the runtime's real query on a seeded history (``seed_real_history``)."""
     pages: RapportPages = bot.runtime.services.extras["rapport_web"]
-    pages.compute = figures = Figures()  # <- the one line to replace at merge
+    pages.compute = figures = Figures()
     return figures
 
 
@@ -280,7 +283,7 @@ async def test_login_bearer_cookie_csv_and_audit(tmp_path: Path, database_url: s
                 assert r.status == 200 and r.content_type == "text/csv"
                 assert r.headers["Content-Disposition"] == 'attachment; filename="rapport-2026-Q2.csv"'
                 rows = list(csv.DictReader(io.StringIO(await r.text())))
-                assert [(x["veiligheidshuis"], x["hits_volwassen"], x["hits_minderjarig"]) for x in rows] == [
+                assert [(x["naam"], x["hits_volwassen"], x["hits_minderjarig"]) for x in rows] == [
                     ("Veiligheidshuis regio Utrecht", "37", "< 5")]
             async with http.get(f"{base}/rapport", params={"periode": "2026-10-01..2026-10-31"}, headers=bearer) as r:
                 assert r.status == 200 and "2026-10-01..2026-10-31" in await r.text()
@@ -339,10 +342,30 @@ async def test_secure_cookie_behind_tls_and_a_forged_cookie_is_refused(tmp_path:
         await bot.close()
 
 
+async def seed_real_history(bot: ConsoleBot) -> None:
+    """A known 2026-Q2 history as anonymous facts, for the real query behind the page (the counting in the commands
+    themselves is tested in test_rapport.py): Utrecht 12 + 17 + 8 = 37 adults known (May the peak) and 3 minors in
+    May (shown "< 5"), Eemland 6 adults in April, 412 lookups in all, 28 decisions on persons known in Utrecht
+    (19 followed, 6 deviated, 3 without a current advice) whose feedback went out after 10..37 minutes."""
+    def at(month: int, day: int) -> datetime:
+        return datetime(2026, month, day, 9, 0, tzinfo=UTC)
+
+    facts = [Feit(HIT, at(m, 3 + i % 20), "utrecht") for m, n in ((4, 12), (5, 17), (6, 8)) for i in range(n)]
+    facts += [Feit(HIT, at(5, 10), "utrecht", minderjarig=True) for _ in range(3)]
+    facts += [Feit(HIT, at(4, 20), "eemland") for _ in range(6)]
+    facts += [Feit(CHECK, at(4 + i % 3, 1 + i % 28)) for i in range(412)]
+    outcomes = ["gevolgd"] * 19 + ["afgeweken"] * 6 + ["geen_advies"] * 3
+    facts += [Feit(BESLUIT_BEKEND, at(4 + i % 3, 2 + i), "utrecht", outcome=o) for i, o in enumerate(outcomes)]
+    facts += [Feit(MAIL_AFGELEVERD, at(4 + i % 3, 2 + i), "utrecht", outcome="terugkoppeling",
+                   duration_s=60.0 * (10 + i)) for i in range(28)]
+    async with bot.runtime.sessions() as s, s.begin():
+        await record_facts(s, facts)
+
+
 async def test_the_page_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> None:
     bot = await web_bot(tmp_path, sqlite_url, tokens=TOKENS)
     try:
-        use_figures(bot)
+        await seed_real_history(bot)  # the runtime's own query computes the figures from it
         async with chromium() as browser:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
@@ -363,8 +386,10 @@ async def test_the_page_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> No
             assert await page.locator("rect.bar[data-value='17']").count() == 1  # May, adults
             utrecht = await page.locator("tr", has_text="Veiligheidshuis regio Utrecht").first.inner_text()
             assert "37" in utrecht and "< 5" in utrecht
+            besluiten = await page.locator("tr", has_text="Veiligheidshuis regio Utrecht").nth(1).inner_text()
+            assert besluiten.split("\t")[1:6] == ["28", "28", "24 min", "35 min", "19"]  # median 23.5, p90 = 26th of 28
             totaal = await page.locator("tr.totaal").first.inner_text()
-            assert "412" in totaal
+            assert "412" in totaal and "43" in totaal
             assert errors == []  # no CSP violations: the inline style has its nonce, the SVG needs nothing
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "rapport.png"
