@@ -43,6 +43,9 @@ from domain.rapport import (
     parse_period,
     small_count,
 )
+from domain.rapport import (
+    share as rapport_share,
+)
 from storage.audit import Auditor
 from storage.db import SessionFactory
 
@@ -151,10 +154,7 @@ def cell(row: Row, col: Column) -> str:
 
 
 def share(part: int, whole: int) -> str:
-    """A percentage only from unmasked counts, so it cannot reveal a count shown as '< 5'."""
-    if whole < MIN_OBSERVATIONS or 1 <= part <= 4:
-        return DASH
-    return f"{round(100 * part / whole)}%"
+    return rapport_share(part, whole) or DASH
 
 
 def escalaties_text(c: Cijfers) -> str:

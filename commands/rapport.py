@@ -9,7 +9,7 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context, UserError
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Doc, Reply
-from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period
+from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period, share
 from domain.rapport import small_count as n
 from domain.suggest import nearest
 from storage.rapport_queries import compute_rapport
@@ -18,10 +18,8 @@ ROLES = frozenset({"ovj", "parketsecretaris", "kpc", "beheerder"})
 
 
 def _share(part: int, whole: int) -> str:
-    """A percentage only when neither count is small: '< 5 van 12 (33%)' would give the small count away."""
-    if part < 5 or whole < 5:
-        return ""
-    return f" ({round(100 * part / whole)}%)"
+    pct = share(part, whole)
+    return f" ({pct})" if pct else ""
 
 
 def parse_args(ctx: Context, words: tuple[str, ...]) -> tuple[Period, str | None]:

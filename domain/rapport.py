@@ -180,6 +180,14 @@ def format_duur(seconds: float | None, missing: str = "te weinig waarnemingen") 
     return f"{days} d {hours} u" if hours else f"{days} d"
 
 
+def share(part: int, whole: int) -> str | None:
+    """The percentage ``part`` of ``whole``, or None when either count would be masked: a percentage of a count
+    shown as '< 5' would give that count away."""
+    if whole < MIN_OBSERVATIONS or 1 <= part <= 4:
+        return None
+    return f"{round(100 * part / whole)}%"
+
+
 # Export columns in order: (name, attribute of Cijfers). Durations in whole seconds.
 KOLOMMEN: tuple[tuple[str, str], ...] = (
     ("checks", "checks"), ("hits_volwassen", "hits_volwassen"), ("hits_minderjarig", "hits_minderjarig"),
