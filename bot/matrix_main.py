@@ -58,9 +58,17 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
             await bot.synced_once.wait()
             await sender.run()
 
+        redactor = runtime.redactor
+        assert redactor is not None
+
+        async def redact_after_first_sync() -> None:
+            await bot.synced_once.wait()
+            await redactor.run()
+
         tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(bot.run(), name="sync"),
             asyncio.create_task(send_after_first_sync(), name="send"),
+            asyncio.create_task(redact_after_first_sync(), name="redact"),
         ]
         log.info("bot started", extra={"rooms": len(settings.matrix.rooms)})
         if started is not None and not started.done():

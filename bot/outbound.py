@@ -81,6 +81,7 @@ async def enqueue(
     now: datetime,
     in_reply_to: str | None = None,
     case_data: bool = False,
+    subject: str | None = None,
     if_absent: bool = True,
 ) -> Queued | None:
     """Queue inside the caller's transaction; the txn id is the idempotency key.
@@ -98,6 +99,7 @@ async def enqueue(
     row = OutgoingMessage(
         txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
         next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
+        subject=subject if case_data else None,
     )
     session.add(row)
     await session.flush()
@@ -105,8 +107,9 @@ async def enqueue(
 
 
 async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, Any], str, str | None]],
-                       now: datetime) -> None:
-    """``enqueue`` for a batch of (room_id, content, txn_id, in_reply_to): one lookup for existing txn ids."""
+                       now: datetime, *, case_data: bool = False, subjects: dict[str, str] | None = None) -> None:
+    """``enqueue`` for a batch of (room_id, content, txn_id, in_reply_to): one lookup for existing txn ids.
+    ``subjects`` maps an in_reply_to event to the person's keyed hash, for case-data messages."""
     if not items:
         return
     existing = set((await session.execute(
@@ -118,7 +121,8 @@ async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, A
         existing.add(txn_id)
         session.add(OutgoingMessage(
             txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0, next_attempt_at=now,
-            created_at=now, in_reply_to=in_reply_to, carries_case_data=False,
+            created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
+            subject=(subjects or {}).get(in_reply_to or "") if case_data else None,
         ))
 
 

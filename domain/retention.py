@@ -14,6 +14,7 @@ from domain.errors import ConfigError
 DEFAULT_DAYS: dict[str, int] = {
     "inbox": 30,             # handled command events (no message text)
     "berichten": 30,         # the bot's own sent Matrix messages (bookkeeping rows; content is cleared at send)
+    "zaakberichten": 30,     # the bot's room messages that carry case data: redacted in the room after this
     "mail": 90,              # sent, dead or cancelled mails (bodies are cleared at send)
     "besluiten": 400,        # decisions
     "aanmeldingen": 400,     # referrals

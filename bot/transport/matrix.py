@@ -26,6 +26,8 @@ from nio import (
     MegolmEvent,
     ReactionEvent,
     RoomMessageText,
+    RoomRedactError,
+    RoomRedactResponse,
     RoomSendError,
     RoomSendResponse,
     SyncError,
@@ -115,6 +117,23 @@ class MatrixTransport:
         if isinstance(resp, RoomSendResponse):
             return str(resp.event_id)
         if isinstance(resp, RoomSendError):
+            if resp.status_code == "M_LIMIT_EXCEEDED":
+                raise RateLimited((resp.retry_after_ms or 1000) / 1000)
+            permanent = resp.status_code in ("M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN_TOKEN")
+            raise SendFailed(f"homeserver: {resp.status_code}", permanent=permanent)
+        raise SendFailed(f"unexpected: {type(resp).__name__}")
+
+
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        try:
+            resp = await self.client.room_redact(room_id, event_id, reason=reason, tx_id=txn_id)
+        except (TimeoutError, OSError) as exc:
+            raise SendFailed(f"network: {type(exc).__name__}") from None
+        except Exception as exc:
+            raise SendFailed(f"error: {type(exc).__name__}") from None
+        if isinstance(resp, RoomRedactResponse):
+            return
+        if isinstance(resp, RoomRedactError):
             if resp.status_code == "M_LIMIT_EXCEEDED":
                 raise RateLimited((resp.retry_after_ms or 1000) / 1000)
             permanent = resp.status_code in ("M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN_TOKEN")

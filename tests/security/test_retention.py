@@ -53,7 +53,7 @@ async def test_purge_removes_only_what_expired(tmp_path: Path, database_url: str
             assert sorted(left) == ["pending-old", "t2"], "unsent messages are never purged"
             assert await s.scalar(select(func.count()).select_from(BesluitRow)) == 1
             rec = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "bewaring.opgeschoond"))).scalar_one()
-        assert rec.subject is None and set(rec.details) == {"verwijderd"}
+        assert rec.subject is None and set(rec.details) == {"verwijderd", "te_redigeren"}
         assert rec.details["verwijderd"]["besluiten"] == 2
     finally:
         await bot.close()
