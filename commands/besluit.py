@@ -212,7 +212,7 @@ async def remove_case(ctx: Context, person: PersonId, earlier: list[BesluitRow],
     if besluit_ids:
         await ctx.session.execute(delete(BesluitRow).where(BesluitRow.id.in_(besluit_ids)))
     redact = await mark_case(ctx.session, room_id=ctx.room_id, subject=ctx.services.auditor.subject_of(person.value),
-                             event_ids=[b.event_id for b in earlier if b.room_id == ctx.room_id], now=ctx.now)
+                             event_ids=[b.event_id for b in earlier if b.room_id == ctx.room_id])
     await ctx.services.auditor.record(ctx.session, kind="zaak.verwijderd", at=ctx.now, actor=ctx.sender,
                                       role=ctx.role, details={"reden": "technisch sepot 01", "berichten": redact})
     doc = Doc().line(Bold("Technisch sepot 01"), f" voor {person.masked}: geen terugkoppeling.")

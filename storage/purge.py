@@ -32,7 +32,7 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
         counts[name] = counts.get(name, 0) + int(result.rowcount or 0)
 
     # First mark what the room must lose, so the bookkeeping rows it needs are not purged below.
-    to_redact = await mark_expired(session, before=before("zaakberichten"), now=now)
+    to_redact = await mark_expired(session, before=before("zaakberichten"))
     await remove("inbox", delete(InboxEntry).where(InboxEntry.handled_at < before("inbox")))
     await remove("berichten", delete(OutgoingMessage).where(
         OutgoingMessage.status.in_(("sent", "dead")), OutgoingMessage.created_at < before("berichten"),

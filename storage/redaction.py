@@ -2,6 +2,7 @@
 redaction loop through the transport, so callers (the purge, ``!besluit ... 01``) stay free of Matrix.
 
 A row is marked at most once (``redaction IS NULL``), so a second purge or a repeated sepot 01 queues nothing new.
+A marked row has no ``redaction_next_at``: it is due at once by whatever clock the redaction loop runs on.
 """
 
 from __future__ import annotations
@@ -19,21 +20,20 @@ SEPOT_01 = "technisch sepot 01"
 FINISHED = ("done", "failed")
 
 
-async def mark_expired(session: AsyncSession, *, before: datetime, now: datetime) -> int:
+async def mark_expired(session: AsyncSession, *, before: datetime) -> int:
     """Sent case-data messages created before ``before``: their retention has ended."""
     result = await session.execute(
         update(OutgoingMessage)
         .where(OutgoingMessage.carries_case_data.is_(True), OutgoingMessage.status == "sent",
                OutgoingMessage.event_id.is_not(None), OutgoingMessage.redaction.is_(None),
                OutgoingMessage.created_at < before)
-        .values(redaction="pending", redaction_reason=RETENTION, redaction_next_at=now)
+        .values(redaction="pending", redaction_reason=RETENTION, redaction_next_at=None)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_ids: Sequence[str],
-                    now: datetime) -> int:
+async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_ids: Sequence[str]) -> int:
     """The bot's messages in this room about one person (written with that subject) or in reply to the given
     commands (the decision and the notices that followed it). Sent ones are queued for redaction at once; ones
     not yet sent are withdrawn, so nothing about the case still reaches the room."""
@@ -45,7 +45,7 @@ async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_
         update(OutgoingMessage)
         .where(scope, OutgoingMessage.status == "sent", OutgoingMessage.event_id.is_not(None),
                OutgoingMessage.redaction.is_(None))
-        .values(redaction="pending", redaction_reason=SEPOT_01, redaction_next_at=now)
+        .values(redaction="pending", redaction_reason=SEPOT_01, redaction_next_at=None)
         .execution_options(synchronize_session=False)
     )
     await session.execute(
