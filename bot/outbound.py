@@ -141,7 +141,9 @@ class Sender(DrainLoop):
         self.metrics = metrics
         super().__init__()
         self._fresh: deque[Queued] = deque()
-        self._recently_sent: deque[int] = deque(maxlen=10_000)
+        # By txn id, not row id: SQLite reuses the highest row id once the purge has removed that row, and a new
+        # message under a reused id must not be taken for one already sent.
+        self._recently_sent: deque[str] = deque(maxlen=10_000)
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
@@ -160,7 +162,7 @@ class Sender(DrainLoop):
         async with self._lock:
             while self._fresh:
                 q = self._fresh.popleft()
-                if q.id not in self._recently_sent:
+                if q.txn_id not in self._recently_sent:
                     await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
             while True:
                 now = self.clock.now()
@@ -182,7 +184,7 @@ class Sender(DrainLoop):
                 if not due:
                     return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
                 for row in due:
-                    if row.id in self._recently_sent:
+                    if row.txn_id in self._recently_sent:
                         continue
                     await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
@@ -200,11 +202,11 @@ class Sender(DrainLoop):
             except Exception as exc:
                 await self._failed(row_id, attempts + 1, type(exc).__name__, False)
                 return
-            await self._sent(row_id, room_id, event_id)
+            await self._sent(row_id, room_id, event_id, txn_id)
             return
 
-    async def _sent(self, row_id: int, room_id: str, event_id: str) -> None:
-        self._recently_sent.append(row_id)
+    async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str) -> None:
+        self._recently_sent.append(txn_id)
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             row = await s.get(OutgoingMessage, row_id)

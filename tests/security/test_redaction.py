@@ -112,6 +112,17 @@ async def test_bookkeeping_row_of_an_unredacted_case_message_is_kept(tmp_path: P
         await bot.close()
 
 
+async def test_a_message_after_the_purge_is_still_sent(tmp_path: Path, database_url: str) -> None:
+    """The purge may remove the newest row; SQLite then hands its id to the next message, which must still go."""
+    bot = await start_bot(tmp_path, database_url)
+    try:
+        assert await bot.say("!ping") == "pong"
+        assert (await bot.runtime.purge_now(now=NOW + timedelta(days=31)))["berichten"] == 1
+        assert await bot.say("!ping") == "pong"
+    finally:
+        await bot.close()
+
+
 class FailingTransport:
     """Stands in for a homeserver that refuses; records every call with its transaction id."""
 
