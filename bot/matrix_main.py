@@ -36,7 +36,11 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         lag = runtime.metrics.seconds_since_sync()
         return None if lag < limit else f"matrix: laatste sync {lag:.0f}s geleden"
 
+    async def device_usable() -> str | None:
+        return bot_holder[0].device_problem if bot_holder else None
+
     runtime.ready_checks.append(synced_recently)
+    runtime.ready_checks.append(device_usable)
     try:
         await runtime.start(transport)
         assert runtime.dispatcher and runtime.sender
