@@ -19,6 +19,7 @@ DEFAULT_DAYS: dict[str, int] = {
     "besluiten": 400,        # decisions
     "aanmeldingen": 400,     # referrals
     "aanvragen": 400,        # closed advice requests with their steps and mails
+    "audit": 1825,           # audit records: the evidence of who saw what; five years, then a chain checkpoint
 }
 
 

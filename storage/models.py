@@ -112,3 +112,7 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # Records up to checkpoint_id were removed by the purge (retention ``audit``); checkpoint_hash is the hash of
+    # the last one removed, so the rest of the chain still verifies from there.
+    checkpoint_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    checkpoint_hash: Mapped[str | None] = mapped_column(String(64))

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.retention import Retention
 from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag
-from storage.audit import Auditor
+from storage.audit import Auditor, prune
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import InboxEntry, OutgoingMessage
 from storage.redaction import mark_expired, purgeable
@@ -49,6 +49,7 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
     await remove("aanvragen", delete(AdviesAanvraag).where(AdviesAanvraag.id.in_(
         select(AdviesAanvraag.id).where(AdviesAanvraag.closed_at.is_not(None),
                                         AdviesAanvraag.closed_at < before("aanvragen")))))
+    counts["audit"] = await prune(session, before("audit"))
     await auditor.record(session, kind="bewaring.opgeschoond", at=now,
                          details={"verwijderd": counts, "te_redigeren": to_redact})
     return {**counts, REDACT_KEY: to_redact}

@@ -1,4 +1,5 @@
-"""Redaction queue on the bot's own messages: subject hash and redaction state on outgoing_message.
+"""Redaction queue on the bot's own messages (subject hash and redaction state on outgoing_message); the audit
+chain's checkpoint for purged records.
 
 Revision ID: 0008
 Revises: 0005
@@ -16,6 +17,8 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     with op.batch_alter_table("outgoing_message") as batch:
@@ -27,9 +30,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("redacted_at", UTCDateTime()))
     op.create_index("ix_outgoing_redaction", "outgoing_message", ["redaction", "redaction_next_at"])
     op.create_index("ix_outgoing_subject", "outgoing_message", ["subject"])
+    with op.batch_alter_table("audit_head") as batch:
+        batch.add_column(sa.Column("checkpoint_id", BigId, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("checkpoint_hash", sa.String(64)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("audit_head") as batch:
+        batch.drop_column("checkpoint_hash")
+        batch.drop_column("checkpoint_id")
     op.drop_index("ix_outgoing_subject", table_name="outgoing_message")
     op.drop_index("ix_outgoing_redaction", table_name="outgoing_message")
     with op.batch_alter_table("outgoing_message") as batch:
