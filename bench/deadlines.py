@@ -43,6 +43,9 @@ class CountingTransport:
         self.sent += 1
         return f"$bench-{txn_id}"
 
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        """Nothing in this benchmark carries case data long enough to be redacted."""
+
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)

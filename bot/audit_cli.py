@@ -38,7 +38,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             async with sessions() as s:
                 result = await verify_chain(s)
             if result.ok:
-                print(f"auditketen in orde: {result.checked} records")
+                print(f"auditketen in orde: {result.checked} records"
+                      + (f" (records 1-{result.checkpoint} opgeschoond; controlepunt na record {result.checkpoint})"
+                         if result.checkpoint else ""))
                 return 0
             print(f"auditketen verbroken bij record {result.problem_at}: {result.reason} "
                   f"({result.checked} records ervoor in orde)", file=sys.stderr)

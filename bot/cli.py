@@ -205,8 +205,14 @@ def cmd_purge(args: argparse.Namespace) -> int:
         finally:
             await runtime.close()
 
+    from storage.purge import REDACT_KEY
+
     counts = asyncio.run(main())
+    to_redact = counts.pop(REDACT_KEY, 0)
     print("opgeschoond: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if to_redact:
+        print(f"{to_redact} bericht(en) met zaakgegevens klaargezet voor redactie; de bot verwijdert ze uit de ruimte "
+              "zodra hij draait")
     return 0
 
 

@@ -210,11 +210,12 @@ class Dispatcher:
         queued.append(await enqueue(
             session, room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), now=now, in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
-            case_data=reply.case_data, if_absent=False,
+            case_data=reply.case_data, subject=ctx.subjects[0] if ctx and ctx.subjects else None, if_absent=False,
         ))
         for i, note in enumerate(ctx.notes if ctx else []):
             queued.append(await enqueue(
                 session, room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"), now=now,
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
+                subject=ctx.subjects[0] if ctx and ctx.subjects else None,
             ))
         return [q for q in queued if q is not None]

@@ -36,7 +36,11 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         lag = runtime.metrics.seconds_since_sync()
         return None if lag < limit else f"matrix: laatste sync {lag:.0f}s geleden"
 
+    async def device_usable() -> str | None:
+        return bot_holder[0].device_problem if bot_holder else None
+
     runtime.ready_checks.append(synced_recently)
+    runtime.ready_checks.append(device_usable)
     try:
         await runtime.start(transport)
         assert runtime.dispatcher and runtime.sender
@@ -58,9 +62,17 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
             await bot.synced_once.wait()
             await sender.run()
 
+        redactor = runtime.redactor
+        assert redactor is not None
+
+        async def redact_after_first_sync() -> None:
+            await bot.synced_once.wait()
+            await redactor.run()
+
         tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(bot.run(), name="sync"),
             asyncio.create_task(send_after_first_sync(), name="send"),
+            asyncio.create_task(redact_after_first_sync(), name="redact"),
         ]
         log.info("bot started", extra={"rooms": len(settings.matrix.rooms)})
         if started is not None and not started.done():

@@ -27,6 +27,13 @@ class Metrics:
         self.rate_limited = Counter("zsm_rate_limited", "429 answers from the homeserver", registry=self.registry)
         self.cross_signed = Gauge("zsm_device_cross_signed", "1 when the bot's device carries its own "
                                   "self-signing signature", registry=self.registry)
+        self.redactions = Counter("zsm_messages_redacted", "Bot messages redacted in the room (retention, sepot 01)",
+                                  registry=self.registry)
+        self.redaction_errors = Counter("zsm_redaction_errors", "Failed redaction attempts", registry=self.registry)
+        self.redaction_queue_length = Gauge("zsm_redaction_queue_length", "Bot messages waiting to be redacted",
+                                            registry=self.registry)
+        self.device_conflict = Gauge("zsm_device_keys_conflict", "1 when the homeserver refuses the bot's one-time "
+                                     "keys: crypto store lost while device_id was kept", registry=self.registry)
         self._last_sync_monotonic: float | None = None
 
     def synced(self) -> None:

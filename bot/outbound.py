@@ -81,6 +81,7 @@ async def enqueue(
     now: datetime,
     in_reply_to: str | None = None,
     case_data: bool = False,
+    subject: str | None = None,
     if_absent: bool = True,
 ) -> Queued | None:
     """Queue inside the caller's transaction; the txn id is the idempotency key.
@@ -98,6 +99,7 @@ async def enqueue(
     row = OutgoingMessage(
         txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
         next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
+        subject=subject if case_data else None,
     )
     session.add(row)
     await session.flush()
@@ -105,8 +107,9 @@ async def enqueue(
 
 
 async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, Any], str, str | None]],
-                       now: datetime) -> None:
-    """``enqueue`` for a batch of (room_id, content, txn_id, in_reply_to): one lookup for existing txn ids."""
+                       now: datetime, *, case_data: bool = False, subjects: dict[str, str] | None = None) -> None:
+    """``enqueue`` for a batch of (room_id, content, txn_id, in_reply_to): one lookup for existing txn ids.
+    ``subjects`` maps an in_reply_to event to the person's keyed hash, for case-data messages."""
     if not items:
         return
     existing = set((await session.execute(
@@ -118,7 +121,8 @@ async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, A
         existing.add(txn_id)
         session.add(OutgoingMessage(
             txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0, next_attempt_at=now,
-            created_at=now, in_reply_to=in_reply_to, carries_case_data=False,
+            created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
+            subject=(subjects or {}).get(in_reply_to or "") if case_data else None,
         ))
 
 
@@ -137,7 +141,9 @@ class Sender(DrainLoop):
         self.metrics = metrics
         super().__init__()
         self._fresh: deque[Queued] = deque()
-        self._recently_sent: deque[int] = deque(maxlen=10_000)
+        # By txn id, not row id: SQLite reuses the highest row id once the purge has removed that row, and a new
+        # message under a reused id must not be taken for one already sent.
+        self._recently_sent: deque[str] = deque(maxlen=10_000)
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
@@ -156,7 +162,7 @@ class Sender(DrainLoop):
         async with self._lock:
             while self._fresh:
                 q = self._fresh.popleft()
-                if q.id not in self._recently_sent:
+                if q.txn_id not in self._recently_sent:
                     await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
             while True:
                 now = self.clock.now()
@@ -178,7 +184,7 @@ class Sender(DrainLoop):
                 if not due:
                     return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
                 for row in due:
-                    if row.id in self._recently_sent:
+                    if row.txn_id in self._recently_sent:
                         continue
                     await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
@@ -196,11 +202,11 @@ class Sender(DrainLoop):
             except Exception as exc:
                 await self._failed(row_id, attempts + 1, type(exc).__name__, False)
                 return
-            await self._sent(row_id, room_id, event_id)
+            await self._sent(row_id, room_id, event_id, txn_id)
             return
 
-    async def _sent(self, row_id: int, room_id: str, event_id: str) -> None:
-        self._recently_sent.append(row_id)
+    async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str) -> None:
+        self._recently_sent.append(txn_id)
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             row = await s.get(OutgoingMessage, row_id)

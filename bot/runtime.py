@@ -13,15 +13,18 @@ import os
 import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import aanvraag, instroom_api, rapport_web
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Queued, Sender, enqueue_many, message_content, txn_id_for
+from bot.redaction import Redactor
 from bot.settings import ConfigReader, Settings, resolve_path
 from bot.transport import Transport
 from bot.web import ReadyCheck, build_app, start_site
@@ -42,7 +45,8 @@ from integrations.registry.config import build_registry
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
-from storage.purge import purge
+from storage.models import OutgoingMessage
+from storage.purge import REDACT_KEY, purge
 from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
 
@@ -86,6 +90,7 @@ class Runtime:
         self.services.mail = MailService(self.mail_settings)
         self.mail_worker: MailWorker | None = None
         self.sender: Sender | None = None
+        self.redactor: Redactor | None = None
         self.dispatcher: Dispatcher | None = None
         self.ready_checks: list[ReadyCheck] = []
         self.extra_routes: list[web.RouteDef] = []
@@ -100,9 +105,13 @@ class Runtime:
         self.rapport_pages = rapport_web.install(self, compute=self.rapport)
         self.retention = parse_retention(self.settings.raw)
 
-    async def purge_now(self) -> dict[str, int]:
+    async def purge_now(self, now: datetime | None = None) -> dict[str, int]:
+        """``now`` lets an operator test (or a test) purge as of a later day; the daily job uses the clock."""
         async with self.sessions() as s, s.begin():
-            return await purge(s, self.auditor, self.retention, self.clock.now())
+            counts = await purge(s, self.auditor, self.retention, now or self.clock.now())
+        if self.redactor and counts.get(REDACT_KEY):
+            self.redactor.wake()
+        return counts
 
     async def rapport(self, period: Period, veiligheidshuis: str | None) -> Rapport:
         """The figures for the web page, in a read-only transaction of its own."""
@@ -120,7 +129,8 @@ class Runtime:
         while True:
             try:
                 counts = await self.purge_now()
-                log.info("purge", extra={"removed": sum(counts.values())})
+                log.info("purge", extra={"removed": sum(n for k, n in counts.items() if k != REDACT_KEY),
+                                         "to_redact": counts.get(REDACT_KEY, 0)})
             except Exception as exc:
                 log.error("purge failed", extra={"error": type(exc).__name__})
             try:
@@ -132,6 +142,7 @@ class Runtime:
     async def start(self, transport: Transport, *, http: bool = True) -> None:
         await upgrade(self.engine)
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics)
+        self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
                                       notify=self._notify_room, on_committed=self.sender.wake)
         self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed)
@@ -155,12 +166,27 @@ class Runtime:
             self.sender.offer(queued)
         if self.mail_worker:
             self.mail_worker.wake()
+        if self.redactor:
+            self.redactor.wake()  # a sepot 01 may have marked earlier messages
 
     async def _notify_room(self, session: AsyncSession, notices: list[RoomNotice]) -> None:
-        """The mail worker's way to speak in the room: thread replies to the command, via the send queue."""
+        """The mail worker's way to speak in the room: thread replies to the command, via the send queue.
+
+        They are about the command's case (a mail sent or failed), so they carry case data and the person of the
+        command's reply, and are redacted with it (retention, sepot 01)."""
+        if not notices:
+            return
+        subjects: dict[str, str] = {}
+        for reply_to, subject in (await session.execute(
+            select(OutgoingMessage.in_reply_to, OutgoingMessage.subject).where(
+                OutgoingMessage.in_reply_to.in_({n.in_reply_to for n in notices}),
+                OutgoingMessage.subject.is_not(None))
+        )).all():
+            if reply_to and subject:
+                subjects[reply_to] = subject
         await enqueue_many(session, [
             (n.room_id, message_content(text(n.text), in_reply_to=n.in_reply_to), txn_id_for(n.in_reply_to, n.purpose),
-             n.in_reply_to) for n in notices], self.clock.now())
+             n.in_reply_to) for n in notices], self.clock.now(), case_data=True, subjects=subjects)
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -91,8 +91,15 @@ class Context:
     session: AsyncSession
     services: Services
     notes: list[OutgoingNote] = field(default_factory=list)
+    # Keyed hashes of the persons this command audited, in order: the dispatcher stores the first on the reply
+    # row so the bot's messages about a person can be found again (sepot 01 redaction).
+    subjects: list[str] = field(default_factory=list)
 
     async def audit(self, kind: str, *, person: str | None = None, **details: Any) -> None:
+        if person:
+            subject = self.services.auditor.subject_of(person)
+            if subject not in self.subjects:
+                self.subjects.append(subject)
         await self.services.auditor.record(
             self.session, kind=kind, at=self.now, actor=self.sender, role=self.role, person=person,
             details={"event": self.event_id, **details},

@@ -23,6 +23,7 @@ from integrations.mail.outbox import MailService
 from integrations.registry import RegistryUnavailable
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import AuditRecord
+from storage.redaction import mark_case
 from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
 
 RECLASSERING = ("reclassering", "recl", "+r")
@@ -175,7 +176,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     )).scalars().all()) if earlier_ids else []
     await take_back_figures(ctx, subject, earlier)
     if outcome.verwijderen:
-        return await remove_case(ctx, person, earlier_ids, earlier_mails)
+        return await remove_case(ctx, person, earlier, earlier_mails)
 
     sent_to = {m.veiligheidshuis for m in earlier_mails if m.status == "sent"}
     cancelled = 0
@@ -240,17 +241,24 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     return doc.build(case_data=True)
 
 
-async def remove_case(ctx: Context, person: PersonId, besluit_ids: list[int], mails: list[OutboxMail]) -> Reply:
-    """Technisch sepot 01: nothing is sent, and what the bot holds on this case goes."""
+async def remove_case(ctx: Context, person: PersonId, earlier: list[BesluitRow], mails: list[OutboxMail]) -> Reply:
+    """Technisch sepot 01: nothing is sent, and what the bot holds on this case goes, including its own earlier
+    messages in this room about the person (the decision, the mail notices, !check replies): they are queued for
+    redaction here, in the command's transaction, and the bot's redaction loop removes them from the room."""
+    besluit_ids = [b.id for b in earlier]
     already = sorted({m.veiligheidshuis for m in mails if m.status == "sent"})
     if mails:
         await ctx.session.execute(delete(OutboxMail).where(OutboxMail.id.in_([m.id for m in mails])))
     if besluit_ids:
         await ctx.session.execute(delete(BesluitRow).where(BesluitRow.id.in_(besluit_ids)))
+    redact = await mark_case(ctx.session, room_id=ctx.room_id, subject=ctx.services.auditor.subject_of(person.value),
+                             event_ids=[b.event_id for b in earlier if b.room_id == ctx.room_id])
     await ctx.services.auditor.record(ctx.session, kind="zaak.verwijderd", at=ctx.now, actor=ctx.sender,
-                                      role=ctx.role, details={"reden": "technisch sepot 01"})
+                                      role=ctx.role, details={"reden": "technisch sepot 01", "berichten": redact})
     doc = Doc().line(Bold("Technisch sepot 01"), f" voor {person.masked}: geen terugkoppeling.")
-    doc.line(f"Verwijderd: {len(besluit_ids)} eerdere vastlegging(en) en {len(mails)} mail(s) over deze zaak.")
+    doc.line(f"Verwijderd: {len(besluit_ids)} eerdere vastlegging(en) en {len(mails)} mail(s) over deze zaak"
+             + (f"; {redact} eerder bericht(en) van de bot hierover worden uit de ruimte verwijderd." if redact
+                else "."))
     if already:
         doc.line("Let op: er was al terugkoppeling verzonden aan ", ", ".join(already),
                  ". Vraag dat veiligheidshuis de gegevens te verwijderen.")

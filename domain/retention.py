@@ -14,10 +14,12 @@ from domain.errors import ConfigError
 DEFAULT_DAYS: dict[str, int] = {
     "inbox": 30,             # handled command events (no message text)
     "berichten": 30,         # the bot's own sent Matrix messages (bookkeeping rows; content is cleared at send)
+    "zaakberichten": 30,     # the bot's room messages that carry case data: redacted in the room after this
     "mail": 90,              # sent, dead or cancelled mails (bodies are cleared at send)
     "besluiten": 400,        # decisions
     "aanmeldingen": 400,     # referrals
     "aanvragen": 400,        # closed advice requests with their steps and mails
+    "audit": 1825,           # audit records: the evidence of who saw what; five years, then a chain checkpoint
 }
 
 

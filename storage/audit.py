@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditHead, AuditRecord
@@ -106,14 +106,16 @@ class VerifyResult:
     checked: int
     problem_at: int | None = None
     reason: str = ""
+    checkpoint: int = 0  # records removed by the purge before the first one checked
 
 
 async def verify_chain(session: AsyncSession, batch: int = 5000) -> VerifyResult:
     """Walk the chain in id order: a changed record breaks its hash, a deleted one leaves a gap or a wrong
     ``prev_hash``, a reordering breaks the link, a removed tail no longer matches the head."""
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
-    expected_prev = GENESIS
-    expected_id = 1
+    # After a purge the chain starts at the checkpoint: the hash of the last removed record.
+    expected_prev = head.checkpoint_hash or GENESIS
+    expected_id = head.checkpoint_id + 1
     checked = 0
     last_id = 0
     while True:
@@ -126,17 +128,35 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> VerifyResult
             break
         for r in rows:
             if r.id != expected_id:
-                return VerifyResult(False, checked, expected_id, f"record {expected_id} ontbreekt (volgende is {r.id})")
+                return VerifyResult(False, checked, expected_id, f"record {expected_id} ontbreekt (volgende is {r.id})",
+                                    head.checkpoint_id)
             if r.prev_hash != expected_prev:
                 reason = "verwijst niet naar het vorige record (verwijderd of verplaatst)"
-                return VerifyResult(False, checked, r.id, reason)
+                return VerifyResult(False, checked, r.id, reason, head.checkpoint_id)
             digest = chain_hash(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
             if digest != r.hash:
-                return VerifyResult(False, checked, r.id, "inhoud gewijzigd (hash klopt niet)")
+                return VerifyResult(False, checked, r.id, "inhoud gewijzigd (hash klopt niet)", head.checkpoint_id)
             expected_prev = r.hash
             expected_id += 1
             checked += 1
         last_id = rows[-1].id
-    if head.last_id != checked or head.last_hash != expected_prev:
-        return VerifyResult(False, checked, checked + 1, f"laatste records ontbreken (kop verwacht {head.last_id})")
-    return VerifyResult(True, checked)
+    if head.last_id != expected_id - 1 or head.last_hash != expected_prev:
+        return VerifyResult(False, checked, expected_id, f"laatste records ontbreken (kop verwacht {head.last_id})",
+                            head.checkpoint_id)
+    return VerifyResult(True, checked, checkpoint=head.checkpoint_id)
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Remove the oldest records (a prefix of the chain, up to the last one older than ``before``) and move the
+    checkpoint to the last removed record's hash. Runs in the purge's transaction; the purge's own record follows."""
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
+    cutoff = await session.scalar(select(func.max(AuditRecord.id)).where(AuditRecord.at < before))
+    if cutoff is None or cutoff <= head.checkpoint_id:
+        return 0
+    last_hash = await session.scalar(select(AuditRecord.hash).where(AuditRecord.id == cutoff))
+    if last_hash is None:
+        return 0
+    result = await session.execute(delete(AuditRecord).where(AuditRecord.id <= cutoff))
+    head.checkpoint_id = int(cutoff)
+    head.checkpoint_hash = last_hash
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -54,8 +54,22 @@ class OutgoingMessage(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     carries_case_data: Mapped[bool] = mapped_column(default=False)
     last_error: Mapped[str | None] = mapped_column(String(255))
+    # Keyed hash of the person a case-data message is about (the command's audited person), so a sepot 01 can
+    # find the bot's earlier messages about that person; cleared once the message is redacted.
+    subject: Mapped[str | None] = mapped_column(String(64))
+    # The redaction queue: None (not asked) | pending | done | failed. Marked by the purge (retention ended) or by
+    # a sepot 01; drained by bot.redaction.Redactor through the transport.
+    redaction: Mapped[str | None] = mapped_column(String(16))
+    redaction_reason: Mapped[str | None] = mapped_column(String(32))
+    redaction_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    redaction_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_outgoing_pending", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outgoing_pending", "status", "next_attempt_at"),
+        Index("ix_outgoing_redaction", "redaction", "redaction_next_at"),
+        Index("ix_outgoing_subject", "subject"),
+    )
 
 
 class BotState(Base):
@@ -98,3 +112,7 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # Records up to checkpoint_id were removed by the purge (retention ``audit``); checkpoint_hash is the hash of
+    # the last one removed, so the rest of the chain still verifies from there.
+    checkpoint_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    checkpoint_hash: Mapped[str | None] = mapped_column(String(64))

@@ -9,15 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.retention import Retention
 from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag
-from storage.audit import Auditor
+from storage.audit import Auditor, prune
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import InboxEntry, OutgoingMessage
+from storage.redaction import mark_expired, purgeable
 
 FINAL_MAIL = ("sent", "dead", "vervallen")
+REDACT_KEY = "te_redigeren"  # in purge()'s answer: case-data room messages newly queued for redaction
 
 
 async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, now: datetime) -> dict[str, int]:
-    """Runs inside the caller's transaction, so the removal and its audit record commit together."""
+    """Runs inside the caller's transaction, so the removal and its audit record commit together. Returns the
+    rows removed per kind, plus under ``REDACT_KEY`` the room messages newly queued for redaction."""
 
     def before(kind: str) -> datetime:
         return now - retention.period(kind)
@@ -28,9 +31,12 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
         result = await session.execute(stmt)  # type: ignore[call-overload]
         counts[name] = counts.get(name, 0) + int(result.rowcount or 0)
 
+    # First mark what the room must lose, so the bookkeeping rows it needs are not purged below.
+    to_redact = await mark_expired(session, before=before("zaakberichten"))
     await remove("inbox", delete(InboxEntry).where(InboxEntry.handled_at < before("inbox")))
     await remove("berichten", delete(OutgoingMessage).where(
-        OutgoingMessage.status.in_(("sent", "dead")), OutgoingMessage.created_at < before("berichten")))
+        OutgoingMessage.status.in_(("sent", "dead")), OutgoingMessage.created_at < before("berichten"),
+        purgeable()))
     await remove("mail", delete(OutboxMail).where(
         OutboxMail.status.in_(FINAL_MAIL), OutboxMail.created_at < before("mail")))
     await remove("besluiten", delete(BesluitRow).where(BesluitRow.decided_at < before("besluiten")))
@@ -43,5 +49,7 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
     await remove("aanvragen", delete(AdviesAanvraag).where(AdviesAanvraag.id.in_(
         select(AdviesAanvraag.id).where(AdviesAanvraag.closed_at.is_not(None),
                                         AdviesAanvraag.closed_at < before("aanvragen")))))
-    await auditor.record(session, kind="bewaring.opgeschoond", at=now, details={"verwijderd": counts})
-    return counts
+    counts["audit"] = await prune(session, before("audit"))
+    await auditor.record(session, kind="bewaring.opgeschoond", at=now,
+                         details={"verwijderd": counts, "te_redigeren": to_redact})
+    return {**counts, REDACT_KEY: to_redact}

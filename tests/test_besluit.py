@@ -197,7 +197,8 @@ async def test_sepot_01_removes_everything_and_sends_nothing(bot: ConsoleBot, sm
     async with bot.runtime.sessions() as s:
         assert (await s.execute(select(BesluitRow))).first() is None
         removal = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "zaak.verwijderd"))).scalar_one()
-    assert removal.subject is None and set(removal.details) == {"reden"}
+    assert removal.subject is None and set(removal.details) == {"reden", "berichten"}
+    assert removal.details["berichten"] == 1, "the earlier decision's confirmation is queued for redaction"
 
 
 async def test_known_minor_halt_is_fed_back_without_motivation(bot: ConsoleBot, smtp: SmtpServer) -> None:

@@ -24,3 +24,8 @@ class Transport(Protocol):
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         """Deliver one message; the same ``txn_id`` must never produce a second message. Returns the event id."""
         ...
+
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        """Redact one of the bot's own events; the same ``txn_id`` must never produce a second redaction.
+        Raises ``RateLimited`` or ``SendFailed`` like ``send``."""
+        ...

@@ -21,11 +21,14 @@ from typing import Any
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    KeysUploadError,
     LocalProtocolError,
     LoginResponse,
     MegolmEvent,
     ReactionEvent,
     RoomMessageText,
+    RoomRedactError,
+    RoomRedactResponse,
     RoomSendError,
     RoomSendResponse,
     SyncError,
@@ -56,6 +59,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 UTD_WAIT_S = 8.0
 TOKEN_STORE_INTERVAL_S = 2.0
+KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
 
@@ -122,6 +126,23 @@ class MatrixTransport:
         raise SendFailed(f"unexpected: {type(resp).__name__}")
 
 
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        try:
+            resp = await self.client.room_redact(room_id, event_id, reason=reason, tx_id=txn_id)
+        except (TimeoutError, OSError) as exc:
+            raise SendFailed(f"network: {type(exc).__name__}") from None
+        except Exception as exc:
+            raise SendFailed(f"error: {type(exc).__name__}") from None
+        if isinstance(resp, RoomRedactResponse):
+            return
+        if isinstance(resp, RoomRedactError):
+            if resp.status_code == "M_LIMIT_EXCEEDED":
+                raise RateLimited((resp.retry_after_ms or 1000) / 1000)
+            permanent = resp.status_code in ("M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN_TOKEN")
+            raise SendFailed(f"homeserver: {resp.status_code}", permanent=permanent)
+        raise SendFailed(f"unexpected: {type(resp).__name__}")
+
+
 class _Batch:
     __slots__ = ("pending", "token")
 
@@ -158,6 +179,8 @@ class MatrixBot:
         self._stored: str | None = None
         self._stored_at = 0.0
         self.synced_once = asyncio.Event()
+        self.key_upload_failures = 0
+        self.device_problem: str | None = None  # operator-facing, shown in /readyz; never personal data
 
     # --- sync token ----------------------------------------------------------------------------------
     async def _load_token(self) -> str | None:
@@ -252,11 +275,31 @@ class MatrixBot:
         c = self.client
         await c.send_to_device_messages()
         if c.should_upload_keys:
-            await c.keys_upload()
+            self._key_upload_result(await c.keys_upload())
         if c.should_query_keys:
             await c.keys_query()
         if c.should_claim_keys:
             await c.keys_claim(c.get_users_for_key_claiming())
+
+    def _key_upload_result(self, resp: object) -> None:
+        """A crypto store lost while ``matrix.device_id`` was kept: the new account's one-time keys collide with the
+        old device's on the homeserver and every upload fails, so nobody can start an encrypted session with the
+        bot. Retrying cannot help; the operator must choose a new device id or delete the old device."""
+        if not isinstance(resp, KeysUploadError):
+            self.key_upload_failures = 0
+            return
+        self.key_upload_failures += 1
+        collided = "already exists" in str(resp.message or "")
+        if self.device_problem is None and (collided or self.key_upload_failures >= KEY_UPLOAD_ATTEMPTS):
+            self.device_problem = (
+                f"matrix: apparaat {self.settings.device_id} weigert nieuwe sleutels (crypto-opslag kwijt, zelfde "
+                "device_id); zet een nieuwe matrix.device_id of verwijder het oude apparaat van het bot-account")
+            self.metrics.device_conflict.set(1)
+            log.error("device keys refused by the homeserver: the crypto store was lost but matrix.device_id was "
+                      "kept. Oplossing: zet een nieuwe matrix.device_id (bijvoorbeeld ZSMBOT2) of verwijder het oude "
+                      "apparaat van het bot-account, en start de bot opnieuw.",
+                      extra={"device_id": self.settings.device_id, "status": resp.status_code,
+                             "attempts": self.key_upload_failures})
 
     async def _join_configured(self, resp: SyncResponse) -> None:
         """Join only configured rooms; invites to any other room are ignored."""

@@ -53,7 +53,52 @@ async def test_purge_removes_only_what_expired(tmp_path: Path, database_url: str
             assert sorted(left) == ["pending-old", "t2"], "unsent messages are never purged"
             assert await s.scalar(select(func.count()).select_from(BesluitRow)) == 1
             rec = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "bewaring.opgeschoond"))).scalar_one()
-        assert rec.subject is None and set(rec.details) == {"verwijderd"}
+        assert rec.subject is None and set(rec.details) == {"verwijderd", "te_redigeren"}
         assert rec.details["verwijderd"]["besluiten"] == 2
+    finally:
+        await bot.close()
+
+
+async def test_old_audit_records_are_purged_behind_a_checkpoint(tmp_path: Path, database_url: str) -> None:
+    """The chain still verifies after its oldest records are removed; the checkpoint is reported; a change or a
+    deletion in what remains is still found; the purge records itself in the chain."""
+    from sqlalchemy import delete, update
+
+    from storage.audit import verify_chain
+
+    clock = FixedClock(NOW)
+    bot = await ConsoleBot.start(write_config(tmp_path, database_url, sections={"privacy.bewaren": {"audit": 10}}),
+                                 clock=clock)
+    try:
+        for _ in range(3):
+            await bot.say("!ping")
+        async with bot.runtime.sessions() as s:
+            before = await verify_chain(s)
+            old = int(await s.scalar(select(func.max(AuditRecord.id))) or 0)
+        assert before.ok and before.checkpoint == 0 and old >= 4
+        clock.advance(timedelta(days=11))
+        await bot.say("!ping")
+        counts = await bot.runtime.purge_now()
+        assert counts["audit"] == old
+        async with bot.runtime.sessions() as s:
+            result = await verify_chain(s)
+            first = int(await s.scalar(select(func.min(AuditRecord.id))) or 0)
+            last = int(await s.scalar(select(func.max(AuditRecord.id))) or 0)
+            rec = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "bewaring.opgeschoond"))).scalar_one()
+        assert result.ok and result.checkpoint == old and first == old + 1
+        assert rec.details["verwijderd"]["audit"] == old
+        assert result.checked == last - old >= 2, "the later ping's record and the purge's own are checked"
+        assert (await bot.runtime.purge_now())["audit"] == 0, "nothing younger than the period goes"
+
+        async with bot.runtime.sessions() as s, s.begin():
+            await s.execute(update(AuditRecord).where(AuditRecord.id == first).values(kind="x"))
+        async with bot.runtime.sessions() as s:
+            broken = await verify_chain(s)
+        assert not broken.ok and broken.problem_at == first
+        async with bot.runtime.sessions() as s, s.begin():
+            await s.execute(delete(AuditRecord).where(AuditRecord.id == first))
+        async with bot.runtime.sessions() as s:
+            gap = await verify_chain(s)
+        assert not gap.ok and gap.problem_at == first and "ontbreekt" in gap.reason
     finally:
         await bot.close()

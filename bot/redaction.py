@@ -1,0 +1,131 @@
+"""The redaction loop: removes the bot's own room messages that the purge or a sepot 01 marked in
+``outgoing_message``. Commands and the purge only mark rows (storage/redaction.py); this loop is the only place that
+asks the homeserver, with a transaction id derived from the row so a retry after a crash or a 429 redacts once.
+
+What is audited is how many messages were redacted and why (retention, sepot 01), never which or what they said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from bot.metrics import Metrics
+from bot.outbound import txn_id_for
+from bot.transport import RateLimited, SendFailed, Transport
+from domain.clock import Clock
+from integrations.drain_loop import DrainLoop
+from storage.audit import Auditor
+from storage.db import SessionFactory
+from storage.models import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+MAX_PERMANENT_FAILURES = 5
+MAX_BACKOFF_S = 60.0
+IDLE_S = 300.0  # nothing queued: the purge and sepot 01 wake the loop; this is only a safety net
+BATCH = 50
+
+
+class Redactor(DrainLoop):
+    loop_name = "redaction"
+
+    def __init__(self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor,
+                 metrics: Metrics) -> None:
+        super().__init__()
+        self.sessions = sessions
+        self.transport = transport
+        self.clock = clock
+        self.auditor = auditor
+        self.metrics = metrics
+
+    async def pending_count(self) -> int:
+        async with self.sessions() as s:
+            n = await s.scalar(select(func.count()).select_from(OutgoingMessage)
+                               .where(OutgoingMessage.redaction == "pending"))
+            return int(n or 0)
+
+    async def drain(self) -> float:
+        """Redact what is due, oldest first. Returns seconds until the next retry falls due."""
+        async with self._lock:
+            while True:
+                now = self.clock.now()
+                async with self.sessions() as s:
+                    rows = (await s.execute(
+                        select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.event_id,
+                               OutgoingMessage.redaction_reason, OutgoingMessage.redaction_attempts,
+                               OutgoingMessage.redaction_next_at)
+                        .where(OutgoingMessage.redaction == "pending")
+                        .order_by(OutgoingMessage.id).limit(BATCH)
+                    )).all()
+                    await s.rollback()
+                self.metrics.redaction_queue_length.set(len(rows))
+                if not rows:
+                    return IDLE_S
+                due = [r for r in rows if r.redaction_next_at is None or r.redaction_next_at <= now]
+                if not due:
+                    waits = [(r.redaction_next_at - now).total_seconds() for r in rows if r.redaction_next_at]
+                    return float(max(0.05, min(waits)))
+                done: list[int] = []
+                reasons: Counter[str] = Counter()
+                for row in due:
+                    if await self._redact_one(row.id, row.room_id, row.event_id, row.redaction_reason or "",
+                                              row.redaction_attempts):
+                        done.append(row.id)
+                        reasons[row.redaction_reason or "?"] += 1
+                if done:
+                    await self._record_done(done, reasons)
+
+    async def _redact_one(self, row_id: int, room_id: str, event_id: str, reason: str, attempts: int) -> bool:
+        while True:
+            try:
+                await self.transport.redact(room_id, event_id, reason, txn_id_for(event_id, "redact"))
+                return True
+            except RateLimited as exc:
+                self.metrics.rate_limited.inc()
+                await asyncio.sleep(min(exc.retry_after_s, 60.0))
+            except SendFailed as exc:
+                await self._failed(row_id, attempts + 1, exc.reason, exc.permanent)
+                return False
+            except Exception as exc:
+                await self._failed(row_id, attempts + 1, type(exc).__name__, False)
+                return False
+
+    async def _record_done(self, ids: list[int], reasons: Counter[str]) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            # Nothing that ties the row to a person stays: the subject hash and any content go.
+            await s.execute(update(OutgoingMessage).where(OutgoingMessage.id.in_(ids)).values(
+                redaction="done", redacted_at=now, redaction_next_at=None, subject=None, content=None,
+                last_error=None, redaction_attempts=OutgoingMessage.redaction_attempts + 1,
+            ).execution_options(synchronize_session=False))
+            await self.auditor.record(s, kind="bericht.geredigeerd", at=now,
+                                      details={"aantal": len(ids), "redenen": dict(reasons)})
+        self.metrics.redactions.inc(len(ids))
+        log.info("messages redacted", extra={"count": len(ids)})
+
+    async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
+        now = self.clock.now()
+        self.metrics.redaction_errors.inc()
+        async with self.sessions() as s, s.begin():
+            row = await s.get(OutgoingMessage, row_id)
+            if row is None:
+                return
+            row.redaction_attempts = attempts
+            row.last_error = f"redactie: {reason}"[:255]
+            if permanent and attempts >= MAX_PERMANENT_FAILURES:
+                row.redaction = "failed"
+                row.redaction_next_at = None
+                row.subject = None
+                row.content = None
+                await self.auditor.record(s, kind="bericht.redactie_mislukt", at=now,
+                                          details={"aantal": 1, "reden": reason[:120]})
+                log.error("redaction failed for good; remove the message by hand", extra={
+                    "reason": reason[:120], "row": row_id})
+            else:
+                row.redaction_next_at = now + timedelta(seconds=min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8)))
+                log.warning("redaction failed, will retry", extra={"attempt": attempts, "reason": reason[:120]})

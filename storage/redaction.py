@@ -1,0 +1,64 @@
+"""Marking the bot's own room messages for redaction. Only marks rows: the redaction itself is done by the bot's
+redaction loop through the transport, so callers (the purge, ``!besluit ... 01``) stay free of Matrix.
+
+A row is marked at most once (``redaction IS NULL``), so a second purge or a repeated sepot 01 queues nothing new.
+A marked row has no ``redaction_next_at``: it is due at once by whatever clock the redaction loop runs on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutgoingMessage
+
+RETENTION = "bewaartermijn"
+SEPOT_01 = "technisch sepot 01"
+FINISHED = ("done", "failed")
+
+
+async def mark_expired(session: AsyncSession, *, before: datetime) -> int:
+    """Sent case-data messages created before ``before``: their retention has ended."""
+    result = await session.execute(
+        update(OutgoingMessage)
+        .where(OutgoingMessage.carries_case_data.is_(True), OutgoingMessage.status == "sent",
+               OutgoingMessage.event_id.is_not(None), OutgoingMessage.redaction.is_(None),
+               OutgoingMessage.created_at < before)
+        .values(redaction="pending", redaction_reason=RETENTION, redaction_next_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_ids: Sequence[str]) -> int:
+    """The bot's messages in this room about one person (written with that subject) or in reply to the given
+    commands (the decision and the notices that followed it). Sent ones are queued for redaction at once; ones
+    not yet sent are withdrawn, so nothing about the case still reaches the room."""
+    about = [OutgoingMessage.subject == subject]
+    if event_ids:
+        about.append(OutgoingMessage.in_reply_to.in_(list(event_ids)))
+    scope = and_(OutgoingMessage.room_id == room_id, or_(*about))
+    sent = await session.execute(
+        update(OutgoingMessage)
+        .where(scope, OutgoingMessage.status == "sent", OutgoingMessage.event_id.is_not(None),
+               OutgoingMessage.redaction.is_(None))
+        .values(redaction="pending", redaction_reason=SEPOT_01, redaction_next_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(OutgoingMessage)
+        .where(scope, OutgoingMessage.status == "pending")
+        .values(status="dead", content=None, subject=None, last_error="ingetrokken: technisch sepot 01")
+        .execution_options(synchronize_session=False)
+    )
+    return int(sent.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purgeable() -> ColumnElement[bool]:
+    """The bookkeeping rows the purge may remove: anything but a case-data message whose redaction is still to do
+    (removing that row would lose the only record that the room message must go)."""
+    return or_(OutgoingMessage.carries_case_data.is_(False), OutgoingMessage.event_id.is_(None),
+               OutgoingMessage.redaction.in_(FINISHED))
