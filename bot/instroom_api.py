@@ -26,7 +26,7 @@ from bot.outbound import enqueue, message_content, txn_id_for
 from bot.settings import ConfigError, ConfigReader, Settings
 from commands.check import check_settings
 from commands.instroom import lookup_all, parse_batch
-from commands.vh_view import SIGNAL_FIELDS, compose_batch
+from commands.vh_view import ALL_FIELDS, Zicht, compose_batch, signal_fields
 from domain.clock import local
 from domain.matrix_ids import ROOM_ID
 from integrations.registry.base import RegistryUnavailable
@@ -104,6 +104,8 @@ def routes(runtime: Runtime, cfg: InstroomApiSettings) -> list[web.RouteDef]:
         now = services.clock.now()
         known = [i for i in items if i.markeringen]
         request_key = f"api-instroom:{ref or uuid.uuid4().hex}"
+        # The signal lands in the shared room: what the covenant profiles allow any role at the table to see.
+        zicht = Zicht(role_fields=frozenset(ALL_FIELDS), regio=services.settings.regio)
         async with runtime.sessions() as session:
             for item in items:
                 await services.auditor.record(
@@ -112,11 +114,11 @@ def routes(runtime: Runtime, cfg: InstroomApiSettings) -> list[web.RouteDef]:
                              "referentie": ref, "uitkomst": "hit" if item.markeringen else "no-hit",
                              "register": registry.name,
                              "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
-                             "velden": sorted(SIGNAL_FIELDS) if item.markeringen else []},
+                             "velden": signal_fields([item], services.veiligheidshuizen, zicht)},
                 )
             if known:
                 reply = compose_batch(items, today=local(now).date(), veiligheidshuizen=services.veiligheidshuizen,
-                                      system=registry.name, known_only=True, source=bron)
+                                      system=registry.name, zicht=zicht, known_only=True, source=bron)
                 await enqueue(session, room_id=cfg.room, content=message_content(reply),
                               txn_id=txn_id_for(request_key, "signaal"), now=now, case_data=True)
             await session.commit()

@@ -35,6 +35,7 @@ from commands.reply import text
 from domain.afdoeningen import DEFAULT_PATH as AFDOENINGEN_PATH
 from domain.afdoeningen import load_afdoeningen
 from domain.clock import Clock, SystemClock
+from domain.errors import ConfigError
 from domain.rapport import Period, Rapport
 from domain.retention import parse_retention
 from domain.veiligheidshuizen import load_veiligheidshuizen
@@ -83,6 +84,9 @@ class Runtime:
             veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
             registry=build_registry(self.settings, self.sessions),
         )
+        regios = sorted({vh.regio for vh in self.services.veiligheidshuizen.all()})
+        if self.settings.regio is not None and self.settings.regio not in regios:
+            raise ConfigError(f"zsm.regio: onbekende regio {self.settings.regio!r}; kies uit {', '.join(regios)}")
         base = self.settings.source.resolve().parent
         afd = ConfigReader(self.settings.raw.get("referentie", {}), "referentie").text("afdoeningen")
         self.services.afdoeningen = load_afdoeningen(resolve_path(base, afd) if afd else AFDOENINGEN_PATH)

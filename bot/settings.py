@@ -19,6 +19,7 @@ from typing import Any
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
 from domain.roles import ROLES
+from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, parse_role_fields
 
 __all__ = ["ConfigError", "ConfigReader", "Settings", "load_settings", "resolve_config_path"]
 
@@ -76,6 +77,10 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     users: Mapping[str, str] = field(default_factory=dict)
     permissions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Fields of a marking per role ([permissions.velden]); see domain.zichtbaarheid.
+    velden: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(DEFAULT_ROLE_FIELDS))
+    # The region of this ZSM location ([zsm] regio): hit-no-hit veiligheidshuizen elsewhere show "known elsewhere".
+    regio: str | None = None
     veiligheidshuizen_path: Path = Path("veiligheidshuizen.toml")
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -112,7 +117,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 
 _SECTIONS = ("referentie", "matrix", "database", "http", "logging", "audit", "registry", "mail", "web", "instroom",
-             "aanvraag", "rapport", "besluit", "check", "privacy")
+             "aanvraag", "rapport", "besluit", "check", "privacy", "zsm")
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -302,7 +307,10 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
 
     perms_raw = root.section("permissions")
     permissions: dict[str, frozenset[str]] = {}
+    velden = parse_role_fields(perms_raw.section("velden").data)
     for command, _roles in perms_raw.data.items():
+        if command == "velden":
+            continue
         listed = perms_raw.texts(command, what="een rolnaam")
         unknown = [r for r in listed if r not in ROLES]
         if unknown:
@@ -310,6 +318,8 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
                 f"permissions.{command}: onbekende rol {unknown[0]!r}; kies uit {', '.join(sorted(ROLES))}"
             )
         permissions[command] = frozenset(listed)
+
+    regio = root.section("zsm").text("regio") or None
 
     ref = root.section("referentie")
     vh_path = ref.text("veiligheidshuizen", "veiligheidshuizen.toml") or "veiligheidshuizen.toml"
@@ -324,6 +334,8 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         audit=audit,
         users=users,
         permissions=permissions,
+        velden=velden,
+        regio=regio,
         raw=data,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping, rapport
+from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping, rapport, vrijgave
 from commands import help as help_command
 from commands.base import CommandSpec, CommandTable
 
@@ -10,6 +10,7 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
     help_command.SPEC,
     ping.SPEC,
     check.SPEC,
+    *vrijgave.SPECS,
     instroom.SPEC,
     *aanvraag.SPECS,
     besluit.SPEC,

@@ -95,13 +95,16 @@ class Context:
     # row so the bot's messages about a person can be found again (sepot 01 redaction).
     subjects: list[str] = field(default_factory=list)
 
-    async def audit(self, kind: str, *, person: str | None = None, **details: Any) -> None:
+    async def audit(self, kind: str, *, person: str | None = None, subject: str | None = None,
+                    **details: Any) -> None:
+        """``person`` is a clear identifier (hashed here); ``subject`` an already keyed hash, for acts that know
+        the person only by hash (a release answered by the veiligheidshuis), so the export still finds them."""
         if person:
             subject = self.services.auditor.subject_of(person)
-            if subject not in self.subjects:
-                self.subjects.append(subject)
+        if subject and subject not in self.subjects:
+            self.subjects.append(subject)
         await self.services.auditor.record(
-            self.session, kind=kind, at=self.now, actor=self.sender, role=self.role, person=person,
+            self.session, kind=kind, at=self.now, actor=self.sender, role=self.role, subject=subject,
             details={"event": self.event_id, **details},
         )
 

@@ -14,6 +14,7 @@ from commands.base import Arg, CommandSpec, Context, Named, UserError
 from commands.parsing import ParsedArgs
 from commands.reply import Reply, text
 from commands.vh_view import compose_check
+from commands.vrijgave import zicht_for
 from domain.advies import Markering, is_minor
 from domain.clock import local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
@@ -100,7 +101,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
                         uitkomst="register onbereikbaar", bron=registry.name, velden=[])
         return unavailable_reply(registry.name)
     composed = compose_check(
-        person, markeringen, today=local(ctx.now).date(), role=ctx.role,
+        person, markeringen, today=local(ctx.now).date(), zicht=await zicht_for(ctx, person),
         veiligheidshuizen=ctx.services.veiligheidshuizen, system=registry.name, zaak=zaak,
     )
     await ctx.audit(
@@ -120,7 +121,8 @@ SPEC = CommandSpec(
     args=(Arg("id", "BSN (9 cijfers) of SKN"),),
     named=(Named("zaak", "parketnummer of politieregistratienummer: het doel van de raadpleging"),),
     description=("Toont per veiligheidshuis doelgroep, status, advies, geadviseerde afdoening, adviesdatum met "
-                 "leeftijd en actualiteit, regisseur en of de markering het huishouden betreft. Het BSN wordt "
-                 "gemaskeerd getoond. Elke raadpleging wordt vastgelegd."),
+                 "leeftijd en actualiteit, regisseur en of de markering het huishouden betreft, voor zover uw rol "
+                 "en het convenant van het veiligheidshuis dat toestaan (bij hit-no-hit: bekend en contact; het "
+                 "advies na !vraag-vrijgave). Het BSN wordt gemaskeerd getoond. Elke raadpleging wordt vastgelegd."),
     examples=("!check 123456782", "!check 123456782 zaak: 10/123456-26", "!check skn:12345678"),
 )

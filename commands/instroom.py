@@ -14,7 +14,7 @@ from commands.base import Arg, CommandSpec, Context, Named, UserError
 from commands.check import check_settings, lookup_facts, parse_zaak, require_vh_role, unavailable_reply
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
-from commands.vh_view import SIGNAL_FIELDS, BatchItem, compose_batch
+from commands.vh_view import BatchItem, Zicht, compose_batch, signal_fields
 from domain.clock import local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import VH_INFO_ROLES
@@ -69,16 +69,19 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         await ctx.audit("register.raadpleging", via="instroom", uitkomst="register onbereikbaar",
                         aantal=len(people), bron=registry.name)
         return unavailable_reply(registry.name)
+    zicht = Zicht(role_fields=ctx.services.settings.velden.get(ctx.role, frozenset()),
+                  regio=ctx.services.settings.regio)
+    vhs = ctx.services.veiligheidshuizen
     for item in items:
         await ctx.audit(
             "register.raadpleging", person=item.person.value, soort=item.person.kind, zaak=zaak, via="instroom",
             uitkomst="hit" if item.markeringen else "no-hit", bron=registry.name,
             veiligheidshuizen=sorted({m.veiligheidshuis for m in item.markeringen}),
-            velden=sorted(SIGNAL_FIELDS) if item.markeringen else [],
+            velden=signal_fields([item], vhs, zicht),
         )
     await record_facts(ctx.session, [f for item in items for f in lookup_facts(list(item.markeringen), ctx)])
-    return compose_batch(items, today=local(ctx.now).date(), veiligheidshuizen=ctx.services.veiligheidshuizen,
-                         system=registry.name)
+    return compose_batch(items, today=local(ctx.now).date(), veiligheidshuizen=vhs, system=registry.name,
+                         zicht=zicht)
 
 
 SPEC = CommandSpec(

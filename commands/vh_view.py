@@ -11,8 +11,8 @@ it never proposes a decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Final
 
@@ -20,12 +20,12 @@ from commands.reply import Bold, Code, Doc, Italic, Part, Reply
 from domain.advies import Markering, age_text, freshness, is_minor
 from domain.identifiers import PersonId
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
+from domain.zichtbaarheid import FIELDS as ALL_FIELDS
+from domain.zichtbaarheid import PROFILE_FIELDS, visible_fields
 
-# Every field a marking can show, in the order of the reply.
-ALL_FIELDS: Final[tuple[str, ...]] = (
-    "veiligheidshuis", "doelgroep", "status", "advies", "geadviseerde_afdoening", "advies_datum",
-    "regisseur", "huishouden", "minderjarig",
-)
+__all__ = ["ALL_FIELDS", "SIGNAL_FIELDS", "BatchItem", "Composed", "Zicht", "compose_batch", "compose_check",
+           "signal_fields"]
+
 # What the signal (instroom) may show at most: dat-informatie and the advice's freshness, never its text.
 SIGNAL_FIELDS: Final[frozenset[str]] = frozenset({"veiligheidshuis", "advies_datum", "status", "minderjarig"})
 
@@ -38,13 +38,23 @@ MINOR_NOTICE: Final[str] = (
 )
 
 
-def visible_fields(role: str, vh: Veiligheidshuis | None) -> frozenset[str]:
-    """The fields of one veiligheidshuis's marking this role may see.
+@dataclass(frozen=True)
+class Zicht:
+    """What the caller may see: the role's fields, the bot's region, and the releases for this person (per
+    veiligheidshuis key, a label such as 'vrijgegeven door @x op 12-06-2026')."""
 
-    Today: every field (covenant profile ``generiek``, the pilot model). The privacy issue narrows this per
-    profile; callers must not show anything outside the returned set.
-    """
-    return frozenset(ALL_FIELDS)
+    role_fields: frozenset[str]
+    regio: str | None = None
+    vrijgaven: Mapping[str, str] = field(default_factory=dict)
+
+    def fields(self, vh: Veiligheidshuis | None) -> frozenset[str]:
+        if vh is None:
+            return self.role_fields & PROFILE_FIELDS["generiek"]
+        return visible_fields(self.role_fields, vh.profiel, in_regio=self.in_regio(vh),
+                              vrijgegeven=vh.key in self.vrijgaven)
+
+    def in_regio(self, vh: Veiligheidshuis) -> bool:
+        return self.regio is None or vh.regio == self.regio
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ def freshness_text(advies_datum: date, today: date) -> str:
 
 
 def compose_check(
-    person: PersonId, markeringen: Sequence[Markering], *, today: date, role: str,
+    person: PersonId, markeringen: Sequence[Markering], *, today: date, zicht: Zicht,
     veiligheidshuizen: Veiligheidshuizen, system: str, zaak: str | None = None,
 ) -> Composed:
     doc = Doc()
@@ -87,10 +97,12 @@ def compose_check(
     doc.line(Bold(f"Bekend bij {n} veiligheidshui{'s' if n == 1 else 'zen'}"), " (landelijk gezocht in het ",
              system, ").")
     minor = any(is_minor(m.geboortedatum, today) for m in markeringen)
+    needs_release = False
     for m in markeringen:
         vh = veiligheidshuizen.get(m.veiligheidshuis)
-        fields = visible_fields(role, vh)
-        name = _vh_name(veiligheidshuizen, m.veiligheidshuis)
+        fields = zicht.fields(vh)
+        elsewhere = vh is not None and vh.profiel == "hit-no-hit" and not zicht.in_regio(vh)
+        name = "Veiligheidshuis in een andere regio" if elsewhere else _vh_name(veiligheidshuizen, m.veiligheidshuis)
         items: list[Sequence[Part]] = []
         if "doelgroep" in fields:
             items.append(("Doelgroep: ", m.doelgroep))
@@ -111,14 +123,28 @@ def compose_check(
         if "regisseur" in fields:
             items.append(("Regisseur: ", m.regisseur))
             shown.append("regisseur")
+        if "contact" in fields and vh is not None and vh.contact:
+            items.append(("Contact: ", vh.contact))
+            shown.append("contact")
         if "huishouden" in fields and m.huishouden:
             items.append(("Let op: ", Bold("de markering geldt het huishouden/gezin"), ", niet alleen deze persoon."))
             shown.append("huishouden")
-        shown.append("veiligheidshuis")
+        if vh is not None and vh.profiel == "hit-no-hit":
+            if vh.key in zicht.vrijgaven and "advies" in fields:
+                items.append(("Advies ", zicht.vrijgaven[vh.key], "."))
+            elif "advies" in zicht.role_fields:
+                items.append(("Het advies wordt per zaak vrijgegeven door het veiligheidshuis (convenant).",))
+                needs_release = True
+        if not elsewhere:
+            shown.append("veiligheidshuis")
         dated = f", advies van {_date(m.advies_datum)}" if "advies_datum" in fields else ""
-        doc.line(Bold(name), f" — bron: {name}, {system} ({m.bron}){dated}")
+        source = "bekend elders" if elsewhere else f"bron: {name}, {system} ({m.bron}){dated}"
+        doc.line(Bold(name), f" — {source}")
         doc.bullets(items)
-    if minor and "minderjarig" in visible_fields(role, None):
+    if needs_release:
+        doc.line("Advies nodig voor deze zaak? Vraag vrijgave met ",
+                 Code("!vraag-vrijgave <id> [zaak: <parketnummer>]"), ".")
+    if minor and "minderjarig" in zicht.fields(None):
         doc.line(Bold("Let op: "), MINOR_NOTICE)
         shown.append("minderjarig")
     doc.line(Italic("De bot toont informatie; de beslissing blijft bij de officier."))
@@ -131,22 +157,40 @@ class BatchItem:
     markeringen: Sequence[Markering]
 
 
-def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen) -> list[Part]:
+def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zicht) -> list[Part]:
     parts: list[Part] = [Bold(item.person.masked), ": bekend bij "]
     where = []
     for m in item.markeringen:
-        band = freshness(m.advies_datum, today).value
-        where.append(f"{_vh_name(vhs, m.veiligheidshuis)} ({STATUS_LABELS.get(m.status, m.status)}; advies van "
-                     f"{_date(m.advies_datum)}, {age_text(m.advies_datum, today)} oud: {band})")
+        vh = vhs.get(m.veiligheidshuis)
+        fields = zicht.fields(vh) & SIGNAL_FIELDS
+        if vh is not None and vh.profiel == "hit-no-hit" and not zicht.in_regio(vh):
+            where.append("een veiligheidshuis in een andere regio")
+            continue
+        details = []
+        if "status" in fields:
+            details.append(STATUS_LABELS.get(m.status, m.status))
+        if "advies_datum" in fields:
+            band = freshness(m.advies_datum, today).value
+            details.append(f"advies van {_date(m.advies_datum)}, {age_text(m.advies_datum, today)} oud: {band}")
+        where.append(_vh_name(vhs, m.veiligheidshuis) + (f" ({'; '.join(details)})" if details else ""))
     parts.append("; ".join(where))
     if any(is_minor(m.geboortedatum, today) for m in item.markeringen):
         parts.append(" — minderjarig: VH-informatie stuurt de selectie niet")
     return parts
 
 
+def signal_fields(items: Sequence[BatchItem], vhs: Veiligheidshuizen, zicht: Zicht) -> list[str]:
+    """The fields a batch summary disclosed, for the audit record."""
+    shown: set[str] = set()
+    for item in items:
+        for m in item.markeringen:
+            shown |= zicht.fields(vhs.get(m.veiligheidshuis)) & SIGNAL_FIELDS
+    return sorted(shown)
+
+
 def compose_batch(
     items: Sequence[BatchItem], *, today: date, veiligheidshuizen: Veiligheidshuizen, system: str,
-    known_only: bool = False, source: str = "",
+    zicht: Zicht, known_only: bool = False, source: str = "",
 ) -> Reply:
     """The compact instroom summary: who is known, where, with how fresh an advice (no advice text)."""
     known = [i for i in items if i.markeringen]
@@ -155,7 +199,7 @@ def compose_batch(
     heading = "Instroomsignaal" if known_only else "Instroom"
     doc.heading(f"{heading}{' van ' + source if source else ''}: {len(known)} van {len(items)} bekend bij een "
                 f"veiligheidshuis (bron: {system})")
-    doc.bullets([_signal_line(i, today, veiligheidshuizen) for i in known])
+    doc.bullets([_signal_line(i, today, veiligheidshuizen, zicht) for i in known])
     if not known_only and unknown:
         doc.line("Niet bekend: ", ", ".join(i.person.masked for i in unknown), ".")
     if known:

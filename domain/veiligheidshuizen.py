@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigError
+from domain.matrix_ids import ROOM_ID, USER_ID
 from domain.reference_file import load_blocks
 from domain.suggest import nearest
 
@@ -29,6 +30,11 @@ class Veiligheidshuis:
     mailbox: str
     gemeenten: tuple[str, ...]
     profiel: str = "generiek"
+    # Whom ZSM calls about a person known here; under hit-no-hit the only detail !check shows besides the name.
+    contact: str = ""
+    # The responsible person(s) who release an advice per case (hit-no-hit), and the room they are pinged in.
+    verantwoordelijken: tuple[str, ...] = ()
+    vrijgave_ruimte: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -88,10 +94,25 @@ def load_veiligheidshuizen(path: Path) -> Veiligheidshuizen:
         profiel = raw.get("profiel", "generiek")
         if profiel not in PROFILES:
             raise ConfigError(f"{where}.profiel: verwacht {' of '.join(PROFILES)}, kreeg {profiel!r}")
-        known = {"key", "naam", "regio", "mailbox", "gemeenten", "profiel"}
+        contact = raw.get("contact", "")
+        if not isinstance(contact, str):
+            raise ConfigError(f"{where}.contact: verwacht tekst, zoals \"T. de Vries, 030-1234567\"")
+        verantwoordelijken = raw.get("verantwoordelijken", [])
+        if not isinstance(verantwoordelijken, list) or not all(
+                isinstance(u, str) and USER_ID.match(u) for u in verantwoordelijken):
+            raise ConfigError(f"{where}.verantwoordelijken: verwacht een lijst met Matrix-id's (\"@naam:server\")")
+        ruimte = raw.get("vrijgave_ruimte")
+        if ruimte is not None and not (isinstance(ruimte, str) and ROOM_ID.match(ruimte)):
+            raise ConfigError(f"{where}.vrijgave_ruimte: verwacht een Matrix-ruimte-id (\"!abc:server\")")
+        if profiel == "hit-no-hit" and not (contact.strip() and verantwoordelijken and ruimte):
+            raise ConfigError(f"{where}: profiel hit-no-hit vraagt contact, verantwoordelijken en vrijgave_ruimte "
+                              "(wie ZSM belt en wie het advies per zaak vrijgeeft)")
+        known = {"key", "naam", "regio", "mailbox", "gemeenten", "profiel", "contact", "verantwoordelijken",
+                 "vrijgave_ruimte"}
         items.append(Veiligheidshuis(
             key=key, naam=raw["naam"].strip(), regio=raw["regio"].strip(), mailbox=raw["mailbox"].strip(),
-            gemeenten=tuple(g.strip() for g in gemeenten), profiel=profiel,
+            gemeenten=tuple(g.strip() for g in gemeenten), profiel=profiel, contact=contact.strip(),
+            verantwoordelijken=tuple(verantwoordelijken), vrijgave_ruimte=ruimte,
             extra={k: v for k, v in raw.items() if k not in known},
         ))
     return Veiligheidshuizen(items)

@@ -52,13 +52,15 @@ class Auditor:
         actor: str | None = None,
         role: str | None = None,
         person: str | None = None,
+        subject: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditRecord:
-        """Append one record inside the caller's transaction, so it commits or rolls back with the act."""
+        """Append one record inside the caller's transaction, so it commits or rolls back with the act.
+        ``person`` is hashed here; ``subject`` is an already keyed hash (``subject_of``)."""
         head = (
             await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
         ).scalar_one()
-        subject = self.subject_of(person) if person else None
+        subject = self.subject_of(person) if person else subject
         body = dict(details or {})
         at = at.replace(microsecond=(at.microsecond // 1000) * 1000)
         record_id = head.last_id + 1

@@ -419,12 +419,10 @@ async def test_advice_written_as_label_counts_as_followed(tmp_path: Path, sqlite
 
 async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
                                                                    cert: tuple[Path, Path]) -> None:
-    from tests.harness.config import VEILIGHEIDSHUIZEN
+    from tests.harness.config import VEILIGHEIDSHUIZEN, strict_vh_block
     vh_file = tmp_path / "vh.toml"
-    vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + (
-        '\n[[veiligheidshuis]]\nkey = "strikt"\nnaam = "Veiligheidshuis Strikt"\nregio = "Test"\n'
-        'mailbox = "vh@strikt.example"\ngemeenten = ["Teststad"]\nprofiel = "hit-no-hit"\nidentificatie = ["skn"]\n'),
-        encoding="utf-8")
+    vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + strict_vh_block(identificatie='["skn"]'),
+                       encoding="utf-8")
     clock = FixedClock(START)
     bot = await ConsoleBot.start(write_config(tmp_path, sqlite_url, sections={
         "mail": mail_section(smtp.port, cert[0]), "referentie": {"veiligheidshuizen": str(vh_file)}}), clock=clock)
@@ -432,7 +430,7 @@ async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Pat
         async with bot.runtime.sessions() as s, s.begin():
             m = marking(ADULT, born=date(1990, 1, 1), vh="strikt")
             await upsert(s, [Markering(**{**m.__dict__, "skn": "87654321"})], START)
-        refused = await bot.say(f"!aanmelden {UNKNOWN} Teststad zorgen", as_role="kpc")
+        refused = await bot.say(f"!aanmelden {UNKNOWN} Striktstad zorgen", as_role="kpc")
         assert "mag geen BSN ontvangen" in refused and "SKN" in refused
         reply = await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
         assert "concept" in reply

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.settings import ConfigError
-from commands.vh_view import MINOR_NOTICE, STATUS_LABELS, compose_check
+from commands.vh_view import ALL_FIELDS, MINOR_NOTICE, STATUS_LABELS, Zicht, compose_check
 from domain.advies import Freshness, age_text
 from domain.identifiers import parse_person_id
 from domain.roles import ROLES, VH_INFO_ROLES
@@ -84,8 +84,8 @@ async def test_html_reply_escapes_registry_text(sqlite_bot: ConsoleBot) -> None:
     await seed(sqlite_bot, markering(person, advies="<b>vet</b> & meer"))
     assert "Advies: <b>vet</b> & meer" in await sqlite_bot.say(f"!check {person}")
     composed = compose_check(parse_person_id(person), [markering(person, advies="<b>vet</b>")], today=TODAY,
-                             role="ovj", veiligheidshuizen=sqlite_bot.runtime.services.veiligheidshuizen,
-                             system="x")
+                             zicht=Zicht(frozenset(ALL_FIELDS)), system="x",
+                             veiligheidshuizen=sqlite_bot.runtime.services.veiligheidshuizen)
     assert "&lt;b&gt;vet&lt;/b&gt;" in composed.reply.html and "<b>" not in composed.reply.html
     assert composed.reply.case_data
 

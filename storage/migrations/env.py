@@ -7,7 +7,8 @@ from alembic import context
 import storage.aanvraag_models
 import storage.besluit_models
 import storage.registry_models
-import storage.statistiek_models  # noqa: F401  (feature tables register on Base)
+import storage.statistiek_models
+import storage.vrijgave_models  # noqa: F401  (feature tables register on Base)
 from storage.models import Base
 
 connection = context.config.attributes["connection"]

@@ -12,6 +12,19 @@ REPO = Path(__file__).resolve().parents[2]
 VEILIGHEIDSHUIZEN = REPO / "config" / "veiligheidshuizen.toml"
 
 
+VERANTWOORDELIJKE = f"@verantwoordelijke-strikt:{DOMAIN}"
+VRIJGAVE_RUIMTE = f"!vrijgave-strikt:{DOMAIN}"
+
+
+def strict_vh_block(key: str = "strikt", regio: str = "Test", **extra: str) -> str:
+    """A hit-no-hit veiligheidshuis for tests, appended to the shipped reference file (which is all generiek)."""
+    lines = [f'key = "{key}"', f'naam = "Veiligheidshuis {key.title()}"', f'regio = "{regio}"',
+             f'mailbox = "vh@{key}.example"', f'gemeenten = ["{key.title()}stad"]', 'profiel = "hit-no-hit"',
+             'contact = "T. de Contact, 010-7654321"', f'verantwoordelijken = ["{VERANTWOORDELIJKE}"]',
+             f'vrijgave_ruimte = "{VRIJGAVE_RUIMTE}"', *(f"{k} = {v}" for k, v in extra.items())]
+    return "\n[[veiligheidshuis]]\n" + "\n".join(lines) + "\n"
+
+
 def user_for(role: str) -> str:
     return f"@{role}:{DOMAIN}"
 

@@ -2,7 +2,7 @@
 chain's checkpoint for purged records.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
