@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.settings import ConfigError, Settings
 from commands import default_table
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
+from domain.veiligheidshuizen import load_veiligheidshuizen
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import check_templates
 
@@ -61,6 +62,19 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     for user, role in sorted(settings.users.items()):
         if not substantive[role]:
             notes.append(f"users.\"{user}\": rol {labels(frozenset({role}))} heeft geen rechten buiten !help en !ping")
+    check_spec = table.get("check")
+    for role, fields in sorted(settings.velden.items()):
+        if check_spec and role in table.allowed_roles(check_spec, settings) and not fields:
+            notes.append(f"permissions.velden.{role}: rol {labels(frozenset({role}))} mag !check maar ziet geen "
+                         "enkel veld van een veiligheidshuis")
+    try:
+        vhs = load_veiligheidshuizen(settings.veiligheidshuizen_path)
+    except ConfigError:
+        vhs = None  # reported where the reference file is checked
+    for vh in vhs.all() if vhs else []:
+        if vh.profiel == "hit-no-hit" and vh.vrijgave_ruimte not in settings.matrix.rooms:
+            problems.append(f"veiligheidshuizen.{vh.key}.vrijgave_ruimte: staat niet in matrix.rooms; de bot kan de "
+                            "verantwoordelijke daar niet om vrijgave vragen")
     for command, expected in SENSITIVE.items():
         sensitive = table.get(command)
         if sensitive is None:

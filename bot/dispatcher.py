@@ -146,7 +146,8 @@ class Dispatcher:
                 status = "handled"
             except UserError as exc:
                 await session.rollback()
-                return await self._answer_only(cmd, received, "invalid", spec.name, text(exc.message), role=role)
+                return await self._answer_only(cmd, received, "invalid", spec.name, text(exc.message), role=role,
+                                               audit=exc.audit)
             except TimeoutError:
                 await session.rollback()
                 self.metrics.errors.inc()

@@ -28,11 +28,15 @@ if TYPE_CHECKING:
 
 
 class UserError(Exception):
-    """Bad input or a refused action: the message is the Dutch answer the user gets, nothing is changed."""
+    """Bad input or a refused action: the message is the Dutch answer the user gets, nothing is changed.
 
-    def __init__(self, message: str) -> None:
+    ``audit`` (kind, details) is recorded after the rollback, for refusals that must leave a trace (a user acting
+    on something that is not theirs): the command's own records are gone with its transaction."""
+
+    def __init__(self, message: str, *, audit: tuple[str, dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.audit = audit
 
 
 @dataclass(frozen=True)

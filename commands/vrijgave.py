@@ -138,9 +138,9 @@ async def _open_request(ctx: Context, ref: str) -> Vrijgave:
         raise UserError(f"Vrijgaveverzoek {ref_text(row_id)} bestaat niet; kijk naar het nummer in de melding.")
     vh = ctx.services.veiligheidshuizen.get(row.veiligheidshuis)
     if vh is None or ctx.sender not in vh.verantwoordelijken:
-        await ctx.audit("vrijgave.geweigerd_recht", ref=ref_text(row.id), veiligheidshuis=row.veiligheidshuis)
         raise UserError(f"Alleen de verantwoordelijke van {vh.naam if vh else row.veiligheidshuis} mag verzoek "
-                        f"{ref_text(row.id)} beantwoorden.")
+                        f"{ref_text(row.id)} beantwoorden.",
+                        audit=("vrijgave.geweigerd_recht", {"ref": ref_text(row.id), "vh": row.veiligheidshuis}))
     if row.state != "open":
         raise UserError(f"Verzoek {ref_text(row.id)} is al beantwoord ({row.state}).")
     return row
