@@ -39,6 +39,7 @@ from domain.errors import ConfigError
 from domain.rapport import Period, Rapport
 from domain.retention import parse_retention
 from domain.veiligheidshuizen import load_veiligheidshuizen
+from domain.zichtbaarheid import release_days
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import MailService
 from integrations.mail.worker import MailWorker, RoomNotice
@@ -108,6 +109,7 @@ class Runtime:
         aanvraag.install(self)
         self.rapport_pages = rapport_web.install(self, compute=self.rapport)
         self.retention = parse_retention(self.settings.raw)
+        release_days(self.settings.raw)  # a bad value stops the start, not the first !vrijgeven
 
     async def purge_now(self, now: datetime | None = None) -> dict[str, int]:
         """``now`` lets an operator test (or a test) purge as of a later day; the daily job uses the clock."""

@@ -21,19 +21,11 @@ from commands.vh_view import Zicht
 from domain.clock import format_local
 from domain.identifiers import PersonId
 from domain.roles import DECIDING_ROLES, labels
+from domain.zichtbaarheid import release_days
 from storage.vrijgave_models import Vrijgave
 
 RELEASE_ROLES = frozenset({"veiligheidshuis"})
-DEFAULT_DAYS = 7
 MAX_TEXT = 500
-
-
-def release_days(ctx: Context) -> int:
-    """``[privacy] vrijgave_dagen``: how long a release holds (default 7 days)."""
-    from bot.settings import ConfigReader
-
-    return ConfigReader(ctx.services.settings.raw.get("privacy", {}), "privacy").integer(
-        "vrijgave_dagen", DEFAULT_DAYS, minimum=1)
 
 
 def ref_text(row_id: int) -> str:
@@ -155,7 +147,7 @@ def _text(args: ParsedArgs) -> str | None:
 
 async def handle_vrijgeven(ctx: Context, args: ParsedArgs) -> Reply:
     row = await _open_request(ctx, args.words[0])
-    days = release_days(ctx)
+    days = release_days(ctx.services.settings.raw)
     row.state, row.decided_by, row.decided_at = "vrijgegeven", ctx.sender, ctx.now
     row.toelichting, row.expires_at = _text(args), ctx.now + timedelta(days=days)
     ref = ref_text(row.id)

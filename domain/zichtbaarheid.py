@@ -77,3 +77,17 @@ def visible_fields(role_fields: frozenset[str], profiel: str, *, in_regio: bool 
     else:
         allowed = PROFILE_FIELDS["generiek"]
     return role_fields & allowed
+
+
+DEFAULT_RELEASE_DAYS: Final[int] = 7
+
+
+def release_days(raw: Mapping[str, object]) -> int:
+    """``[privacy] vrijgave_dagen``: how long a released advice stays visible to the asking room (default 7)."""
+    section = raw.get("privacy", {})
+    value = section.get("vrijgave_dagen", DEFAULT_RELEASE_DAYS) if isinstance(section, Mapping) else None
+    if isinstance(value, str) and value.isdigit():  # from the environment
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
+        raise ConfigError(f"privacy.vrijgave_dagen: verwacht een aantal dagen van 1 tot en met 90, kreeg {value!r}")
+    return value

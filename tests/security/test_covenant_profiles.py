@@ -167,6 +167,8 @@ async def test_unknown_region_and_incomplete_strict_profile_are_config_errors(tm
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     with pytest.raises(ConfigError, match=r"zsm\.regio: onbekende regio 'Atlantis'"):
         await ConsoleBot.start(strict_config(tmp_path, url, sections={"zsm": {"regio": "Atlantis"}}))
+    with pytest.raises(ConfigError, match=r"privacy\.vrijgave_dagen: verwacht een aantal dagen van 1 tot en met 90"):
+        await ConsoleBot.start(strict_config(tmp_path, url, sections={"privacy": {"vrijgave_dagen": 0}}))
     vh_file = tmp_path / "bad.toml"
     vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + strict_vh_block().replace(
         f'verantwoordelijken = ["{VERANTWOORDELIJKE}"]', "verantwoordelijken = []"), encoding="utf-8")
