@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from commands.base import Arg, CommandSpec, Context, Named, UserError
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, UserError
 from commands.parsing import ParsedArgs
-from commands.reply import Reply, text
+from commands.reply import Doc, Reply, text
 from commands.vh_view import compose_check
 from commands.vrijgave import zicht_for
 from domain.advies import Markering, is_minor
 from domain.clock import local
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
+from domain.matrix_ids import direct_target
 from domain.roles import VH_INFO_ROLES, labels
 from integrations.registry.base import RegistryUnavailable
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
@@ -33,6 +34,9 @@ MAX_ZAAK_CHARS = 64
 class CheckSettings:
     zaak_verplicht: bool = False
     identificatie: frozenset[str] = frozenset(IDENTIFIER_TYPES)
+    # Need to know: the details go to the requester's encrypted direct room; the shared room sees only that an
+    # answer was given.
+    details_direct: bool = False
 
 
 def check_settings(settings: Settings) -> CheckSettings:
@@ -46,7 +50,8 @@ def check_settings(settings: Settings) -> CheckSettings:
             raise ConfigError(f"check.identificatie: onbekend type {k!r}; kies uit {', '.join(IDENTIFIER_TYPES)}")
     if not kinds:
         raise ConfigError("check.identificatie: noem minstens één type (bsn of skn)")
-    return CheckSettings(zaak_verplicht=r.flag("zaak_verplicht", False), identificatie=frozenset(kinds))
+    return CheckSettings(zaak_verplicht=r.flag("zaak_verplicht", False), identificatie=frozenset(kinds),
+                         details_direct=r.flag("details_direct", False))
 
 
 def require_vh_role(ctx: Context, command: str) -> None:
@@ -110,6 +115,11 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         veiligheidshuizen=sorted({m.veiligheidshuis for m in markeringen}), velden=list(composed.shown),
     )
     await record_facts(ctx.session, lookup_facts(list(markeringen), ctx))
+    if cfg.details_direct:
+        ctx.send_elsewhere(OutgoingNote(direct_target(ctx.sender), composed.reply, key="check-details"))
+        await ctx.audit("bericht.direct", person=person.value, aan=ctx.sender, velden=list(composed.shown))
+        return Doc().line(f"Antwoord op !check {person.masked} staat in uw directe bericht van de bot.").build(
+            case_data=True)
     return composed.reply
 
 

@@ -38,7 +38,7 @@ class Setup:
 
 async def make_setup(hs: Homeserver, tmp_path: Path, *, encrypted: bool = True, lift_bot: bool = True,
                      extra_rooms: list[str] | None = None, http_port: int = 0,
-                     matrix: dict[str, Any] | None = None) -> Setup:
+                     matrix: dict[str, Any] | None = None, sections: dict[str, dict[str, Any]] | None = None) -> Setup:
     officer = await hs.officer()
     bot_user = hs.new_user("zsm-bot", lift_limit=lift_bot)
     room_id = await officer.create_room([bot_user], encrypted=encrypted)
@@ -49,6 +49,7 @@ async def make_setup(hs: Homeserver, tmp_path: Path, *, encrypted: bool = True, 
                        "rooms": [room_id, *(extra_rooms or [])], "device_id": "BOT" + uuid.uuid4().hex[:8].upper(),
                        "sync_timeout_ms": 1000, **(matrix or {})},
             "http": {"enabled": http_port > 0, "port": http_port},
+            **(sections or {}),
         },
         users={officer.user_id: "ovj"},
     )
@@ -327,6 +328,38 @@ async def test_check_main_reply_through_the_homeserver(running: tuple[Setup, InP
     assert "******" + person[-3:] in reply.source["content"]["formatted_body"]
     miss = await setup.officer.wait_reply(await setup.officer.send(setup.room_id, f"!check {bsn(22)}"))
     assert "Niet bekend" in miss.body and "!aanmelden" in miss.body
+
+
+async def test_check_details_go_to_a_direct_encrypted_room(homeserver: Homeserver, tmp_path: Path) -> None:
+    """``[check] details_direct``: the shared room learns only that an answer was given; the requester gets the
+    details in an encrypted direct room that the bot creates, and only once they have joined it."""
+    from integrations.registry.builtin import upsert
+    from tests.harness.markings import bsn, markering
+
+    setup = await make_setup(homeserver, tmp_path, sections={"check": {"details_direct": True}})
+    bot = InProcessBot(setup.config)
+    await setup.officer.wait_member(setup.room_id, setup.bot_user)
+    try:
+        runtime = await bot.runtime()
+        person = bsn(23)
+        async with runtime.sessions() as s, s.begin():
+            await upsert(s, [markering(person, "utrecht")], runtime.clock.now())
+        ev = await setup.officer.send(setup.room_id, f"!check {person}")
+        short = await setup.officer.wait_reply(ev, timeout=60)
+        assert "directe bericht" in short.body and "Utrecht" not in short.body and person not in short.body
+        dm = await setup.officer.accept_invite()
+        assert dm != setup.room_id
+        details = await setup.officer.wait_for(lambda e: "Bekend bij 1 veiligheidshuis" in e.body, timeout=90)
+        assert details.decrypted and "Veiligheidshuis regio Utrecht" in details.body and person not in details.body
+        room = setup.officer.client.rooms[dm]
+        assert room.encrypted and set(room.users) == {setup.officer.user_id, setup.bot_user}
+        # a second !check reuses the same direct room
+        await setup.officer.wait_reply(await setup.officer.send(setup.room_id, f"!check {bsn(24)}"), timeout=60)
+        await setup.officer.wait_for(lambda e: "Niet bekend" in e.body, timeout=60)
+        assert not setup.officer.client.invited_rooms
+    finally:
+        await bot.close()
+        await setup.officer.close()
 
 
 async def test_device_is_signed_again_when_its_keys_change(homeserver: Homeserver, tmp_path: Path) -> None:

@@ -26,11 +26,14 @@ from nio import (
     LoginResponse,
     MegolmEvent,
     ReactionEvent,
+    RoomCreateResponse,
     RoomMessageText,
+    RoomPreset,
     RoomRedactError,
     RoomRedactResponse,
     RoomSendError,
     RoomSendResponse,
+    RoomVisibility,
     SyncError,
     SyncResponse,
     WhoamiResponse,
@@ -45,6 +48,7 @@ from bot.transport import RateLimited, SendFailed
 from bot.transport.cross_signing import CrossSigner, KeyFile
 from commands.reply import text
 from domain.clock import Clock
+from domain.matrix_ids import DIRECT_PREFIX
 from storage.db import SessionFactory
 from storage.models import BotState
 
@@ -59,6 +63,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 UTD_WAIT_S = 8.0
 TOKEN_STORE_INTERVAL_S = 2.0
+DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the user joined
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
@@ -106,6 +111,8 @@ class MatrixTransport:
             raise LoginFailed(f"matrix: inloggen mislukt ({getattr(resp, 'status_code', '?')})")
 
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        if room_id.startswith(DIRECT_PREFIX):
+            room_id = await self._direct_room(room_id[len(DIRECT_PREFIX):])
         try:
             resp = await self.client.room_send(
                 room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True
@@ -126,7 +133,47 @@ class MatrixTransport:
         raise SendFailed(f"unexpected: {type(resp).__name__}")
 
 
+    async def _direct_room(self, user_id: str) -> str:
+        """The encrypted direct room with one user, created on first use and found again after a restart (the
+        first sync is full-state): an encrypted room outside ``matrix.rooms`` with only the bot and that user.
+        A message waits (SendFailed, retried with the same txn id) until the user has joined, so the room key is
+        shared with a device that is really theirs."""
+        found = self._find_direct(user_id)
+        if found is not None:
+            return await self._wait_joined(found, user_id)
+        resp = await self.client.room_create(
+            visibility=RoomVisibility.private, preset=RoomPreset.trusted_private_chat, is_direct=True,
+            name="ZSM-bot", invite=[user_id], initial_state=[
+                {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        if not isinstance(resp, RoomCreateResponse):
+            raise SendFailed(f"direct room: {getattr(resp, 'status_code', type(resp).__name__)}")
+        log.info("direct room created", extra={"room": resp.room_id})
+        return await self._wait_joined(str(resp.room_id), user_id)
+
+    def _find_direct(self, user_id: str) -> str | None:
+        me = self.client.user_id
+        for rid, room in self.client.rooms.items():
+            if rid not in self.settings.rooms and room.encrypted and \
+                    set(room.users) | set(room.invited_users) == {me, user_id}:
+                return str(rid)
+        return None
+
+    async def _wait_joined(self, room_id: str, user_id: str) -> str:
+        deadline = asyncio.get_running_loop().time() + DIRECT_JOIN_WAIT_S
+        while True:
+            room = self.client.rooms.get(room_id)
+            if room is not None and room.encrypted and user_id in room.users and user_id not in room.invited_users:
+                return room_id
+            if asyncio.get_running_loop().time() >= deadline:
+                raise SendFailed("direct room: waiting for the user to join")
+            await asyncio.sleep(0.1)
+
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        if room_id.startswith(DIRECT_PREFIX):
+            found = self._find_direct(room_id[len(DIRECT_PREFIX):])
+            if found is None:
+                raise SendFailed("direct room: gone", permanent=True)
+            room_id = found
         try:
             resp = await self.client.room_redact(room_id, event_id, reason=reason, tx_id=txn_id)
         except (TimeoutError, OSError) as exc:

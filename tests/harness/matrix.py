@@ -59,6 +59,18 @@ class Officer:
         assert isinstance(resp, RoomCreateResponse), resp
         return str(resp.room_id)
 
+    async def accept_invite(self, timeout: float = 30) -> str:
+        """Join the first room this officer is invited to (the bot's direct room) and return its id."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for room_id in list(self.client.invited_rooms):
+                await self.client.join(room_id)
+                while room_id not in self.client.rooms and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                return str(room_id)
+            await asyncio.sleep(0.05)
+        raise AssertionError("no invitation arrived")
+
     async def wait_member(self, room_id: str, user_id: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

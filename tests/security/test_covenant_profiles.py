@@ -240,3 +240,22 @@ async def test_release_refusals(tmp_path: Path, sqlite_url: str) -> None:
             "geen geldig" in (await bot.say("!vraag-vrijgave 123456789", as_role="ovj")).lower()
     finally:
         await bot.close()
+
+
+# ------------------------------------------------------------------------------------------ need to know: direct
+
+async def test_details_in_a_direct_room_leave_the_shared_room_only_a_notice(tmp_path: Path, sqlite_url: str) -> None:
+    bot, _ = await start(write_config(tmp_path, sqlite_url, sections={"check": {"details_direct": True}}))
+    try:
+        person = bsn(48)
+        await seed(bot, markering(person))
+        out = await bot.say(f"!check {person}", as_role="ovj")
+        shared, direct = out.split(f"[naar direct:{user_for('ovj')}] ")
+        assert "staat in uw directe bericht" in shared and ADVIES not in shared and "Utrecht" not in shared
+        assert ADVIES in direct and person not in out
+        async with bot.runtime.sessions() as s:
+            kinds = (await s.execute(select(AuditRecord.kind).order_by(AuditRecord.id))).scalars().all()
+        commands = [k for k in kinds if k != "bericht.verzonden"]  # every sent message is audited too
+        assert commands[-2:] == ["register.raadpleging", "bericht.direct"] and kinds.count("bericht.verzonden") == 2
+    finally:
+        await bot.close()
