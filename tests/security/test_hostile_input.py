@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from commands import default_table
 from commands.parsing import parse_args, split_command
 from commands.reply import Bold, Code, Doc
 from domain.identifiers import InvalidIdentifier, parse_person_id
@@ -75,3 +76,16 @@ def test_any_command_gets_an_answer_never_a_crash(looped_bot: tuple[asyncio.Abst
     assert outcome.status != "failed", (body, reply)
     if outcome.status != "ignored":
         assert reply, "a command never meets silence"
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(default_table().names()), args=st.text(max_size=100),
+       role=st.sampled_from(["ovj", "kpc", "veiligheidshuis", "beheerder"]))
+def test_every_command_with_hostile_arguments_answers(looped_bot: tuple[asyncio.AbstractEventLoop, ConsoleBot],
+                                                      name: str, args: str, role: str) -> None:
+    """Each command of the table, not just unknown words: arbitrary arguments get a Dutch answer, never a crash."""
+    loop, bot = looped_bot
+    reply = loop.run_until_complete(bot.say(f"!{name} {args}", as_role=role))
+    outcome = bot.outcomes[-1]
+    assert outcome.status != "failed", (name, args, reply)
+    assert reply, "a command never meets silence"
