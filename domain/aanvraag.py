@@ -273,10 +273,6 @@ class AanvraagConfig:
     per_vh: Mapping[str, VhAanvraag] = field(default_factory=dict)
     link_key: str = ""
     base_url: str = ""
-    mail_host: str = ""
-    mail_port: int = 587
-    mail_tls: str = "starttls"
-    mail_from: str = "zsm-bot@localhost"
     tick_seconds: float = 1.0
     late_after: timedelta = timedelta(seconds=5)
 
@@ -381,16 +377,15 @@ def parse_config(section: Mapping[str, Any], vh_extras: Iterable[tuple[str, Mapp
         if not isinstance(data, dict):
             raise ConfigError(f"{where}.vh.{key}: verwacht een sectie")
         per_vh[key] = _vh_entry(key, data, f"{where}.vh.{key}", "")
-    tls = str(section.get("mail_tls", "starttls"))
-    if tls not in {"starttls", "tls", "geen"}:
-        raise ConfigError(f"{where}.mail_tls: verwacht starttls, tls of geen, kreeg {tls!r}")
+    for old in ("mail_host", "mail_port", "mail_tls", "mail_van"):
+        if old in section:
+            raise ConfigError(f"{where}.{old}: de mail van een adviesaanvraag gaat via de gewone mailinstellingen; "
+                              "verwijder deze regel en zet de relay onder [mail]")
     return AanvraagConfig(
         calendar=cal,
         default_term=_term(section.get("termijn", "24u"), f"{where}.termijn"),
         office_chain=office, after_hours_chain=after, per_vh=per_vh,
         link_key=str(section.get("link_sleutel", "")), base_url=str(section.get("basis_url", "")).rstrip("/"),
-        mail_host=str(section.get("mail_host", "")), mail_port=_get_int(section, "mail_port", where, 587),
-        mail_tls=tls, mail_from=str(section.get("mail_van", "zsm-bot@localhost")),
         tick_seconds=float(section.get("tik_seconden", 1.0)),
         late_after=timedelta(seconds=_get_int(section, "te_laat_na_seconden", where, 5)),
     )

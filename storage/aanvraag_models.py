@@ -1,4 +1,6 @@
-"""Tables of advies op aanvraag: requests, their scheduled steps, the on-call roster and the mail outbox.
+"""Tables of advies op aanvraag: requests, their scheduled steps and the on-call roster.
+
+Its mail goes through the general mail outbox (``mail_outbox``, kind ``aanvraag``).
 
 The database is the source of truth for every deadline: each step is a row with ``due_at`` and ``done_at``;
 a step is claimed by a conditional update (``done_at IS NULL``), so it fires exactly once, also after a restart.
@@ -84,21 +86,3 @@ class DienstRooster(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_rooster_vh_time", "veiligheidshuis", "starts_at", "ends_at"),)
-
-
-class AanvraagMail(Base):
-    """Durable mail outbox of this feature (kept minimal; the lead may merge it with the general outbox)."""
-
-    __tablename__ = "aanvraag_mail"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(128), unique=True)
-    recipient: Mapped[str] = mapped_column(String(255))
-    subject: Mapped[str] = mapped_column(String(255))
-    body: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(255))

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.retention import Retention
-from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag
+from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import Auditor, prune
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import InboxEntry, OutgoingMessage
@@ -44,8 +44,6 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
     old = select(AdviesAanvraag.id).where(
         AdviesAanvraag.closed_at.is_not(None), AdviesAanvraag.closed_at < before("aanvragen"))
     await remove("aanvragen", delete(AanvraagStap).where(AanvraagStap.aanvraag_id.in_(old)))
-    await remove("mail", delete(AanvraagMail).where(
-        AanvraagMail.status.in_(FINAL_MAIL), AanvraagMail.created_at < before("mail")))
     await remove("aanvragen", delete(AdviesAanvraag).where(AdviesAanvraag.id.in_(
         select(AdviesAanvraag.id).where(AdviesAanvraag.closed_at.is_not(None),
                                         AdviesAanvraag.closed_at < before("aanvragen")))))

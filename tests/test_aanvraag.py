@@ -23,8 +23,9 @@ from domain.clock import AMSTERDAM, FixedClock
 from domain.errors import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.builtin import upsert
-from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag
+from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import chain_hash
+from storage.besluit_models import OutboxMail
 from storage.models import AuditRecord, OutgoingMessage
 from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
@@ -39,7 +40,7 @@ MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=AMSTERDAM).astimezone(UTC)
 SATURDAY_23 = datetime(2026, 11, 21, 23, 0, tzinfo=AMSTERDAM).astimezone(UTC)
 
 
-def config(tmp_path: Path, db_url: str, **extra: Any) -> Path:
+def config(tmp_path: Path, db_url: str, mail: dict[str, Any] | None = None, **extra: Any) -> Path:
     users = {user_for(r): r for r in ("ovj", "kpc", "politie", "beheerder", "veiligheidshuis",
                                       "bereikbaarheidsdienst", "parketsecretaris", "reclassering")}
     users.update({DUTY: "bereikbaarheidsdienst", BACKUP: "bereikbaarheidsdienst", LEAD: "veiligheidshuis"})
@@ -54,7 +55,8 @@ def config(tmp_path: Path, db_url: str, **extra: Any) -> Path:
         "vh.utrecht.termijn": "24u",
     }
     section.update(extra)
-    return write_config(tmp_path, db_url, sections={"aanvraag": section}, users=users)
+    return write_config(tmp_path, db_url, sections={"aanvraag": section, **({"mail": mail} if mail else {})},
+                        users=users)
 
 
 async def seed(bot: ConsoleBot, bsn: str = BSN, doelgroep: str = "huiselijk geweld", vh: str = "utrecht") -> None:
@@ -137,10 +139,11 @@ async def test_open_pings_on_call_room_mails_mailbox_and_audits(tmp_path: Path, 
         req = (await rows(b, AdviesAanvraag))[0]
         assert req.ping_txn == ping.txn_id and req.office_hours is True
         assert req.chain["steps"][0] == {"kind": "herinnering", "after_s": 3600}
-        mail = (await rows(b, AanvraagMail))[0]
-        assert mail.recipient == "terugkoppeling@vh-utrecht.example"
-        assert mail.subject == "[ZSM] Advies op aanvraag A1 - antwoord uiterlijk 24-11-2026 10:00"
-        assert "/aanvraag/1/antwoord?t=" in (mail.body or "") and BSN not in (mail.body or "")
+        mail = (await rows(b, OutboxMail))[0]  # the one mail outbox, written in the request's transaction
+        assert mail.kind == "aanvraag" and mail.recipient == "terugkoppeling@vh-utrecht.example"
+        assert mail.mail_subject == "[ZSM] Advies op aanvraag A1 - antwoord uiterlijk 24-11-2026 10:00"
+        assert "/aanvraag/1/antwoord?t=" in (mail.body_text or "") and BSN not in (mail.body_text or "")
+        assert mail.subject_hash == b.runtime.auditor.subject_of(BSN) and "VERTROUWELIJK" in (mail.body_text or "")
         kinds = [r.kind for r in await rows(b, AuditRecord, AuditRecord.kind.like("aanvraag.%"))]
         assert kinds == ["aanvraag.geopend", "aanvraag.ping"]
         steps = await rows(b, AanvraagStap)
@@ -477,11 +480,11 @@ def test_check_config_reports_aanvraag_problems(tmp_path: Path) -> None:
     from bot.config_check import check
     from bot.settings import load_settings
 
-    settings = load_settings(config(tmp_path, "sqlite+aiosqlite:///x.db", mail_tls="geen"))
-    problems, notes = check(settings)
+    problems, _ = check(load_settings(config(tmp_path, "sqlite+aiosqlite:///x.db")))
     assert any("aanvraag.link_sleutel is te kort" in p for p in problems)
-    assert any("aanvraag.mail_tls = geen" in p for p in problems)
-    assert any("aanvraag.mail_host niet gezet" in n for n in notes)
+    old_mail_keys = load_settings(config(tmp_path, "sqlite+aiosqlite:///x.db", mail_tls="geen"))
+    problems, _ = check(old_mail_keys)  # advice-request mail goes through [mail] now: the old keys are refused
+    assert any(p.startswith("aanvraag.mail_tls: de mail van een adviesaanvraag gaat via de gewone") for p in problems)
     bad = config(tmp_path, "sqlite+aiosqlite:///x.db", kantoortijden="laat")
     problems, _ = check(load_settings(bad))
     assert any("aanvraag.kantoortijden" in p for p in problems)

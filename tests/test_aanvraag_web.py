@@ -3,7 +3,6 @@ mail to the veiligheidshuis mailbox through a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,17 @@ from typing import Any
 import aiohttp
 
 from bot.aanvraag.engine import AanvraagService
-from bot.aanvraag.mail import send_pending
 from bot.runtime import Runtime
 from bot.settings import load_settings
 from bot.transport.console import ConsoleTransport
 from domain.clock import FixedClock
 from domain.identifiers import parse_person_id
-from storage.aanvraag_models import AanvraagMail
+from storage.besluit_models import OutboxMail
 from tests.harness.browser import browser_or_skip, chromium
 from tests.harness.console import ConsoleBot
+from tests.smtp_helpers import SmtpServer, free_port
 from tests.test_aanvraag import BSN, DUTY, MONDAY_10, config, open_request, roster, rows, seed
+from tests.test_besluit import cert, mail_section, smtp  # noqa: F401  (fixtures)
 
 
 async def web_bot(tmp_path: Path, db_url: str, **extra: Any) -> tuple[ConsoleBot, FixedClock, str]:
@@ -40,8 +40,8 @@ async def web_bot(tmp_path: Path, db_url: str, **extra: Any) -> tuple[ConsoleBot
     return bot, clock, base
 
 
-def link_of(mail: AanvraagMail) -> str:
-    for line in (mail.body or "").splitlines():
+def link_of(mail: OutboxMail) -> str:
+    for line in (mail.body_text or "").splitlines():
         if "/aanvraag/" in line and "?t=" in line:
             return line.strip()
     raise AssertionError("no link in the mail")
@@ -52,7 +52,7 @@ async def test_form_with_a_good_link_answers_and_forged_or_expired_links_are_ref
     bot, clock, base = await web_bot(tmp_path, sqlite_url)
     try:
         await open_request(bot, "vraag: loopt er een plan <b>van aanpak</b>?")
-        link = link_of((await rows(bot, AanvraagMail))[0])
+        link = link_of((await rows(bot, OutboxMail))[0])
         assert link.startswith(base + "/aanvraag/1/antwoord?t=")
         token = link.split("?t=", 1)[1]
         exp, mac = token.split(".")
@@ -90,7 +90,7 @@ async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_
     bot, _clock, _base = await web_bot(tmp_path, sqlite_url)
     try:
         await open_request(bot, "vraag: loopt er een plan van aanpak?")
-        link = link_of((await rows(bot, AanvraagMail))[0])
+        link = link_of((await rows(bot, OutboxMail))[0])
         advice = "Voorwaardelijk sepot met hulpverlening; het plan van aanpak loopt sinds mei."
         async with chromium() as browser:
             page = await browser.new_page()
@@ -114,54 +114,41 @@ async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_
         await bot.close()
 
 
-async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: str) -> None:
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-
-    received: list[Any] = []
-
-    class Keep(Message):  # type: ignore[misc]
-        def handle_message(self, message: Any) -> None:
-            received.append(message)
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        bot, _clock, _base = await web_bot(tmp_path, sqlite_url, mail_host="127.0.0.1", mail_port=port,
-                                           mail_tls="geen", mail_van="zsm-bot@om.example")
-        try:
-            await open_request(bot)
-            service: AanvraagService = bot.runtime.services.extras["aanvraag"]
-            sent = await send_pending(bot.runtime.sessions, service.config, bot.runtime.auditor,
-                                      bot.runtime.clock.now())
-            assert sent == 1
-            assert await send_pending(bot.runtime.sessions, service.config, bot.runtime.auditor,
-                                      bot.runtime.clock.now()) == 0
-            assert len(received) == 1
-            msg = received[0]
-            assert msg["To"] == "terugkoppeling@vh-utrecht.example"
-            assert msg["Subject"].startswith("[ZSM] Advies op aanvraag A1 - antwoord uiterlijk")
-            body = msg.get_payload()
-            assert "/aanvraag/1/antwoord?t=" in body and "Vertrouwelijk" in body and BSN not in body
-            row = (await rows(bot, AanvraagMail))[0]
-            assert row.status == "sent" and row.body is None
-        finally:
-            await bot.close()
-    finally:
-        controller.stop()
-
-
-async def test_mail_failure_is_retried_not_lost(tmp_path: Path, sqlite_url: str) -> None:
-    bot, clock, _base = await web_bot(tmp_path, sqlite_url, mail_host="127.0.0.1", mail_port=9, mail_tls="geen")
+async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,  # noqa: F811
+                                                  cert: tuple[Path, Path]) -> None:  # noqa: F811
+    """The request's mail goes through the one mail outbox: STARTTLS with a verified certificate, a Message-ID,
+    the body cleared once the relay accepted it, the room told."""
+    bot, _clock, _base = await web_bot(tmp_path, sqlite_url, mail=mail_section(smtp.port, cert[0], enabled=True))
     try:
         await open_request(bot)
-        service: AanvraagService = bot.runtime.services.extras["aanvraag"]
-        assert await send_pending(bot.runtime.sessions, service.config, bot.runtime.auditor, clock.now()) == 0
-        row = (await rows(bot, AanvraagMail))[0]
-        assert row.status == "pending" and row.attempts == 1 and row.last_error and row.body
+        assert bot.runtime.mail_worker and bot.runtime.sender
+        await bot.runtime.mail_worker.drain()
+        await bot.runtime.mail_worker.drain()  # nothing twice
+        assert len(smtp.collector.received) == 1
+        got = smtp.collector.received[0]
+        msg = got.message
+        assert got.rcpt == ["terugkoppeling@vh-utrecht.example"]
+        assert msg["Subject"].startswith("[ZSM] Advies op aanvraag A1 - antwoord uiterlijk")
+        assert msg["Message-ID"] and not msg.is_multipart()  # plain text only, no empty HTML part
+        body = msg.get_payload(decode=True).decode()
+        assert "/aanvraag/1/antwoord?t=" in body and "VERTROUWELIJK" in body and BSN not in body
+        row = (await rows(bot, OutboxMail))[0]
+        assert row.status == "sent" and row.body_text is None
+        await bot.runtime.sender.drain()
+        assert "adviesaanvraag verzonden aan terugkoppeling@vh-utrecht.example" in bot.out.getvalue()
+    finally:
+        await bot.close()
+
+
+async def test_mail_failure_is_retried_not_lost(tmp_path: Path, sqlite_url: str,
+                                                cert: tuple[Path, Path]) -> None:  # noqa: F811
+    bot, clock, _base = await web_bot(tmp_path, sqlite_url, mail=mail_section(free_port(), cert[0], enabled=True))
+    try:
+        await open_request(bot)
+        assert bot.runtime.mail_worker
+        await bot.runtime.mail_worker.drain()
+        row = (await rows(bot, OutboxMail))[0]
+        assert row.status == "pending" and row.attempts == 1 and row.last_error and row.body_text
         assert row.next_attempt_at > clock.now()
     finally:
         await bot.close()

@@ -1,8 +1,8 @@
 """Advies op aanvraag wired into the runtime: configuration, the service, the ticker and the answer form.
 
 ``install(runtime)`` is called when the runtime is built; ``start(runtime)`` once the send queue exists. The
-ticker (APScheduler 3.x) only calls ``process_due(now)`` and the mail sender; the database holds every deadline,
-so a restart first carries out whatever fell due during the downtime.
+ticker (APScheduler 3.x) only calls ``process_due(now)`` (mail goes through the general mail outbox); the
+database holds every deadline, so a restart first carries out whatever fell due during the downtime.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.aanvraag.engine import AanvraagService
-from bot.aanvraag.mail import send_pending
 from domain.aanvraag import AanvraagConfig, parse_config
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ def install(runtime: Runtime) -> AanvraagService:
     from bot.aanvraag.web import routes
 
     service = AanvraagService(load_config(runtime), runtime.auditor, runtime.services.veiligheidshuizen,
-                              runtime.sessions)
+                              runtime.sessions, mail=runtime.services.mail)
     runtime.services.extras[EXTRA_KEY] = service
     runtime.extra_routes.extend(routes(service, runtime.clock))
     return service
@@ -40,7 +39,6 @@ def install(runtime: Runtime) -> AanvraagService:
 async def tick(runtime: Runtime, service: AanvraagService) -> None:
     try:
         await service.process_due(runtime.clock.now())
-        await send_pending(runtime.sessions, service.config, runtime.auditor, runtime.clock.now())
     except Exception as exc:
         log.error("aanvraag tick failed", extra={"error": type(exc).__name__})
 
@@ -91,8 +89,4 @@ def config_notes(runtime_settings: object) -> tuple[list[str], list[str]]:
                      "ZSM_BOT_AANVRAAG_LINK_SLEUTEL")
     elif len(cfg.link_key) < 32:
         problems.append("aanvraag.link_sleutel is te kort: gebruik minstens 32 willekeurige tekens")
-    if cfg.mail_tls == "geen":
-        problems.append("aanvraag.mail_tls = geen: mail gaat alleen over TLS naar een veiligheidshuis (PRIVACY.md)")
-    if not cfg.mail_host:
-        notes.append("aanvraag.mail_host niet gezet: de mail aan het veiligheidshuis blijft in de wachtrij")
     return problems, notes

@@ -26,9 +26,10 @@ from domain import aanvraag as rules
 from domain.advies import Markering
 from domain.clock import AMSTERDAM, format_local
 from domain.identifiers import PersonId
-from domain.veiligheidshuizen import Veiligheidshuizen
+from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
+from integrations.mail.outbox import MailService
 from integrations.registry.builtin import upsert
-from storage.aanvraag_models import AanvraagMail, AanvraagStap, AdviesAanvraag, DienstRooster
+from storage.aanvraag_models import AanvraagStap, AdviesAanvraag, DienstRooster
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.models import OutgoingMessage
@@ -47,8 +48,6 @@ from storage.statistiek_models import (
 log = logging.getLogger(__name__)
 
 MAIL_SUBJECT = "[ZSM] Advies op aanvraag {ref} - antwoord uiterlijk {deadline}"
-CONFIDENTIAL = ("Vertrouwelijk: dit bericht bevat gegevens uit een strafzaak en is alleen bestemd voor de "
-                "geadresseerde binnen het convenant; de geheimhoudingsplicht van het OM geldt ook voor u.")
 
 
 class _Batch:
@@ -94,6 +93,7 @@ class AanvraagService:
     auditor: Auditor
     veiligheidshuizen: Veiligheidshuizen
     sessions: SessionFactory
+    mail: MailService | None = None
     on_enqueued: Callable[[], None] = field(default=lambda: None)
     lags: list[float] = field(default_factory=list)
     keep_lags: bool = False
@@ -200,7 +200,7 @@ class AanvraagService:
                           content=message_content(self._ping_reply(req, person, duty), mentions=mentions))
         vh = self.veiligheidshuizen.get(vh_key)
         if vh is not None:
-            await self._mail(session, req, person, vh.mailbox, now)
+            await self._mail(session, req, person, vh, now)
         await self.auditor.record(session, kind="aanvraag.geopend", at=now, actor=sender, role=role,
                                   person=person.value, details={"event": event_id, "aanvraag": ref, "vh": vh_key,
                                                                 "termijn": term.text, "deadline": deadline.isoformat(),
@@ -225,7 +225,11 @@ class AanvraagService:
                      Code(f"!advies {ref} <tekst>"), ".")
         return doc.build(case_data=True)
 
-    async def _mail(self, session: AsyncSession, req: AdviesAanvraag, person: PersonId, to: str, now: datetime) -> None:
+    async def _mail(self, session: AsyncSession, req: AdviesAanvraag, person: PersonId, vh: Veiligheidshuis,
+                    now: datetime) -> None:
+        """Queued in the general mail outbox, in the request's transaction (same relay, TLS, retries, audit)."""
+        if self.mail is None:
+            return
         ref = rules.ref_text(req.id)
         link = self.link(req.id, req.deadline)
         lines = [
@@ -241,12 +245,11 @@ class AanvraagService:
         if link:
             lines += ["Antwoorden kan via deze persoonlijke link (geldig tot de termijn verstrijkt):", link, ""]
         lines += [f"Of in de bereikbaarheidsruimte met: !advies {ref} <uw advies>", "",
-                  "Komt er geen advies binnen de termijn, dan beslist ZSM zonder advies.", "", CONFIDENTIAL]
-        session.add(AanvraagMail(
-            key=f"{source_of(req.id)}:aanvraag", recipient=to,
-            subject=MAIL_SUBJECT.format(ref=ref, deadline=format_local(req.deadline)), body="\n".join(lines),
-            status="pending", attempts=0, next_attempt_at=now, created_at=now,
-        ))
+                  "Komt er geen advies binnen de termijn, dan beslist ZSM zonder advies."]
+        await self.mail.queue_text(
+            session, kind="aanvraag", vh=vh, subject=MAIL_SUBJECT.format(ref=ref, deadline=format_local(req.deadline)),
+            text="\n".join(lines), room_id=req.room_id, event_id=req.event_id,
+            subject_hash=self.auditor.subject_of(person.value), now=now)
 
     # ------------------------------------------------------------------------------------------ acts
 

@@ -53,5 +53,6 @@ def build_message(*, sender: str, recipient: str, subject: str, message_id: str,
     msg["Date"] = format_datetime(date)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    if html:  # plain-text mails (an advice request) have no HTML part, rather than an empty one
+        msg.add_alternative(html, subtype="html")
     return msg

@@ -16,7 +16,10 @@ from storage.besluit_models import OutboxMail
 # A held mail falls due a little after the undo window closes, so an undo at the last second never races a send.
 HOLD_MARGIN_S = 5
 
-PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A"}
+PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A", "aanvraag": "AV"}
+# How the room notice names each kind once the relay accepted it.
+LABELS = {"terugkoppeling": "terugkoppeling", "correctie": "correctie", "aanmelding": "aanmelding",
+          "aanvraag": "adviesaanvraag"}
 
 
 def ref_for(source_event: str, vh_key: str, kind: str) -> str:
@@ -45,6 +48,25 @@ class MailService:
             mail_subject=subject_for(kind, ref), body_text=text, body_html=html,
             status="concept" if concept else "pending", attempts=0,
             next_attempt_at=now + timedelta(seconds=delay), created_at=now, room_id=room_id, event_id=event_id,
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+
+    async def queue_text(self, session: AsyncSession, *, kind: str, vh: Veiligheidshuis, subject: str, text: str,
+                         room_id: str, event_id: str, subject_hash: str, now: datetime) -> OutboxMail:
+        """A plain-text mail composed by its feature (an advice request), sent by the same worker as every other
+        mail: the same relay, TLS rules, retries, Message-ID, audit and figures. The confidentiality notice is
+        added here, like in the templates."""
+        ref = ref_for(event_id, vh.key, kind)
+        if self.settings.vertrouwelijkheid:
+            text = f"{text}\n\n{self.settings.vertrouwelijkheid_tekst}"
+        row = OutboxMail(
+            ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind, besluit_id=None,
+            subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox, mail_subject=subject,
+            body_text=text, body_html=None, status="pending", attempts=0, next_attempt_at=now, created_at=now,
+            room_id=room_id, event_id=event_id,
         )
         session.add(row)
         await session.flush()

@@ -23,6 +23,7 @@ from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from integrations.mail.compose import build_message
 from integrations.mail.config import MailSettings
+from integrations.mail.outbox import LABELS
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.db import SessionFactory
@@ -222,7 +223,7 @@ class MailWorker(DrainLoop):
             )
             await self.notify(s, [RoomNotice(
                 r.room_id, r.event_id,
-                f"{'aanmelding' if r.kind == 'aanmelding' else 'terugkoppeling'} verzonden aan {r.recipient} "
+                f"{LABELS.get(r.kind, r.kind)} verzonden aan {r.recipient} "
                 f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden") for r in rows])
             await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
                 {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
