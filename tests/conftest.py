@@ -12,6 +12,7 @@ from tests.harness import pg
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.matrix import PASSWORD, Homeserver
+from tests.smtp_helpers import SmtpServer, free_port, make_cert
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,6 +48,20 @@ async def console_bot_any_db(tmp_path: Path, database_url: str) -> AsyncIterator
         yield bot
     finally:
         await bot.close()
+
+
+# --- Mail: a real aiosmtpd with STARTTLS and a certificate made for the session ---------------------------
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_cert(tmp_path_factory.mktemp("cert"))
+
+
+@pytest.fixture
+def smtp(cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
+    server = SmtpServer(*cert, free_port()).start()
+    yield server
+    server.stop()
 
 
 # --- Matrix: one Synapse per session -------------------------------------------------------------------

@@ -25,6 +25,13 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def mail_section(port: int, cert: Path, **extra: Any) -> dict[str, Any]:
+    """The ``[mail]`` section for a test relay on loopback: STARTTLS, trusting the test certificate."""
+    return {"enabled": False, "host": "127.0.0.1", "port": port, "tls": "starttls", "ca_bestand": str(cert),
+            "afzender": "zsm-bot@om.example", "herroep_seconden": 60, "backoff_seconden": 1.0,
+            "max_pogingen": 3, "timeout_seconden": 5.0, **extra}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,9 +18,8 @@ from domain.identifiers import parse_person_id
 from storage.besluit_models import OutboxMail
 from tests.harness.browser import browser_or_skip, chromium
 from tests.harness.console import ConsoleBot
-from tests.smtp_helpers import SmtpServer, free_port
+from tests.smtp_helpers import SmtpServer, free_port, mail_section
 from tests.test_aanvraag import BSN, DUTY, MONDAY_10, config, open_request, roster, rows, seed
-from tests.test_besluit import cert, mail_section, smtp  # noqa: F401  (fixtures)
 
 
 async def web_bot(tmp_path: Path, db_url: str, **extra: Any) -> tuple[ConsoleBot, FixedClock, str]:
@@ -114,8 +113,8 @@ async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_
         await bot.close()
 
 
-async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,  # noqa: F811
-                                                  cert: tuple[Path, Path]) -> None:  # noqa: F811
+async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+                                                  cert: tuple[Path, Path]) -> None:
     """The request's mail goes through the one mail outbox: STARTTLS with a verified certificate, a Message-ID,
     the body cleared once the relay accepted it, the room told."""
     bot, _clock, _base = await web_bot(tmp_path, sqlite_url, mail=mail_section(smtp.port, cert[0], enabled=True))
@@ -141,7 +140,7 @@ async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: st
 
 
 async def test_mail_failure_is_retried_not_lost(tmp_path: Path, sqlite_url: str,
-                                                cert: tuple[Path, Path]) -> None:  # noqa: F811
+                                                cert: tuple[Path, Path]) -> None:
     bot, clock, _base = await web_bot(tmp_path, sqlite_url, mail=mail_section(free_port(), cert[0], enabled=True))
     try:
         await open_request(bot)

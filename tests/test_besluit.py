@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,31 +20,13 @@ from storage.besluit_models import BesluitRow, OutboxMail
 from storage.models import AuditRecord
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
-from tests.smtp_helpers import SmtpServer, free_port, make_cert
+from tests.smtp_helpers import SmtpServer, free_port, mail_section, make_cert
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 ADULT = "123456782"
 MINOR = "999999990"
 UNKNOWN = "111222333"
 UTRECHT = "terugkoppeling@vh-utrecht.example"
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("cert"))
-
-
-@pytest.fixture
-def smtp(cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
-    server = SmtpServer(*cert, free_port()).start()
-    yield server
-    server.stop()
-
-
-def mail_section(port: int, cert: Path, **extra: Any) -> dict[str, Any]:
-    return {"enabled": False, "host": "127.0.0.1", "port": port, "tls": "starttls", "ca_bestand": str(cert),
-            "afzender": "zsm-bot@om.example", "herroep_seconden": 60, "backoff_seconden": 1.0,
-            "max_pogingen": 3, "timeout_seconden": 5.0, **extra}
 
 
 def marking(bsn: str, *, born: date, advised: str | None = None, advies_datum: date = date(2026, 10, 1),

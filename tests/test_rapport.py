@@ -29,8 +29,8 @@ from storage.statistiek_models import Feit, StatistiekDag, StatistiekFeit, recor
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import bsn
-from tests.smtp_helpers import SmtpServer
-from tests.test_besluit import cert, mail_section, marking, smtp  # noqa: F401  (fixtures)
+from tests.smtp_helpers import SmtpServer, mail_section
+from tests.test_besluit import marking
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # a Friday in November, 11:00 in Amsterdam
 NOV = parse_period("2026-11")
@@ -42,8 +42,8 @@ U2 = bsn(141)
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, database_url: str, smtp: SmtpServer,  # noqa: F811
-              cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:  # noqa: F811
+async def bot(tmp_path: Path, database_url: str, smtp: SmtpServer,
+              cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:
     config = write_config(tmp_path, database_url, sections={"mail": mail_section(smtp.port, cert[0])})
     b = await ConsoleBot.start(config, clock=FixedClock(START))
     async with b.runtime.sessions() as s, s.begin():
@@ -274,8 +274,8 @@ def test_buckets_and_percentiles() -> None:
     assert (median([1.0, 2.0, 3.0, 4.0, 10.0, 11.0]), p90([1.0, 2.0, 3.0, 4.0, 5.0])) == (3.5, 5.0)
 
 
-async def test_mail_worker_counts_retried_and_dead(bot: ConsoleBot, smtp: SmtpServer,  # noqa: F811
-                                                   cert: tuple[Path, Path]) -> None:  # noqa: F811
+async def test_mail_worker_counts_retried_and_dead(bot: ConsoleBot, smtp: SmtpServer,
+                                                   cert: tuple[Path, Path]) -> None:
     assert bot.runtime.mail_worker is not None
     worker = bot.runtime.mail_worker
     smtp.stop()

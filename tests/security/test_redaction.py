@@ -8,7 +8,6 @@ Synapse is in tests/test_matrix_redaction.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from domain.clock import FixedClock
 from storage.models import AuditRecord, OutgoingMessage
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW, bsn, markering, seed, start_bot
-from tests.smtp_helpers import SmtpServer, free_port, make_cert
+from tests.smtp_helpers import SmtpServer
 
 PERSON, OTHER = bsn(31), bsn(32)
 
@@ -192,18 +191,6 @@ async def test_hopeless_redaction_is_recorded_and_alerts(tmp_path: Path, databas
         assert await redactor(bot).pending_count() == 0
     finally:
         await bot.close()
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_cert(tmp_path_factory.mktemp("cert"))
-
-
-@pytest.fixture
-def smtp(cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
-    server = SmtpServer(*cert, free_port()).start()
-    yield server
-    server.stop()
 
 
 async def test_sepot_01_queues_the_case_messages_at_once(tmp_path: Path, database_url: str, smtp: SmtpServer,
