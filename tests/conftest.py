@@ -12,6 +12,7 @@ from tests.harness import pg
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.matrix import PASSWORD, Homeserver
+from tests.harness.matrix_bot import InProcessBot, Setup, make_setup
 from tests.smtp_helpers import SmtpServer, free_port, make_cert
 
 
@@ -81,3 +82,16 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
 def homeserver(synapse: Synapse, tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
     admin = synapse.register("admin", PASSWORD, admin=True)
     return Homeserver(synapse, str(admin["access_token"]), tmp_path_factory.mktemp("stores"))
+
+
+@pytest.fixture
+async def running(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[tuple[Setup, InProcessBot]]:
+    """A bot joined to an officer's encrypted room; both closed afterwards."""
+    setup = await make_setup(homeserver, tmp_path)
+    bot = InProcessBot(setup.config)
+    await setup.officer.wait_member(setup.room_id, setup.bot_user)
+    try:
+        yield setup, bot
+    finally:
+        await bot.close()
+        await setup.officer.close()

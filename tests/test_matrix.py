@@ -3,88 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.matrix_main import run_matrix
-from bot.runtime import Runtime
 from bot.settings import load_settings
 from devtools.synapse import free_port
 from tests.harness.config import write_config
-from tests.harness.matrix import PASSWORD, Homeserver, Officer
+from tests.harness.matrix import PASSWORD, Homeserver
+from tests.harness.matrix_bot import InProcessBot, Setup, make_setup
 
 pytestmark = pytest.mark.matrix
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Setup:
-    officer: Officer
-    room_id: str
-    bot_user: str
-    config: Path
-
-
-async def make_setup(hs: Homeserver, tmp_path: Path, *, encrypted: bool = True, lift_bot: bool = True,
-                     extra_rooms: list[str] | None = None, http_port: int = 0,
-                     matrix: dict[str, Any] | None = None, sections: dict[str, dict[str, Any]] | None = None) -> Setup:
-    officer = await hs.officer()
-    bot_user = hs.new_user("zsm-bot", lift_limit=lift_bot)
-    room_id = await officer.create_room([bot_user], encrypted=encrypted)
-    config = write_config(
-        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
-        sections={
-            "matrix": {"homeserver": hs.synapse.url, "user_id": bot_user, "password": PASSWORD,
-                       "rooms": [room_id, *(extra_rooms or [])], "device_id": "BOT" + uuid.uuid4().hex[:8].upper(),
-                       "sync_timeout_ms": 1000, **(matrix or {})},
-            "http": {"enabled": http_port > 0, "port": http_port},
-            **(sections or {}),
-        },
-        users={officer.user_id: "ovj"},
-    )
-    return Setup(officer, room_id, bot_user, config)
-
-
-class InProcessBot:
-    def __init__(self, config: Path) -> None:
-        self.settings = load_settings(config)
-        self.stop = asyncio.Event()
-        self.started: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
-        self.task = asyncio.create_task(run_matrix(self.settings, stop=self.stop, started=self.started))
-
-    async def runtime(self) -> Runtime:
-        done, _ = await asyncio.wait([self.started, self.task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        if self.task in done:
-            raise AssertionError(f"the bot stopped before it was ready: {self.task.exception()!r}")
-        return await asyncio.wait_for(asyncio.shield(self.started), 1)
-
-    async def close(self) -> None:
-        self.stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.task, 30)
-
-
-@pytest.fixture
-async def running(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[tuple[Setup, InProcessBot]]:
-    setup = await make_setup(homeserver, tmp_path)
-    bot = InProcessBot(setup.config)
-    await setup.officer.wait_member(setup.room_id, setup.bot_user)
-    try:
-        yield setup, bot
-    finally:
-        await bot.close()
-        await setup.officer.close()
 
 
 def _thread_of(event: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from integrations.registry.builtin import upsert
 from storage.aanvraag_models import AdviesAanvraag
 from tests.harness.config import write_config
 from tests.harness.matrix import PASSWORD, Homeserver
-from tests.test_matrix import InProcessBot
+from tests.harness.matrix_bot import InProcessBot
 
 pytestmark = pytest.mark.matrix
 BSN = "123456782"

@@ -16,7 +16,7 @@ import pytest
 from bot.settings import load_settings
 from devtools.synapse import free_port
 from tests.harness.matrix import Homeserver
-from tests.test_matrix import InProcessBot, make_setup
+from tests.harness.matrix_bot import InProcessBot, make_setup
 
 pytestmark = pytest.mark.matrix
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,7 +18,7 @@ from integrations.registry.builtin import upsert
 from storage.models import AuditRecord
 from tests.harness.markings import bsn, markering
 from tests.harness.matrix import Homeserver, Officer
-from tests.test_matrix import InProcessBot, Setup, make_setup
+from tests.harness.matrix_bot import InProcessBot, Setup
 
 pytestmark = pytest.mark.matrix
 
@@ -47,18 +45,6 @@ async def wait_redacted(officer: Officer, room_id: str, event_id: str, timeout: 
             return event
         await asyncio.sleep(0.3)
     raise AssertionError(f"{event_id} was not redacted within {timeout}s")
-
-
-@pytest.fixture
-async def running(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[tuple[Setup, InProcessBot]]:
-    setup = await make_setup(homeserver, tmp_path)
-    bot = InProcessBot(setup.config)
-    await setup.officer.wait_member(setup.room_id, setup.bot_user)
-    try:
-        yield setup, bot
-    finally:
-        await bot.close()
-        await setup.officer.close()
 
 
 async def test_case_messages_redacted_after_retention_and_at_sepot_01(running: tuple[Setup, InProcessBot]) -> None:
