@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -130,31 +131,20 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
     fb_series, rs_series = [a.feedback_s for a in series], [a.respons_s for a in series]
     fb_vh: dict[str, list[float]] = defaultdict(list)
     rs_vh: dict[str, list[float]] = defaultdict(list)
-    for b, vh, is_mail, seconds in durations.all():
-        if is_mail:
-            fb_total.append(seconds)
-            fb_series[b].append(seconds)
-            fb_vh[vh].append(seconds)
-        else:
-            rs_total.append(seconds)
-            rs_series[b].append(seconds)
-            rs_vh[vh].append(seconds)
     # Folded durations: one short text per day and key.
     folded = await conn.execute(
         select(_day_bucket_expr(cuts), d.veiligheidshuis, d.kind == f.MAIL_AFGELEVERD, d.duren).where(
             *day_where, d.duren.is_not(None),
             ((d.kind == f.MAIL_AFGELEVERD) & d.outcome.in_(FEEDBACK_MAIL)) | (d.kind == f.AANVRAAG_BEANTWOORD))
     )
-    for b, vh, is_mail, text in folded.all():
-        values = [float(v) for v in text.split(",")]
-        if is_mail:
-            fb_total.extend(values)
-            fb_series[b].extend(values)
-            fb_vh[vh].extend(values)
-        else:
-            rs_total.extend(values)
-            rs_series[b].extend(values)
-            rs_vh[vh].extend(values)
+    # Raw facts carry one duration each, folded days a list: both land in the same three collections.
+    raw = ((b, vh, is_mail, (seconds,)) for b, vh, is_mail, seconds in durations.all())
+    days = ((b, vh, is_mail, [float(v) for v in text.split(",")]) for b, vh, is_mail, text in folded.all())
+    for b, vh, is_mail, values in chain(raw, days):
+        into_total, into_series, into_vh = (fb_total, fb_series, fb_vh) if is_mail else (rs_total, rs_series, rs_vh)
+        into_total.extend(values)
+        into_series[b].extend(values)
+        into_vh[vh].extend(values)
     for vh, values in fb_vh.items():
         if vh:
             per_vh[vh].feedback_s = values
