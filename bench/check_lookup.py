@@ -22,15 +22,15 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bot.cli import main as cli_main
 from bot.dispatcher import IncomingCommand
 from bot.outbound import Sender
 from bot.runtime import Runtime
-from bot.settings import load_settings
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
+from cli.main import main as cli_main
 from commands.base import CommandTable
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
+from config.settings import load_settings
 
 VHS = ("utrecht", "eemland", "flevoland", "twente", "ijsselland", "gelderland-midden", "gelderland-zuid",
        "noord-oost-gelderland", "markiezaten", "midden-brabant", "breda", "zeeland", "rotterdam",

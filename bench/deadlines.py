@@ -23,11 +23,11 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from bot.aanvraag.engine import AanvraagService
 from bot.runtime import Runtime
-from bot.settings import load_settings
+from config.settings import load_settings
 from domain import aanvraag as rules
 from domain.clock import SystemClock
+from services.aanvraag import AanvraagService
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag, DienstRooster
 from storage.models import OutgoingMessage
 from tests.harness.config import write_config

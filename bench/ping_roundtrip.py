@@ -19,7 +19,7 @@ from nio import AsyncClient, AsyncClientConfig, LoginResponse, RoomMessageText
 
 from bot.matrix_main import run_matrix
 from bot.runtime import Runtime
-from bot.settings import load_settings
+from config.settings import load_settings
 from devtools.synapse import Synapse
 from tests.harness.config import write_config
 from tests.harness.matrix import PASSWORD, Homeserver, Officer

@@ -9,8 +9,8 @@ import signal
 
 from bot.aanvraag.reactions import handle_reaction
 from bot.runtime import Runtime, audit_key
-from bot.settings import Settings
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
+from config.settings import Settings
 from domain.errors import ConfigError
 
 log = logging.getLogger(__name__)

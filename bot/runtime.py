@@ -20,25 +20,22 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import aanvraag, instroom_api, rapport_web
+from bot import aanvraag
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Queued, Sender, enqueue_many, message_content, txn_id_for
 from bot.redaction import Redactor
-from bot.settings import ConfigReader, Settings, resolve_path
 from bot.transport import Transport
-from bot.web import ReadyCheck, build_app, start_site
 from commands import default_table
 from commands.base import Services
 from commands.check import check_settings
 from commands.reply import text
-from domain.afdoeningen import DEFAULT_PATH as AFDOENINGEN_PATH
-from domain.afdoeningen import load_afdoeningen
+from config.reference import load_afdoeningen, load_veiligheidshuizen
+from config.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.errors import ConfigError
 from domain.rapport import Period, Rapport
 from domain.retention import parse_retention
-from domain.veiligheidshuizen import load_veiligheidshuizen
 from domain.zichtbaarheid import release_days
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import MailService
@@ -51,6 +48,9 @@ from storage.models import OutgoingMessage
 from storage.purge import REDACT_KEY, purge
 from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
+from web import instroom_api
+from web import rapport as rapport_web
+from web.ops import ReadyCheck, build_app, start_site
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ class Runtime:
         if self.settings.regio is not None and self.settings.regio not in regios:
             raise ConfigError(f"zsm.regio: onbekende regio {self.settings.regio!r}; kies uit {', '.join(regios)}")
         base = self.settings.source.resolve().parent
-        afd = ConfigReader(self.settings.raw.get("referentie", {}), "referentie").text("afdoeningen")
-        self.services.afdoeningen = load_afdoeningen(resolve_path(base, afd) if afd else AFDOENINGEN_PATH)
+        self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
         self.mail_settings = parse_mail_settings(dict(self.settings.raw), base)
         self.services.mail = MailService(self.mail_settings)
         self.mail_worker: MailWorker | None = None

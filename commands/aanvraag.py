@@ -1,6 +1,6 @@
 """``!aanvraag``, ``!aanvragen``, ``!ack``, ``!advies`` and ``!dienst``: advies op aanvraag (PROCESS.md).
 
-The rules (terms, states, chain) live in ``domain.aanvraag``; the database work in ``bot.aanvraag.engine``.
+The rules (terms, states, chain) live in ``domain.aanvraag``; the database work in ``services.aanvraag``.
 These handlers parse, check who may do what, and answer in Dutch.
 """
 
@@ -23,7 +23,7 @@ from domain.suggest import nearest
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster
 
 if TYPE_CHECKING:
-    from bot.aanvraag.engine import AanvraagService
+    from services.aanvraag import AanvraagService
 
 REQUEST_ROLES = VH_INFO_ROLES
 ONCALL_ROLES = frozenset({"bereikbaarheidsdienst", "veiligheidshuis"})

@@ -19,7 +19,7 @@ from commands.reply import Reply
 from domain.clock import Clock
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from config.settings import Settings
     from domain.afdoeningen import Catalogus
     from domain.veiligheidshuizen import Veiligheidshuizen
     from integrations.mail.outbox import MailService

@@ -24,7 +24,7 @@ from integrations.registry.base import RegistryUnavailable
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from config.settings import Settings
 
 IDENTIFIER_TYPES = ("bsn", "skn")
 MAX_ZAAK_CHARS = 64
@@ -41,7 +41,7 @@ class CheckSettings:
 
 def check_settings(settings: Settings) -> CheckSettings:
     """``[check]``: ``zaak_verplicht`` (bool) and ``identificatie`` (allowed identifier types)."""
-    from bot.settings import ConfigError, ConfigReader
+    from config.settings import ConfigError, ConfigReader
 
     r = ConfigReader(settings.raw.get("check", {}), "check")
     kinds = r.texts("identificatie") if "identificatie" in r.data else list(IDENTIFIER_TYPES)

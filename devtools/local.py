@@ -92,7 +92,7 @@ def main() -> int:
         config.write_text('[matrix]\nhomeserver = "http://127.0.0.1:9"\nuser_id = "@zsm-bot:localhost"\n'
                           '[http]\nenabled = false\n[users]\n"@officier:localhost" = "ovj"\n')
         print("Console: typ commando's, bijvoorbeeld !help of !ping (Ctrl-D stopt).", flush=True)
-        from bot.cli import main as cli
+        from cli.main import main as cli
         return cli(["console", "--config", str(config), "--as", "@officier:localhost"])
     synapse, config, state = prepare()
     print(f"""
@@ -103,7 +103,7 @@ De bot draait. Log in met een Matrix-client (bijvoorbeeld Element) op:
 Open de room "ZSM afstemmingsoverleg" en typ !help. Stoppen: Ctrl-C.
 Gezondheid: http://127.0.0.1:8080/healthz  metrics: http://127.0.0.1:8080/metrics
 """, flush=True)
-    from bot.cli import main as cli
+    from cli.main import main as cli
     try:
         return cli(["run", "--config", str(config)])
     finally:

@@ -1,4 +1,4 @@
-"""The afdoening catalogue (``config/afdoeningen.toml``) and the terugkoppeling rules of PROCESS.md.
+"""The afdoening catalogue (read from ``afdoeningen.toml`` by ``config.reference``) and the feedback rules.
 
 ``feedback_for`` is the ONE place that decides whether, how much and to whom feedback goes; ``!besluit``
 and the reports both call it. Pure: no I/O, no clock, no database.
@@ -9,15 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from domain.errors import ConfigError
-from domain.reference_file import load_blocks
 from domain.suggest import nearest
 
 RULES = ("geen-verwijderen", "beperkt", "volledig")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,31}$")
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "config" / "afdoeningen.toml"
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,8 @@ class Catalogus:
         return out[:limit]
 
 
-def load_afdoeningen(path: Path = DEFAULT_PATH) -> Catalogus:
-    entries = load_blocks(path, "afdoeningen", "afdoening")
+def parse_afdoeningen(entries: list[dict[str, Any]]) -> Catalogus:
+    """The ``[[afdoening]]`` blocks of the reference file, checked; the file itself is read in ``config``."""
     items = []
     for i, raw in enumerate(entries):
         code = raw.get("code")

@@ -1,7 +1,7 @@
 """Reference data: the veiligheidshuizen, their central feedback mailbox and the gemeenten each covers.
 
 Recipients of every mail come from here (never from chat text), and ``!aanmelden`` finds the veiligheidshuis
-of a gemeente here. Loaded from ``config/veiligheidshuizen.toml`` (path configurable).
+of a gemeente here. Parsed here from the blocks that ``config.reference`` reads (packaged file, or the operator's path).
 """
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
-from domain.reference_file import load_blocks
 from domain.suggest import nearest
 
 PROFILES = ("generiek", "hit-no-hit")
@@ -74,8 +72,8 @@ def _norm(name: str) -> str:
     return " ".join(name.lower().replace("-", " ").split())
 
 
-def load_veiligheidshuizen(path: Path) -> Veiligheidshuizen:
-    entries = load_blocks(path, "veiligheidshuizen", "veiligheidshuis")
+def parse_veiligheidshuizen(entries: list[dict[str, Any]]) -> Veiligheidshuizen:
+    """The ``[[veiligheidshuis]]`` blocks, checked; the file itself is read in ``config``."""
     items = []
     for i, raw in enumerate(entries):
         where = f"veiligheidshuizen[{i}]"

@@ -8,7 +8,7 @@ Counting rules: a decision counts per veiligheidshuis that knows the person (``c
 replaced, undone or removed by a technisch sepot 01, a fact with ``aantal = -1`` at the original decision's time
 takes its count back (what it counted is kept in its audit record), so every figure is SUM(aantal) and a decision
 counts once, as its final version. Mail facts are written when the relay accepts (or the worker gives up), with the
-time since the decision for feedback mails. Advice-request facts are written by ``bot.aanvraag.engine``.
+time since the decision for feedback mails. Advice-request facts are written by ``services.aanvraag``.
 """
 
 from __future__ import annotations

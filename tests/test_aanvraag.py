@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.aanvraag.engine import AanvraagService
-from bot.aanvraag.ical import import_roster, parse_roster
 from bot.aanvraag.reactions import handle_reaction
 from bot.outbound import txn_id_for
 from bot.transport.console import CONSOLE_ROOM
@@ -23,6 +21,8 @@ from domain.clock import AMSTERDAM, FixedClock
 from domain.errors import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.builtin import upsert
+from services.aanvraag import AanvraagService
+from services.rooster_ical import import_roster, parse_roster
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import chain_hash
 from storage.besluit_models import OutboxMail
@@ -443,7 +443,7 @@ async def test_roster_import_from_icalendar_replaces_by_uid(bot: ConsoleBot) -> 
 
 
 def test_roster_import_cli(tmp_path: Path) -> None:
-    from bot.cli import main
+    from cli.main import main
 
     db = tmp_path / "cli.db"
     cfg = config(tmp_path, f"sqlite+aiosqlite:///{db}")
@@ -477,8 +477,8 @@ async def test_the_scheduler_only_ticks_the_database_does_the_rest(tmp_path: Pat
 
 
 def test_check_config_reports_aanvraag_problems(tmp_path: Path) -> None:
-    from bot.config_check import check
-    from bot.settings import load_settings
+    from cli.config_check import check
+    from config.settings import load_settings
 
     problems, _ = check(load_settings(config(tmp_path, "sqlite+aiosqlite:///x.db")))
     assert any("aanvraag.link_sleutel is te kort" in p for p in problems)

@@ -9,12 +9,12 @@ from typing import Any
 
 import aiohttp
 
-from bot.aanvraag.engine import AanvraagService
 from bot.runtime import Runtime
-from bot.settings import load_settings
 from bot.transport.console import ConsoleTransport
+from config.settings import load_settings
 from domain.clock import FixedClock
 from domain.identifiers import parse_person_id
+from services.aanvraag import AanvraagService
 from storage.besluit_models import OutboxMail
 from tests.harness.browser import browser_or_skip, chromium
 from tests.harness.console import ConsoleBot

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from config.reference import load_afdoeningen
 from domain.advies import Markering
-from domain.afdoeningen import Kennis, feedback_for, load_afdoeningen
+from domain.afdoeningen import Kennis, feedback_for
 from domain.clock import FixedClock
 from domain.errors import ConfigError
 from integrations.mail.config import parse_mail_settings
@@ -433,8 +434,8 @@ async def test_strict_profile_drafts_until_confirmed_with_weighing(tmp_path: Pat
 
 
 def test_check_config_reports_broken_template(tmp_path: Path, sqlite_url: str) -> None:
-    from bot.config_check import check
-    from bot.settings import load_settings
+    from cli.config_check import check
+    from config.settings import load_settings
     templates = tmp_path / "tpl"
     templates.mkdir()
     for name in ("terugkoppeling", "aanmelding"):

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.settings import ConfigError
 from commands.vh_view import ALL_FIELDS, MINOR_NOTICE, STATUS_LABELS, Zicht, compose_check
+from config.settings import ConfigError
 from domain.advies import Freshness, age_text
 from domain.identifiers import parse_person_id
 from domain.roles import ROLES, VH_INFO_ROLES

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
-from bot.settings import ConfigError, load_settings
 from bot.transport.console import ConsoleTransport
 from commands.vh_view import MINOR_NOTICE
+from config.settings import ConfigError, load_settings
 from domain.advies import Freshness
 from domain.clock import FixedClock
 from integrations.registry.builtin import upsert
@@ -222,7 +222,7 @@ def test_bad_instroom_config(tmp_path: Path, section: dict[str, Any], message: s
 
 
 def test_check_config_reports_registry_and_instroom_problems(tmp_path: Path) -> None:
-    from bot.config_check import check
+    from cli.config_check import check
 
     config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", sections={
         "http": {"enabled": False}, "instroom": {"token": TOKEN, "room": ROOM},

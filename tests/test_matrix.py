@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import load_settings
+from config.settings import load_settings
 from devtools.synapse import free_port
 from tests.harness.config import write_config
 from tests.harness.matrix import PASSWORD, Homeserver
@@ -162,7 +162,7 @@ async def test_sigkill_mid_work_then_restart_answers_each_once(homeserver: Homes
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(setup.config)], env=env,
+        return subprocess.Popen([sys.executable, "-m", "cli", "run", "--config", str(setup.config)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / "bot.log", "ab"))
 
     proc = start()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import load_settings
+from config.settings import load_settings
 from devtools.synapse import free_port
 from tests.harness.matrix import Homeserver
 from tests.harness.matrix_bot import InProcessBot, make_setup

@@ -27,7 +27,7 @@ N = 12
 
 async def start_console(config: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "console", "--config", str(config), "--as", user_for("ovj"),
+        sys.executable, "-m", "cli", "console", "--config", str(config), "--as", user_for("ovj"),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)},
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.cli import main as cli_main
+from cli.main import main as cli_main
 from domain.clock import FixedClock
 from domain.rapport import Cijfers, buckets, export_row, median, p90, parse_period
 from integrations.registry.builtin import upsert

@@ -16,9 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.rapport_web import RapportPages, duration_text, render_rapport, share, web_settings
-from bot.settings import ConfigError, load_settings
-from bot.svg_chart import BOTTOM, HEIGHT, TOP, Point, Series, bar_chart, grid_steps, line_chart, nice_max
+from config.settings import ConfigError, load_settings
 from domain.clock import FixedClock
 from domain.rapport import PERIOD_HELP, Cijfers, Period, Rapport, as_csv, parse_period
 from storage.models import AuditRecord
@@ -27,6 +25,8 @@ from tests.harness.browser import ARTIFACTS, chromium
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW
+from web.rapport import RapportPages, duration_text, render_rapport, share, web_settings
+from web.svg_chart import BOTTOM, HEIGHT, TOP, Point, Series, bar_chart, grid_steps, line_chart, nice_max
 
 SVG = "{http://www.w3.org/2000/svg}"
 PLOT_H = HEIGHT - TOP - BOTTOM
@@ -440,7 +440,7 @@ async def test_cross_site_login_and_overlong_periods_are_refused(tmp_path: Path,
 
 
 def test_config_check_explains_the_rapport_section(tmp_path: Path) -> None:
-    from bot.rapport_web import config_notes
+    from web.rapport import config_notes
 
     off = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db"))
     assert config_notes(off) == ([], ["rapport: geen token ingesteld; de pagina /rapport staat uit"])

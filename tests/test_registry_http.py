@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.settings import ConfigError
+from config.settings import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.base import RegistryUnavailable
 from integrations.registry.http import HttpRegistry, HttpRegistryConfig

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.cli import main as cli_main
-from domain.veiligheidshuizen import Veiligheidshuizen, load_veiligheidshuizen
+from cli.main import main as cli_main
+from config.reference import load_veiligheidshuizen
+from domain.veiligheidshuizen import Veiligheidshuizen
 from integrations.registry.importer import FIELDS, ImportResult, import_file
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade

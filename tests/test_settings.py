@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import ConfigError, load_settings, resolve_config_path
+from config.settings import ConfigError, load_settings, resolve_config_path
 from tests.harness.config import write_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "zsm-bot.example.toml"
@@ -76,7 +76,7 @@ def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_reports_config_error_in_one_line(tmp_path: Path) -> None:
     path = write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={"matrix": {"homeserver": "nope"}})
     for args in (["check-config"], ["db", "upgrade"], ["console", "--as", "@ovj:localhost"], ["run"]):
-        proc = subprocess.run([sys.executable, "-m", "bot", *args, "--config", str(path)],
+        proc = subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(path)],
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.strip().startswith("configuratiefout: matrix.homeserver"), proc.stderr
@@ -85,11 +85,11 @@ def test_cli_reports_config_error_in_one_line(tmp_path: Path) -> None:
 
 def test_console_cli_end_to_end(tmp_path: Path) -> None:
     path = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
-    proc = subprocess.run([sys.executable, "-m", "bot", "console", "--as", "@kpc:localhost", "--config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "cli", "console", "--as", "@kpc:localhost", "--config", str(path)],
                           input="!ping\n!onzin\n", capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "pong" and lines[1].startswith("Onbekend commando '!onzin'")
-    proc = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade", "--config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "cli", "db", "upgrade", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "database bijgewerkt tot revisie" in proc.stdout

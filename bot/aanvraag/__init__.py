@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from bot.aanvraag.engine import AanvraagService
 from domain.aanvraag import AanvraagConfig, parse_config
+from services.aanvraag import AanvraagService
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -27,7 +27,7 @@ def load_config(runtime: Runtime) -> AanvraagConfig:
 
 
 def install(runtime: Runtime) -> AanvraagService:
-    from bot.aanvraag.web import routes
+    from web.aanvraag_form import routes
 
     service = AanvraagService(load_config(runtime), runtime.auditor, runtime.services.veiligheidshuizen,
                               runtime.sessions, mail=runtime.services.mail)
@@ -66,9 +66,9 @@ async def start(runtime: Runtime) -> None:
 
 def config_notes(runtime_settings: object) -> tuple[list[str], list[str]]:
     """Problems and notes for ``zsm-bot check-config`` about ``[aanvraag]``."""
-    from bot.settings import Settings
+    from config.reference import load_veiligheidshuizen
+    from config.settings import Settings
     from domain.errors import ConfigError
-    from domain.veiligheidshuizen import load_veiligheidshuizen
 
     assert isinstance(runtime_settings, Settings)
     problems: list[str] = []

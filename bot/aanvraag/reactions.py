@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.aanvraag.engine import AanvraagService
 from domain import aanvraag as rules
+from services.aanvraag import AanvraagService
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

@@ -43,10 +43,10 @@ from sqlalchemy import select
 from bot.dispatcher import Dispatcher, IncomingCommand
 from bot.metrics import Metrics
 from bot.outbound import enqueue, message_content, txn_id_for
-from bot.settings import MatrixSettings
 from bot.transport import RateLimited, SendFailed
 from bot.transport.cross_signing import CrossSigner, KeyFile
 from commands.reply import text
+from config.settings import MatrixSettings
 from domain.clock import Clock
 from domain.matrix_ids import DIRECT_PREFIX
 from storage.db import SessionFactory

@@ -15,6 +15,8 @@ from typing import Any
 
 import jinja2
 
+from config import reference
+
 SUBJECTS = {
     "terugkoppeling": "[ZSM-terugkoppeling] {ref}",
     "correctie": "[ZSM-terugkoppeling] CORRECTIE {ref}",
@@ -32,11 +34,13 @@ def message_id_for(key: str, domain: str) -> str:
 
 
 class Templates:
-    def __init__(self, directory: Path) -> None:
-        self._text = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=False,  # noqa: S701  (plain-text part, never HTML)
+    def __init__(self, directory: Path | None) -> None:
+        """``directory`` None: the templates packaged in ``config`` (found wherever the wheel is installed)."""
+        loader: jinja2.BaseLoader = (jinja2.FileSystemLoader(directory) if directory is not None
+                                     else jinja2.PackageLoader(reference.PACKAGE, reference.TEMPLATES))
+        self._text = jinja2.Environment(loader=loader, autoescape=False,  # noqa: S701  (plain-text part, never HTML)
                                         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-        self._html = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True,
-                                        undefined=jinja2.StrictUndefined)
+        self._html = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
 
     def render(self, name: str, values: dict[str, Any]) -> tuple[str, str]:
         return (self._text.get_template(f"{name}.txt.j2").render(**values),

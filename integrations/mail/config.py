@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.settings import ConfigReader, resolve_path
+from config.settings import ConfigReader, resolve_path
 from domain.errors import ConfigError
 
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
 DEFAULT_NOTICE = (
     "VERTROUWELIJK. Dit bericht bevat persoonsgegevens uit een strafzaak, verstrekt door het Openbaar Ministerie "
     "op grond van het regionale convenant. De ontvanger is gebonden aan de geheimhoudingsplicht die op deze "
@@ -37,7 +36,7 @@ class MailSettings:
     timeout_seconden: float = 30.0
     vertrouwelijkheid: bool = True
     vertrouwelijkheid_tekst: str = DEFAULT_NOTICE
-    templates: Path = DEFAULT_TEMPLATES
+    templates: Path | None = None  # None: the templates packaged in ``config``
 
 
 def _loopback(host: str) -> bool:
@@ -76,5 +75,5 @@ def parse_mail_settings(raw: dict[str, Any], base: Path) -> MailSettings:
         timeout_seconden=r.number("timeout_seconden", 30.0, minimum=0.1),
         vertrouwelijkheid=r.flag("vertrouwelijkheid", True),
         vertrouwelijkheid_tekst=r.text("vertrouwelijkheid_tekst", DEFAULT_NOTICE) or DEFAULT_NOTICE,
-        templates=resolve_path(base, templates) if templates else DEFAULT_TEMPLATES,
+        templates=resolve_path(base, templates) if templates else None,
     )

@@ -85,6 +85,7 @@ def check_templates(settings: MailSettings) -> list[str]:
         try:
             service.templates.render(name, sample)
         except Exception as exc:
-            problems.append(f"mail.templates: {name} in {settings.templates} is niet bruikbaar ({type(exc).__name__}: "
+            where = settings.templates or "de meegeleverde set"
+            problems.append(f"mail.templates: {name} in {where} is niet bruikbaar ({type(exc).__name__}: "
                             f"{str(exc)[:120]})")
     return problems

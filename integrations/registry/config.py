@@ -25,13 +25,13 @@ from integrations.registry.http import HttpRegistry, HttpRegistryConfig
 from storage.db import SessionFactory
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from config.settings import Settings
 
 ADAPTERS = ("builtin", "http")
 
 
 def http_config(settings: Settings) -> HttpRegistryConfig | None:
-    from bot.settings import ConfigReader
+    from config.settings import ConfigReader
 
     r = ConfigReader(settings.raw.get("registry", {}), "registry")
     if r.choice("adapter", "builtin", ADAPTERS) != "http":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bot.dispatcher import IncomingCommand, Outcome
 from bot.runtime import Runtime
-from bot.settings import Settings, load_settings
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
+from config.settings import Settings, load_settings
 from domain.clock import Clock
 from tests.harness.config import user_for
 

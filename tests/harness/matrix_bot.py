@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.matrix_main import run_matrix
 from bot.runtime import Runtime
-from bot.settings import load_settings
+from config.settings import load_settings
 from tests.harness.config import write_config
 from tests.harness.matrix import PASSWORD, Homeserver, Officer
 

@@ -104,7 +104,7 @@ async def test_head_rewrite_without_records_is_found(database_url: str) -> None:
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", "audit", *args, "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "cli", "audit", *args, "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.settings import ConfigError, load_settings
+from config.settings import ConfigError, load_settings
 from domain.clock import FixedClock
 from domain.roles import ROLES
 from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, FIELDS
@@ -118,7 +118,7 @@ def test_bad_field_matrix_is_refused(tmp_path: Path, velden: dict[str, Any], mes
 
 
 def test_check_config_reports_an_unreachable_release_room_and_a_blind_role(tmp_path: Path) -> None:
-    from bot.config_check import check
+    from cli.config_check import check
 
     problems, notes = check(load_settings(strict_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={
         "permissions.velden": {"rvdk": []}})))

@@ -8,8 +8,8 @@ from tests.harness.config import write_config
 
 
 def test_check_config_reports_rights_the_privacy_frame_forbids(tmp_path: Path) -> None:
-    from bot.config_check import check
-    from bot.settings import load_settings
+    from cli.config_check import check
+    from config.settings import load_settings
 
     base = {"matrix": {"password": "x", "rooms": ["!r:localhost"]}}
     ok = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections=base), environ={})

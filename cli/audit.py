@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.runtime import audit_key
-from bot.settings import Settings
+from config.settings import Settings
 from domain.identifiers import InvalidIdentifier, parse_person_id
 from domain.regimes import regime_of
 from storage.audit import Auditor, verify_chain

@@ -10,10 +10,10 @@ from __future__ import annotations
 from aiohttp import web
 from jinja2 import DictLoader, Environment, select_autoescape
 
-from bot.aanvraag.engine import AanvraagService
 from domain import aanvraag as rules
 from domain.clock import Clock, format_local
 from domain.identifiers import PersonId
+from services.aanvraag import AanvraagService
 
 MAX_ANSWER = 4000
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.logs import setup_logging
-from bot.settings import ConfigError, Settings, load_settings, resolve_config_path
+from config.settings import ConfigError, Settings, load_settings, resolve_config_path
 
 EXIT_CONFIG = 2
 
@@ -72,7 +72,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from bot.config_check import check
+    from cli.config_check import check
 
     settings = _settings(args)
     problems, notes = check(settings)
@@ -87,25 +87,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from bot import audit_cli
+    from cli import audit as audit_cli
 
     return audit_cli.run(_settings(args), args)
 
 
 def _audit_args(p: argparse.ArgumentParser) -> None:
-    from bot import audit_cli
+    from cli import audit as audit_cli
 
     audit_cli.add_arguments(p)
 
 
 def cmd_rapport(args: argparse.Namespace) -> int:
-    from bot import rapport_cli
+    from cli import rapport as rapport_cli
 
     return rapport_cli.run(_settings(args), args)
 
 
 def _rapport_args(p: argparse.ArgumentParser) -> None:
-    from bot import rapport_cli
+    from cli import rapport as rapport_cli
 
     rapport_cli.add_arguments(p)
 
@@ -114,8 +114,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Load markings into the built-in registry; all or nothing, with a report of every bad row."""
     from pathlib import Path
 
+    from config.reference import load_veiligheidshuizen
     from domain.clock import SystemClock, local
-    from domain.veiligheidshuizen import load_veiligheidshuizen
     from integrations.registry.importer import import_file
     from storage.db import create_engine, session_factory
     from storage.migrate import upgrade
@@ -155,10 +155,10 @@ def _import_args(p: argparse.ArgumentParser) -> None:
 def cmd_dienst_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bot.aanvraag.ical import import_roster, parse_roster
     from bot.runtime import audit_key
+    from config.reference import load_veiligheidshuizen
     from domain.clock import SystemClock
-    from domain.veiligheidshuizen import load_veiligheidshuizen
+    from services.rooster_ical import import_roster, parse_roster
     from storage.audit import Auditor
     from storage.db import create_engine, session_factory
     from storage.migrate import upgrade

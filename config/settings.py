@@ -81,7 +81,9 @@ class Settings:
     velden: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(DEFAULT_ROLE_FIELDS))
     # The region of this ZSM location ([zsm] regio): hit-no-hit veiligheidshuizen elsewhere show "known elsewhere".
     regio: str | None = None
-    veiligheidshuizen_path: Path = Path("veiligheidshuizen.toml")
+    # Reference data ([referentie]); None means the copy packaged in ``config`` (see config.reference).
+    veiligheidshuizen_path: Path | None = None
+    afdoeningen_path: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     def role_of(self, user_id: str) -> str | None:
@@ -322,11 +324,13 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
     regio = root.section("zsm").text("regio") or None
 
     ref = root.section("referentie")
-    vh_path = ref.text("veiligheidshuizen", "veiligheidshuizen.toml") or "veiligheidshuizen.toml"
+    vh_path = ref.text("veiligheidshuizen")
+    afd_path = ref.text("afdoeningen")
 
     return Settings(
         source=path,
-        veiligheidshuizen_path=resolve_path(base, vh_path),
+        veiligheidshuizen_path=resolve_path(base, vh_path) if vh_path else None,
+        afdoeningen_path=resolve_path(base, afd_path) if afd_path else None,
         matrix=matrix,
         database_url=_sqlite_url(base, db_url),
         http=http,

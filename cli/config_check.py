@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.settings import ConfigError, Settings
 from commands import default_table
+from config.reference import load_veiligheidshuizen
+from config.settings import ConfigError, Settings
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
-from domain.veiligheidshuizen import load_veiligheidshuizen
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import check_templates
 
@@ -43,7 +43,7 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     aanvraag_problems, aanvraag_notes = config_notes(settings)
     problems.extend(aanvraag_problems)
     notes.extend(aanvraag_notes)
-    from bot.rapport_web import config_notes as rapport_notes
+    from web.rapport import config_notes as rapport_notes
 
     rapport_problems, more_notes = rapport_notes(settings)
     problems.extend(rapport_problems)
@@ -88,9 +88,9 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
 
 def _check_registry_sections(settings: Settings, problems: list[str], notes: list[str]) -> None:
     """[check], [registry] and [instroom] (issue 3): parse errors, and combinations that cannot work."""
-    from bot.instroom_api import api_settings
     from commands.check import check_settings
     from integrations.registry.config import http_config
+    from web.instroom_api import api_settings
 
     for parse in (check_settings, http_config):
         try:

@@ -28,8 +28,7 @@ from aiohttp import web
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
-from bot.settings import ConfigError, ConfigReader, Settings
-from bot.svg_chart import Point, Series, bar_chart, line_chart
+from config.settings import ConfigError, ConfigReader, Settings
 from domain.clock import AMSTERDAM, Clock, format_local
 from domain.rapport import (
     MIN_OBSERVATIONS,
@@ -48,6 +47,7 @@ from domain.rapport import (
 )
 from storage.audit import Auditor
 from storage.db import SessionFactory
+from web.svg_chart import Point, Series, bar_chart, line_chart
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bot.outbound import enqueue, message_content, txn_id_for
-from bot.settings import ConfigError, ConfigReader, Settings
 from commands.check import check_settings
 from commands.instroom import lookup_all, parse_batch
 from commands.vh_view import ALL_FIELDS, Zicht, compose_batch, signal_fields
+from config.settings import ConfigError, ConfigReader, Settings
 from domain.clock import local
 from domain.matrix_ids import ROOM_ID
 from integrations.registry.base import RegistryUnavailable

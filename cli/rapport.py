@@ -12,11 +12,11 @@ import json
 import sys
 from typing import Any
 
-from bot.settings import Settings
+from config.reference import load_veiligheidshuizen
+from config.settings import Settings
 from domain.clock import SystemClock
 from domain.rapport import KOLOMMEN, Period, PeriodError, Rapport, as_csv, current_month, export_row, parse_period
 from domain.suggest import nearest
-from domain.veiligheidshuizen import load_veiligheidshuizen
 
 FORMATS = ("csv", "json")
 EXIT_USAGE = 2
