@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.metrics import Metrics
 from bot.outbound import Queued, enqueue, message_content, txn_id_for
 from bot.ratelimit import TokenBucket
-from commands.base import CommandSpec, CommandTable, Context, Services, UserError
+from commands.base import CommandSpec, CommandTable, Context, Services
 from commands.parsing import parse_args, split_command
 from commands.reply import Reply, text
 from domain.clock import format_local
+from domain.errors import UserError
 from domain.roles import labels
 from domain.suggest import nearest
 from storage.db import SessionFactory

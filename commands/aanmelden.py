@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, UserError
+from commands.base import Arg, CommandSpec, Context
 from commands.besluit import mail_identifier, mailer, person_of
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Reply
 from domain.clock import format_local
+from domain.errors import UserError
 from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuis
 from storage.besluit_models import AanmeldingRow

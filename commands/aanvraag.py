@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import select
 
-from commands.base import Arg, CommandSpec, Context, Named, UserError
+from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Part, Reply
 from domain import aanvraag as rules
 from domain.clock import format_local
+from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, parse_person_id
 from domain.matrix_ids import USER_ID
 from domain.roles import VH_INFO_ROLES, labels

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
 from domain.clock import Clock
+from services.base import Tx
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -25,18 +24,6 @@ if TYPE_CHECKING:
     from integrations.mail.outbox import MailService
     from integrations.registry import Registry
     from storage.audit import Auditor
-
-
-class UserError(Exception):
-    """Bad input or a refused action: the message is the Dutch answer the user gets, nothing is changed.
-
-    ``audit`` (kind, details) is recorded after the rollback, for refusals that must leave a trace (a user acting
-    on something that is not theirs): the command's own records are gone with its transaction."""
-
-    def __init__(self, message: str, *, audit: tuple[str, dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.audit = audit
 
 
 @dataclass(frozen=True)
@@ -92,7 +79,7 @@ class Context:
     room_id: str
     event_id: str
     now: datetime
-    session: AsyncSession
+    session: Tx
     services: Services
     notes: list[OutgoingNote] = field(default_factory=list)
     # Keyed hashes of the persons this command audited, in order: the dispatcher stores the first on the reply

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from commands.base import Arg, CommandSpec, Context, Named, UserError
+from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Part, Reply
 from domain.advies import Freshness, freshness, is_minor
 from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
 from domain.clock import format_local, local
+from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import DECIDING_ROLES
 from domain.suggest import nearest

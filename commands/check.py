@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, UserError
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from commands.reply import Doc, Reply, text
 from commands.vh_view import compose_check
 from commands.vrijgave import zicht_for
 from domain.advies import Markering, is_minor
 from domain.clock import local
+from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.matrix_ids import direct_target
 from domain.roles import VH_INFO_ROLES, labels

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, UserError
+from commands.base import Arg, CommandSpec, Context
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Reply
+from domain.errors import UserError
 from domain.roles import EVERYONE, labels
 from domain.suggest import nearest
 

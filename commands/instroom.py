@@ -10,12 +10,13 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commands.base import Arg, CommandSpec, Context, Named, UserError
+from commands.base import Arg, CommandSpec, Context, Named
 from commands.check import check_settings, lookup_facts, parse_zaak, require_vh_role, unavailable_reply
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
 from commands.vh_view import BatchItem, Zicht, compose_batch, signal_fields
 from domain.clock import local
+from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import VH_INFO_ROLES
 from integrations.registry.base import Registry, RegistryUnavailable

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from commands.base import Arg, CommandSpec, Context, Named, UserError
+from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
 from commands.reply import Code, Doc, Part, Reply
 from domain.clock import format_local
+from domain.errors import UserError
 from domain.roles import DECIDING_ROLES
 from domain.suggest import nearest
 from storage.besluit_models import OutboxMail

@@ -6,9 +6,10 @@ Aggregates only (``storage.rapport_queries``); counts 1..4 show as "< 5" and a m
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, UserError
+from commands.base import Arg, CommandSpec, Context
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Doc, Reply
+from domain.errors import UserError
 from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period, share
 from domain.rapport import small_count as n
 from domain.suggest import nearest

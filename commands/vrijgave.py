@@ -14,11 +14,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, UserError
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Reply
 from commands.vh_view import Zicht
 from domain.clock import format_local
+from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.roles import DECIDING_ROLES, labels
 from domain.zichtbaarheid import release_days
