@@ -181,5 +181,9 @@ presence: {{enabled: false}}
         })
 
     def lift_rate_limit(self, admin_token: str, user_id: str) -> None:
+        self.limit_rate(admin_token, user_id, per_second=0, burst=0)
+
+    def limit_rate(self, admin_token: str, user_id: str, *, per_second: float, burst: int) -> None:
+        """Per-user message rate (0 and 0: unlimited); a test sets it low so a 429 does not depend on speed."""
         self._post(f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit",
-                   {"messages_per_second": 0, "burst_count": 0}, admin_token)
+                   {"messages_per_second": per_second, "burst_count": burst}, admin_token)
