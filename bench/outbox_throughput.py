@@ -19,10 +19,10 @@ from pathlib import Path
 import aiosmtplib
 from sqlalchemy import func, select
 
+from config.mail import parse_mail_settings
 from domain.clock import SystemClock
 from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.mail.compose import build_message
-from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import MailService
 from integrations.mail.worker import MailWorker, RoomNotice, connect
 from storage.audit import Auditor
@@ -44,8 +44,8 @@ async def main(n: int, db: str) -> None:
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert server.stdout and server.stdin
     assert (await server.stdout.readline()).strip() == b"ready"
-    settings = parse_mail_settings({"mail": {"host": "127.0.0.1", "port": port, "ca_bestand": str(cert),
-                                             "afzender": "zsm-bot@om.example", "herroep_seconden": 0}}, tmp)
+    settings = parse_mail_settings({"host": "127.0.0.1", "port": port, "ca_bestand": str(cert),
+                                     "afzender": "zsm-bot@om.example", "herroep_seconden": 0}, tmp)
     drop = None
     if db == "postgresql":
         from tests.harness import pg

@@ -28,16 +28,12 @@ from bot.redaction import Redactor
 from bot.transport import Transport
 from commands import default_table
 from commands.base import Services
-from commands.check import check_settings
 from commands.reply import text
 from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.errors import ConfigError
 from domain.rapport import Period, Rapport
-from domain.retention import parse_retention
-from domain.zichtbaarheid import release_days
-from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import MailService
 from integrations.mail.worker import MailWorker, RoomNotice
 from integrations.registry.config import build_registry
@@ -76,21 +72,19 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
-        check_settings(self.settings)  # a bad [check] section stops the start, not the first !check
         self.engine = create_engine(self.settings.database_url)
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
-            registry=build_registry(self.settings, self.sessions),
+            registry=build_registry(self.settings.registry, self.sessions),
         )
         regios = sorted({vh.regio for vh in self.services.veiligheidshuizen.all()})
         if self.settings.regio is not None and self.settings.regio not in regios:
             raise ConfigError(f"zsm.regio: onbekende regio {self.settings.regio!r}; kies uit {', '.join(regios)}")
-        base = self.settings.source.resolve().parent
         self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
-        self.mail_settings = parse_mail_settings(dict(self.settings.raw), base)
+        self.mail_settings = self.settings.mail
         self.services.mail = MailService(self.mail_settings)
         self.mail_worker: MailWorker | None = None
         self.sender: Sender | None = None
@@ -102,13 +96,12 @@ class Runtime:
         closer = getattr(self.services.registry, "close", None)
         if closer is not None:
             self._stack.push_async_callback(closer)
-        instroom = instroom_api.api_settings(self.settings)
+        instroom = self.settings.instroom
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(self, instroom))
         aanvraag.install(self)
         self.rapport_pages = rapport_web.install(self, compute=self.rapport)
-        self.retention = parse_retention(self.settings.raw)
-        release_days(self.settings.raw)  # a bad value stops the start, not the first !vrijgeven
+        self.retention = self.settings.privacy.bewaren
 
     async def purge_now(self, now: datetime | None = None) -> dict[str, int]:
         """``now`` lets an operator test (or a test) purge as of a later day; the daily job uses the clock."""

@@ -1,4 +1,9 @@
-"""``zsm-bot check-config``: what loading alone cannot tell, said before the bot goes live."""
+"""``zsm-bot check-config``: what loading alone cannot tell, said before the bot goes live.
+
+Every key and value is checked by ``config.settings.load_settings`` (the same loader the runtime uses), so a bad
+or unknown key stops check-config with exit code 2 and the same one line; this module adds what needs more than
+one section: rights against the privacy frame, rooms, templates, the reference data.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from commands import default_table
 from config.reference import load_veiligheidshuizen
 from config.settings import ConfigError, Settings
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
-from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import check_templates
 
 # Commands whose rights follow from the privacy frame: veiligheidshuis information only for the roles that weigh it
@@ -48,7 +52,7 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     rapport_problems, more_notes = rapport_notes(settings)
     problems.extend(rapport_problems)
     notes.extend(more_notes)
-    mail = parse_mail_settings(dict(settings.raw), settings.source.resolve().parent)
+    mail = settings.mail
     problems.extend(check_templates(mail))
     if not mail.enabled:
         notes.append("mail.enabled = false: terugkoppeling wordt klaargezet (zie !outbox) maar niet verzonden")
@@ -87,27 +91,11 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
 
 
 def _check_registry_sections(settings: Settings, problems: list[str], notes: list[str]) -> None:
-    """[check], [registry] and [instroom] (issue 3): parse errors, and combinations that cannot work."""
-    from commands.check import check_settings
-    from integrations.registry.config import http_config
-    from web.instroom_api import api_settings
-
-    for parse in (check_settings, http_config):
-        try:
-            parse(settings)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    try:
-        registry = http_config(settings)
-    except ConfigError:
-        registry = None
-    if registry is not None and registry.base_url.startswith("http://"):
+    """[registry] and [instroom] (issue 3): combinations that cannot work (each section parsed at load)."""
+    registry = settings.registry.http
+    if registry is not None and registry.url.startswith("http://"):
         notes.append("registry.url gebruikt http:// zonder TLS; persoonsgegevens gaan dan onversleuteld over het net")
-    try:
-        instroom = api_settings(settings)
-    except ConfigError as exc:
-        problems.append(str(exc))
-        return
+    instroom = settings.instroom
     if instroom is None:
         return
     if not settings.http.enabled:

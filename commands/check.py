@@ -7,14 +7,12 @@ the audit record (who, role, when, which person as keyed hash, hit or not, which
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from commands.reply import Doc, Reply, text
 from commands.vh_view import compose_check
 from commands.vrijgave import zicht_for
+from config.check import CheckSettings
 from domain.advies import Markering, is_minor
 from domain.clock import local
 from domain.errors import UserError
@@ -24,35 +22,7 @@ from domain.roles import VH_INFO_ROLES, labels
 from integrations.registry.base import RegistryUnavailable
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
-if TYPE_CHECKING:
-    from config.settings import Settings
-
-IDENTIFIER_TYPES = ("bsn", "skn")
 MAX_ZAAK_CHARS = 64
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    zaak_verplicht: bool = False
-    identificatie: frozenset[str] = frozenset(IDENTIFIER_TYPES)
-    # Need to know: the details go to the requester's encrypted direct room; the shared room sees only that an
-    # answer was given.
-    details_direct: bool = False
-
-
-def check_settings(settings: Settings) -> CheckSettings:
-    """``[check]``: ``zaak_verplicht`` (bool) and ``identificatie`` (allowed identifier types)."""
-    from config.settings import ConfigError, ConfigReader
-
-    r = ConfigReader(settings.raw.get("check", {}), "check")
-    kinds = r.texts("identificatie") if "identificatie" in r.data else list(IDENTIFIER_TYPES)
-    for k in kinds:
-        if k not in IDENTIFIER_TYPES:
-            raise ConfigError(f"check.identificatie: onbekend type {k!r}; kies uit {', '.join(IDENTIFIER_TYPES)}")
-    if not kinds:
-        raise ConfigError("check.identificatie: noem minstens één type (bsn of skn)")
-    return CheckSettings(zaak_verplicht=r.flag("zaak_verplicht", False), identificatie=frozenset(kinds),
-                         details_direct=r.flag("details_direct", False))
 
 
 def require_vh_role(ctx: Context, command: str) -> None:
@@ -96,7 +66,7 @@ def unavailable_reply(system: str) -> Reply:
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     require_vh_role(ctx, "check")
-    cfg = check_settings(ctx.services.settings)
+    cfg = ctx.services.settings.check
     person = parse_id(args.words[0], cfg)
     zaak = parse_zaak(args, cfg)
     registry = ctx.services.registry

@@ -11,7 +11,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commands.base import Arg, CommandSpec, Context, Named
-from commands.check import check_settings, lookup_facts, parse_zaak, require_vh_role, unavailable_reply
+from commands.check import lookup_facts, parse_zaak, require_vh_role, unavailable_reply
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
 from commands.vh_view import BatchItem, Zicht, compose_batch, signal_fields
@@ -52,7 +52,7 @@ async def lookup_all(registry: Registry, people: list[PersonId], session: AsyncS
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     require_vh_role(ctx, "instroom")
-    cfg = check_settings(ctx.services.settings)
+    cfg = ctx.services.settings.check
     zaak = parse_zaak(args, cfg) if args.named.get("zaak") else None
     raw = split_ids(args.words)
     if not raw:

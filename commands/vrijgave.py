@@ -22,7 +22,6 @@ from domain.clock import format_local
 from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.roles import DECIDING_ROLES, labels
-from domain.zichtbaarheid import release_days
 from storage.vrijgave_models import Vrijgave
 
 RELEASE_ROLES = frozenset({"veiligheidshuis"})
@@ -58,10 +57,10 @@ async def zicht_for(ctx: Context, person: PersonId) -> Zicht:
 # ------------------------------------------------------------------------------------------- !vraag-vrijgave
 
 async def handle_vraag(ctx: Context, args: ParsedArgs) -> Reply:
-    from commands.check import check_settings, parse_id, parse_zaak, require_vh_role
+    from commands.check import parse_id, parse_zaak, require_vh_role
 
     require_vh_role(ctx, "vraag-vrijgave")
-    cfg = check_settings(ctx.services.settings)
+    cfg = ctx.services.settings.check
     person = parse_id(args.words[0], cfg)
     zaak = parse_zaak(args, cfg)
     reden = (args.named.get("reden") or "").strip() or None
@@ -148,7 +147,7 @@ def _text(args: ParsedArgs) -> str | None:
 
 async def handle_vrijgeven(ctx: Context, args: ParsedArgs) -> Reply:
     row = await _open_request(ctx, args.words[0])
-    days = release_days(ctx.services.settings.raw)
+    days = ctx.services.settings.privacy.vrijgave_dagen
     row.state, row.decided_by, row.decided_at = "vrijgegeven", ctx.sender, ctx.now
     row.toelichting, row.expires_at = _text(args), ctx.now + timedelta(days=days)
     ref = ref_text(row.id)

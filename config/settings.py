@@ -1,9 +1,13 @@
-"""Configuration: one TOML file, secrets from the environment, validated before anything starts.
+"""Configuration: one TOML file, secrets from the environment, parsed and validated once before anything starts.
 
-A misconfigured bot in a prosecutors' room is worse than a stopped one, so every value is checked
-at start and the first problem stops the process with one line naming the key and what it expects.
-Secrets (access token, password, audit key) may live only in the environment: ``ZSM_BOT_<SECTION>_<KEY>``
-overrides ``[section] key`` of the file.
+A misconfigured bot in a prosecutors' room is worse than a stopped one, so every value is checked at start and
+the first problem stops the process with one line naming the key and what it expects. Every key is known: a key,
+section or ``ZSM_BOT_*`` variable the bot does not read is refused with the nearest known one, so a typo never
+silently leaves a default in place. Secrets (access token, password, audit key) may live only in the
+environment: ``ZSM_BOT_<SECTION>_<KEY>`` overrides ``[section] key`` of the file.
+
+``load_settings`` is the one loader (``zsm-bot run`` and ``zsm-bot check-config`` alike); the result is a frozen
+``Settings`` with one typed field per section, parsed by the section modules of this package.
 """
 
 from __future__ import annotations
@@ -16,17 +20,70 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config import aanvraag, check, instroom, mail, privacy, rapport, registry
+from config.aanvraag import parse_aanvraag
+from config.check import CheckSettings, parse_check
+from config.instroom import InstroomSettings, parse_instroom
+from config.mail import MailSettings, parse_mail_settings
+from config.permissions import parse_permissions, parse_role_fields, parse_users
+from config.privacy import PrivacySettings, parse_privacy
+from config.rapport import RapportSettings, parse_rapport
+from config.reader import ConfigReader, EnvValue, resolve_path, unknown
+from config.registry import RegistrySettings, parse_registry
+from domain.aanvraag import AanvraagConfig
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
-from domain.roles import ROLES
-from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, parse_role_fields
+from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS
 
-__all__ = ["ConfigError", "ConfigReader", "Settings", "load_settings", "resolve_config_path"]
+__all__ = ["ConfigError", "Settings", "load_settings", "resolve_config_path"]
 
 DEFAULT_CONFIG_PATH = Path("zsm-bot.toml")
 ENV_CONFIG = "ZSM_BOT_CONFIG"
 ENV_PREFIX = "ZSM_BOT_"
 
+MATRIX_KEYS = ("homeserver", "user_id", "device_id", "device_name", "access_token", "password", "store_path",
+               "rooms", "require_encryption", "sync_timeout_ms", "max_command_age_seconds",
+               "command_timeout_seconds", "commands_per_minute", "cross_signing", "cross_signing_secret")
+DATABASE_KEYS = ("url",)
+HTTP_KEYS = ("enabled", "host", "port")
+LOGGING_KEYS = ("level", "format")
+AUDIT_KEYS = ("key",)
+ZSM_KEYS = ("regio",)
+REFERENTIE_KEYS = ("veiligheidshuizen", "afdoeningen")
+
+
+@dataclass(frozen=True)
+class Section:
+    """The keys of one top-level section; ``None`` for a free-form map (Matrix ids, command names)."""
+
+    keys: tuple[str, ...] | None
+    tables: tuple[str, ...] = ()  # keys that are tables of their own: not settable from the environment
+
+    def env_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in self.keys or () if k not in self.tables)
+
+
+SECTIONS: Mapping[str, Section] = {
+    "matrix": Section(MATRIX_KEYS),
+    "database": Section(DATABASE_KEYS),
+    "http": Section(HTTP_KEYS),
+    "logging": Section(LOGGING_KEYS),
+    "audit": Section(AUDIT_KEYS),
+    "users": Section(None),
+    "permissions": Section(None),
+    "zsm": Section(ZSM_KEYS),
+    "referentie": Section(REFERENTIE_KEYS),
+    "check": Section(check.KEYS),
+    "registry": Section(registry.KEYS),
+    "instroom": Section(instroom.KEYS),
+    "aanvraag": Section(aanvraag.KEYS, aanvraag.TABLES),
+    "rapport": Section(rapport.KEYS, rapport.TABLES),
+    "mail": Section(mail.KEYS),
+    "privacy": Section(privacy.KEYS, privacy.TABLES),
+}
+ENV_NAMES: Mapping[str, tuple[str, str]] = {
+    f"{ENV_PREFIX}{name}_{key}".upper(): (name, key) for name, spec in SECTIONS.items() for key in spec.env_keys()
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +141,17 @@ class Settings:
     # Reference data ([referentie]); None means the copy packaged in ``config`` (see config.reference).
     veiligheidshuizen_path: Path | None = None
     afdoeningen_path: Path | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    check: CheckSettings = field(default_factory=CheckSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    # None: POST /api/instroom is off (no token).
+    instroom: InstroomSettings | None = None
+    # None: the /rapport pages are off (no token).
+    rapport: RapportSettings | None = None
+    # [aanvraag] of this file; the aanvraag_* keys of veiligheidshuizen.toml are added by
+    # config.aanvraag.with_veiligheidshuizen once the reference data is loaded.
+    aanvraag: AanvraagConfig = field(default_factory=AanvraagConfig)
+    mail: MailSettings = field(default_factory=MailSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def role_of(self, user_id: str) -> str | None:
         return self.users.get(user_id)
@@ -118,119 +185,24 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     return _build(data, path.resolve().parent, path)
 
 
-_SECTIONS = ("referentie", "matrix", "database", "http", "logging", "audit", "registry", "mail", "web", "instroom",
-             "aanvraag", "rapport", "besluit", "check", "privacy", "zsm")
-
-
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for name, value in environ.items():
+    """``ZSM_BOT_<SECTION>_<KEY>`` overrides ``[section] key``; a variable that names no known key is refused."""
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
             continue
-        rest = name[len(ENV_PREFIX) :].lower()
-        for section in _SECTIONS:
-            if rest.startswith(section + "_"):
-                key = rest[len(section) + 1 :]
-                sect = data.setdefault(section, {})
-                if isinstance(sect, dict) and key:
-                    sect[key] = _EnvValue(value)
-                break
+        target = ENV_NAMES.get(name)
+        if target is None:
+            raise unknown("variabele", name, [*ENV_NAMES, ENV_CONFIG])
+        section, key = target
+        sect = data.setdefault(section, {})
+        if isinstance(sect, dict):
+            sect[key] = EnvValue(value)
 
 
-class _EnvValue(str):
-    """A string from the environment; typed readers may coerce it."""
-
-
-class ConfigReader:
-    """Reads one section with typed getters; each error names the full key."""
-
-    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
-        self.data = data
-        self.prefix = prefix
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self.data.get(key, default)
-        if value is None:
-            if required:
-                raise ConfigError(f"{self._key(key)} ontbreekt: verwacht een tekstwaarde")
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(f"{self._key(key)}: verwacht tekst, kreeg {type(value).__name__}")
-        if required and not value.strip():
-            raise ConfigError(f"{self._key(key)} is leeg: verwacht een tekstwaarde")
-        return str(value)
-
-    def integer(self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, _EnvValue):
-            try:
-                value = int(value)
-            except ValueError:
-                raise ConfigError(f"{self._key(key)}: verwacht een geheel getal, kreeg {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self._key(key)}: verwacht een geheel getal, kreeg {value!r}")
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{self._key(key)}: verwacht minstens {minimum}, kreeg {value}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{self._key(key)}: verwacht hoogstens {maximum}, kreeg {value}")
-        return value
-
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, _EnvValue):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{self._key(key)}: verwacht een getal, kreeg {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self._key(key)}: verwacht een getal, kreeg {value!r}")
-        if value < minimum:
-            raise ConfigError(f"{self._key(key)}: verwacht minstens {minimum}, kreeg {value}")
-        return float(value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if isinstance(value, _EnvValue):
-            lowered = value.strip().lower()
-            if lowered in {"1", "true", "ja", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "nee", "no", "off"}:
-                return False
-            raise ConfigError(f"{self._key(key)}: verwacht true of false, kreeg {value!r}")
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self._key(key)}: verwacht true of false, kreeg {value!r}")
-        return value
-
-    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
-        value = self.text(key, default)
-        assert value is not None
-        if value not in options:
-            raise ConfigError(f"{self._key(key)}: verwacht een van {', '.join(options)}, kreeg {value!r}")
-        return value
-
-    def texts(self, key: str, *, pattern: re.Pattern[str] | None = None, what: str = "tekst") -> list[str]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list):
-            raise ConfigError(f"{self._key(key)}: verwacht een lijst van {what}")
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
-                raise ConfigError(f"{self._key(key)}[{i}]: verwacht {what}, kreeg {item!r}")
-            out.append(item)
-        return out
-
-    def section(self, key: str) -> ConfigReader:
-        value = self.data.get(key, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"{self._key(key)}: verwacht een sectie [{self._key(key)}]")
-        return ConfigReader(value, self._key(key))
-
-
-def resolve_path(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
+def _known_sections(data: Mapping[str, Any]) -> None:
+    for name in data:
+        if name not in SECTIONS:
+            raise unknown("sectie", name, SECTIONS)
 
 
 def _sqlite_url(base: Path, url: str) -> str:
@@ -242,8 +214,9 @@ def _sqlite_url(base: Path, url: str) -> str:
 
 
 def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
+    _known_sections(data)
     root = ConfigReader(data, "")
-    m = root.section("matrix")
+    m = root.section("matrix").only(MATRIX_KEYS)
     homeserver = m.text("homeserver", required=True)
     assert homeserver is not None
     if not re.match(r"^https?://[^\s/]+", homeserver):
@@ -276,7 +249,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         cross_signing=m.flag("cross_signing", True),
         cross_signing_secret=m.text("cross_signing_secret") or None,
     )
-    d = root.section("database")
+    d = root.section("database").only(DATABASE_KEYS)
     db_url = d.text("url", "sqlite+aiosqlite:///var/zsm-bot.db")
     assert db_url is not None
     if not (db_url.startswith("sqlite+aiosqlite://") or db_url.startswith("postgresql+asyncpg://")):
@@ -284,46 +257,28 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
             "database.url: verwacht sqlite+aiosqlite:///pad/naar/bestand.db of "
             f"postgresql+asyncpg://gebruiker@host/database, kreeg {_redact_url(db_url)!r}"
         )
-    h = root.section("http")
+    h = root.section("http").only(HTTP_KEYS)
     http = HttpSettings(
         host=h.text("host", "127.0.0.1") or "127.0.0.1",
         port=h.integer("port", 8080, minimum=0, maximum=65535),
         enabled=h.flag("enabled", True),
     )
-    lg = root.section("logging")
+    lg = root.section("logging").only(LOGGING_KEYS)
     logging_settings = LoggingSettings(
         level=lg.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         format=lg.choice("format", "json", ("json", "text")),
     )
-    a = root.section("audit")
+    a = root.section("audit").only(AUDIT_KEYS)
     audit = AuditSettings(key=a.text("key", "") or "")
 
-    users_raw = root.section("users").data
-    users: dict[str, str] = {}
-    for uid, role in users_raw.items():
-        if not USER_ID.match(uid):
-            raise ConfigError(f"users: {uid!r} is geen Matrix-id; verwacht \"@naam:server\" = \"rol\"")
-        if not isinstance(role, str) or role not in ROLES:
-            raise ConfigError(f"users.\"{uid}\": onbekende rol {role!r}; kies uit {', '.join(sorted(ROLES))}")
-        users[uid] = role
+    users = parse_users(root.section("users"))
+    perms = root.section("permissions")
+    velden = parse_role_fields(perms.section("velden").data)
+    permissions = parse_permissions(perms)
 
-    perms_raw = root.section("permissions")
-    permissions: dict[str, frozenset[str]] = {}
-    velden = parse_role_fields(perms_raw.section("velden").data)
-    for command, _roles in perms_raw.data.items():
-        if command == "velden":
-            continue
-        listed = perms_raw.texts(command, what="een rolnaam")
-        unknown = [r for r in listed if r not in ROLES]
-        if unknown:
-            raise ConfigError(
-                f"permissions.{command}: onbekende rol {unknown[0]!r}; kies uit {', '.join(sorted(ROLES))}"
-            )
-        permissions[command] = frozenset(listed)
+    regio = root.section("zsm").only(ZSM_KEYS).text("regio") or None
 
-    regio = root.section("zsm").text("regio") or None
-
-    ref = root.section("referentie")
+    ref = root.section("referentie").only(REFERENTIE_KEYS)
     vh_path = ref.text("veiligheidshuizen")
     afd_path = ref.text("afdoeningen")
 
@@ -340,7 +295,13 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         permissions=permissions,
         velden=velden,
         regio=regio,
-        raw=data,
+        check=parse_check(root.section("check")),
+        registry=parse_registry(root.section("registry")),
+        instroom=parse_instroom(root.section("instroom")),
+        rapport=parse_rapport(root.section("rapport")),
+        aanvraag=parse_aanvraag(root.section("aanvraag")),
+        mail=parse_mail_settings(root.section("mail").data, base),
+        privacy=parse_privacy(root.section("privacy")),
     )
 
 

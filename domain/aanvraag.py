@@ -8,7 +8,7 @@ returned in UTC; the engine stores UTC and shows local time. Public holidays com
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -17,7 +17,6 @@ import holidays
 
 from domain.clock import AMSTERDAM
 from domain.errors import ConfigError
-from domain.matrix_ids import ROOM_ID, USER_ID
 
 # ---------------------------------------------------------------------------------------------- calendar
 
@@ -287,108 +286,6 @@ class AanvraagConfig:
         if self.calendar.in_office_hours(now):
             return vh.office_chain or self.office_chain
         return vh.after_hours_chain or self.after_hours_chain
-
-
-_HHMM = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
-
-
-def _chain(data: Mapping[str, Any], where: str, key: str, repeat_s: int, repeat_n: int) -> Chain | None:
-    if key not in data:
-        return None
-    return Chain(parse_chain(data[key], f"{where}.{key}"), timedelta(minutes=repeat_s), repeat_n)
-
-
-def _get_int(data: Mapping[str, Any], key: str, where: str, default: int) -> int:
-    value = data.get(key, default)
-    try:
-        out = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}.{key}: verwacht een geheel getal, kreeg {value!r}") from None
-    if out < 0:
-        raise ConfigError(f"{where}.{key}: verwacht 0 of meer, kreeg {out}")
-    return out
-
-
-def _term(value: Any, where: str) -> Term:
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: verwacht een termijn als \"24u\", kreeg {value!r}")
-    try:
-        return parse_term(value)
-    except TermError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _vh_entry(key: str, data: Mapping[str, Any], where: str, prefix: str) -> VhAanvraag:
-    def get(name: str) -> Any:
-        return data.get(prefix + name)
-
-    doel = get("doelgroepen") or []
-    if not isinstance(doel, list) or not all(isinstance(d, str) and d.strip() for d in doel):
-        raise ConfigError(f"{where}.{prefix}doelgroepen: verwacht een lijst met doelgroepen")
-    room = get("room")
-    if room is not None and (not isinstance(room, str) or not ROOM_ID.match(room)):
-        raise ConfigError(f"{where}.{prefix}room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
-    lead = get("teamleider")
-    if lead is not None and (not isinstance(lead, str) or not USER_ID.match(lead)):
-        raise ConfigError(f"{where}.{prefix}teamleider: verwacht een Matrix-id als @naam:example.nl, kreeg {lead!r}")
-    rep_m = _get_int(data, prefix + "herhaal_minuten", where, 0)
-    rep_n = _get_int(data, prefix + "herhaal_aantal", where, 0)
-    return VhAanvraag(
-        key=key, doelgroepen=tuple(d.strip() for d in doel),
-        term=_term(get("termijn"), f"{where}.{prefix}termijn") if get("termijn") is not None else None,
-        room_id=room, teamleider=lead,
-        office_chain=_chain(data, where, prefix + "escalatie_kantoor", rep_m, rep_n),
-        after_hours_chain=_chain(data, where, prefix + "escalatie_buiten", rep_m, rep_n),
-    )
-
-
-def parse_config(section: Mapping[str, Any], vh_extras: Iterable[tuple[str, Mapping[str, Any]]]) -> AanvraagConfig:
-    """``[aanvraag]`` plus per-VH settings: ``aanvraag_*`` keys in veiligheidshuizen.toml, overridden by
-    ``[aanvraag.vh.<key>]`` in the bot configuration."""
-    where = "aanvraag"
-    days_raw = section.get("werkdagen", ["ma", "di", "wo", "do", "vr"])
-    if not isinstance(days_raw, list) or not all(isinstance(d, str) and d.lower()[:2] in DAY_NAMES for d in days_raw):
-        raise ConfigError(f"{where}.werkdagen: verwacht een lijst als [\"ma\", \"di\", \"wo\", \"do\", \"vr\"]")
-    hours = str(section.get("kantoortijden", "08:30-17:00"))
-    m = _HHMM.match(hours)
-    if not m or not (int(m.group(1)) < 24 and int(m.group(3)) < 24 and int(m.group(2)) < 60 and int(m.group(4)) < 60):
-        raise ConfigError(f"{where}.kantoortijden: verwacht 'uu:mm-uu:mm' als \"08:30-17:00\", kreeg {hours!r}")
-    opens, closes = time(int(m.group(1)), int(m.group(2))), time(int(m.group(3)), int(m.group(4)))
-    if closes <= opens:
-        raise ConfigError(f"{where}.kantoortijden: het einde moet na het begin liggen")
-    closed_raw = section.get("vrije_dagen", [])
-    try:
-        closed = frozenset(date.fromisoformat(str(d)) for d in closed_raw)
-    except ValueError:
-        raise ConfigError(f"{where}.vrije_dagen: verwacht datums als \"2026-05-15\"") from None
-    cal = WorkCalendar(frozenset(DAY_NAMES.index(d.lower()[:2]) for d in days_raw), opens, closes, closed)
-    rep_m = _get_int(section, "herhaal_minuten", where, 0)
-    rep_n = _get_int(section, "herhaal_aantal", where, 0)
-    office = _chain(section, where, "escalatie_kantoor", rep_m, rep_n) or DEFAULT_OFFICE
-    after = _chain(section, where, "escalatie_buiten", rep_m, rep_n) or DEFAULT_AFTER_HOURS
-    per_vh: dict[str, VhAanvraag] = {}
-    for key, extra in vh_extras:
-        if any(k.startswith("aanvraag_") for k in extra):
-            per_vh[key] = _vh_entry(key, extra, f"veiligheidshuizen.{key}", "aanvraag_")
-    vh_section = section.get("vh", {})
-    if not isinstance(vh_section, dict):
-        raise ConfigError(f"{where}.vh: verwacht secties [aanvraag.vh.<sleutel>]")
-    for key, data in vh_section.items():
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}.vh.{key}: verwacht een sectie")
-        per_vh[key] = _vh_entry(key, data, f"{where}.vh.{key}", "")
-    for old in ("mail_host", "mail_port", "mail_tls", "mail_van"):
-        if old in section:
-            raise ConfigError(f"{where}.{old}: de mail van een adviesaanvraag gaat via de gewone mailinstellingen; "
-                              "verwijder deze regel en zet de relay onder [mail]")
-    return AanvraagConfig(
-        calendar=cal,
-        default_term=_term(section.get("termijn", "24u"), f"{where}.termijn"),
-        office_chain=office, after_hours_chain=after, per_vh=per_vh,
-        link_key=str(section.get("link_sleutel", "")), base_url=str(section.get("basis_url", "")).rstrip("/"),
-        tick_seconds=float(section.get("tik_seconden", 1.0)),
-        late_after=timedelta(seconds=_get_int(section, "te_laat_na_seconden", where, 5)),
-    )
 
 
 def ref_text(request_id: int) -> str:

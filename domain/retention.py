@@ -1,14 +1,12 @@
 """How long each kind of record is kept (PRIVACY.md: periods belong in each region's privacy protocol, so each
-is a setting with a conservative default). Read by the purge job and shown by check-config."""
+is a setting with a conservative default). Read by the purge job and shown by check-config; ``config.privacy``
+parses ``[privacy.bewaren]`` into a ``Retention``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-from domain.errors import ConfigError
 
 # Days. Decisions, referrals and requests are kept a little over a year so the yearly figures can be made.
 DEFAULT_DAYS: dict[str, int] = {
@@ -29,18 +27,3 @@ class Retention:
 
     def period(self, kind: str) -> timedelta:
         return timedelta(days=self.days[kind])
-
-
-def parse_retention(raw: Mapping[str, Any]) -> Retention:
-    """``[privacy.bewaren]`` with ``<soort> = <dagen>``; unknown kinds and non-positive periods are refused."""
-    section = raw.get("privacy", {}).get("bewaren", {}) if isinstance(raw.get("privacy", {}), dict) else {}
-    if not isinstance(section, dict):
-        raise ConfigError("privacy.bewaren: verwacht een sectie [privacy.bewaren] met <soort> = <dagen>")
-    days = dict(DEFAULT_DAYS)
-    for kind, value in section.items():
-        if kind not in DEFAULT_DAYS:
-            raise ConfigError(f"privacy.bewaren.{kind}: onbekende soort; kies uit {', '.join(DEFAULT_DAYS)}")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"privacy.bewaren.{kind}: verwacht een aantal dagen (1 of meer), kreeg {value!r}")
-        days[kind] = value
-    return Retention(days)

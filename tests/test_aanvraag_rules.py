@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from config.aanvraag import parse_config
 from domain import aanvraag as rules
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError
@@ -101,7 +102,7 @@ def test_chain_plan_with_repeats_stops_before_the_deadline() -> None:
 
 
 def test_config_from_section_and_vh_extra() -> None:
-    cfg = rules.parse_config(
+    cfg = parse_config(
         {"kantoortijden": "09:00-17:30", "escalatie_buiten": ["herinnering:10", "ruimte:20"],
          "vh": {"utrecht": {"doelgroepen": ["Huiselijk geweld"], "termijn": "2wd", "room": "!oc:localhost"}}},
         [("eemland", {"aanvraag_doelgroepen": ["High Impact Crime"], "aanvraag_teamleider": "@tl:localhost"}),
@@ -130,7 +131,7 @@ def test_config_from_section_and_vh_extra() -> None:
 ])
 def test_config_errors_name_the_key(section: dict[str, object], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
-        rules.parse_config(section, [])
+        parse_config(section, [])
 
 
 def test_parse_moments_and_refs() -> None:

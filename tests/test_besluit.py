@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from config.mail import parse_mail_settings
 from config.reference import load_afdoeningen
 from domain.advies import Markering
 from domain.afdoeningen import Kennis, feedback_for
 from domain.clock import FixedClock
 from domain.errors import ConfigError
-from integrations.mail.config import parse_mail_settings
 from integrations.registry.builtin import upsert
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.models import AuditRecord
@@ -119,11 +119,10 @@ def test_rules_each_case() -> None:
 
 def test_mail_config_refuses_plaintext_off_loopback(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loopback"):
-        parse_mail_settings({"mail": {"tls": "geen", "onversleuteld_toestaan": True, "host": "smtp.om.example"}},
-                            tmp_path)
+        parse_mail_settings({"tls": "geen", "onversleuteld_toestaan": True, "host": "smtp.om.example"}, tmp_path)
     with pytest.raises(ConfigError, match="onversleuteld_toestaan"):
-        parse_mail_settings({"mail": {"tls": "geen", "host": "127.0.0.1"}}, tmp_path)
-    ok = parse_mail_settings({"mail": {"tls": "geen", "onversleuteld_toestaan": True, "host": "127.0.0.1"}}, tmp_path)
+        parse_mail_settings({"tls": "geen", "host": "127.0.0.1"}, tmp_path)
+    ok = parse_mail_settings({"tls": "geen", "onversleuteld_toestaan": True, "host": "127.0.0.1"}, tmp_path)
     assert ok.tls == "geen"
     assert parse_mail_settings({}, tmp_path).tls == "starttls"
 

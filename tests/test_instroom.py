@@ -226,9 +226,7 @@ def test_check_config_reports_registry_and_instroom_problems(tmp_path: Path) -> 
 
     config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", sections={
         "http": {"enabled": False}, "instroom": {"token": TOKEN, "room": ROOM},
-        "registry": {"adapter": "http", "url": "http://gcos.example/api", "token": "t"},
-        "check": {"identificatie": ["gba"]}})
+        "registry": {"adapter": "http", "url": "http://gcos.example/api", "token": "t"}})
     problems, notes = check(load_settings(config))
-    assert any(p.startswith("check.identificatie") for p in problems)
     assert any("http.enabled = false" in p for p in problems)
     assert any("zonder TLS" in n for n in notes) and any("niet in matrix.rooms" in n for n in notes)

@@ -25,7 +25,7 @@ from tests.harness.browser import ARTIFACTS, chromium
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW
-from web.rapport import RapportPages, duration_text, render_rapport, share, web_settings
+from web.rapport import RapportPages, duration_text, render_rapport, share
 from web.svg_chart import BOTTOM, HEIGHT, TOP, Point, Series, bar_chart, grid_steps, line_chart, nice_max
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -192,19 +192,19 @@ def test_csv_has_a_row_per_house_and_the_total_with_small_counts_masked() -> Non
 
 def test_settings_named_tokens_env_token_and_errors(tmp_path: Path) -> None:
     path = write_config(tmp_path, "sqlite+aiosqlite:///x.db")
-    assert web_settings(load_settings(path)) is None  # no token: the page is off
+    assert load_settings(path).rapport is None  # no token: the page is off
     env = load_settings(path, environ={"ZSM_BOT_RAPPORT_TOKEN": "x" * 20})
-    assert dict(web_settings(env).tokens) == {"rapport": "x" * 20}  # type: ignore[union-attr]
+    assert dict(env.rapport.tokens) == {"rapport": "x" * 20}  # type: ignore[union-attr]
     named = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={
         "rapport": {"cookie_secure": True}, "rapport.tokens": TOKENS}))
-    cfg = web_settings(named)
+    cfg = named.rapport
     assert cfg is not None and dict(cfg.tokens) == TOKENS and cfg.cookie_secure
     for bad, message in (({"rapport": {"token": "kort"}}, "rapport.token: te kort"),
                          ({"rapport.tokens": {"a": "y" * 20, "b": "y" * 20}}, "eigen token"),
                          ({"rapport.tokens": {"Jansen": "y" * 20}}, "kleine letters"),
                          ({"rapport": {"sessie_uren": 0}, "rapport.tokens": TOKENS}, "sessie_uren")):
         with pytest.raises(ConfigError, match=message):
-            web_settings(load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections=bad)))
+            load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections=bad))
 
 
 # --- Against the running bot ----------------------------------------------------------------------------------------
@@ -451,6 +451,6 @@ def test_config_check_explains_the_rapport_section(tmp_path: Path) -> None:
         "rapport.tokens": TOKENS, "http": {"enabled": True}}))
     problems, notes = config_notes(on)
     assert problems == [] and any("cookie_secure" in n for n in notes)
-    problems, _ = config_notes(load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={
-        "rapport": {"token": "kort"}})))
-    assert problems == ["rapport.token: te kort; gebruik minstens 16 willekeurige tekens"]
+    with pytest.raises(ConfigError) as err:  # a bad section stops the loader itself, the same for check-config
+        load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={"rapport": {"token": "kort"}}))
+    assert str(err.value) == "rapport.token: te kort; gebruik minstens 16 willekeurige tekens"

@@ -17,18 +17,15 @@ import json
 import logging
 import re
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from bot.outbound import enqueue, message_content, txn_id_for
-from commands.check import check_settings
 from commands.instroom import lookup_all, parse_batch
 from commands.vh_view import ALL_FIELDS, Zicht, compose_batch, signal_fields
-from config.settings import ConfigError, ConfigReader, Settings
+from config.instroom import InstroomSettings
 from domain.clock import local
-from domain.matrix_ids import ROOM_ID
 from integrations.registry.base import RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -40,34 +37,12 @@ _REF = re.compile(r"^[A-Za-z0-9._:/\-]{1,100}$")
 ACTOR = "api:instroom"
 
 
-@dataclass(frozen=True)
-class InstroomApiSettings:
-    token: str
-    room: str
-    max_batch: int = 50
-
-
-def api_settings(settings: Settings) -> InstroomApiSettings | None:
-    r = ConfigReader(settings.raw.get("instroom", {}), "instroom")
-    token = r.text("token", "") or ""
-    if not token:
-        return None
-    if len(token) < 16:
-        raise ConfigError("instroom.token: te kort; gebruik minstens 16 willekeurige tekens")
-    room = r.text("room", required=True)
-    assert room is not None
-    if not ROOM_ID.match(room):
-        raise ConfigError(f"instroom.room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
-    return InstroomApiSettings(token=token, room=room, max_batch=r.integer("max_batch", 50, minimum=1,
-                                                                           maximum=1000))
-
-
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="zsm-bot"'} if status == 401 else None
     return web.json_response({"fout": message, **extra}, status=status, headers=headers)
 
 
-def routes(runtime: Runtime, cfg: InstroomApiSettings) -> list[web.RouteDef]:
+def routes(runtime: Runtime, cfg: InstroomSettings) -> list[web.RouteDef]:
     expected = f"Bearer {cfg.token}".encode()
 
     async def post_instroom(request: web.Request) -> web.Response:
@@ -92,7 +67,7 @@ def routes(runtime: Runtime, cfg: InstroomApiSettings) -> list[web.RouteDef]:
         if ref is not None and (not isinstance(ref, str) or not _REF.match(ref)):
             return _error(400, "Veld 'referentie' moet 1-100 letters, cijfers of ._:/- zijn.")
         services = runtime.services
-        people, problems = parse_batch(ids, check_settings(services.settings).identificatie)
+        people, problems = parse_batch(ids, services.settings.check.identificatie)
         if problems:
             return _error(422, "Een of meer ids zijn ongeldig; er is niets gecontroleerd.",
                           ongeldig=[{"positie": i, "reden": reason} for i, reason in problems])

@@ -28,7 +28,8 @@ from aiohttp import web
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
-from config.settings import ConfigError, ConfigReader, Settings
+from config.rapport import RapportSettings
+from config.settings import Settings
 from domain.clock import AMSTERDAM, Clock, format_local
 from domain.rapport import (
     MIN_OBSERVATIONS,
@@ -56,46 +57,11 @@ log = logging.getLogger(__name__)
 ComputeFn = Callable[[Period, str | None], Awaitable[Rapport]]
 COOKIE = "zsm_rapport"
 MAX_SPAN = timedelta(days=3 * 366)  # a longer range would draw thousands of buckets
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
-
-
-@dataclass(frozen=True)
-class RapportWebSettings:
-    tokens: Mapping[str, str]  # name -> token
-    cookie_secure: bool = False
-    sessie_uren: int = 8
-
-
-def web_settings(settings: Settings) -> RapportWebSettings | None:
-    """``None`` when no token is configured: the page is then off."""
-    r = ConfigReader(settings.raw.get("rapport", {}), "rapport")
-    tokens: dict[str, str] = {}
-    single = r.text("token", "") or ""
-    if single:
-        tokens["rapport"] = single
-    table = r.section("tokens")
-    for name in table.data:
-        if not _NAME.match(name):
-            raise ConfigError(f"rapport.tokens.{name}: gebruik als naam kleine letters, cijfers en ._- (max 40)")
-        tokens[name] = table.text(name, required=True) or ""
-    for name, token in tokens.items():
-        if len(token) < 16:
-            where = "rapport.token" if name == "rapport" and token == single else f"rapport.tokens.{name}"
-            raise ConfigError(f"{where}: te kort; gebruik minstens 16 willekeurige tekens")
-    if len(set(tokens.values())) != len(tokens):
-        raise ConfigError("rapport.tokens: elke coördinator een eigen token (twee namen hebben hetzelfde token)")
-    if not tokens:
-        return None
-    return RapportWebSettings(tokens=tokens, cookie_secure=r.flag("cookie_secure", False),
-                              sessie_uren=r.integer("sessie_uren", 8, minimum=1, maximum=24 * 7))
 
 
 def config_notes(settings: Settings) -> tuple[list[str], list[str]]:
     """(problems, notes) for ``zsm-bot config-check``."""
-    try:
-        cfg = web_settings(settings)
-    except ConfigError as exc:
-        return [str(exc)], []
+    cfg = settings.rapport
     if cfg is None:
         return [], ["rapport: geen token ingesteld; de pagina /rapport staat uit"]
     problems, notes = [], []
@@ -346,7 +312,7 @@ def same_origin(request: web.Request) -> bool:
 
 @dataclass
 class RapportPages:
-    cfg: RapportWebSettings | None
+    cfg: RapportSettings | None
     compute: ComputeFn | None
     houses: Sequence[tuple[str, str]]  # (key, naam) in configuration order
     sessions: SessionFactory
@@ -512,7 +478,7 @@ def install(runtime: Runtime, compute: ComputeFn | None = None) -> RapportPages:
 
     Tests may replace ``pages.compute`` with a function returning hand-made figures."""
     houses = [(vh.key, vh.naam) for vh in runtime.services.veiligheidshuizen.all()]
-    pages = RapportPages(web_settings(runtime.settings), compute, houses, runtime.sessions, runtime.auditor,
+    pages = RapportPages(runtime.settings.rapport, compute, houses, runtime.sessions, runtime.auditor,
                          runtime.clock)
     runtime.services.extras["rapport_web"] = pages
     runtime.extra_routes.extend(pages.routes())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from domain.aanvraag import AanvraagConfig, parse_config
+from config.aanvraag import with_veiligheidshuizen
+from domain.aanvraag import AanvraagConfig
 from services.aanvraag import AanvraagService
 
 if TYPE_CHECKING:
@@ -21,9 +22,8 @@ EXTRA_KEY = "aanvraag"
 
 
 def load_config(runtime: Runtime) -> AanvraagConfig:
-    section = runtime.settings.raw.get("aanvraag", {})
     extras = [(vh.key, vh.extra) for vh in runtime.services.veiligheidshuizen.all()]
-    return parse_config(section if isinstance(section, dict) else {}, extras)
+    return with_veiligheidshuizen(runtime.settings.aanvraag, extras)
 
 
 def install(runtime: Runtime) -> AanvraagService:
@@ -75,8 +75,7 @@ def config_notes(runtime_settings: object) -> tuple[list[str], list[str]]:
     notes: list[str] = []
     try:
         vhs = load_veiligheidshuizen(runtime_settings.veiligheidshuizen_path)
-        section = runtime_settings.raw.get("aanvraag", {})
-        cfg = parse_config(section if isinstance(section, dict) else {}, [(v.key, v.extra) for v in vhs.all()])
+        cfg = with_veiligheidshuizen(runtime_settings.aanvraag, [(v.key, v.extra) for v in vhs.all()])
     except ConfigError as exc:
         return [str(exc)], notes
     for key, vh in sorted(cfg.per_vh.items()):

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.mail import MailSettings
 from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.mail.compose import Templates, message_id_for, subject_for
-from integrations.mail.config import MailSettings
 from storage.besluit_models import OutboxMail
 
 # A held mail falls due a little after the undo window closes, so an undo at the last second never races a send.

@@ -19,10 +19,10 @@ import aiosmtplib
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.mail import MailSettings
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from integrations.mail.compose import build_message
-from integrations.mail.config import MailSettings
 from integrations.mail.outbox import LABELS
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from config.privacy import parse_retention
 from domain.clock import FixedClock
 from domain.errors import ConfigError
-from domain.retention import DEFAULT_DAYS, parse_retention
+from domain.retention import DEFAULT_DAYS
 from storage.besluit_models import AanmeldingRow, BesluitRow
 from storage.models import AuditRecord, InboxEntry, OutgoingMessage
 from tests.harness.config import write_config
@@ -20,11 +21,11 @@ from tests.harness.markings import NOW
 
 def test_periods_are_settings_with_checked_values() -> None:
     assert parse_retention({}).days == DEFAULT_DAYS
-    assert parse_retention({"privacy": {"bewaren": {"inbox": 3}}}).days["inbox"] == 3
+    assert parse_retention({"inbox": 3}).days["inbox"] == 3
     with pytest.raises(ConfigError, match=r"privacy\.bewaren\.alles: onbekende soort"):
-        parse_retention({"privacy": {"bewaren": {"alles": 3}}})
+        parse_retention({"alles": 3})
     with pytest.raises(ConfigError, match=r"privacy\.bewaren\.inbox: verwacht een aantal dagen"):
-        parse_retention({"privacy": {"bewaren": {"inbox": 0}}})
+        parse_retention({"inbox": 0})
 
 
 async def test_purge_removes_only_what_expired(tmp_path: Path, database_url: str) -> None:

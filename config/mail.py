@@ -1,13 +1,14 @@
-"""The ``[mail]`` section: relay, TLS, sender, retries and the confidentiality notice."""
+"""``[mail]``: the SMTP relay, TLS, sender, retries and the confidentiality notice of every outgoing mail."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.settings import ConfigReader, resolve_path
+from config.reader import ConfigReader, resolve_path
 from domain.errors import ConfigError
 
 DEFAULT_NOTICE = (
@@ -16,6 +17,9 @@ DEFAULT_NOTICE = (
     "gegevens rust en gebruikt ze alleen voor het doel waarvoor ze zijn verstrekt. Bent u niet de bedoelde "
     "ontvanger, meld dit dan aan de afzender en verwijder het bericht."
 )
+KEYS = ("enabled", "host", "port", "tls", "onversleuteld_toestaan", "ca_bestand", "username", "password", "afzender",
+        "message_id_domein", "max_pogingen", "backoff_seconden", "backoff_max_seconden", "herroep_seconden",
+        "timeout_seconden", "vertrouwelijkheid", "vertrouwelijkheid_tekst", "templates")
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def parse_mail_settings(raw: dict[str, Any], base: Path) -> MailSettings:
-    r = ConfigReader(raw.get("mail", {}), "mail")
+def parse_mail_settings(section: Mapping[str, Any], base: Path) -> MailSettings:
+    """``section`` is the ``[mail]`` table; relative paths are relative to ``base`` (the configuration's folder)."""
+    r = ConfigReader(section, "mail").only(KEYS)
     host = r.text("host", "127.0.0.1") or "127.0.0.1"
     tls = r.choice("tls", "starttls", ("starttls", "implicit", "geen"))
+    allow_plain = r.flag("onversleuteld_toestaan", False)
     if tls == "geen":
-        if not r.flag("onversleuteld_toestaan", False):
+        if not allow_plain:
             raise ConfigError("mail.tls = \"geen\" vraagt ook mail.onversleuteld_toestaan = true (alleen voor tests)")
         if not _loopback(host):
             raise ConfigError(f"mail.tls = \"geen\" mag alleen met een server op loopback, niet {host!r}")
