@@ -197,3 +197,12 @@ def test_check_config_cli_refuses_unknown_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", [EXAMPLE, EXAMPLE.parent / "compose" / "zsm-bot.toml"])
 def test_shipped_configs_have_only_known_keys(path: Path) -> None:
     assert load_settings(path, environ={}).source == path
+
+
+def test_unknown_aanvraag_key_in_reference_data_is_refused() -> None:
+    from config.aanvraag import parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({}, [("eemland", {"aanvraag_rom": "!oc:localhost", "naam_extra": 1})])
+    assert str(err.value) == ("veiligheidshuizen.eemland.aanvraag_rom: onbekende sleutel; bedoelde u "
+                              "veiligheidshuizen.eemland.aanvraag_room?")
