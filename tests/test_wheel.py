@@ -1,0 +1,178 @@
+"""What an operator does with a release: build the wheel, install it in a fresh environment, run ``zsm-bot``.
+
+The steps, all outside the checkout:
+
+1. ``pip wheel --no-deps -w <tmp>/dist <copy of the checkout>``. The sources are copied first (without .venv, .git,
+   build/ and caches) because setuptools reuses a ``build/`` folder in the source tree, and a module deleted since
+   the last build would otherwise still ship. The build runs in pip's build isolation like an operator's; only when
+   that fails here (no index reachable) it retries with ``--no-build-isolation`` and the test venv's setuptools.
+2. A fresh virtual environment in a temporary folder, without pip and without system site-packages, into which the
+   test venv's pip (``pip --python``) installs the wheel (not editable) and its declared dependencies. To keep the
+   test near half a minute, the dependencies come from a wheelhouse in ``~/.cache/zsm-bot/wheelhouse`` (like the
+   Synapse venv the harness caches there) with ``--no-index``: pip still resolves the wheel's own metadata, so a
+   dependency missing from pyproject.toml fails here as it would for an operator. When the wheelhouse cannot satisfy
+   the wheel (first run on a machine, a new or raised dependency), it is filled from the configured index once
+   (``pip wheel``, about a minute) and the install is repeated.
+3. In an empty folder (the working directory, no PYTHONPATH, no ``ZSM_BOT_*`` variables) a ``zsm-bot.toml`` that
+   names no reference file and no template folder, so only the packaged afdoeningen, veiligheidshuizen and mail
+   templates can be used: SQLite in that folder, mail enabled against a closed loopback port (check-config renders
+   the templates; nothing has to be delivered) and one officer. Then ``zsm-bot check-config``, ``zsm-bot db
+   upgrade`` and ``zsm-bot console --as <officer>`` with ``!ping``, ``!aanmelden`` (a gemeente from the packaged
+   veiligheidshuizen) and ``!besluit`` (a code from the packaged catalogue) on standard input.
+
+The installed modules must come from the new environment's site-packages, never from the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WHEELHOUSE = Path.home() / ".cache" / "zsm-bot" / "wheelhouse"
+OFFICER = "@ovj.wiel:localhost"
+PACKAGES = ("bot", "cli", "commands", "config", "domain", "integrations", "services", "storage", "web")
+
+pytestmark = pytest.mark.slow
+
+CONFIG = f"""\
+[matrix]
+homeserver = "http://127.0.0.1:9"
+user_id = "@zsm-bot:localhost"
+password = "niet-gebruikt"
+store_path = "var/matrix-store"
+rooms = ["!afstemming:localhost"]
+
+[database]
+url = "sqlite+aiosqlite:///zsm-bot.db"
+
+[http]
+enabled = false
+
+[logging]
+level = "WARNING"
+format = "text"
+
+[audit]
+key = "wheel-test-audit-key"
+
+[mail]
+enabled = true
+host = "127.0.0.1"
+port = 9
+tls = "geen"
+onversleuteld_toestaan = true
+afzender = "zsm-bot@localhost"
+
+[users]
+"{OFFICER}" = "ovj"
+"""
+
+
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    stdin = None if input is not None else subprocess.DEVNULL
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd, env=env, input=input,
+                          stdin=stdin)
+
+
+def pip(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+
+
+def build_wheel(tmp: Path) -> Path:
+    source = tmp / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "var", "test-artifacts", "*.db"))
+    dist = tmp / "dist"
+    proc = run(pip("wheel", "--no-deps", "-q", "-w", str(dist), str(source)))
+    if proc.returncode != 0:
+        proc = run(pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wheels = list(dist.glob("zsm_bot-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def install(venv_python: Path, wheel: Path) -> None:
+    local = pip("--python", str(venv_python), "install", "-q", "--no-compile", "--no-index",
+                "--find-links", str(WHEELHOUSE), str(wheel))
+    proc = run(local)
+    if proc.returncode != 0:
+        WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+        fill = run(pip("wheel", "-q", "-w", str(WHEELHOUSE), str(wheel)))
+        assert fill.returncode == 0, fill.stderr[-3000:]
+        for own in WHEELHOUSE.glob("zsm_bot-*.whl"):
+            own.unlink()  # the project's wheel is built fresh by every run, never taken from the cache
+        proc = run(local)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def clean_env(venv: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP") and not k.startswith("ZSM_BOT_")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    proc = run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    assert proc.returncode == 0, proc.stderr
+    python = venv / "bin" / "python"
+    install(python, wheel)
+
+    work = tmp_path / "leeg"
+    work.mkdir()
+    env = clean_env(venv)
+
+    # the code and the package data come from the new environment, and the checkout is nowhere on sys.path
+    probe = run([str(python), "-c", (
+        "import importlib, importlib.resources, json, sys\n"
+        f"mods = {{n: importlib.import_module(n).__file__ for n in {PACKAGES!r}}}\n"
+        "mods['config/afdoeningen.toml'] = str(importlib.resources.files('config') / 'afdoeningen.toml')\n"
+        "mods['storage/migrations'] = str(importlib.resources.files('storage') / 'migrations' / 'env.py')\n"
+        "print(json.dumps({'mods': mods, 'path': sys.path}))\n"
+    )], cwd=work, env=env)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    site = venv.resolve()
+    for name, file in found["mods"].items():
+        resolved = Path(file).resolve()
+        assert resolved.is_relative_to(site) and "site-packages" in resolved.parts, (name, file)
+        assert not resolved.is_relative_to(REPO), (name, file)
+        assert resolved.exists(), (name, file)
+    assert not any(p and Path(p).resolve().is_relative_to(REPO) for p in found["path"]), found["path"]
+
+    (work / "zsm-bot.toml").write_text(CONFIG, encoding="utf-8")
+    zsm_bot = str(venv / "bin" / "zsm-bot")
+
+    check = run([zsm_bot, "check-config"], cwd=work, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "configuratie in orde: zsm-bot.toml" in check.stdout
+    assert "mail.templates" not in check.stdout + check.stderr  # the packaged templates rendered
+
+    upgrade = run([zsm_bot, "db", "upgrade"], cwd=work, env=env)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "database bijgewerkt tot revisie" in upgrade.stdout
+    assert (work / "zsm-bot.db").is_file()
+
+    console = run([zsm_bot, "console", "--as", OFFICER], cwd=work, env=env,
+                  input="!ping\n!aanmelden 123456782 Utrecht huiselijk geweld\n!besluit 123456782 osb\n")
+    assert console.returncode == 0, console.stderr
+    assert "Traceback" not in console.stderr, console.stderr
+    lines = console.stdout.splitlines()
+    assert lines[0] == "pong"
+    # the packaged veiligheidshuizen: the gemeente Utrecht belongs to the veiligheidshuis of regio Utrecht
+    assert any(line.startswith("Aangemeld: BSN ******782 bij Veiligheidshuis regio Utrecht (gemeente Utrecht).")
+               for line in lines), console.stdout
+    # the packaged catalogue: osb is the OM-strafbeschikking
+    assert "Besluit vastgelegd voor BSN ******782: OM-strafbeschikking." in lines, console.stdout
+    assert sorted(p.name for p in work.iterdir() if p.suffix in (".toml", ".db")) == ["zsm-bot.db", "zsm-bot.toml"]
