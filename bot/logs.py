@@ -45,7 +45,9 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extras}".rstrip()
 
 
-_OWN = ("bot", "commands", "domain", "integrations", "storage", "devtools", "zsm-bot")
+# Every top-level package of the project (tests.test_architecture holds this against pyproject.toml).
+OWN_PACKAGES = ("bot", "cli", "commands", "config", "domain", "integrations", "services", "storage", "web", "devtools",
+                "zsm-bot")
 
 
 class ThirdPartyQuiet(logging.Filter):
@@ -55,7 +57,7 @@ class ThirdPartyQuiet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING:
             return True
-        return record.name.split(".", 1)[0] in _OWN
+        return record.name.split(".", 1)[0] in OWN_PACKAGES
 
 
 def setup_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:

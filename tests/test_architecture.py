@@ -196,3 +196,14 @@ def test_no_import_circles_between_project_modules() -> None:
     assert not new, "import circles (function-level imports included):\n" + "\n".join(described)
     gone = [sorted(known) for known in KNOWN_CIRCLES if not any(set(c) <= known for c in cycles)]
     assert not gone, f"these circles are gone: remove them from KNOWN_CIRCLES so they cannot come back: {gone}"
+
+
+def test_every_installed_package_logs_below_warning() -> None:
+    """The log filter lets INFO through only for the project's own loggers: a package missing there goes silent."""
+    import tomllib
+
+    from bot.logs import OWN_PACKAGES
+
+    found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    installed = {pattern.rstrip("*") for pattern in found}
+    assert installed <= set(OWN_PACKAGES), f"not in bot.logs.OWN_PACKAGES: {sorted(installed - set(OWN_PACKAGES))}"
