@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench.check_lookup import generate
-from bench.matrix_roundtrip import BOT, ECHO, alternate, report, stand
+from bench.matrix_roundtrip import BOT, ECHO, alternate, pct, report, stand
 from cli.main import main as cli_main
 
 TARGET = 1.2
@@ -60,16 +60,20 @@ async def run(work: Path, n: int, markings: int, block: int, seed: int) -> int:
         times = await alternate(s.officer, s.rooms, [f"!check {b}" for b in ids], block)
         phase(t0, "measured")
     expected_hit = set(hits)
-    hit = no_hit = wrong = 0
-    for bsn, (_, reply) in zip(ids, times[BOT], strict=True):
+    split: dict[bool, list[float]] = {True: [], False: []}
+    wrong = 0
+    for bsn, (ms, reply) in zip(ids, times[BOT], strict=True):
         found = NO_HIT not in str(getattr(reply, "body", ""))
-        hit, no_hit = hit + found, no_hit + (not found)
+        split[found].append(ms)
         wrong += found != (bsn in expected_hit)
     print(f"!check round trip, encrypted room, {markings:,} markings (built-in registry, SQLite), n={n} each, "
           f"blocks of {block}, Synapse on loopback")
     report([ms for ms, _ in times[BOT]], [ms for ms, _ in times[ECHO]], TARGET)
-    print(f"  replies    {hit} hits, {no_hit} no-hits ({len(hits)} BSNs sent that are in the registry, "
-          f"{len(misses)} that are not; {wrong} replies not as expected)")
+    print(f"  replies    {len(split[True])} hits, {len(split[False])} no-hits ({len(hits)} BSNs sent that are in "
+          f"the registry, {len(misses)} that are not; {wrong} replies not as expected)")
+    for found, label in ((True, "hits"), (False, "no-hits")):
+        if split[found]:
+            print(f"  bot {label:<7}    p50 {pct(split[found], 50):7.1f} ms   p95 {pct(split[found], 95):7.1f} ms")
     return 0 if wrong == 0 else 1
 
 

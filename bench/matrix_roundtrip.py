@@ -178,3 +178,5 @@ def report(bot_ms: list[float], echo_ms: list[float], target: float) -> None:
     r50, r95 = pct(bot_ms, 50) / pct(echo_ms, 50), pct(bot_ms, 95) / pct(echo_ms, 95)
     verdict = "OK" if max(r50, r95) <= target else "MISSED"
     print(f"  {'ratio':<10} p50 {r50:7.2f}      p95 {r95:7.2f}      (target <= {target:.2f}: {verdict})")
+    print(f"  {'bot - echo':<10} p50 {pct(bot_ms, 50) - pct(echo_ms, 50):+7.1f} ms   "
+          f"p95 {pct(bot_ms, 95) - pct(echo_ms, 95):+7.1f} ms")
