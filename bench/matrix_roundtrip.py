@@ -1,0 +1,182 @@
+"""Shared parts of the Matrix round-trip benchmarks: what the officer feels, bot versus a bare echo client.
+
+A real Synapse on loopback with an officer client, the bot (run in-process the way ``zsm-bot run`` runs it) and
+a bare matrix-nio echo client (answers every message with a notice, no database), each in its own encrypted
+room with the officer. The officer sends the same bodies to both, alternating in blocks so machine noise hits
+both alike, and the time from send to the decrypted reply arriving is what is compared. Used by
+``bench.ping_roundtrip`` and ``bench.check_roundtrip``; rate limits (Synapse's and the bot's own per-user
+command limit) are lifted so they stay out of the measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nio import AsyncClient, AsyncClientConfig, InviteMemberEvent, LoginResponse, RoomMessageText
+
+from bot.matrix_main import run_matrix
+from config.settings import load_settings
+from devtools.synapse import Synapse
+from tests.harness.config import write_config
+from tests.harness.matrix import PASSWORD, Homeserver, Officer
+
+BOT, ECHO = "bot", "bare echo"
+
+
+@dataclass
+class EchoClient:
+    """The baseline: a minimal matrix-nio bot answering every message in its rooms with a threaded notice."""
+
+    client: AsyncClient
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def user_id(self) -> str:
+        return str(self.client.user_id)
+
+    @classmethod
+    async def start(cls, hs: Homeserver, store: Path) -> EchoClient:
+        user = hs.new_user("echo")
+        store.mkdir(parents=True)
+        client = AsyncClient(hs.synapse.url, user, store_path=str(store),
+                             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False))
+        resp = await client.login(PASSWORD, device_name="echo")
+        assert isinstance(resp, LoginResponse), resp
+
+        async def on_message(room: Any, event: RoomMessageText) -> None:
+            if event.sender == client.user_id:
+                return
+            await client.room_send(room.room_id, "m.room.message", {
+                "msgtype": "m.notice", "body": "echo",
+                "m.relates_to": {"rel_type": "m.thread", "event_id": event.event_id, "is_falling_back": True,
+                                 "m.in_reply_to": {"event_id": event.event_id}},
+            }, ignore_unverified_devices=True)
+
+        async def on_invite(room: Any, event: Any) -> None:
+            await client.join(room.room_id)
+
+        client.add_event_callback(on_message, RoomMessageText)
+        client.add_event_callback(on_invite, InviteMemberEvent)
+        await client.sync(timeout=0, full_state=True)
+        if client.should_upload_keys:
+            await client.keys_upload()
+        echo = cls(client)
+        echo.task = asyncio.create_task(client.sync_forever(timeout=30000))
+        return echo
+
+    async def close(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+        await self.client.close()
+
+
+@dataclass
+class Stand:
+    """Synapse, officer, the bot's room and configuration (bot not yet started) and the echo client's room."""
+
+    synapse: Synapse
+    officer: Officer
+    bot_user: str
+    config: Path  # the bot's; SQLite database beside it; usable by ``zsm-bot`` subcommands too
+    echo: EchoClient
+    rooms: dict[str, str]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    bot: asyncio.Task[Any] | None = None
+
+    async def start_bot(self) -> None:
+        """Run the bot in-process through the same entry point as ``zsm-bot run``; return once it is in."""
+        started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.bot = asyncio.create_task(run_matrix(load_settings(self.config), stop=self.stop, started=started))
+        await asyncio.wait([started, self.bot], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            raise RuntimeError(f"the bot did not start: {self.bot.exception() if self.bot.done() else 'timeout'}")
+        await self.officer.wait_member(self.rooms[BOT], self.bot_user, timeout=60)
+
+    async def stop_bot(self) -> None:
+        if self.bot:
+            self.stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.bot, 30)
+
+
+@contextlib.asynccontextmanager
+async def stand(work: Path) -> AsyncIterator[Stand]:
+    """Start Synapse and set up both rooms; the caller starts the bot (``Stand.start_bot``) when its data is in.
+    The bot long-polls like the echo client (30 s sync timeout) and its per-user command limit is off."""
+    synapse = Synapse(work / "synapse")
+    await asyncio.to_thread(synapse.start)
+    closers: list[Any] = []
+    try:
+        admin = synapse.register("admin", PASSWORD, admin=True)
+        hs = Homeserver(synapse, str(admin["access_token"]), work / "stores")
+        officer = await hs.officer()
+        closers.append(officer.close)
+        bot_user = hs.new_user("zsm-bot")
+        bot_room = await officer.create_room([bot_user])
+        config = write_config(work, f"sqlite+aiosqlite:///{work / 'bot.db'}", sections={
+            "matrix": {"homeserver": synapse.url, "user_id": bot_user, "password": PASSWORD, "rooms": [bot_room],
+                       "device_id": "BENCHBOT", "sync_timeout_ms": 30000, "commands_per_minute": 0},
+            "logging": {"level": "WARNING"},
+        }, users={officer.user_id: "ovj"})
+        echo = await EchoClient.start(hs, work / "stores" / "echo")
+        closers.append(echo.close)
+        echo_room = await officer.create_room([echo.user_id])
+        await officer.wait_member(echo_room, echo.user_id, timeout=60)
+        s = Stand(synapse, officer, bot_user, config, echo, {BOT: bot_room, ECHO: echo_room})
+        try:
+            yield s
+        finally:
+            await s.stop_bot()
+    finally:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                await close()
+        await asyncio.to_thread(synapse.stop)
+
+
+async def round_trip(officer: Officer, room: str, body: str, timeout: float = 30) -> tuple[float, Any]:
+    """Milliseconds from sending ``body`` to the (decrypted) reply arriving at the officer, and that reply."""
+    t0 = time.perf_counter()
+    event_id = await officer.send(room, body)
+    reply = await officer.wait_reply(event_id, timeout=timeout)
+    return (time.perf_counter() - t0) * 1000, reply
+
+
+async def alternate(officer: Officer, rooms: dict[str, str], bodies: list[str],
+                    block: int) -> dict[str, list[tuple[float, Any]]]:
+    """Send every body to every room, one block at a time per room; which room goes first flips per block."""
+    out: dict[str, list[tuple[float, Any]]] = {label: [] for label in rooms}
+    order = list(rooms)
+    for start in range(0, len(bodies), max(1, block)):
+        for label in order:
+            for body in bodies[start:start + block]:
+                out[label].append(await round_trip(officer, rooms[label], body))
+        order.reverse()
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def report(bot_ms: list[float], echo_ms: list[float], target: float) -> None:
+    """p50/p95/p99/max/mean of both, and the ratio bot/echo at p50 and p95 against the target."""
+    for label, ms in ((BOT, bot_ms), (ECHO, echo_ms)):
+        print(f"  {label:<10} p50 {pct(ms, 50):7.1f} ms   p95 {pct(ms, 95):7.1f} ms   p99 {pct(ms, 99):7.1f} ms   "
+              f"max {max(ms):7.1f} ms   mean {statistics.fmean(ms):7.1f} ms")
+    r50, r95 = pct(bot_ms, 50) / pct(echo_ms, 50), pct(bot_ms, 95) / pct(echo_ms, 95)
+    verdict = "OK" if max(r50, r95) <= target else "MISSED"
+    print(f"  {'ratio':<10} p50 {r50:7.2f}      p95 {r95:7.2f}      (target <= {target:.2f}: {verdict})")
+    print(f"  {'bot - echo':<10} p50 {pct(bot_ms, 50) - pct(echo_ms, 50):+7.1f} ms   "
+          f"p95 {pct(bot_ms, 95) - pct(echo_ms, 95):+7.1f} ms")
