@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.aanvraag.reactions import handle_reaction
-from bot.outbound import txn_id_for
 from bot.transport.console import CONSOLE_ROOM
 from domain.advies import Markering
 from domain.clock import AMSTERDAM, FixedClock
 from domain.errors import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.builtin import upsert
+from integrations.rooster_ical import parse_roster
 from services.aanvraag import AanvraagService
-from services.rooster_ical import import_roster, parse_roster
+from services.messages import txn_id_for
+from services.rooster import import_roster
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import chain_hash
 from storage.besluit_models import OutboxMail
@@ -75,7 +76,7 @@ async def start(tmp_path: Path, db_url: str, when: datetime = MONDAY_10, **extra
 
 
 def svc(bot: ConsoleBot) -> AanvraagService:
-    service = bot.runtime.services.extras["aanvraag"]
+    service = bot.runtime.aanvraag
     assert isinstance(service, AanvraagService)
     return service
 
