@@ -92,7 +92,7 @@ async def pending_steps(runtime: Runtime, before: datetime) -> int:
 
 async def make_runtime(cfg: Path, transport: CountingTransport) -> tuple[Runtime, float]:
     runtime = Runtime(load_settings(cfg), clock=SystemClock())
-    service: AanvraagService = runtime.services.extras["aanvraag"]
+    service: AanvraagService = runtime.aanvraag
     service.keep_lags = True
     started = time.perf_counter()
     await runtime.start(transport, http=False)  # recovery (process_due for everything overdue) happens here
@@ -122,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
     end = first_due + timedelta(seconds=args.spread)
     while datetime.now(UTC) < end or await pending_steps(runtime, end) > 0:
         await asyncio.sleep(1.0)
-    service: AanvraagService = runtime.services.extras["aanvraag"]
+    service: AanvraagService = runtime.aanvraag
     lags = list(service.lags)
     print(f"steps carried out: {len(lags)}; lag due -> committed action: p50 {statistics.median(lags) * 1000:.0f} ms,"
           f" p99 {pct(lags, 99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms")

@@ -60,11 +60,11 @@ async def main(n: int, db: str) -> None:
     auditor = Auditor(b"bench-key")
     service = MailService(settings)
 
-    from bot.outbound import enqueue_many, txn_id_for
+    from services.messages import NewMessage, queue_many, txn_id_for
 
     async def notify(session, notices: list[RoomNotice]) -> None:  # type: ignore[no-untyped-def]
-        await enqueue_many(session, [(n.room_id, {"body": n.text}, txn_id_for(n.in_reply_to, n.purpose),
-                                      n.in_reply_to) for n in notices], clock.now())
+        await queue_many(session, [NewMessage(n.room_id, {"body": n.text}, txn_id_for(n.in_reply_to, n.purpose),
+                                              n.in_reply_to) for n in notices], clock.now())
 
     worker = MailWorker(sessions, settings, clock, auditor, notify)
     async with sessions() as s, s.begin():

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
-from bot.outbound import Queued, enqueue, message_content, txn_id_for
 from bot.ratelimit import TokenBucket
 from commands.base import CommandSpec, CommandTable, Context, Services
 from commands.parsing import parse_args, split_command
@@ -30,8 +27,11 @@ from domain.clock import format_local
 from domain.errors import UserError
 from domain.roles import labels
 from domain.suggest import nearest
+from services import messages
+from services.base import Tx
+from services.messages import NewMessage, Queued, message_content, txn_id_for
+from storage import inbox
 from storage.db import SessionFactory
-from storage.models import InboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ class Dispatcher:
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
         async with self.sessions() as session:
-            seen = (await session.execute(select(InboxEntry.event_id).where(InboxEntry.event_id == cmd.event_id)))
-            if seen.first():
+            if await inbox.seen(session, cmd.event_id):
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
             ctx = Context(
@@ -199,25 +198,23 @@ class Dispatcher:
         return Outcome(status, command)
 
     async def _finish(
-        self, session: AsyncSession, cmd: IncomingCommand, received: datetime, status: str,
+        self, session: Tx, cmd: IncomingCommand, received: datetime, status: str,
         command: str | None, reply: Reply, ctx: Context | None,
     ) -> list[Queued]:
         now = self.services.clock.now()
-        session.add(InboxEntry(
-            event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command, outcome=status,
-            received_at=received, handled_at=now,
-        ))
-        await session.flush()
+        await inbox.record(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command,
+                           outcome=status, received_at=received, handled_at=now)
+        subject = ctx.subjects[0] if ctx and ctx.subjects else None
         queued: list[Queued | None] = []
-        queued.append(await enqueue(
-            session, room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), now=now, in_reply_to=cmd.event_id,
+        queued.append(await messages.queue(session, NewMessage(
+            room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
-            case_data=reply.case_data, subject=ctx.subjects[0] if ctx and ctx.subjects else None, if_absent=False,
-        ))
+            case_data=reply.case_data, subject=subject if reply.case_data else None,
+        ), now, if_absent=False))
         for i, note in enumerate(ctx.notes if ctx else []):
-            queued.append(await enqueue(
-                session, room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"), now=now,
+            queued.append(await messages.queue(session, NewMessage(
+                room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"),
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
-                subject=ctx.subjects[0] if ctx and ctx.subjects else None,
-            ))
+                subject=subject if note.reply.case_data else None,
+            ), now))
         return [q for q in queued if q is not None]

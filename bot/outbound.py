@@ -1,129 +1,31 @@
-"""The one outbound Matrix queue: durable rows, sent in order, 429s honoured, transaction ids reused.
+"""The send loop of the one outbound Matrix queue: durable rows, sent in order, 429s honoured, txn ids reused.
 
-A reply is written to ``outgoing_message`` in the same transaction as the command's effects and its inbox
-row. Its transaction id is derived from the command's event id, so a resend after a crash or a 429 is
-recognised by the homeserver as the same message and never appears twice.
+Rows are written by ``services.messages`` (in the same transaction as the effects they report); this loop only
+delivers them through the transport. A row's transaction id is derived from what caused it, so a resend after a
+crash or a 429 is recognised by the homeserver as the same message and never appears twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import deque
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.metrics import Metrics
 from bot.transport import RateLimited, SendFailed, Transport
-from commands.reply import Reply
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
+from storage import outgoing
 from storage.audit import Auditor
 from storage.db import SessionFactory
-from storage.models import OutgoingMessage
+from storage.outgoing import Queued
 
 log = logging.getLogger(__name__)
 
 MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 30.0
-
-
-def txn_id_for(source_event_id: str, purpose: str = "reply") -> str:
-    digest = hashlib.sha256(f"{source_event_id}\x00{purpose}".encode()).hexdigest()[:40]
-    return f"zsm{digest}"
-
-
-def message_content(
-    reply: Reply,
-    *,
-    in_reply_to: str | None = None,
-    thread_root: str | None = None,
-    mentions: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    content: dict[str, Any] = {
-        "msgtype": "m.notice",
-        "body": reply.text,
-        "format": "org.matrix.custom.html",
-        "formatted_body": reply.html,
-        "m.mentions": {"user_ids": list(mentions)} if mentions else {},
-    }
-    if in_reply_to:
-        content["m.relates_to"] = {
-            "rel_type": "m.thread",
-            "event_id": thread_root or in_reply_to,
-            "is_falling_back": True,
-            "m.in_reply_to": {"event_id": in_reply_to},
-        }
-    return content
-
-
-@dataclass(frozen=True)
-class Queued:
-    """A just-committed row, handed to the sender in memory so a reply does not wait for a database poll."""
-
-    id: int
-    room_id: str
-    content: dict[str, Any]
-    txn_id: str
-
-
-async def enqueue(
-    session: AsyncSession,
-    *,
-    room_id: str,
-    content: dict[str, Any],
-    txn_id: str,
-    now: datetime,
-    in_reply_to: str | None = None,
-    case_data: bool = False,
-    subject: str | None = None,
-    if_absent: bool = True,
-) -> Queued | None:
-    """Queue inside the caller's transaction; the txn id is the idempotency key.
-
-    With ``if_absent`` (the default) a message already queued under this txn id is left alone and None is
-    returned. The dispatcher passes False: its inbox row already guarantees one reply per event, and a
-    duplicate then raises IntegrityError, rolling back the duplicate delivery as a whole.
-    """
-    if if_absent:
-        exists = (
-            await session.execute(select(OutgoingMessage.id).where(OutgoingMessage.txn_id == txn_id))
-        ).first()
-        if exists:
-            return None
-    row = OutgoingMessage(
-        txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0,
-        next_attempt_at=now, created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
-        subject=subject if case_data else None,
-    )
-    session.add(row)
-    await session.flush()
-    return Queued(row.id, room_id, content, txn_id)
-
-
-async def enqueue_many(session: AsyncSession, items: list[tuple[str, dict[str, Any], str, str | None]],
-                       now: datetime, *, case_data: bool = False, subjects: dict[str, str] | None = None) -> None:
-    """``enqueue`` for a batch of (room_id, content, txn_id, in_reply_to): one lookup for existing txn ids.
-    ``subjects`` maps an in_reply_to event to the person's keyed hash, for case-data messages."""
-    if not items:
-        return
-    existing = set((await session.execute(
-        select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_([i[2] for i in items]))
-    )).scalars())
-    for room_id, content, txn_id, in_reply_to in items:
-        if txn_id in existing:
-            continue
-        existing.add(txn_id)
-        session.add(OutgoingMessage(
-            txn_id=txn_id, room_id=room_id, content=content, status="pending", attempts=0, next_attempt_at=now,
-            created_at=now, in_reply_to=in_reply_to, carries_case_data=case_data,
-            subject=(subjects or {}).get(in_reply_to or "") if case_data else None,
-        ))
 
 
 class Sender(DrainLoop):
@@ -152,10 +54,7 @@ class Sender(DrainLoop):
 
     async def pending_count(self) -> int:
         async with self.sessions() as s:
-            n = await s.scalar(
-                select(func.count()).select_from(OutgoingMessage).where(OutgoingMessage.status == "pending")
-            )
-            return int(n or 0)
+            return await outgoing.pending_count(s)
 
     async def drain(self) -> float:
         """Send everything that is due, oldest first. Returns seconds until the next row falls due."""
@@ -167,15 +66,7 @@ class Sender(DrainLoop):
             while True:
                 now = self.clock.now()
                 async with self.sessions() as s:
-                    rows = (
-                        await s.execute(
-                            select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.content,
-                                   OutgoingMessage.txn_id, OutgoingMessage.attempts, OutgoingMessage.next_attempt_at)
-                            .where(OutgoingMessage.status == "pending")
-                            .order_by(OutgoingMessage.id)
-                            .limit(50)
-                        )
-                    ).all()
+                    rows = await outgoing.pending_batch(s, 50)
                     await s.rollback()
                 self.metrics.send_queue_length.set(len(rows))
                 if not rows:
@@ -209,7 +100,7 @@ class Sender(DrainLoop):
         self._recently_sent.append(txn_id)
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            row = await s.get(OutgoingMessage, row_id)
+            row = await outgoing.get(s, row_id)
             if row is None:
                 return
             row.status = "sent"
@@ -225,7 +116,7 @@ class Sender(DrainLoop):
     async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            row = await s.get(OutgoingMessage, row_id)
+            row = await outgoing.get(s, row_id)
             if row is None:
                 return
             row.attempts = attempts

@@ -15,10 +15,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from bot.metrics import Metrics
-from bot.outbound import txn_id_for
 from bot.transport import RateLimited, SendFailed, Transport
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
+from services.messages import txn_id_for
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.models import OutgoingMessage

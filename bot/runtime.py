@@ -17,13 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import aanvraag
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
-from bot.outbound import Queued, Sender, enqueue_many, message_content, txn_id_for
+from bot.outbound import Sender
 from bot.redaction import Redactor
 from bot.transport import Transport
 from commands import default_table
@@ -37,14 +35,17 @@ from domain.rapport import Period, Rapport
 from integrations.mail.outbox import MailService
 from integrations.mail.worker import MailWorker, RoomNotice
 from integrations.registry.config import build_registry
+from services import messages
+from services.base import Tx
+from services.messages import NewMessage, Queued, message_content, txn_id_for
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import OutgoingMessage
+from storage.outgoing import subjects_of_replies
 from storage.purge import REDACT_KEY, purge
 from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
-from web import instroom_api
+from web import aanvraag_form, instroom_api
 from web import rapport as rapport_web
 from web.ops import ReadyCheck, build_app, start_site
 
@@ -99,7 +100,11 @@ class Runtime:
         instroom = self.settings.instroom
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(self, instroom))
-        aanvraag.install(self)
+        self.aanvraag = aanvraag.build_service(
+            self.settings, auditor=self.auditor, veiligheidshuizen=self.services.veiligheidshuizen,
+            sessions=self.sessions, registry=self.services.registry, mail=self.services.mail)
+        self.services.aanvraag = self.aanvraag
+        self.extra_routes.extend(aanvraag_form.routes(self.aanvraag, self.clock))
         self.rapport_pages = rapport_web.install(self, compute=self.rapport)
         self.retention = self.settings.privacy.bewaren
 
@@ -150,7 +155,7 @@ class Runtime:
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
-        await aanvraag.start(self)
+        await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
         if http and self.settings.http.enabled:
@@ -167,24 +172,18 @@ class Runtime:
         if self.redactor:
             self.redactor.wake()  # a sepot 01 may have marked earlier messages
 
-    async def _notify_room(self, session: AsyncSession, notices: list[RoomNotice]) -> None:
+    async def _notify_room(self, session: Tx, notices: list[RoomNotice]) -> None:
         """The mail worker's way to speak in the room: thread replies to the command, via the send queue.
 
         They are about the command's case (a mail sent or failed), so they carry case data and the person of the
         command's reply, and are redacted with it (retention, sepot 01)."""
         if not notices:
             return
-        subjects: dict[str, str] = {}
-        for reply_to, subject in (await session.execute(
-            select(OutgoingMessage.in_reply_to, OutgoingMessage.subject).where(
-                OutgoingMessage.in_reply_to.in_({n.in_reply_to for n in notices}),
-                OutgoingMessage.subject.is_not(None))
-        )).all():
-            if reply_to and subject:
-                subjects[reply_to] = subject
-        await enqueue_many(session, [
-            (n.room_id, message_content(text(n.text), in_reply_to=n.in_reply_to), txn_id_for(n.in_reply_to, n.purpose),
-             n.in_reply_to) for n in notices], self.clock.now(), case_data=True, subjects=subjects)
+        subjects = await subjects_of_replies(session, (n.in_reply_to for n in notices))
+        await messages.queue_many(session, [NewMessage(
+            room_id=n.room_id, content=message_content(text(n.text), in_reply_to=n.in_reply_to),
+            txn_id=txn_id_for(n.in_reply_to, n.purpose), in_reply_to=n.in_reply_to, case_data=True,
+            subject=subjects.get(n.in_reply_to)) for n in notices], self.clock.now())
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -42,7 +42,7 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
         notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
     _check_registry_sections(settings, problems, notes)
-    from bot.aanvraag import config_notes
+    from services.aanvraag import config_notes
 
     aanvraag_problems, aanvraag_notes = config_notes(settings)
     problems.extend(aanvraag_problems)

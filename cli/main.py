@@ -158,7 +158,8 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
     from bot.runtime import audit_key
     from config.reference import load_veiligheidshuizen
     from domain.clock import SystemClock
-    from services.rooster_ical import import_roster, parse_roster
+    from integrations.rooster_ical import parse_roster
+    from services.rooster import import_roster
     from storage.audit import Auditor
     from storage.db import create_engine, session_factory
     from storage.migrate import upgrade

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from domain.veiligheidshuizen import Veiligheidshuizen
     from integrations.mail.outbox import MailService
     from integrations.registry import Registry
+    from services.aanvraag import AanvraagService
     from storage.audit import Auditor
 
 
@@ -55,6 +56,7 @@ class Services:
     registry: Registry
     afdoeningen: Catalogus | None = None
     mail: MailService | None = None
+    aanvraag: AanvraagService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
 import holidays
@@ -146,16 +147,39 @@ def describe_left(deadline: datetime, now: datetime) -> str:
 
 # ---------------------------------------------------------------------------------------------- states
 
-OPEN = "open"
-ACKNOWLEDGED = "bevestigd"
-ANSWERED = "beantwoord"
-CANCELLED = "ingetrokken"
-EXPIRED = "verlopen"
-ACTIVE = frozenset({OPEN, ACKNOWLEDGED})
-STATE_LABELS = {OPEN: "open, nog niet bevestigd", ACKNOWLEDGED: "bevestigd", ANSWERED: "beantwoord",
-                CANCELLED: "ingetrokken", EXPIRED: "verlopen zonder advies"}
+class AanvraagStatus(StrEnum):
+    """The lifecycle of an advies op aanvraag. The values are what the database stores (``advies_aanvraag.state``).
 
-_TRANSITIONS: dict[str, frozenset[str]] = {
+    open -> bevestigd -> beantwoord; open or bevestigd -> ingetrokken or verlopen. The last three are final."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "bevestigd"
+    ANSWERED = "beantwoord"
+    CANCELLED = "ingetrokken"
+    EXPIRED = "verlopen"
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self]
+
+    @property
+    def final(self) -> bool:
+        return not _TRANSITIONS[self]
+
+    def can_move_to(self, target: AanvraagStatus) -> bool:
+        return target in _TRANSITIONS[self]
+
+
+OPEN = AanvraagStatus.OPEN
+ACKNOWLEDGED = AanvraagStatus.ACKNOWLEDGED
+ANSWERED = AanvraagStatus.ANSWERED
+CANCELLED = AanvraagStatus.CANCELLED
+EXPIRED = AanvraagStatus.EXPIRED
+ACTIVE = frozenset({OPEN, ACKNOWLEDGED})
+STATE_LABELS: dict[str, str] = {OPEN: "open, nog niet bevestigd", ACKNOWLEDGED: "bevestigd", ANSWERED: "beantwoord",
+                                CANCELLED: "ingetrokken", EXPIRED: "verlopen zonder advies"}
+
+_TRANSITIONS: dict[str, frozenset[AanvraagStatus]] = {
     OPEN: frozenset({ACKNOWLEDGED, ANSWERED, CANCELLED, EXPIRED}),
     ACKNOWLEDGED: frozenset({ANSWERED, CANCELLED, EXPIRED}),
     ANSWERED: frozenset(),
@@ -165,6 +189,7 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 def can_move(current: str, target: str) -> bool:
+    """``current`` as stored (a plain string read from the database) or a status."""
     return target in _TRANSITIONS.get(current, frozenset())
 
 

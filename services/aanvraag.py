@@ -1,4 +1,4 @@
-"""Advies op aanvraag in the database: open, acknowledge, answer, cancel, and ``process_due`` for the steps.
+"""Advies op aanvraag, the use case: open, acknowledge, answer, cancel, and ``process_due`` for the steps.
 
 Every effect (state change, step claim, Matrix message in ``outgoing_message``, mail row, audit record)
 happens in one transaction, so a crash leaves either all of it or none. ``process_due(now)`` claims each due
@@ -15,25 +15,27 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.outbound import enqueue, message_content, txn_id_for
 from commands.reply import Bold, Code, Doc, Italic, Reply
+from config.aanvraag import with_veiligheidshuizen
+from config.reference import load_veiligheidshuizen
 from domain import aanvraag as rules
 from domain.advies import Markering
 from domain.clock import AMSTERDAM, format_local
+from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
 from integrations.mail.outbox import MailService
 from integrations.registry.builtin import upsert
-from storage.aanvraag_models import AanvraagStap, AdviesAanvraag, DienstRooster
+from services import messages
+from services.base import Tx
+from services.messages import NewMessage, message_content, txn_id_for
+from storage import aanvraag_queries as q
+from storage import outgoing
+from storage.aanvraag_models import AdviesAanvraag, DienstRooster
 from storage.audit import Auditor
 from storage.db import SessionFactory
-from storage.models import OutgoingMessage
-from storage.registry_models import MarkeringRow
 from storage.statistiek_models import (
     AANVRAAG_BEANTWOORD,
     AANVRAAG_BEVESTIGD,
@@ -45,6 +47,10 @@ from storage.statistiek_models import (
     record_facts,
 )
 
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from integrations.registry import Registry
+
 log = logging.getLogger(__name__)
 
 MAIL_SUBJECT = "[ZSM] Advies op aanvraag {ref} - antwoord uiterlijk {deadline}"
@@ -52,30 +58,21 @@ MAIL_SUBJECT = "[ZSM] Advies op aanvraag {ref} - antwoord uiterlijk {deadline}"
 
 class _Batch:
     """Messages and audit records of one batch of steps, written together: one lookup of existing transaction
-    ids, one lock of the audit chain. Same rows as ``enqueue`` and ``Auditor.record`` would write one by one."""
+    ids (``messages.queue_many``), one lock of the audit chain."""
 
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[NewMessage] = []
         self.audits: list[dict[str, Any]] = []
         self.facts: list[Feit] = []
 
-    def enqueue(self, **kwargs: Any) -> None:
-        self.messages.append(kwargs)
+    def queue(self, msg: NewMessage) -> None:
+        self.messages.append(msg)
 
     def audit(self, **kwargs: Any) -> None:
         self.audits.append(kwargs)
 
-    async def flush(self, session: AsyncSession, auditor: Auditor, now: datetime) -> None:
-        if self.messages:
-            txns = [m["txn_id"] for m in self.messages]
-            existing = set((await session.execute(
-                select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_(txns)))).scalars())
-            session.add_all([
-                OutgoingMessage(txn_id=m["txn_id"], room_id=m["room_id"], content=m["content"], status="pending",
-                                attempts=0, next_attempt_at=m["now"], created_at=m["now"],
-                                in_reply_to=m.get("in_reply_to"), carries_case_data=m.get("case_data", False))
-                for m in self.messages if m["txn_id"] not in existing
-            ])
+    async def flush(self, session: Tx, auditor: Auditor, now: datetime) -> None:
+        await messages.queue_many(session, self.messages, now)
         if self.audits:
             await auditor.record_many(session, [{"at": now, **a} for a in self.audits])
         await record_facts(session, self.facts)
@@ -85,14 +82,36 @@ def source_of(request_id: int) -> str:
     return f"aanvraag:{request_id}"
 
 
+@dataclass(frozen=True)
+class AanvraagView:
+    """A request as the adapters show it (chat reply, answer form), without the database row."""
+
+    id: int
+    ref: str
+    veiligheidshuis: str
+    vh_naam: str
+    person: PersonId
+    doelgroep: str
+    vraag: str | None
+    state: rules.AanvraagStatus
+    deadline: datetime
+    acknowledged_by: str | None
+    has_oncall_room: bool
+
+    @property
+    def active(self) -> bool:
+        return self.state in rules.ACTIVE
+
+
 @dataclass
 class AanvraagService:
-    """Attached to ``Services.extras['aanvraag']`` by ``bot.aanvraag.install``."""
+    """Built by the runtime (``bot.aanvraag.build_service``) and reached by commands as ``Services.aanvraag``."""
 
     config: rules.AanvraagConfig
     auditor: Auditor
     veiligheidshuizen: Veiligheidshuizen
     sessions: SessionFactory
+    registry: Registry | None = None
     mail: MailService | None = None
     on_enqueued: Callable[[], None] = field(default=lambda: None)
     lags: list[float] = field(default_factory=list)
@@ -126,39 +145,17 @@ class AanvraagService:
 
     # ------------------------------------------------------------------------------------------ roster
 
-    async def on_duty(self, session: AsyncSession, vh: str, at: datetime) -> DienstRooster | None:
-        return (
-            await session.execute(
-                select(DienstRooster)
-                .where(DienstRooster.veiligheidshuis == vh, DienstRooster.starts_at <= at, DienstRooster.ends_at > at)
-                .order_by(DienstRooster.id.desc()).limit(1)
-            )
-        ).scalar_one_or_none()
+    async def on_duty(self, session: Tx, vh: str, at: datetime) -> DienstRooster | None:
+        return await q.on_duty(session, vh, at)
 
-    async def is_member(self, session: AsyncSession, vh: str, user: str) -> bool:
+    async def is_member(self, session: Tx, vh: str, user: str) -> bool:
         if self.config.vh(vh).teamleider == user:
             return True
-        row = (
-            await session.execute(
-                select(DienstRooster.id).where(
-                    DienstRooster.veiligheidshuis == vh,
-                    or_(DienstRooster.user_id == user, DienstRooster.backup_id == user),
-                ).limit(1)
-            )
-        ).first()
-        return row is not None
+        return await q.in_roster(session, vh, user)
 
-    async def members(self, session: AsyncSession, vh: str, at: datetime) -> list[str]:
-        rows = (
-            await session.execute(
-                select(DienstRooster.user_id, DienstRooster.backup_id).where(
-                    DienstRooster.veiligheidshuis == vh, DienstRooster.ends_at > at - timedelta(days=7),
-                    DienstRooster.starts_at < at + timedelta(days=7),
-                )
-            )
-        ).all()
+    async def members(self, session: Tx, vh: str, at: datetime) -> list[str]:
         out: list[str] = []
-        for r in rows:
+        for r in await q.people_around(session, vh, at, timedelta(days=7)):
             for u in (r.user_id, r.backup_id):
                 if u and u not in out:
                     out.append(u)
@@ -167,10 +164,91 @@ class AanvraagService:
             out.append(lead)
         return out
 
+    # ------------------------------------------------------------------------------------------ views
+
+    def subject_of(self, req: AdviesAanvraag) -> str:
+        """The keyed hash of the request's person: every message about the request carries it (sepot 01)."""
+        return self.auditor.subject_of(req.person_value)
+
+    def view(self, req: AdviesAanvraag) -> AanvraagView:
+        vh = self.veiligheidshuizen.get(req.veiligheidshuis)
+        return AanvraagView(
+            id=req.id, ref=rules.ref_text(req.id), veiligheidshuis=req.veiligheidshuis,
+            vh_naam=vh.naam if vh else req.veiligheidshuis,
+            person=PersonId(req.person_kind, req.person_value),  # type: ignore[arg-type]
+            doelgroep=req.doelgroep, vraag=req.vraag, state=rules.AanvraagStatus(req.state), deadline=req.deadline,
+            acknowledged_by=req.acknowledged_by, has_oncall_room=bool(req.oncall_room),
+        )
+
+    async def active(self, tx: Tx, *, limit: int = 50) -> list[AanvraagView]:
+        """The open and acknowledged requests, most urgent first."""
+        return [self.view(r) for r in await q.requests_in_states(tx, rules.ACTIVE, limit=limit)]
+
+    async def find(self, tx: Tx, ref_text: str, *, lock: bool = True) -> AdviesAanvraag:
+        """The request named by its reference (``A12``); refused in Dutch when there is none."""
+        request_id = rules.parse_ref(ref_text)
+        if request_id is None:
+            raise UserError(f"'{ref_text[:20]}' is geen aanvraagnummer. Gebruik het nummer uit de melding, "
+                            "zoals A12.")
+        req = await q.get_request(tx, request_id, lock=lock)
+        if req is None:
+            raise UserError(f"Aanvraag {rules.ref_text(request_id)} bestaat niet. Typ !aanvragen voor de open "
+                            "aanvragen.")
+        return req
+
+    async def get(self, session: Tx, request_id: int, *, lock: bool = False) -> AdviesAanvraag | None:
+        return await q.get_request(session, request_id, lock=lock)
+
     # ------------------------------------------------------------------------------------------ open
 
+    async def open(
+        self, tx: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str, person: PersonId,
+        term_words: str, vraag: str | None, vh: str | None,
+    ) -> AanvraagView:
+        """``!aanvraag``: only for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one
+        named), with no request for that person running there; refused in Dutch otherwise."""
+        if self.registry is None:
+            raise UserError("Advies op aanvraag is in deze installatie niet beschikbaar.")
+        markeringen = await self.registry.lookup(person, session=tx)
+        if vh:
+            markeringen = [m for m in markeringen if m.veiligheidshuis == vh]
+            if not markeringen:
+                raise UserError(f"{person.masked} is niet gemarkeerd door {vh}; advies op aanvraag is alleen "
+                                "mogelijk voor personen in een prioritaire doelgroep van dat veiligheidshuis.")
+        elif not markeringen:
+            raise UserError(f"{person.masked} is bij geen veiligheidshuis bekend. Advies op aanvraag is alleen "
+                            "mogelijk voor personen in een prioritaire doelgroep; geef anders 'vh: <sleutel>' als "
+                            "u het veiligheidshuis weet.")
+        eligible = [m for m in markeringen if self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep)]
+        if not eligible:
+            m = markeringen[0]
+            agreed = self.config.vh(m.veiligheidshuis).doelgroepen
+            why = (f"met {m.veiligheidshuis} zijn als prioritair afgesproken: {', '.join(agreed)}" if agreed
+                   else f"met {m.veiligheidshuis} zijn geen prioritaire doelgroepen afgesproken")
+            raise UserError(f"Advies op aanvraag kan niet: {person.masked} valt bij {m.veiligheidshuis} onder "
+                            f"doelgroep '{m.doelgroep}', en {why}. Gebruik !check voor het bestaande advies.")
+        if len(eligible) > 1:
+            keys = ", ".join(m.veiligheidshuis for m in eligible)
+            raise UserError(f"{person.masked} valt bij meer veiligheidshuizen onder een prioritaire doelgroep "
+                            f"({keys}). Kies er één met 'vh: <sleutel>'.")
+        markering = eligible[0]
+        try:
+            term = rules.parse_term(term_words) if term_words else self.config.term_for(markering.veiligheidshuis)
+        except rules.TermError as exc:
+            raise UserError(str(exc)) from None
+        existing = await q.running_request_id(tx, bsn=markering.bsn, veiligheidshuis=markering.veiligheidshuis,
+                                              states=rules.ACTIVE)
+        if existing is not None:
+            raise UserError(f"Er loopt al een aanvraag voor {person.masked} bij {markering.veiligheidshuis}: "
+                            f"{rules.ref_text(existing)}. Typ !aanvragen om de stand te zien.")
+        if vraag and len(vraag) > 1000:
+            raise UserError("De vraag is te lang (maximaal 1000 tekens). Maak hem korter.")
+        req = await self.open_request(tx, now=now, sender=sender, role=role, room_id=room_id, event_id=event_id,
+                                      person=person, markering=markering, term=term, vraag=vraag)
+        return self.view(req)
+
     async def open_request(
-        self, session: AsyncSession, *, now: datetime, sender: str, role: str, room_id: str, event_id: str,
+        self, session: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str,
         person: PersonId, markering: Markering, term: rules.Term, vraag: str | None,
     ) -> AdviesAanvraag:
         vh_key = markering.veiligheidshuis
@@ -179,25 +257,21 @@ class AanvraagService:
         chain = self.config.chain_for(vh_key, now)
         req = AdviesAanvraag(
             veiligheidshuis=vh_key, bsn=markering.bsn, person_kind=person.kind, person_value=person.value,
-            doelgroep=markering.doelgroep, vraag=vraag, state=rules.OPEN, requested_by=sender, room_id=room_id,
-            event_id=event_id, oncall_room=self.config.vh(vh_key).room_id, term_text=term.text or "standaard",
-            opened_at=now, deadline=deadline, chain=chain.to_json(), office_hours=cal.in_office_hours(now),
+            doelgroep=markering.doelgroep, vraag=vraag, state=rules.AanvraagStatus.OPEN, requested_by=sender,
+            room_id=room_id, event_id=event_id, oncall_room=self.config.vh(vh_key).room_id,
+            term_text=term.text or "standaard", opened_at=now, deadline=deadline, chain=chain.to_json(),
+            office_hours=cal.in_office_hours(now),
         )
-        session.add(req)
-        await session.flush()
+        await q.add_request(session, req, [("ping", now), *chain.plan(now, deadline), ("verlopen", deadline)], now)
         ref = rules.ref_text(req.id)
-        steps = [("ping", now), *chain.plan(now, deadline), ("verlopen", deadline)]
-        for seq, (kind, due) in enumerate(steps):
-            session.add(AanvraagStap(aanvraag_id=req.id, seq=seq, kind=kind, due_at=due,
-                                     done_at=now if kind == "ping" else None, late=False,
-                                     outcome="gedaan" if kind == "ping" else None))
         duty = await self.on_duty(session, vh_key, now)
         mentions = (duty.user_id,) if duty else ()
         if req.oncall_room:
             txn = txn_id_for(source_of(req.id), "ping")
             req.ping_txn = txn
-            await enqueue(session, room_id=req.oncall_room, txn_id=txn, now=now, case_data=True,
-                          content=message_content(self._ping_reply(req, person, duty), mentions=mentions))
+            await messages.queue(session, NewMessage(
+                room_id=req.oncall_room, txn_id=txn, case_data=True, subject=self.subject_of(req),
+                content=message_content(self._ping_reply(req, person, duty), mentions=mentions)), now)
         vh = self.veiligheidshuizen.get(vh_key)
         if vh is not None:
             await self._mail(session, req, person, vh, now)
@@ -225,7 +299,7 @@ class AanvraagService:
                      Code(f"!advies {ref} <tekst>"), ".")
         return doc.build(case_data=True)
 
-    async def _mail(self, session: AsyncSession, req: AdviesAanvraag, person: PersonId, vh: Veiligheidshuis,
+    async def _mail(self, session: Tx, req: AdviesAanvraag, person: PersonId, vh: Veiligheidshuis,
                     now: datetime) -> None:
         """Queued in the general mail outbox, in the request's transaction (same relay, TLS, retries, audit)."""
         if self.mail is None:
@@ -253,42 +327,57 @@ class AanvraagService:
 
     # ------------------------------------------------------------------------------------------ acts
 
-    async def get(self, session: AsyncSession, request_id: int, *, lock: bool = False) -> AdviesAanvraag | None:
-        query = select(AdviesAanvraag).where(AdviesAanvraag.id == request_id)
-        if lock:
-            query = query.with_for_update()
-        return (await session.execute(query)).scalar_one_or_none()
+    async def _member_or_refuse(self, tx: Tx, req: AdviesAanvraag, user: str) -> None:
+        if not await self.is_member(tx, req.veiligheidshuis, user):
+            raise UserError(f"U staat niet in het rooster van de bereikbaarheidsdienst van {req.veiligheidshuis}; "
+                            "alleen de dienst, de achterwacht of de teamleider mag deze aanvraag bevestigen of "
+                            "beantwoorden.")
 
-    async def acknowledge(self, session: AsyncSession, req: AdviesAanvraag, user: str, now: datetime,
-                          via: str) -> str | None:
-        """None when done, else the Dutch reason why not."""
-        if not rules.can_move(req.state, rules.ACKNOWLEDGED):
-            return rules.refusal(req.state, rules.ACKNOWLEDGED)
-        req.state = rules.ACKNOWLEDGED
+    async def acknowledge_ref(self, tx: Tx, ref_text: str, user: str, now: datetime) -> AanvraagView:
+        """``!ack``: by someone on the veiligheidshuis's roster (or its teamleider)."""
+        req = await self.find(tx, ref_text)
+        await self._member_or_refuse(tx, req, user)
+        await self.acknowledge(tx, req, user, now, via="commando")
+        return self.view(req)
+
+    async def answer_ref(self, tx: Tx, ref_text: str, user: str, text: str, now: datetime) -> AanvraagView:
+        """``!advies``: by someone on the roster; the advice must say something (10 characters at least)."""
+        req = await self.find(tx, ref_text)
+        await self._member_or_refuse(tx, req, user)
+        if len(text) < 10:
+            raise UserError("Het advies is te kort; geef een concreet advies met de reden.")
+        await self.answer(tx, req, user, text, now, via="commando")
+        return self.view(req)
+
+    async def cancel_ref(self, tx: Tx, ref_text: str, user: str, role: str, now: datetime) -> AanvraagView:
+        req = await self.find(tx, ref_text)
+        await self.cancel(tx, req, user, role, now)
+        return self.view(req)
+
+    async def acknowledge(self, session: Tx, req: AdviesAanvraag, user: str, now: datetime, via: str) -> None:
+        """Refused in Dutch (``UserError``) when the request can no longer be acknowledged."""
+        target = rules.AanvraagStatus.ACKNOWLEDGED
+        if not rules.can_move(req.state, target):
+            raise UserError(rules.refusal(req.state, target))
+        req.state = target
         req.acknowledged_by = user
         req.acknowledged_at = now
         await self.auditor.record(session, kind="aanvraag.bevestigd", at=now, actor=user, person=req.person_value,
                                   details={"aanvraag": rules.ref_text(req.id), "via": via})
         await record_fact(session, kind=AANVRAAG_BEVESTIGD, at=now, veiligheidshuis=req.veiligheidshuis,
                           duration_s=(now - req.opened_at).total_seconds())
-        return None
 
-    async def answer(self, session: AsyncSession, req: AdviesAanvraag, user: str, text: str, now: datetime,
-                     via: str) -> str | None:
-        if not rules.can_move(req.state, rules.ANSWERED):
-            return rules.refusal(req.state, rules.ANSWERED)
+    async def answer(self, session: Tx, req: AdviesAanvraag, user: str, text: str, now: datetime, via: str) -> None:
+        target = rules.AanvraagStatus.ANSWERED
+        if not rules.can_move(req.state, target):
+            raise UserError(rules.refusal(req.state, target))
         ref = rules.ref_text(req.id)
-        req.state = rules.ANSWERED
+        req.state = target
         req.answered_by = user
         req.answered_at = now
         req.answer = text
         req.closed_at = now
-        row = (
-            await session.execute(
-                select(MarkeringRow).where(MarkeringRow.bsn == req.bsn,
-                                           MarkeringRow.veiligheidshuis == req.veiligheidshuis)
-            )
-        ).scalar_one_or_none()
+        row = await q.marking_of(session, req.bsn, req.veiligheidshuis)
         if row is not None:
             await upsert(session, [Markering(
                 bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
@@ -302,31 +391,82 @@ class AanvraagService:
                          person.masked, f", voor {req.requested_by}:")
         doc.line(text)
         doc.line(Italic(f"Gegeven door {user} op {format_local(now)}; !check toont het nu als nieuwste advies."))
-        await enqueue(session, room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "antwoord"), now=now,
-                      case_data=True, in_reply_to=req.event_id,
-                      content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                              mentions=(req.requested_by,)))
+        await messages.queue(session, NewMessage(
+            room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "antwoord"), case_data=True,
+            in_reply_to=req.event_id, subject=self.subject_of(req),
+            content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
+                                    mentions=(req.requested_by,))), now)
         await self.auditor.record(session, kind="aanvraag.beantwoord", at=now, actor=user, person=req.person_value,
                                   details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline})
         await record_fact(session, kind=AANVRAAG_BEANTWOORD, at=now, veiligheidshuis=req.veiligheidshuis,
                           outcome="te_laat" if now > req.deadline else "op_tijd",
                           duration_s=(now - req.opened_at).total_seconds())
-        return None
 
-    async def cancel(self, session: AsyncSession, req: AdviesAanvraag, user: str, role: str,
-                     now: datetime) -> str | None:
-        if not rules.can_move(req.state, rules.CANCELLED):
-            return rules.refusal(req.state, rules.CANCELLED)
-        req.state = rules.CANCELLED
+    async def cancel(self, session: Tx, req: AdviesAanvraag, user: str, role: str, now: datetime) -> None:
+        target = rules.AanvraagStatus.CANCELLED
+        if not rules.can_move(req.state, target):
+            raise UserError(rules.refusal(req.state, target))
+        req.state = target
         req.closed_at = now
         ref = rules.ref_text(req.id)
         if req.oncall_room:
             reply = Doc().line(f"Aanvraag {ref} is ingetrokken door ZSM; er is geen advies meer nodig.").build()
-            await enqueue(session, room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "ingetrokken"),
-                          now=now, content=message_content(reply))
+            await messages.queue(session, NewMessage(
+                room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "ingetrokken"),
+                subject=self.subject_of(req), content=message_content(reply)), now)
         await self.auditor.record(session, kind="aanvraag.ingetrokken", at=now, actor=user, role=role,
                                   person=req.person_value, details={"aanvraag": ref})
-        return None
+
+    # ------------------------------------------------------------------------------------------ answer form
+
+    async def form_view(self, request_id: int) -> AanvraagView | None:
+        """The request for the answer form, in a read-only transaction of its own."""
+        async with self.sessions() as s:
+            req = await q.get_request(s, request_id)
+            view = self.view(req) if req is not None else None
+            await s.commit()  # nothing written; a rollback would expire the row
+        return view
+
+    async def answer_from_form(self, request_id: int, naam: str, text: str, now: datetime) -> AanvraagView | None:
+        """The answer form's post, in a transaction of its own: None when the request does not exist, refused in
+        Dutch (``UserError``) when it can no longer be answered."""
+        async with self.sessions() as s, s.begin():
+            req = await q.get_request(s, request_id, lock=True)
+            if req is None:
+                return None
+            await self.answer(s, req, f"webformulier: {naam}", text, now, via="web")
+            view = self.view(req)
+        self.on_enqueued()
+        return view
+
+    # ------------------------------------------------------------------------------------------ reactions
+
+    async def acknowledge_by_reaction(self, event_id: str, room_id: str, sender: str, now: datetime) -> str | None:
+        """A ✅ on the ping (in the on-call room) acknowledges as ``!ack`` does. Returns the Dutch outcome, or None
+        when the reaction is not on one of our pings in that room."""
+        async with self.sessions() as s, s.begin():
+            req = await self.request_for_event(s, event_id)
+            if req is None or req.oncall_room != room_id:
+                return None
+            ref = rules.ref_text(req.id)
+            if not await self.is_member(s, req.veiligheidshuis, sender):
+                await self.auditor.record(s, kind="aanvraag.bevestiging_geweigerd", at=now, actor=sender,
+                                          details={"aanvraag": ref, "via": "reactie"})
+                return (f"{sender} staat niet in het rooster van {req.veiligheidshuis}; bevestiging van {ref} "
+                        "genegeerd.")
+            try:
+                await self.acknowledge(s, req, sender, now, via="reactie")
+            except UserError as exc:
+                return exc.message
+        self.on_enqueued()
+        return f"Aanvraag {ref} bevestigd door {sender}."
+
+    async def request_for_event(self, session: Tx, event_id: str) -> AdviesAanvraag | None:
+        """The request whose ping became this Matrix event."""
+        txn = await outgoing.txn_id_of_event(session, event_id)
+        if txn is None:
+            return None
+        return await q.request_by_ping_txn(session, txn)
 
     # ------------------------------------------------------------------------------------------ steps
 
@@ -336,37 +476,16 @@ class AanvraagService:
         last_id = 0
         while True:
             async with self.sessions() as s:
-                rows = (
-                    await s.execute(
-                        select(AanvraagStap.id, AanvraagStap.aanvraag_id, AanvraagStap.kind, AanvraagStap.due_at,
-                               AanvraagStap.seq)
-                        .where(AanvraagStap.done_at.is_(None), AanvraagStap.due_at <= now, AanvraagStap.id > last_id)
-                        .order_by(AanvraagStap.id).limit(batch)
-                    )
-                ).all()
+                rows = await q.due_steps(s, now, after_id=last_id, limit=batch)
                 await s.rollback()
             if not rows:
                 break
             last_id = rows[-1].id
             done_due: list[datetime] = []
             async with self.sessions() as s, s.begin():
-                ids = sorted({r.aanvraag_id for r in rows})
-                reqs = {
-                    r.id: r for r in (await s.execute(select(AdviesAanvraag).where(AdviesAanvraag.id.in_(ids))))
-                    .scalars().all()
-                }
+                reqs = await q.requests_by_id(s, (r.aanvraag_id for r in rows))
                 # Claim the batch: only rows still undone are ours; a concurrent process gets the others.
-                step_ids = [r.id for r in rows]
-                cutoff = now - self.config.late_after
-                mine: dict[int, bool] = {}
-                for late_flag, cond in ((True, AanvraagStap.due_at < cutoff), (False, AanvraagStap.due_at >= cutoff)):
-                    got = await s.execute(
-                        update(AanvraagStap)
-                        .where(AanvraagStap.id.in_(step_ids), AanvraagStap.done_at.is_(None), cond)
-                        .values(done_at=now, late=late_flag).returning(AanvraagStap.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                    mine.update((i, late_flag) for i in got.scalars())
+                mine = await q.claim_steps(s, [r.id for r in rows], now, now - self.config.late_after)
                 outcomes: dict[str, list[int]] = {}
                 duty_cache: dict[str, DienstRooster | None] = {}
                 work = _Batch()
@@ -382,8 +501,7 @@ class AanvraagService:
                     done_due.append(row.due_at)
                 await work.flush(s, self.auditor, now)
                 for outcome, done_ids in outcomes.items():
-                    await s.execute(update(AanvraagStap).where(AanvraagStap.id.in_(done_ids)).values(outcome=outcome)
-                                    .execution_options(synchronize_session=False))
+                    await q.set_step_outcome(s, done_ids, outcome)
             if self.keep_lags:  # measured after the commit: the action is durable from here on
                 committed = _time.time()
                 self.lags.extend(committed - due.timestamp() for due in done_due)
@@ -392,7 +510,7 @@ class AanvraagService:
                 break
         return claimed
 
-    async def _carry_out(self, s: AsyncSession, req: AdviesAanvraag, kind: str, seq: int, now: datetime,
+    async def _carry_out(self, s: Tx, req: AdviesAanvraag, kind: str, seq: int, now: datetime,
                          late: bool, duty_cache: dict[str, DienstRooster | None], batch: _Batch) -> str:
         ref = rules.ref_text(req.id)
         if kind == "verlopen":
@@ -403,7 +521,7 @@ class AanvraagService:
             return "vervallen"
         if not req.oncall_room:
             batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
-                                      details={"aanvraag": ref, "stap": kind, "te_laat": late, "ruimte": None})
+                        details={"aanvraag": ref, "stap": kind, "te_laat": late, "ruimte": None})
             batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
             return "geen ruimte"
         if req.veiligheidshuis not in duty_cache:
@@ -434,50 +552,64 @@ class AanvraagService:
         content = message_content(doc.build(), mentions=mentions)
         if room_mention:
             content["m.mentions"] = {**content.get("m.mentions", {}), "room": True}
-        batch.enqueue(room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"), now=now,
-                      content=content)
+        batch.queue(NewMessage(room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"),
+                               content=content, subject=self.subject_of(req)))
         batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
-                                  details={"aanvraag": ref, "stap": kind, "te_laat": late, "aan": list(mentions)})
+                    details={"aanvraag": ref, "stap": kind, "te_laat": late, "aan": list(mentions)})
         batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
         return "gedaan"
 
     def _expire(self, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
         ref = rules.ref_text(req.id)
-        req.state = rules.EXPIRED
+        req.state = rules.AanvraagStatus.EXPIRED
         req.closed_at = now
         vh = self.veiligheidshuizen.get(req.veiligheidshuis)
         person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
+        subject = self.subject_of(req)
         doc = Doc().line(Bold(f"Termijn verstreken ({ref})"), f": {vh.naam if vh else req.veiligheidshuis} heeft "
                          f"geen advies gegeven over {person.masked} vóór {format_local(req.deadline)}.")
         doc.line(Bold("Beslis deze zaak zonder het advies van het veiligheidshuis."),
                  " De aanvraag is gesloten als verlopen.")
-        batch.enqueue(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), now=now,
-                      case_data=True, in_reply_to=req.event_id,
-                      content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                              mentions=(req.requested_by,)))
+        batch.queue(NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), case_data=True,
+                               in_reply_to=req.event_id, subject=subject,
+                               content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
+                                                       mentions=(req.requested_by,))))
         if req.oncall_room:
             note = Doc().line(f"Aanvraag {ref} is verlopen zonder advies; ZSM beslist zonder. "
                               "Een advies kan niet meer via deze aanvraag.").build()
-            batch.enqueue(room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "verlopen-dienst"),
-                          now=now, content=message_content(note))
+            batch.queue(NewMessage(room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "verlopen-dienst"),
+                                   subject=subject, content=message_content(note)))
         batch.audit(kind="aanvraag.verlopen", at=now, person=req.person_value,
-                                  details={"aanvraag": ref, "te_laat": late})
+                    details={"aanvraag": ref, "te_laat": late})
         batch.facts.append(Feit(AANVRAAG_VERLOPEN, now, req.veiligheidshuis))
         return "gedaan"
 
-    # ------------------------------------------------------------------------------------------ reactions
 
-    async def request_for_event(self, session: AsyncSession, event_id: str) -> AdviesAanvraag | None:
-        """The request whose ping (or escalation) became this Matrix event."""
-        txn = (
-            await session.execute(select(OutgoingMessage.txn_id).where(OutgoingMessage.event_id == event_id))
-        ).scalar_one_or_none()
-        if txn is None:
-            return None
-        return (
-            await session.execute(select(AdviesAanvraag).where(AdviesAanvraag.ping_txn == txn))
-        ).scalar_one_or_none()
+# ---------------------------------------------------------------------------------------------- check-config
 
 
-def open_steps_query(request_id: int) -> Any:
-    return select(AanvraagStap).where(AanvraagStap.aanvraag_id == request_id).order_by(AanvraagStap.seq)
+def load_config(settings: Settings, veiligheidshuizen: Veiligheidshuizen) -> rules.AanvraagConfig:
+    """The ``[aanvraag]`` section with the per-veiligheidshuis extras of the reference data."""
+    return with_veiligheidshuizen(settings.aanvraag, [(vh.key, vh.extra) for vh in veiligheidshuizen.all()])
+
+
+def config_notes(settings: Settings) -> tuple[list[str], list[str]]:
+    """Problems and notes for ``zsm-bot check-config`` about ``[aanvraag]``."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        vhs = load_veiligheidshuizen(settings.veiligheidshuizen_path)
+        cfg = load_config(settings, vhs)
+    except ConfigError as exc:
+        return [str(exc)], notes
+    for key, vh in sorted(cfg.per_vh.items()):
+        if vhs.get(key) is None:
+            problems.append(f"aanvraag.vh.{key}: onbekend veiligheidshuis")
+        if vh.doelgroepen and not vh.room_id:
+            notes.append(f"aanvraag.vh.{key}: geen room voor de bereikbaarheidsdienst; alleen de mail gaat uit")
+    if not cfg.link_key:
+        notes.append("aanvraag.link_sleutel niet gezet: geen antwoordformulier via de website; zet "
+                     "ZSM_BOT_AANVRAAG_LINK_SLEUTEL")
+    elif len(cfg.link_key) < 32:
+        problems.append("aanvraag.link_sleutel is te kort: gebruik minstens 32 willekeurige tekens")
+    return problems, notes

@@ -54,8 +54,8 @@ class OutgoingMessage(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     carries_case_data: Mapped[bool] = mapped_column(default=False)
     last_error: Mapped[str | None] = mapped_column(String(255))
-    # Keyed hash of the person a case-data message is about (the command's audited person), so a sepot 01 can
-    # find the bot's earlier messages about that person; cleared once the message is redacted.
+    # Keyed hash of the person a message is about (the command's audited person, or an advice request's person,
+    # case data or not), so a sepot 01 can find the bot's messages about that person; cleared once redacted.
     subject: Mapped[str | None] = mapped_column(String(64))
     # The redaction queue: None (not asked) | pending | done | failed. Marked by the purge (retention ended) or by
     # a sepot 01; drained by bot.redaction.Redactor through the transport.

@@ -34,13 +34,14 @@ async def mark_expired(session: AsyncSession, *, before: datetime) -> int:
 
 
 async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_ids: Sequence[str]) -> int:
-    """The bot's messages in this room about one person (written with that subject) or in reply to the given
-    commands (the decision and the notices that followed it). Sent ones are queued for redaction at once; ones
-    not yet sent are withdrawn, so nothing about the case still reaches the room."""
+    """The bot's messages about one person (written with that subject), in whatever room (an advice request
+    pings the veiligheidshuis's on-call room), and those in this room in reply to the given commands (the decision
+    and the notices that followed it). Sent ones are queued for redaction at once; ones not yet sent are
+    withdrawn, so nothing about the case still reaches a room."""
     about = [OutgoingMessage.subject == subject]
     if event_ids:
-        about.append(OutgoingMessage.in_reply_to.in_(list(event_ids)))
-    scope = and_(OutgoingMessage.room_id == room_id, or_(*about))
+        about.append(and_(OutgoingMessage.room_id == room_id, OutgoingMessage.in_reply_to.in_(list(event_ids))))
+    scope = or_(*about)
     sent = await session.execute(
         update(OutgoingMessage)
         .where(scope, OutgoingMessage.status == "sent", OutgoingMessage.event_id.is_not(None),
@@ -58,7 +59,9 @@ async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_
 
 
 def purgeable() -> ColumnElement[bool]:
-    """The bookkeeping rows the purge may remove: anything but a case-data message whose redaction is still to do
-    (removing that row would lose the only record that the room message must go)."""
-    return or_(OutgoingMessage.carries_case_data.is_(False), OutgoingMessage.event_id.is_(None),
-               OutgoingMessage.redaction.in_(FINISHED))
+    """The bookkeeping rows the purge may remove: anything but a message whose redaction is still to do (removing
+    that row would lose the only record that the room message must go): a sent case-data message until its
+    retention has been handled, and any message a sepot 01 marked (an advice-request reminder carries no case
+    data but is about the person)."""
+    return or_(and_(OutgoingMessage.carries_case_data.is_(False), OutgoingMessage.redaction.is_(None)),
+               OutgoingMessage.event_id.is_(None), OutgoingMessage.redaction.in_(FINISHED))

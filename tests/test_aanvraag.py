@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.aanvraag.reactions import handle_reaction
-from bot.outbound import txn_id_for
 from bot.transport.console import CONSOLE_ROOM
 from domain.advies import Markering
 from domain.clock import AMSTERDAM, FixedClock
 from domain.errors import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.builtin import upsert
+from integrations.rooster_ical import parse_roster
 from services.aanvraag import AanvraagService
-from services.rooster_ical import import_roster, parse_roster
+from services.messages import txn_id_for
+from services.rooster import import_roster
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import chain_hash
 from storage.besluit_models import OutboxMail
@@ -75,7 +76,7 @@ async def start(tmp_path: Path, db_url: str, when: datetime = MONDAY_10, **extra
 
 
 def svc(bot: ConsoleBot) -> AanvraagService:
-    service = bot.runtime.services.extras["aanvraag"]
+    service = bot.runtime.aanvraag
     assert isinstance(service, AanvraagService)
     return service
 
@@ -193,6 +194,38 @@ async def test_list_is_most_urgent_first_and_cancel(bot: ConsoleBot) -> None:
     assert "A2" not in await bot.say("!aanvragen", as_role="kpc")
     bot.runtime.clock.advance(timedelta(hours=3))  # type: ignore[attr-defined]
     assert "A2" not in await tick(bot)  # the cancelled request's steps do nothing
+
+
+async def test_sepot_01_redacts_the_advice_request_messages_about_that_person(bot: ConsoleBot) -> None:
+    """Every advice-request message carries the person's keyed hash, so a technisch sepot 01 finds them all: the
+    reply to !aanvraag, the ping and the reminder in the on-call room, the answer in the ZSM room. A request about
+    someone else stays. (Before, the engine wrote its messages without the hash and the sepot missed them.)"""
+    await seed(bot, OTHER_BSN)
+    await open_request(bot)
+    await bot.say(f"!aanvraag {OTHER_BSN}", as_role="kpc", event_id="$other")
+    bot.runtime.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
+    assert "Herinnering: aanvraag A1" in await tick(bot)
+    await bot.say("!advies A1 Voorwaardelijk sepot; het plan van aanpak loopt.", as_user=DUTY)
+    subject = bot.runtime.auditor.subject_of(BSN)
+    about = await rows(bot, OutgoingMessage, OutgoingMessage.subject == subject)
+    txns = {r.txn_id for r in about}
+    for purpose in ("ping", "stap1", "antwoord"):
+        assert txn_id_for("aanvraag:1", purpose) in txns, purpose
+    assert len(about) == 4 and all(r.status == "sent" and r.event_id for r in about)  # and the !aanvraag reply
+    assert {r.room_id for r in about} == {ONCALL, CONSOLE_ROOM}
+
+    reply = await bot.say(f"!besluit {BSN} 01 zaak: 2026-5", as_role="ovj")
+    assert "Technisch sepot 01" in reply and "4 eerder bericht(en)" in reply
+    marked = await rows(bot, OutgoingMessage, OutgoingMessage.redaction == "pending")
+    assert {r.id for r in marked} == {r.id for r in about}
+    assert all(r.redaction_reason == "technisch sepot 01" for r in marked)
+    other = await rows(bot, OutgoingMessage, OutgoingMessage.txn_id.in_(
+        [txn_id_for("aanvraag:2", "ping"), txn_id_for("$other")]))
+    assert len(other) == 2 and all(r.redaction is None for r in other)
+    assert bot.runtime.redactor is not None
+    await bot.runtime.redactor.drain()
+    done = await rows(bot, OutgoingMessage, OutgoingMessage.id.in_([r.id for r in about]))
+    assert all(r.redaction == "done" and r.subject is None for r in done)
 
 
 # ---------------------------------------------------------------------------------------------- escalation

@@ -91,6 +91,19 @@ def test_state_machine() -> None:
     assert "verlopen" in rules.refusal(rules.EXPIRED, rules.ANSWERED)
 
 
+def test_status_enum_keeps_the_stored_values_and_its_transitions() -> None:
+    S = rules.AanvraagStatus
+    assert [s.value for s in S] == ["open", "bevestigd", "beantwoord", "ingetrokken", "verlopen"]
+    assert S("verlopen") is S.EXPIRED and S.OPEN == "open"  # a stored string reads back as the member
+    allowed = {(a, b) for a in S for b in S if a.can_move_to(b)}
+    assert allowed == {(S.OPEN, S.ACKNOWLEDGED), (S.OPEN, S.ANSWERED), (S.OPEN, S.CANCELLED), (S.OPEN, S.EXPIRED),
+                       (S.ACKNOWLEDGED, S.ANSWERED), (S.ACKNOWLEDGED, S.CANCELLED), (S.ACKNOWLEDGED, S.EXPIRED)}
+    assert {s for s in S if s.final} == {S.ANSWERED, S.CANCELLED, S.EXPIRED}
+    assert {s for s in S if not s.final} == rules.ACTIVE
+    assert all(rules.can_move(a.value, b.value) == a.can_move_to(b) for a in S for b in S)  # plain strings too
+    assert S.OPEN.label == "open, nog niet bevestigd" and S.EXPIRED.label == "verlopen zonder advies"
+
+
 def test_chain_plan_with_repeats_stops_before_the_deadline() -> None:
     chain = rules.Chain(rules.parse_chain(["herinnering:30", "backup:60", "ruimte:90"], "x"),
                         repeat_every=timedelta(minutes=60), repeat_times=5)

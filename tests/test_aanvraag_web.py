@@ -32,7 +32,7 @@ async def web_bot(tmp_path: Path, db_url: str, **extra: Any) -> tuple[ConsoleBot
     bot = ConsoleBot(runtime)
     await runtime.start(ConsoleTransport(bot.out), http=True)
     base = f"http://127.0.0.1:{runtime.http_port}"
-    service: AanvraagService = runtime.services.extras["aanvraag"]
+    service: AanvraagService = runtime.aanvraag
     object.__setattr__(service.config, "base_url", base)
     await seed(bot)
     await roster(bot)

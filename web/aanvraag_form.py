@@ -12,7 +12,7 @@ from jinja2 import DictLoader, Environment, select_autoescape
 
 from domain import aanvraag as rules
 from domain.clock import Clock, format_local
-from domain.identifiers import PersonId
+from domain.errors import UserError
 from services.aanvraag import AanvraagService
 
 MAX_ANSWER = 4000
@@ -67,22 +67,16 @@ def routes(service: AanvraagService, clock: Clock) -> list[web.RouteDef]:
         request_id, refused = await _checked(request, request.query.get("t", ""))
         if refused:
             return refused
-        async with service.sessions() as s:
-            req = await service.get(s, request_id)
-            await s.commit()  # nothing written; a rollback would expire the row
+        req = await service.form_view(request_id)
         if req is None:
             return _page(404, title="Niet gevonden", message="Deze aanvraag bestaat niet.")
-        ref = rules.ref_text(req.id)
-        if req.state not in rules.ACTIVE:
-            return _page(409, title=f"Aanvraag {ref}", message=rules.STATE_LABELS[req.state].capitalize() +
+        if not req.active:
+            return _page(409, title=f"Aanvraag {req.ref}", message=req.state.label.capitalize() +
                          ": een advies kan niet meer via deze link.")
-        vh = service.veiligheidshuizen.get(req.veiligheidshuis)
         return _page(
-            title=f"Advies op aanvraag {ref}", form=True, token=request.query.get("t", ""),
-            action=f"/aanvraag/{req.id}/antwoord",
-            person=PersonId(req.person_kind, req.person_value).masked,  # type: ignore[arg-type]
-            vh=vh.naam if vh else req.veiligheidshuis, doelgroep=req.doelgroep, vraag=req.vraag,
-            deadline=format_local(req.deadline),
+            title=f"Advies op aanvraag {req.ref}", form=True, token=request.query.get("t", ""),
+            action=f"/aanvraag/{req.id}/antwoord", person=req.person.masked, vh=req.vh_naam,
+            doelgroep=req.doelgroep, vraag=req.vraag, deadline=format_local(req.deadline),
         )
 
     async def submit(request: web.Request) -> web.Response:
@@ -98,16 +92,13 @@ def routes(service: AanvraagService, clock: Clock) -> list[web.RouteDef]:
                          "het opnieuw.")
         if len(advies) > MAX_ANSWER:
             return _page(400, title="Niet verstuurd", message=f"Het advies is te lang (maximaal {MAX_ANSWER} tekens).")
-        now = clock.now()
-        async with service.sessions() as s, s.begin():
-            req = await service.get(s, request_id, lock=True)
-            if req is None:
-                return _page(404, title="Niet gevonden", message="Deze aanvraag bestaat niet.")
-            problem = await service.answer(s, req, f"webformulier: {naam}", advies, now, via="web")
-            ref = rules.ref_text(req.id)
-        if problem:
-            return _page(409, title=f"Aanvraag {ref}", message=problem)
-        service.on_enqueued()
+        try:
+            req = await service.answer_from_form(request_id, naam, advies, clock.now())
+        except UserError as exc:
+            return _page(409, title=f"Aanvraag {rules.ref_text(request_id)}", message=exc.message)
+        if req is None:
+            return _page(404, title="Niet gevonden", message="Deze aanvraag bestaat niet.")
+        ref = req.ref
         return _page(title=f"Advies ontvangen ({ref})",
                      message="Dank u. Uw advies is doorgegeven aan ZSM en wordt bij de beslissing betrokken.")
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.outbound import enqueue, message_content, txn_id_for
 from commands.instroom import lookup_all, parse_batch
 from commands.vh_view import ALL_FIELDS, Zicht, compose_batch, signal_fields
 from config.instroom import InstroomSettings
 from domain.clock import local
 from integrations.registry.base import RegistryUnavailable
+from services.messages import NewMessage, message_content, queue, txn_id_for
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -94,8 +94,8 @@ def routes(runtime: Runtime, cfg: InstroomSettings) -> list[web.RouteDef]:
             if known:
                 reply = compose_batch(items, today=local(now).date(), veiligheidshuizen=services.veiligheidshuizen,
                                       system=registry.name, zicht=zicht, known_only=True, source=bron)
-                await enqueue(session, room_id=cfg.room, content=message_content(reply),
-                              txn_id=txn_id_for(request_key, "signaal"), now=now, case_data=True)
+                await queue(session, NewMessage(room_id=cfg.room, content=message_content(reply),
+                                                txn_id=txn_id_for(request_key, "signaal"), case_data=True), now)
             await session.commit()
         if known and runtime.sender is not None:
             runtime.sender.wake()

@@ -42,13 +42,13 @@ from sqlalchemy import select
 
 from bot.dispatcher import Dispatcher, IncomingCommand
 from bot.metrics import Metrics
-from bot.outbound import enqueue, message_content, txn_id_for
 from bot.transport import RateLimited, SendFailed
 from bot.transport.cross_signing import CrossSigner, KeyFile
 from commands.reply import text
 from config.settings import MatrixSettings
 from domain.clock import Clock
 from domain.matrix_ids import DIRECT_PREFIX
+from services.messages import NewMessage, message_content, queue, txn_id_for
 from storage.db import SessionFactory
 from storage.models import BotState
 
@@ -415,7 +415,7 @@ class MatrixBot:
             s.add(BotState(key=key, value="1", updated_at=now))
             reply = text("Deze room is niet end-to-end versleuteld. De ZSM-afstemmingsbot voert hier geen commando's "
                          "uit. Zet versleuteling aan (room-instellingen, Beveiliging) en stuur het commando opnieuw.")
-            await enqueue(s, room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key), now=now)
+            await queue(s, NewMessage(room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key)), now)
         self.wake_sender()
 
     async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
@@ -449,8 +449,8 @@ class MatrixBot:
             s.add(BotState(key=f"utd:{event.event_id}", value="1", updated_at=now))
             reply = text("Ik kon uw bericht niet ontsleutelen. Stuur het commando opnieuw; lukt dat niet, "
                          "verifieer dan het apparaat van de bot of meld het bij de beheerder.")
-            await enqueue(s, room_id=room_id, txn_id=txn_id_for(event.event_id), now=now, in_reply_to=event.event_id,
-                          content=message_content(reply, in_reply_to=event.event_id))
+            await queue(s, NewMessage(room_id=room_id, txn_id=txn_id_for(event.event_id), in_reply_to=event.event_id,
+                                      content=message_content(reply, in_reply_to=event.event_id)), now)
         self.wake_sender()
 
     async def drain_tasks(self) -> None:

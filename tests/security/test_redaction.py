@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.outbound import txn_id_for
 from bot.redaction import MAX_PERMANENT_FAILURES, Redactor
 from bot.transport import SendFailed
 from bot.transport.console import ConsoleTransport
 from domain.clock import FixedClock
+from services.messages import txn_id_for
 from storage.models import AuditRecord, OutgoingMessage
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW, bsn, markering, seed, start_bot

@@ -1,5 +1,6 @@
-"""Import the on-call roster from an iCalendar file (``zsm-bot dienst-import --vh <key> <bestand.ics>``).
+"""Read the on-call roster from an iCalendar file: the format adapter of ``zsm-bot dienst-import``.
 
+The roster's own rules and its storage are in ``services.rooster``; this module only turns bytes into shifts.
 Each VEVENT is one shift: DTSTART and DTEND give the times; the first Matrix id in SUMMARY (or else DESCRIPTION)
 is the person on duty, a Matrix id after the word 'backup' or 'achterwacht' is the backup. Re-importing the same
 file replaces shifts by their UID instead of adding them twice.
@@ -12,13 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from icalendar import Calendar
-from sqlalchemy import delete
 
 from domain.clock import AMSTERDAM
 from domain.errors import ConfigError
-from storage.aanvraag_models import DienstRooster
-from storage.audit import Auditor
-from storage.db import SessionFactory
 
 _MXID = re.compile(r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?")
 _BACKUP = re.compile(r"(?:backup|achterwacht)\s*:?\s*(@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?)", re.IGNORECASE)
@@ -67,19 +64,3 @@ def parse_roster(data: bytes) -> list[Shift]:
         uid = str(ev.get("UID", f"zonder-uid-{i}-{start.isoformat()}"))
         shifts.append(Shift(uid, people[0], backup, start, end))
     return shifts
-
-
-async def import_roster(sessions: SessionFactory, auditor: Auditor, vh: str, shifts: list[Shift], now: datetime,
-                        actor: str) -> int:
-    async with sessions() as s, s.begin():
-        uids = [sh.uid for sh in shifts]
-        if uids:
-            await s.execute(delete(DienstRooster).where(DienstRooster.veiligheidshuis == vh,
-                                                        DienstRooster.uid.in_(uids)))
-        for sh in shifts:
-            s.add(DienstRooster(veiligheidshuis=vh, user_id=sh.user_id, backup_id=sh.backup_id,
-                                starts_at=sh.starts_at, ends_at=sh.ends_at, source="ical", uid=sh.uid,
-                                created_by=actor, created_at=now))
-        await auditor.record(s, kind="dienst.geimporteerd", at=now, actor=actor,
-                             details={"vh": vh, "diensten": len(shifts)})
-    return len(shifts)

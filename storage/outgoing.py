@@ -1,0 +1,111 @@
+"""Named queries on ``outgoing_message``, the one outbound Matrix queue: write rows, find rows, and the send
+loop's bookkeeping. ``services.messages`` holds the rule for writing (idempotent by transaction id); the send
+loop (``bot.outbound.Sender``) calls the bookkeeping functions here, so neither holds SQL of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutgoingMessage
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A just-written row, handed to the sender in memory (after the commit) so a reply does not wait for a
+    database poll."""
+
+    id: int
+    room_id: str
+    content: dict[str, Any]
+    txn_id: str
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One room message to queue. ``subject`` is the keyed hash of the person it is about (sepot 01 finds the
+    bot's messages about a person by it); ``case_data`` puts it under the retention of case data."""
+
+    room_id: str
+    content: dict[str, Any]
+    txn_id: str
+    in_reply_to: str | None = None
+    case_data: bool = False
+    subject: str | None = None
+
+
+def _row(msg: NewMessage, now: datetime) -> OutgoingMessage:
+    return OutgoingMessage(
+        txn_id=msg.txn_id, room_id=msg.room_id, content=msg.content, status="pending", attempts=0,
+        next_attempt_at=now, created_at=now, in_reply_to=msg.in_reply_to, carries_case_data=msg.case_data,
+        subject=msg.subject,
+    )
+
+
+async def present_txn_ids(session: AsyncSession, txn_ids: Sequence[str]) -> set[str]:
+    """Which of these transaction ids are already queued (or sent)."""
+    if not txn_ids:
+        return set()
+    if len(txn_ids) == 1:
+        found = (await session.execute(select(OutgoingMessage.id).where(OutgoingMessage.txn_id == txn_ids[0]))).first()
+        return {txn_ids[0]} if found else set()
+    return set((await session.execute(
+        select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_(list(txn_ids))))).scalars())
+
+
+async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime) -> Queued:
+    """Write one row and flush, so its id is known (and a duplicate txn id raises IntegrityError here)."""
+    row = _row(msg, now)
+    session.add(row)
+    await session.flush()
+    return Queued(row.id, msg.room_id, msg.content, msg.txn_id)
+
+
+def add_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
+    """Add rows to the transaction without a flush per row (written at the next flush or commit)."""
+    session.add_all([_row(m, now) for m in msgs])
+
+
+async def subjects_of_replies(session: AsyncSession, event_ids: Iterable[str]) -> dict[str, str]:
+    """The person (keyed hash) of the bot's replies to these command events, by command event."""
+    subjects: dict[str, str] = {}
+    for reply_to, subject in (await session.execute(
+        select(OutgoingMessage.in_reply_to, OutgoingMessage.subject).where(
+            OutgoingMessage.in_reply_to.in_(set(event_ids)), OutgoingMessage.subject.is_not(None))
+    )).all():
+        if reply_to and subject:
+            subjects[reply_to] = subject
+    return subjects
+
+
+async def txn_id_of_event(session: AsyncSession, event_id: str) -> str | None:
+    """The transaction id under which the bot sent the message that became this room event."""
+    return (await session.execute(
+        select(OutgoingMessage.txn_id).where(OutgoingMessage.event_id == event_id))).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------------------------- send loop
+
+async def pending_count(session: AsyncSession) -> int:
+    n = await session.scalar(
+        select(func.count()).select_from(OutgoingMessage).where(OutgoingMessage.status == "pending"))
+    return int(n or 0)
+
+
+async def pending_batch(session: AsyncSession, limit: int = 50) -> Sequence[Row[Any]]:
+    """The oldest pending rows: id, room_id, content, txn_id, attempts, next_attempt_at."""
+    return (await session.execute(
+        select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.content, OutgoingMessage.txn_id,
+               OutgoingMessage.attempts, OutgoingMessage.next_attempt_at)
+        .where(OutgoingMessage.status == "pending").order_by(OutgoingMessage.id).limit(limit)
+    )).all()
+
+
+async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
+    return await session.get(OutgoingMessage, row_id)
