@@ -38,9 +38,10 @@ from domain.rapport import Period, Rapport
 from domain.retention import parse_retention
 from domain.zichtbaarheid import release_days
 from integrations.mail.config import parse_mail_settings
-from integrations.mail.outbox import MailService
-from integrations.mail.worker import MailWorker, RoomNotice
 from integrations.registry.config import build_registry
+from services.aanmelden import AanmeldService
+from services.besluit import BesluitService
+from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
@@ -89,9 +90,15 @@ class Runtime:
         if self.settings.regio is not None and self.settings.regio not in regios:
             raise ConfigError(f"zsm.regio: onbekende regio {self.settings.regio!r}; kies uit {', '.join(regios)}")
         base = self.settings.source.resolve().parent
-        self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
+        afdoeningen = self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
         self.mail_settings = parse_mail_settings(dict(self.settings.raw), base)
         self.services.mail = MailService(self.mail_settings)
+        self.services.besluit = BesluitService(
+            auditor=self.auditor, catalogus=afdoeningen, veiligheidshuizen=self.services.veiligheidshuizen,
+            registry=self.services.registry, mail=self.services.mail)
+        self.services.aanmelden = AanmeldService(
+            auditor=self.auditor, veiligheidshuizen=self.services.veiligheidshuizen, mail=self.services.mail)
+        self.services.outbox = OutboxService(self.auditor)
         self.mail_worker: MailWorker | None = None
         self.sender: Sender | None = None
         self.redactor: Redactor | None = None
