@@ -55,7 +55,7 @@ class MailService:
         self.settings = settings
         self.templates = Templates(settings.templates)
 
-    async def queue(self, session: Tx, *, kind: str, vh: Veiligheidshuis, values: dict[str, Any],
+    async def queue(self, tx: Tx, *, kind: str, vh: Veiligheidshuis, values: dict[str, Any],
                     room_id: str, event_id: str, subject_hash: str, now: datetime,
                     besluit_id: int | None = None, hold: bool = True, concept: bool = False) -> OutboxMail:
         ref = ref_for(event_id, vh.key, kind)
@@ -65,7 +65,7 @@ class MailService:
             **values, "ref": ref, "vh_naam": vh.naam, "correctie": kind == "correctie", "vertrouwelijkheid": notice,
         })
         delay = self.settings.herroep_seconden + (HOLD_MARGIN_S if self.settings.herroep_seconden else 0) if hold else 0
-        return await q.add_mail(session, OutboxMail(
+        return await q.add_mail(tx, OutboxMail(
             ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind,
             besluit_id=besluit_id, subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox,
             mail_subject=subject_for(kind, ref), body_text=text, body_html=html,
@@ -73,7 +73,7 @@ class MailService:
             next_attempt_at=now + timedelta(seconds=delay), created_at=now, room_id=room_id, event_id=event_id,
         ))
 
-    async def queue_text(self, session: Tx, *, kind: str, vh: Veiligheidshuis, subject: str, text: str,
+    async def queue_text(self, tx: Tx, *, kind: str, vh: Veiligheidshuis, subject: str, text: str,
                          room_id: str, event_id: str, subject_hash: str, now: datetime) -> OutboxMail:
         """A plain-text mail composed by its feature (an advice request), sent by the same worker as every other
         mail: the same relay, TLS rules, retries, Message-ID, audit and figures. The confidentiality notice is
@@ -81,7 +81,7 @@ class MailService:
         ref = ref_for(event_id, vh.key, kind)
         if self.settings.vertrouwelijkheid:
             text = f"{text}\n\n{self.settings.vertrouwelijkheid_tekst}"
-        return await q.add_mail(session, OutboxMail(
+        return await q.add_mail(tx, OutboxMail(
             ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind, besluit_id=None,
             subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox, mail_subject=subject,
             body_text=text, body_html=None, status=MailStatus.PENDING, attempts=0, next_attempt_at=now,
