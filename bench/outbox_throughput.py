@@ -23,8 +23,8 @@ from config.mail import parse_mail_settings
 from domain.clock import SystemClock
 from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.mail.compose import build_message
-from integrations.mail.outbox import MailService
-from integrations.mail.worker import MailWorker, RoomNotice, connect
+from integrations.mail.relay import connect
+from services.mail_outbox import MailService, MailWorker, RoomNotice
 from storage.audit import Auditor
 from storage.besluit_models import OutboxMail
 from storage.db import create_engine, session_factory

@@ -32,11 +32,12 @@ from config.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.errors import ConfigError
 from domain.rapport import Period, Rapport
-from integrations.mail.outbox import MailService
-from integrations.mail.worker import MailWorker, RoomNotice
 from integrations.registry.config import build_registry
 from services import messages
+from services.aanmelden import AanmeldService
 from services.base import Tx
+from services.besluit import BesluitService
+from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
@@ -84,9 +85,15 @@ class Runtime:
         regios = sorted({vh.regio for vh in self.services.veiligheidshuizen.all()})
         if self.settings.regio is not None and self.settings.regio not in regios:
             raise ConfigError(f"zsm.regio: onbekende regio {self.settings.regio!r}; kies uit {', '.join(regios)}")
-        self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
+        afdoeningen = self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
         self.mail_settings = self.settings.mail
         self.services.mail = MailService(self.mail_settings)
+        self.services.besluit = BesluitService(
+            auditor=self.auditor, catalogus=afdoeningen, veiligheidshuizen=self.services.veiligheidshuizen,
+            registry=self.services.registry, mail=self.services.mail)
+        self.services.aanmelden = AanmeldService(
+            auditor=self.auditor, veiligheidshuizen=self.services.veiligheidshuizen, mail=self.services.mail)
+        self.services.outbox = OutboxService(self.auditor)
         self.mail_worker: MailWorker | None = None
         self.sender: Sender | None = None
         self.redactor: Redactor | None = None

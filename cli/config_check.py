@@ -11,7 +11,7 @@ from commands import default_table
 from config.reference import load_veiligheidshuizen
 from config.settings import ConfigError, Settings
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
-from integrations.mail.outbox import check_templates
+from integrations.mail.compose import check_templates
 
 # Commands whose rights follow from the privacy frame: veiligheidshuis information only for the roles that weigh it
 # (never the police), decisions only for the deciding roles.

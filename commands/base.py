@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 from commands.parsing import ParsedArgs
 from commands.reply import Reply
 from domain.clock import Clock
-from services.base import Tx
+from services.base import Act, Tx
 
 if TYPE_CHECKING:
     from config.settings import Settings
     from domain.afdoeningen import Catalogus
     from domain.veiligheidshuizen import Veiligheidshuizen
-    from integrations.mail.outbox import MailService
     from integrations.registry import Registry
+    from services.aanmelden import AanmeldService
     from services.aanvraag import AanvraagService
+    from services.besluit import BesluitService
+    from services.mail_outbox import MailService, OutboxService
     from storage.audit import Auditor
 
 
@@ -57,6 +59,9 @@ class Services:
     afdoeningen: Catalogus | None = None
     mail: MailService | None = None
     aanvraag: AanvraagService | None = None
+    besluit: BesluitService | None = None
+    aanmelden: AanmeldService | None = None
+    outbox: OutboxService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +105,10 @@ class Context:
             self.session, kind=kind, at=self.now, actor=self.sender, role=self.role, subject=subject,
             details={"event": self.event_id, **details},
         )
+
+    def act(self) -> Act:
+        """This command as a service sees it; audit records a service writes land in ``subjects`` as well."""
+        return Act(self.sender, self.role, self.room_id, self.event_id, self.now, self.subjects)
 
     def send_elsewhere(self, note: OutgoingNote) -> None:
         self.notes.append(note)

@@ -1,47 +1,30 @@
-"""``!besluit``: record the OvJ's afdoening and queue the terugkoppeling in the same transaction.
+"""``!besluit``: the chat adapter of the decision use case (``services.besluit``).
 
-Rules come from ``domain.afdoeningen.feedback_for``; this module only gathers the facts and writes rows.
+Parses the person, the afdoening, the options and ``zaak:``/``motivering:``, calls the service in the command's
+transaction, and renders the Dutch reply from what it returns.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from sqlalchemy import delete, select
-
 from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Code, Doc, Part, Reply
-from domain.advies import Freshness, freshness, is_minor
-from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
-from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import DECIDING_ROLES
 from domain.suggest import nearest
-from domain.veiligheidshuizen import Veiligheidshuis
-from integrations.mail.outbox import MailService
-from integrations.registry import RegistryUnavailable
-from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
-from storage.models import AuditRecord
-from storage.redaction import mark_case
-from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
+from domain.zaak import parse_zaak
+from services.besluit import BesluitIngetrokken, BesluitService, BesluitVastgelegd, BesluitVraag, ZaakVerwijderd
 
 RECLASSERING = ("reclassering", "recl", "+r")
 MONDELING = ("mondeling", "mond", "+m")
 UNDO = ("ongedaan", "terug", "intrekken")
 
 
-def catalogue(ctx: Context) -> Catalogus:
-    cat = ctx.services.afdoeningen
-    assert cat is not None, "afdoeningen not wired"
-    return cat
-
-
-def mailer(ctx: Context) -> MailService:
-    m = ctx.services.mail
-    assert m is not None, "mail not wired"
-    return m
+def service(ctx: Context) -> BesluitService:
+    s = ctx.services.besluit
+    assert s is not None, "besluit not wired"
+    return s
 
 
 def person_of(typed: str) -> PersonId:
@@ -49,15 +32,6 @@ def person_of(typed: str) -> PersonId:
         return parse_person_id(typed)
     except InvalidIdentifier as exc:
         raise UserError(str(exc)) from None
-
-
-def afdoening_of(cat: Catalogus, typed: str) -> Afdoening:
-    found = cat.get(typed)
-    if found is None:
-        near = cat.nearest(typed)
-        hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
-        raise UserError(f"Onbekende afdoening '{typed[:20]}'.{hint} Bekende codes: {', '.join(cat.codes())}.")
-    return found
 
 
 def flags_of(words: tuple[str, ...]) -> tuple[bool, bool]:
@@ -78,69 +52,9 @@ def flags_of(words: tuple[str, ...]) -> tuple[bool, bool]:
     return reclassering, mondeling
 
 
-def mail_identifier(vh: Veiligheidshuis, person: PersonId, skn: str | None) -> str:
-    """PRIVACY.md: the BSN only where every party may process it; per veiligheidshuis ``identificatie = [...]``."""
-    allowed = vh.extra.get("identificatie", ["bsn", "skn"])
-    if not isinstance(allowed, list):
-        allowed = ["bsn", "skn"]
-    if person.kind in allowed:
-        return f"{person.kind.upper()} {person.value}"
-    if "skn" in allowed and skn:
-        return f"SKN {skn}"
-    raise UserError(f"{vh.naam} mag geen {person.kind.upper()} ontvangen en er is geen SKN bekend. Geef het SKN: "
-                    "skn:<nummer> in plaats van het BSN.")
-
-
-async def kennis_of(ctx: Context, person: PersonId, cat: Catalogus) -> tuple[list[Kennis], str | None]:
-    try:
-        markings = await ctx.services.registry.lookup(person, session=ctx.session)
-    except RegistryUnavailable:
-        raise UserError("Het register is nu niet bereikbaar; er is niets vastgelegd. Probeer het zo opnieuw.") from None
-    today = local(ctx.now).date()
-    out = []
-    for m in markings:
-        advised = None
-        if m.geadviseerde_afdoening:
-            hit = cat.get(m.geadviseerde_afdoening)
-            advised = hit.code if hit else m.geadviseerde_afdoening.strip().lower()
-        out.append(Kennis(m.veiligheidshuis, is_minor(m.geboortedatum, today), advised,
-                          freshness(m.advies_datum, today) is not Freshness.NOT_CURRENT))
-    skn = next((m.skn for m in markings if m.skn), None)
-    return out, skn
-
-
-def besluit_figures(afd: Afdoening, kennis: list[Kennis]) -> list[list[object]]:
-    """[veiligheidshuis, gevolgd|afgeweken|geen_advies, minderjarig] per house that knows the person. Kept in the
-    decision's audit record, so a later replacement or undo can take back exactly what this decision counted."""
-    per_vh: dict[str, Kennis] = {}
-    for k in kennis:
-        first = per_vh.get(k.veiligheidshuis)
-        if first is None or (not (first.advies_actueel and first.geadviseerd) and k.advies_actueel and k.geadviseerd):
-            per_vh[k.veiligheidshuis] = k
-    minor = {vh: any(k.minderjarig for k in kennis if k.veiligheidshuis == vh) for vh in per_vh}
-    return [[vh, advies_uitkomst(afd, k), minor[vh]] for vh, k in per_vh.items()]
-
-
-def _facts(figures: list[list[object]], at: datetime, aantal: int) -> list[Feit]:
-    return [Feit(BESLUIT_BEKEND, at, str(vh), minderjarig=bool(minor), outcome=str(uitkomst), aantal=aantal)
-            for vh, uitkomst, minor in figures]
-
-
-async def take_back_figures(ctx: Context, subject: str, rows: list[BesluitRow]) -> None:
-    """A replaced, undone or removed decision no longer counts: a -1 fact at the decision's own time per +1 it
-    wrote, so the figures count each decision once, as its final version, in the period it was first taken."""
-    active = {b.event_id: b for b in rows if b.status == "actief"}
-    if not active:
-        return
-    audits = (await ctx.session.execute(
-        select(AuditRecord.details).where(AuditRecord.subject == subject, AuditRecord.kind == "besluit.vastgelegd")
-    )).scalars().all()
-    facts: list[Feit] = []
-    for details in audits:
-        row = active.get(str(details.get("event")))
-        if row is not None and isinstance(details.get("statistiek"), list):
-            facts += _facts(details["statistiek"], row.decided_at, -1)
-    await record_facts(ctx.session, facts)
+def zaak_of(args: ParsedArgs) -> str:
+    """The one zaak rule (``domain.zaak``): too long is refused, never cut; none given is the empty case key."""
+    return parse_zaak(args.named.get("zaak")) or ""
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
@@ -148,120 +62,56 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         return await undo(ctx, args)
     if len(args.words) < 2:
         raise UserError("Er ontbreekt <afdoening>. Voorbeeld: !besluit 123456782 osb")
-    cat = catalogue(ctx)
+    svc = service(ctx)
     person = person_of(args.words[0])
-    afd = afdoening_of(cat, args.words[1])
+    afd = svc.afdoening(args.words[1])
     reclassering, mondeling = flags_of(args.words[2:])
-    zaak = args.named.get("zaak", "").strip()[:64]
+    zaak = zaak_of(args)
     motivering = args.named.get("motivering", "").strip() or None
     if "motivering" in args.named and not motivering:
         raise UserError("'motivering:' is leeg. Schrijf de reden erachter, bijvoorbeeld: motivering: licht feit.")
-    subject = ctx.services.auditor.subject_of(person.value)
-    kennis, skn = await kennis_of(ctx, person, cat)
-    referred = (await ctx.session.execute(
-        select(AanmeldingRow.veiligheidshuis).where(AanmeldingRow.subject == subject).order_by(AanmeldingRow.id)
-    )).scalars().all()
-    outcome = feedback_for(afd, kennis, aangemeld_bij=referred, motivering=motivering)
-    if outcome.weigering:
-        message = outcome.weigering
-        for k in kennis:
-            if (known := ctx.services.veiligheidshuizen.get(k.veiligheidshuis)) is not None:
-                message = message.replace(f"advies van {k.veiligheidshuis} ", f"advies van {known.naam} ")
-        raise UserError(message)
-    earlier = list((await ctx.session.execute(
-        select(BesluitRow).where(BesluitRow.subject == subject, BesluitRow.zaak == zaak)
-    )).scalars().all())
-    earlier_ids = [b.id for b in earlier]
-    earlier_mails = list((await ctx.session.execute(
-        select(OutboxMail).where(OutboxMail.besluit_id.in_(earlier_ids))
-    )).scalars().all()) if earlier_ids else []
-    await take_back_figures(ctx, subject, earlier)
-    if outcome.verwijderen:
-        return await remove_case(ctx, person, earlier, earlier_mails)
+    result = await svc.decide(ctx.session, ctx.act(), BesluitVraag(person, afd, reclassering, mondeling, zaak,
+                                                                   motivering))
+    if isinstance(result, ZaakVerwijderd):
+        return render_removed(result)
+    return render_decided(result)
 
-    sent_to = {m.veiligheidshuis for m in earlier_mails if m.status == "sent"}
-    cancelled = 0
-    for m in earlier_mails:
-        if m.status in ("concept", "pending", "dead"):
-            m.status = "vervallen"
-            m.body_text = m.body_html = None
-            cancelled += 1
-    active = [b for b in earlier if b.status == "actief"]
-    for b in active:
-        b.status = "vervangen"
-    row = BesluitRow(
-        subject=subject, zaak=zaak, afdoening=afd.code, reclassering=reclassering, mondeling=mondeling,
-        motivering=motivering, status="actief", decided_by=ctx.sender, role=ctx.role, decided_at=ctx.now,
-        event_id=ctx.event_id, room_id=ctx.room_id,
-    )
-    ctx.session.add(row)
-    await ctx.session.flush()
-    figures = besluit_figures(afd, kennis)
-    await ctx.audit("besluit.vastgelegd", person=person.value, afdoening=afd.code, terugkoppeling=outcome.inhoud,
-                    ontvangers=list(outcome.ontvangers), mondeling=mondeling, correctie=bool(active),
-                    statistiek=figures)
-    await record_facts(ctx.session, _facts(figures, ctx.now, 1))
 
+def render_decided(r: BesluitVastgelegd) -> Reply:
+    v = r.vraag
     doc = Doc()
-    doc.line(Bold("Besluit vastgelegd"), f" voor {person.masked}: ", afd.label,
-             f" (zaak {zaak})" if zaak else "", ".")
-    if active:
-        doc.line("Dit vervangt het eerdere besluit" + (f"; {cancelled} nog niet verzonden mail(s) vervallen."
-                                                       if cancelled else "."))
-    if reclassering:
+    doc.line(Bold("Besluit vastgelegd"), f" voor {v.person.masked}: ", v.afdoening.label,
+             f" (zaak {v.zaak})" if v.zaak else "", ".")
+    if r.vervangt:
+        doc.line("Dit vervangt het eerdere besluit" + (f"; {r.vervallen} nog niet verzonden mail(s) vervallen."
+                                                       if r.vervallen else "."))
+    if v.reclassering:
         doc.line("Reclassering is om een rapport gevraagd.")
-    doc.line("Terugkoppeling: ", outcome.uitleg, ".")
-    missing = [k for k in outcome.ontvangers if ctx.services.veiligheidshuizen.get(k) is None]
-    targets = [vh for k in outcome.ontvangers if (vh := ctx.services.veiligheidshuizen.get(k)) is not None]
-    if mondeling and targets:
-        doc.line("Mondeling teruggekoppeld aan: ", ", ".join(vh.naam for vh in targets), "; er gaat geen mail.")
-    elif targets:
-        mail = mailer(ctx)
+    doc.line("Terugkoppeling: ", r.uitleg, ".")
+    if r.mondeling_aan:
+        doc.line("Mondeling teruggekoppeld aan: ", ", ".join(r.mondeling_aan), "; er gaat geen mail.")
+    elif r.mails:
         refs: list[list[Part]] = []
-        for vh in targets:
-            kind = "correctie" if vh.key in sent_to else "terugkoppeling"
-            concept = vh.profiel == "hit-no-hit"
-            queued = await mail.queue(
-                ctx.session, kind=kind, vh=vh, room_id=ctx.room_id, event_id=ctx.event_id, subject_hash=subject,
-                now=ctx.now, besluit_id=row.id, concept=concept, values={
-                    "persoon": mail_identifier(vh, person, skn), "zaak": zaak,
-                    "datum": format_local(ctx.now), "afdoening": afd.label, "reclassering": reclassering,
-                    "motivering": motivering if outcome.inhoud == "volledig" else None,
-                    "beperkt": outcome.inhoud == "beperkt",
-                })
-            item: list[Part] = [Code(queued.ref), f" {'CORRECTIE ' if kind == 'correctie' else ''}aan {vh.naam}"]
-            if concept:
-                item += [" (concept: strikt profiel; verzenden na !outbox bevestig ", Code(queued.ref),
+        for m in r.mails:
+            item: list[Part] = [Code(m.ref), f" {'CORRECTIE ' if m.correctie else ''}aan {m.vh_naam}"]
+            if m.concept:
+                item += [" (concept: strikt profiel; verzenden na !outbox bevestig ", Code(m.ref),
                          " weging: <afweging>)"]
             refs.append(item)
-        doc.line(f"Mail klaargezet (ongedaan maken kan binnen {mail.settings.herroep_seconden} s zolang niet "
-                 "verzonden):")
+        doc.line(f"Mail klaargezet (ongedaan maken kan binnen {r.herroep_seconden} s zolang niet verzonden):")
         doc.bullets(refs)
-    if missing:
-        doc.line("Let op: geen mailbox bekend voor ", ", ".join(missing), "; koppel mondeling terug.")
+    if r.zonder_mailbox:
+        doc.line("Let op: geen mailbox bekend voor ", ", ".join(r.zonder_mailbox), "; koppel mondeling terug.")
     return doc.build(case_data=True)
 
 
-async def remove_case(ctx: Context, person: PersonId, earlier: list[BesluitRow], mails: list[OutboxMail]) -> Reply:
-    """Technisch sepot 01: nothing is sent, and what the bot holds on this case goes, including its own earlier
-    messages in this room about the person (the decision, the mail notices, !check replies): they are queued for
-    redaction here, in the command's transaction, and the bot's redaction loop removes them from the room."""
-    besluit_ids = [b.id for b in earlier]
-    already = sorted({m.veiligheidshuis for m in mails if m.status == "sent"})
-    if mails:
-        await ctx.session.execute(delete(OutboxMail).where(OutboxMail.id.in_([m.id for m in mails])))
-    if besluit_ids:
-        await ctx.session.execute(delete(BesluitRow).where(BesluitRow.id.in_(besluit_ids)))
-    redact = await mark_case(ctx.session, room_id=ctx.room_id, subject=ctx.services.auditor.subject_of(person.value),
-                             event_ids=[b.event_id for b in earlier if b.room_id == ctx.room_id])
-    await ctx.services.auditor.record(ctx.session, kind="zaak.verwijderd", at=ctx.now, actor=ctx.sender,
-                                      role=ctx.role, details={"reden": "technisch sepot 01", "berichten": redact})
-    doc = Doc().line(Bold("Technisch sepot 01"), f" voor {person.masked}: geen terugkoppeling.")
-    doc.line(f"Verwijderd: {len(besluit_ids)} eerdere vastlegging(en) en {len(mails)} mail(s) over deze zaak"
-             + (f"; {redact} eerder bericht(en) van de bot hierover worden uit de ruimte verwijderd." if redact
-                else "."))
-    if already:
-        doc.line("Let op: er was al terugkoppeling verzonden aan ", ", ".join(already),
+def render_removed(r: ZaakVerwijderd) -> Reply:
+    doc = Doc().line(Bold("Technisch sepot 01"), f" voor {r.person.masked}: geen terugkoppeling.")
+    doc.line(f"Verwijderd: {r.besluiten} eerdere vastlegging(en) en {r.mails} mail(s) over deze zaak"
+             + (f"; {r.berichten} eerder bericht(en) van de bot hierover worden uit de ruimte verwijderd."
+                if r.berichten else "."))
+    if r.al_verzonden:
+        doc.line("Let op: er was al terugkoppeling verzonden aan ", ", ".join(r.al_verzonden),
                  ". Vraag dat veiligheidshuis de gegevens te verwijderen.")
     return doc.build()
 
@@ -270,30 +120,9 @@ async def undo(ctx: Context, args: ParsedArgs) -> Reply:
     if len(args.words) != 2:
         raise UserError("Ongedaan maken: !besluit ongedaan <BSN of SKN> [zaak: <nummer>]")
     person = person_of(args.words[1])
-    zaak = args.named.get("zaak", "").strip()[:64]
-    subject = ctx.services.auditor.subject_of(person.value)
-    row = (await ctx.session.execute(
-        select(BesluitRow).where(BesluitRow.subject == subject, BesluitRow.zaak == zaak, BesluitRow.status == "actief")
-    )).scalar_one_or_none()
-    if row is None:
-        raise UserError(f"Er is geen besluit voor {person.masked}" + (f" (zaak {zaak})" if zaak else "")
-                        + " om ongedaan te maken.")
-    window = mailer(ctx).settings.herroep_seconden
-    mails = list((await ctx.session.execute(select(OutboxMail).where(OutboxMail.besluit_id == row.id))).scalars())
-    if any(m.status == "sent" for m in mails):
-        raise UserError("De terugkoppeling is al verzonden; ongedaan maken kan niet meer. Geef het juiste besluit "
-                        "opnieuw met !besluit: dan gaat er een correctie.")
-    if ctx.now - row.decided_at > timedelta(seconds=window):
-        raise UserError(f"Ongedaan maken kan alleen binnen {window} seconden. Geef het juiste besluit opnieuw met "
-                        "!besluit: dan gaat er een correctie.")
-    await take_back_figures(ctx, subject, [row])
-    row.status = "ingetrokken"
-    for m in mails:
-        m.status = "vervallen"
-        m.body_text = m.body_html = None
-    await ctx.audit("besluit.ingetrokken", person=person.value, besluit=row.id)
-    return Doc().line(Bold("Besluit ongedaan gemaakt"), f" voor {person.masked}; {len(mails)} mail(s) gaan niet "
-                      "meer.").build(case_data=True)
+    result: BesluitIngetrokken = await service(ctx).undo(ctx.session, ctx.act(), person, zaak_of(args))
+    return Doc().line(Bold("Besluit ongedaan gemaakt"), f" voor {result.person.masked}; {result.mails} mail(s) gaan "
+                      "niet meer.").build(case_data=True)
 
 
 SPEC = CommandSpec(

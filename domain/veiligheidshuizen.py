@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.errors import ConfigError
+from domain.errors import ConfigError, UserError
+from domain.identifiers import PersonId
 from domain.matrix_ids import ROOM_ID, USER_ID
 from domain.suggest import nearest
 
@@ -34,6 +35,21 @@ class Veiligheidshuis:
     verantwoordelijken: tuple[str, ...] = ()
     vrijgave_ruimte: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def mail_identifier(vh: Veiligheidshuis, person: PersonId, skn: str | None) -> str:
+    """How a mail to ``vh`` names the person. PRIVACY.md: the BSN only where every party may process it; each
+    veiligheidshuis lists what it may receive (``identificatie = [...]``, default BSN and SKN). Refused (Dutch)
+    when it may not receive the typed kind and no SKN is known."""
+    allowed = vh.extra.get("identificatie", ["bsn", "skn"])
+    if not isinstance(allowed, list):
+        allowed = ["bsn", "skn"]
+    if person.kind in allowed:
+        return f"{person.kind.upper()} {person.value}"
+    if "skn" in allowed and skn:
+        return f"SKN {skn}"
+    raise UserError(f"{vh.naam} mag geen {person.kind.upper()} ontvangen en er is geen SKN bekend. Geef het SKN: "
+                    "skn:<nummer> in plaats van het BSN.")
 
 
 class Veiligheidshuizen:

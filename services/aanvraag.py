@@ -26,10 +26,10 @@ from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
-from integrations.mail.outbox import MailService
 from integrations.registry.builtin import upsert
 from services import messages
 from services.base import Tx
+from services.mail_outbox import MailService
 from services.messages import NewMessage, message_content, txn_id_for
 from storage import aanvraag_queries as q
 from storage import outgoing

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from domain.lifecycles import BesluitStatus, MailStatus
 from storage.models import Base, BigId
 from storage.types import UTCDateTime
 
@@ -25,7 +26,7 @@ class BesluitRow(Base):
     reclassering: Mapped[bool] = mapped_column(Boolean, default=False)
     mondeling: Mapped[bool] = mapped_column(Boolean, default=False)
     motivering: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="actief")  # actief | vervangen | ingetrokken
+    status: Mapped[str] = mapped_column(String(16), default=BesluitStatus.ACTIEF.value)  # domain.lifecycles
     decided_by: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -55,7 +56,7 @@ class OutboxMail(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ref: Mapped[str] = mapped_column(String(32), unique=True)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # terugkoppeling | correctie | aanmelding
+    kind: Mapped[str] = mapped_column(String(16))  # terugkoppeling | correctie | aanmelding | aanvraag
     besluit_id: Mapped[int | None] = mapped_column(BigId)
     subject_hash: Mapped[str] = mapped_column(String(64))
     veiligheidshuis: Mapped[str] = mapped_column(String(64))
@@ -63,8 +64,9 @@ class OutboxMail(Base):
     mail_subject: Mapped[str] = mapped_column(String(255))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
-    # concept (hit-no-hit profile: waits for !outbox bevestig) | pending | sent | dead | vervallen
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # domain.lifecycles.MailStatus: concept (hit-no-hit profile: waits for !outbox bevestig) | pending | sent | dead
+    # | vervallen
+    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value)
     weging: Mapped[str | None] = mapped_column(Text)  # the confirming user's weighing (hit-no-hit profile)
     bevestigd_door: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -291,6 +291,22 @@ async def test_refusals(bot: ConsoleBot) -> None:
     assert "!besluit 123456782 osb" in help_text
 
 
+async def test_zaak_too_long_is_refused_not_cut(bot: ConsoleBot) -> None:
+    """One zaak rule (domain.zaak): a 65-character case reference is refused in Dutch and nothing is recorded;
+    before, !besluit cut it to 64 characters silently, so two cases could share a decision."""
+    long_zaak = "Z" * 65
+    reply = await bot.say(f"!besluit {ADULT} osb zaak: {long_zaak}", as_role="ovj")
+    assert "Het zaaknummer is te lang (maximaal 64 tekens)." in reply and "Besluit vastgelegd" not in reply
+    undo = await bot.say(f"!besluit ongedaan {ADULT} zaak: {long_zaak}", as_role="ovj")
+    assert "Het zaaknummer is te lang (maximaal 64 tekens)." in undo
+    assert await outbox_rows(bot) == []
+    async with bot.runtime.sessions() as s:
+        assert (await s.execute(select(BesluitRow))).first() is None
+        assert (await s.execute(select(AuditRecord).where(AuditRecord.kind == "besluit.vastgelegd"))).first() is None
+    ok = await bot.say(f"!besluit {ADULT} osb zaak: {long_zaak[:64]}", as_role="ovj")
+    assert f"(zaak {long_zaak[:64]})" in ok
+
+
 # ---------------------------------------------------------------------------------------------- SMTP faults
 
 async def test_smtp_down_then_back_each_mail_once(bot: ConsoleBot, smtp: SmtpServer,

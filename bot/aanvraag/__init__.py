@@ -15,9 +15,9 @@ from contextlib import AsyncExitStack
 from config.settings import Settings
 from domain.clock import Clock
 from domain.veiligheidshuizen import Veiligheidshuizen
-from integrations.mail.outbox import MailService
 from integrations.registry import Registry
 from services.aanvraag import AanvraagService, load_config
+from services.mail_outbox import MailService
 from storage.audit import Auditor
 from storage.db import SessionFactory
 

@@ -1,4 +1,5 @@
-"""Mail composition from Jinja2 templates (autoescaped HTML, strict on undefined values), no attachments.
+"""Mail composition from Jinja2 templates (autoescaped HTML, strict on undefined values), no attachments; the
+references and Message-IDs that make a resend recognisable.
 
 Headers are built only from configuration and generated references; free text typed in the room goes
 into the body alone, so nothing typed can become a header.
@@ -16,12 +17,20 @@ from typing import Any
 import jinja2
 
 from config import reference
+from config.mail import MailSettings
 
+PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A", "aanvraag": "AV"}
 SUBJECTS = {
     "terugkoppeling": "[ZSM-terugkoppeling] {ref}",
     "correctie": "[ZSM-terugkoppeling] CORRECTIE {ref}",
     "aanmelding": "[ZSM-aanmelding] {ref}",
 }
+
+
+def ref_for(source_event: str, vh_key: str, kind: str) -> str:
+    """The mail's reference, shown in the room and the subject: the same command, house and kind give the same."""
+    digest = hashlib.sha256(f"{source_event}\x00{vh_key}\x00{kind}".encode()).hexdigest()[:8].upper()
+    return f"{PREFIX[kind]}-{digest}"
 
 
 def subject_for(kind: str, ref: str) -> str:
@@ -60,3 +69,21 @@ def build_message(*, sender: str, recipient: str, subject: str, message_id: str,
     if html:  # plain-text mails (an advice request) have no HTML part, rather than an empty one
         msg.add_alternative(html, subtype="html")
     return msg
+
+
+def check_templates(settings: MailSettings) -> list[str]:
+    """Render every template once with sample values, so a broken template shows at check-config, not at 03:00."""
+    problems = []
+    templates = Templates(settings.templates)
+    sample = {"persoon": "BSN 000000000", "zaak": "", "datum": "01-01-2026 00:00", "afdoening": "voorbeeld",
+              "reclassering": False, "motivering": None, "beperkt": False, "gemeente": "voorbeeld",
+              "reden": "voorbeeld", "ref": "T-00000000", "vh_naam": "voorbeeld", "correctie": False,
+              "vertrouwelijkheid": settings.vertrouwelijkheid_tekst}
+    for name in ("terugkoppeling", "aanmelding"):
+        try:
+            templates.render(name, sample)
+        except Exception as exc:
+            where = settings.templates or "de meegeleverde set"
+            problems.append(f"mail.templates: {name} in {where} is niet bruikbaar ({type(exc).__name__}: "
+                            f"{str(exc)[:120]})")
+    return problems

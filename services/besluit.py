@@ -1,0 +1,244 @@
+"""The decision use case (``!besluit``): record the OvJ's afdoening and queue the terugkoppeling in the same
+transaction; replace an earlier decision on the same case (a correction), undo one within the window, or, for
+technisch sepot 01, remove what the bot holds on the case.
+
+The feedback rules are ``domain.afdoeningen.feedback_for``; this service gathers the facts (registry, referrals,
+earlier decisions), applies the lifecycles of ``domain.lifecycles``, writes the rows through
+``storage.besluit_queries``, and keeps the audit trail and the figures in step. It returns what happened; the
+command renders the Dutch reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain.advies import Freshness, freshness, is_minor
+from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
+from domain.clock import format_local, local
+from domain.errors import UserError
+from domain.identifiers import PersonId
+from domain.lifecycles import BesluitStatus, MailStatus, may_become
+from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
+from integrations.registry import Registry, RegistryUnavailable
+from services.base import Act, Tx
+from services.mail_outbox import MailService
+from storage import besluit_queries as q
+from storage.audit import Auditor
+from storage.besluit_models import BesluitRow, OutboxMail
+from storage.redaction import mark_case
+from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
+
+
+@dataclass(frozen=True)
+class BesluitVraag:
+    """A decision as the officer typed it, parsed."""
+
+    person: PersonId
+    afdoening: Afdoening
+    reclassering: bool
+    mondeling: bool
+    zaak: str  # "" when none was given
+    motivering: str | None
+
+
+@dataclass(frozen=True)
+class GeplandeMail:
+    ref: str
+    correctie: bool
+    vh_naam: str
+    concept: bool  # strict (hit-no-hit) profile: waits for !outbox bevestig
+
+
+@dataclass(frozen=True)
+class BesluitVastgelegd:
+    vraag: BesluitVraag
+    vervangt: bool  # an earlier active decision on the case was replaced
+    vervallen: int  # mails of earlier decisions cancelled before they went
+    uitleg: str  # why this terugkoppeling (Dutch, one line)
+    mondeling_aan: tuple[str, ...]  # names of the houses told by word of mouth (no mail)
+    mails: tuple[GeplandeMail, ...]
+    herroep_seconden: int
+    zonder_mailbox: tuple[str, ...]  # recipient keys with no configured house: feed back by word of mouth
+
+
+@dataclass(frozen=True)
+class ZaakVerwijderd:
+    """Technisch sepot 01: nothing sent, the case removed."""
+
+    person: PersonId
+    besluiten: int
+    mails: int
+    berichten: int  # earlier bot messages queued for redaction
+    al_verzonden: tuple[str, ...]  # houses that already had a terugkoppeling
+
+
+@dataclass(frozen=True)
+class BesluitIngetrokken:
+    person: PersonId
+    mails: int
+
+
+def besluit_figures(afd: Afdoening, kennis: list[Kennis]) -> list[list[object]]:
+    """[veiligheidshuis, gevolgd|afgeweken|geen_advies, minderjarig] per house that knows the person. Kept in the
+    decision's audit record, so a later replacement or undo can take back exactly what this decision counted."""
+    per_vh: dict[str, Kennis] = {}
+    for k in kennis:
+        first = per_vh.get(k.veiligheidshuis)
+        if first is None or (not (first.advies_actueel and first.geadviseerd) and k.advies_actueel and k.geadviseerd):
+            per_vh[k.veiligheidshuis] = k
+    minor = {vh: any(k.minderjarig for k in kennis if k.veiligheidshuis == vh) for vh in per_vh}
+    return [[vh, advies_uitkomst(afd, k), minor[vh]] for vh, k in per_vh.items()]
+
+
+def _facts(figures: list[list[object]], at: datetime, aantal: int) -> list[Feit]:
+    return [Feit(BESLUIT_BEKEND, at, str(vh), minderjarig=bool(minor), outcome=str(uitkomst), aantal=aantal)
+            for vh, uitkomst, minor in figures]
+
+
+class BesluitService:
+    def __init__(self, *, auditor: Auditor, catalogus: Catalogus, veiligheidshuizen: Veiligheidshuizen,
+                 registry: Registry, mail: MailService) -> None:
+        self.auditor = auditor
+        self.catalogus = catalogus
+        self.veiligheidshuizen = veiligheidshuizen
+        self.registry = registry
+        self.mail = mail
+
+    def afdoening(self, typed: str) -> Afdoening:
+        """The catalogue entry for a typed code or alias; refused with the nearest codes."""
+        found = self.catalogus.get(typed)
+        if found is None:
+            cat = self.catalogus
+            near = cat.nearest(typed)
+            hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
+            raise UserError(f"Onbekende afdoening '{typed[:20]}'.{hint} Bekende codes: {', '.join(cat.codes())}.")
+        return found
+
+    async def _kennis(self, tx: Tx, person: PersonId, now: datetime) -> tuple[list[Kennis], str | None]:
+        try:
+            markings = await self.registry.lookup(person, session=tx)
+        except RegistryUnavailable:
+            raise UserError("Het register is nu niet bereikbaar; er is niets vastgelegd. Probeer het zo opnieuw.") \
+                from None
+        today = local(now).date()
+        out = []
+        for m in markings:
+            advised = None
+            if m.geadviseerde_afdoening:
+                hit = self.catalogus.get(m.geadviseerde_afdoening)
+                advised = hit.code if hit else m.geadviseerde_afdoening.strip().lower()
+            out.append(Kennis(m.veiligheidshuis, is_minor(m.geboortedatum, today), advised,
+                              freshness(m.advies_datum, today) is not Freshness.NOT_CURRENT))
+        skn = next((m.skn for m in markings if m.skn), None)
+        return out, skn
+
+    async def _take_back_figures(self, tx: Tx, subject: str, rows: list[BesluitRow]) -> None:
+        """A replaced, undone or removed decision no longer counts: a -1 fact at the decision's own time per +1 it
+        wrote, so the figures count each decision once, as its final version, in the period it was first taken."""
+        active = {b.event_id: b for b in rows if b.status == BesluitStatus.ACTIEF}
+        if not active:
+            return
+        facts: list[Feit] = []
+        for details in await q.decision_audit_details(tx, subject):
+            row = active.get(str(details.get("event")))
+            if row is not None and isinstance(details.get("statistiek"), list):
+                facts += _facts(details["statistiek"], row.decided_at, -1)
+        await record_facts(tx, facts)
+
+    async def decide(self, tx: Tx, act: Act, vraag: BesluitVraag) -> BesluitVastgelegd | ZaakVerwijderd:
+        person, afd, zaak = vraag.person, vraag.afdoening, vraag.zaak
+        subject = self.auditor.subject_of(person.value)
+        kennis, skn = await self._kennis(tx, person, act.now)
+        referred = await q.referred_houses(tx, subject)
+        outcome = feedback_for(afd, kennis, aangemeld_bij=referred, motivering=vraag.motivering)
+        if outcome.weigering:
+            message = outcome.weigering
+            for k in kennis:
+                if (known := self.veiligheidshuizen.get(k.veiligheidshuis)) is not None:
+                    message = message.replace(f"advies van {k.veiligheidshuis} ", f"advies van {known.naam} ")
+            raise UserError(message)
+        earlier = await q.decisions_on_case(tx, subject, zaak)
+        earlier_mails = await q.mails_of_decisions(tx, [b.id for b in earlier])
+        await self._take_back_figures(tx, subject, earlier)
+        if outcome.verwijderen:
+            return await self._remove_case(tx, act, person, earlier, earlier_mails)
+
+        sent_to = {m.veiligheidshuis for m in earlier_mails if m.status == MailStatus.SENT}
+        cancelled = 0
+        for m in earlier_mails:
+            if may_become(m.status, MailStatus.VERVALLEN):
+                m.status = MailStatus.VERVALLEN
+                m.body_text = m.body_html = None
+                cancelled += 1
+        active = [b for b in earlier if b.status == BesluitStatus.ACTIEF]
+        for b in active:
+            b.status = BesluitStatus.VERVANGEN
+        row = await q.add_decision(tx, BesluitRow(
+            subject=subject, zaak=zaak, afdoening=afd.code, reclassering=vraag.reclassering,
+            mondeling=vraag.mondeling, motivering=vraag.motivering, status=BesluitStatus.ACTIEF,
+            decided_by=act.sender, role=act.role, decided_at=act.now, event_id=act.event_id, room_id=act.room_id,
+        ))
+        figures = besluit_figures(afd, kennis)
+        await act.audit(self.auditor, tx, "besluit.vastgelegd", person=person.value, afdoening=afd.code,
+                        terugkoppeling=outcome.inhoud, ontvangers=list(outcome.ontvangers), mondeling=vraag.mondeling,
+                        correctie=bool(active), statistiek=figures)
+        await record_facts(tx, _facts(figures, act.now, 1))
+
+        missing = tuple(k for k in outcome.ontvangers if self.veiligheidshuizen.get(k) is None)
+        targets = [vh for k in outcome.ontvangers if (vh := self.veiligheidshuizen.get(k)) is not None]
+        mails: list[GeplandeMail] = []
+        if targets and not vraag.mondeling:
+            for vh in targets:
+                kind = "correctie" if vh.key in sent_to else "terugkoppeling"
+                concept = vh.profiel == "hit-no-hit"
+                queued = await self.mail.queue(
+                    tx, kind=kind, vh=vh, room_id=act.room_id, event_id=act.event_id, subject_hash=subject,
+                    now=act.now, besluit_id=row.id, concept=concept, values={
+                        "persoon": mail_identifier(vh, person, skn), "zaak": zaak,
+                        "datum": format_local(act.now), "afdoening": afd.label, "reclassering": vraag.reclassering,
+                        "motivering": vraag.motivering if outcome.inhoud == "volledig" else None,
+                        "beperkt": outcome.inhoud == "beperkt",
+                    })
+                mails.append(GeplandeMail(queued.ref, kind == "correctie", vh.naam, concept))
+        return BesluitVastgelegd(
+            vraag=vraag, vervangt=bool(active), vervallen=cancelled, uitleg=outcome.uitleg,
+            mondeling_aan=tuple(vh.naam for vh in targets) if vraag.mondeling else (), mails=tuple(mails),
+            herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing)
+
+    async def _remove_case(self, tx: Tx, act: Act, person: PersonId, earlier: list[BesluitRow],
+                           mails: list[OutboxMail]) -> ZaakVerwijderd:
+        """Technisch sepot 01: nothing is sent, and what the bot holds on this case goes, including its own earlier
+        messages in this room about the person (the decision, the mail notices, !check replies): they are queued for
+        redaction here, in the command's transaction, and the bot's redaction loop removes them from the room."""
+        besluit_ids = [b.id for b in earlier]
+        already = tuple(sorted({m.veiligheidshuis for m in mails if m.status == MailStatus.SENT}))
+        await q.delete_case(tx, besluit_ids, [m.id for m in mails])
+        redact = await mark_case(tx, room_id=act.room_id, subject=self.auditor.subject_of(person.value),
+                                 event_ids=[b.event_id for b in earlier if b.room_id == act.room_id])
+        await self.auditor.record(tx, kind="zaak.verwijderd", at=act.now, actor=act.sender, role=act.role,
+                                  details={"reden": "technisch sepot 01", "berichten": redact})
+        return ZaakVerwijderd(person, len(besluit_ids), len(mails), redact, already)
+
+    async def undo(self, tx: Tx, act: Act, person: PersonId, zaak: str) -> BesluitIngetrokken:
+        """Withdraw the active decision on the case, within the undo window and only while no mail went."""
+        subject = self.auditor.subject_of(person.value)
+        row = await q.active_decision(tx, subject, zaak)
+        if row is None:
+            raise UserError(f"Er is geen besluit voor {person.masked}" + (f" (zaak {zaak})" if zaak else "")
+                            + " om ongedaan te maken.")
+        window = self.mail.settings.herroep_seconden
+        mails = await q.mails_of_decisions(tx, [row.id])
+        if any(m.status == MailStatus.SENT for m in mails):
+            raise UserError("De terugkoppeling is al verzonden; ongedaan maken kan niet meer. Geef het juiste besluit "
+                            "opnieuw met !besluit: dan gaat er een correctie.")
+        if act.now - row.decided_at > timedelta(seconds=window):
+            raise UserError(f"Ongedaan maken kan alleen binnen {window} seconden. Geef het juiste besluit opnieuw met "
+                            "!besluit: dan gaat er een correctie.")
+        await self._take_back_figures(tx, subject, [row])
+        row.status = BesluitStatus.INGETROKKEN
+        for m in mails:
+            m.status = MailStatus.VERVALLEN
+            m.body_text = m.body_html = None
+        await act.audit(self.auditor, tx, "besluit.ingetrokken", person=person.value, besluit=row.id)
+        return BesluitIngetrokken(person, len(mails))

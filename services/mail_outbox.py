@@ -1,0 +1,316 @@
+"""The mail outbox use case: queue a mail inside the caller's transaction (the decision and its mail commit
+together or not at all), the ``!outbox`` listing and its confirm/retry acts, and the worker that sends due rows
+through the relay, retries with backoff, gives up (dead), audits, counts and tells the room.
+
+The relay itself (aiosmtplib, TLS) is ``integrations.mail.relay``; composition is ``integrations.mail.compose``;
+the SQL is ``storage.besluit_queries``. The worker never imports ``commands``: to say something in the room it
+calls ``notify``, injected by the runtime, inside the same transaction that changes the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from config.mail import MailSettings
+from domain.clock import Clock
+from domain.errors import UserError
+from domain.lifecycles import MAIL_OPEN, MailStatus
+from domain.suggest import nearest
+from domain.veiligheidshuizen import Veiligheidshuis
+from integrations.drain_loop import DrainLoop
+from integrations.mail.compose import Templates, build_message, message_id_for, ref_for, subject_for
+from integrations.mail.relay import Relay, RelayConnection, RelayUnreachable, SmtpRelay, TlsRefused
+from services.base import Act, Tx
+from storage import besluit_queries as q
+from storage.audit import Auditor
+from storage.besluit_models import OutboxMail
+from storage.db import SessionFactory
+from storage.statistiek_models import MAIL_AFGELEVERD, MAIL_DOOD, MAIL_HERHAALD, Feit, record_facts
+
+log = logging.getLogger(__name__)
+
+# A held mail falls due a little after the undo window closes, so an undo at the last second never races a send.
+HOLD_MARGIN_S = 5
+
+# How the room notice names each kind once the relay accepted it.
+LABELS = {"terugkoppeling": "terugkoppeling", "correctie": "correctie", "aanmelding": "aanmelding",
+          "aanvraag": "adviesaanvraag"}
+
+# How long acceptances are gathered before they are written in one transaction. A crash inside this window
+# means those mails go again with the same Message-ID, which the receiving side recognises.
+RECORD_INTERVAL_S = 0.05
+
+# ------------------------------------------------------------------------------------------------ queueing
+
+
+class MailService:
+    """Composes a mail and writes its outbox row in the caller's transaction; the worker sends it later."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self.templates = Templates(settings.templates)
+
+    async def queue(self, tx: Tx, *, kind: str, vh: Veiligheidshuis, values: dict[str, Any],
+                    room_id: str, event_id: str, subject_hash: str, now: datetime,
+                    besluit_id: int | None = None, hold: bool = True, concept: bool = False) -> OutboxMail:
+        ref = ref_for(event_id, vh.key, kind)
+        notice = self.settings.vertrouwelijkheid_tekst if self.settings.vertrouwelijkheid else ""
+        template = "aanmelding" if kind == "aanmelding" else "terugkoppeling"
+        text, html = self.templates.render(template, {
+            **values, "ref": ref, "vh_naam": vh.naam, "correctie": kind == "correctie", "vertrouwelijkheid": notice,
+        })
+        delay = self.settings.herroep_seconden + (HOLD_MARGIN_S if self.settings.herroep_seconden else 0) if hold else 0
+        return await q.add_mail(tx, OutboxMail(
+            ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind,
+            besluit_id=besluit_id, subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox,
+            mail_subject=subject_for(kind, ref), body_text=text, body_html=html,
+            status=MailStatus.CONCEPT if concept else MailStatus.PENDING, attempts=0,
+            next_attempt_at=now + timedelta(seconds=delay), created_at=now, room_id=room_id, event_id=event_id,
+        ))
+
+    async def queue_text(self, tx: Tx, *, kind: str, vh: Veiligheidshuis, subject: str, text: str,
+                         room_id: str, event_id: str, subject_hash: str, now: datetime) -> OutboxMail:
+        """A plain-text mail composed by its feature (an advice request), sent by the same worker as every other
+        mail: the same relay, TLS rules, retries, Message-ID, audit and figures. The confidentiality notice is
+        added here, like in the templates."""
+        ref = ref_for(event_id, vh.key, kind)
+        if self.settings.vertrouwelijkheid:
+            text = f"{text}\n\n{self.settings.vertrouwelijkheid_tekst}"
+        return await q.add_mail(tx, OutboxMail(
+            ref=ref, message_id=message_id_for(ref, self.settings.message_id_domein), kind=kind, besluit_id=None,
+            subject_hash=subject_hash, veiligheidshuis=vh.key, recipient=vh.mailbox, mail_subject=subject,
+            body_text=text, body_html=None, status=MailStatus.PENDING, attempts=0, next_attempt_at=now,
+            created_at=now, room_id=room_id, event_id=event_id,
+        ))
+
+# ------------------------------------------------------------------------------------------------ !outbox
+
+
+@dataclass(frozen=True)
+class OpenMail:
+    ref: str
+    kind: str
+    veiligheidshuis: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+
+
+class OutboxService:
+    """What mail waits, fails or is dead; a mandated user confirms a concept or puts a dead mail back."""
+
+    def __init__(self, auditor: Auditor) -> None:
+        self.auditor = auditor
+
+    async def open_mails(self, tx: Tx) -> list[OpenMail]:
+        return [OpenMail(r.ref, r.kind, r.veiligheidshuis, r.status, r.attempts, r.last_error, r.next_attempt_at)
+                for r in await q.open_mails(tx, MAIL_OPEN)]
+
+    async def _find(self, tx: Tx, ref: str, status: MailStatus) -> OutboxMail:
+        row = await q.mail_by_ref(tx, ref)
+        if row is None:
+            near = nearest(ref, await q.refs_with_status(tx, status))
+            hint = f" Bedoelde u: {', '.join(near)}?" if near else " Zie !outbox."
+            raise UserError(f"Geen mail met referentie '{ref[:20]}'.{hint}")
+        return row
+
+    async def confirm(self, tx: Tx, act: Act, ref: str, weging: str) -> str:
+        """Strict (hit-no-hit) profile: the drafted terugkoppeling goes, with the weighing recorded. Returns the ref."""
+        if not weging:
+            raise UserError("Leg de afweging vast: !outbox bevestig <ref> weging: <waarom deze terugkoppeling nodig "
+                            "is>")
+        row = await self._find(tx, ref, MailStatus.CONCEPT)
+        if row.status != MailStatus.CONCEPT:
+            raise UserError(f"Mail {row.ref} is geen concept (status: {row.status}); er valt niets te bevestigen.")
+        row.status = MailStatus.PENDING
+        row.weging = weging[:2000]
+        row.bevestigd_door = act.sender
+        row.next_attempt_at = act.now
+        await act.audit(self.auditor, tx, "mail.bevestigd", ref=row.ref)
+        return row.ref
+
+    async def retry(self, tx: Tx, act: Act, ref: str) -> str:
+        """A dead mail back in the queue, attempts from zero. Returns the ref."""
+        row = await self._find(tx, ref, MailStatus.DEAD)
+        if row.status != MailStatus.DEAD:
+            raise UserError(f"Mail {row.ref} is niet dood (status: {row.status}); alleen dode mail kan opnieuw.")
+        row.status = MailStatus.PENDING
+        row.attempts = 0
+        row.next_attempt_at = act.now
+        await act.audit(self.auditor, tx, "mail.opnieuw", ref=row.ref)
+        return row.ref
+
+# ------------------------------------------------------------------------------------------------ the worker
+
+
+@dataclass(frozen=True)
+class RoomNotice:
+    room_id: str
+    in_reply_to: str
+    text: str
+    purpose: str
+
+
+Notify = Callable[[Tx, list[RoomNotice]], Awaitable[None]]
+
+
+def mail_facts(rows: Any, now: datetime) -> list[Feit]:
+    """Accepted mails for the figures: kind as outcome, time since the decision for feedback, and a second fact
+    for each mail that needed more than one attempt."""
+    facts: list[Feit] = []
+    for r in rows:
+        since = (now - r.decided_at).total_seconds() if r.decided_at is not None else None
+        facts.append(Feit(MAIL_AFGELEVERD, now, r.veiligheidshuis, outcome=r.kind, duration_s=since))
+        if r.attempts >= 1:  # attempts before this, successful, one
+            facts.append(Feit(MAIL_HERHAALD, now, r.veiligheidshuis, outcome=r.kind))
+    return facts
+
+
+class MailWorker(DrainLoop):
+    """Sends due rows in queue order over one relay connection per round; each change in its own transaction."""
+
+    loop_name = "mail"
+    error_delay_s = 5.0
+
+    def __init__(self, sessions: SessionFactory, settings: MailSettings, clock: Clock, auditor: Auditor,
+                 notify: Notify, on_committed: Callable[[], None] = lambda: None,
+                 relay: Relay | None = None) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.auditor = auditor
+        self.notify = notify
+        self.on_committed = on_committed
+        self.relay: Relay = relay if relay is not None else SmtpRelay(settings)
+        super().__init__()
+
+    async def _due(self) -> tuple[list[OutboxMail], float]:
+        now = self.clock.now()
+        async with self.sessions() as s:
+            rows = await q.pending_mails(s)
+        due = [r for r in rows if r.next_attempt_at <= now]
+        later = [(r.next_attempt_at - now).total_seconds() for r in rows if r.next_attempt_at > now]
+        return due, (max(0.05, min(later)) if later else 30.0)
+
+    async def drain(self) -> float:
+        """Send everything due over one connection. Returns seconds until the next row falls due."""
+        async with self._lock:
+            while True:
+                due, delay = await self._due()
+                if not due:
+                    return delay
+                try:
+                    conn = await self.relay.open()
+                except TlsRefused as exc:
+                    for row in due:
+                        await self._failed(row.id, str(exc), fatal=True)
+                    continue
+                except RelayUnreachable as exc:
+                    for row in due:
+                        await self._failed(row.id, str(exc))
+                    return await self._next_delay()
+                try:
+                    broken = await self._send_batch(conn, due)
+                finally:
+                    await conn.close()
+                if broken:
+                    return await self._next_delay()
+
+    async def _next_delay(self) -> float:
+        _, delay = await self._due()
+        return delay
+
+    async def _send_batch(self, conn: RelayConnection, rows: list[OutboxMail]) -> bool:
+        """Send in order; acceptances are recorded by a concurrent task so SMTP and database work overlap.
+
+        Each mail is still marked sent only after the relay accepted it; a crash in between means a resend
+        with the same Message-ID, which the receiving side recognises.
+        """
+        async with self.sessions() as s:
+            still = await q.still_pending(s, [r.id for r in rows])
+        accepted: asyncio.Queue[int | None] = asyncio.Queue()
+        recorder = asyncio.create_task(self._recorder(accepted))
+        broken = False
+        try:
+            for row in rows:
+                if row.id not in still or row.body_text is None:
+                    continue  # undone, replaced or removed meanwhile
+                outcome = await self._transmit(conn, row)
+                if outcome == "ok":
+                    accepted.put_nowait(row.id)
+                elif outcome == "broken":
+                    broken = True
+                    break
+        finally:
+            accepted.put_nowait(None)
+            await recorder
+        return broken
+
+    async def _recorder(self, queue: asyncio.Queue[int | None]) -> None:
+        done = False
+        while not done:
+            ids = [await queue.get()]
+            if ids[0] is not None:
+                await asyncio.sleep(RECORD_INTERVAL_S)  # gather acceptances: one transaction for many mails
+            while not queue.empty():
+                ids.append(queue.get_nowait())
+            done = None in ids
+            batch = [i for i in ids if i is not None]
+            if batch:
+                await self._sent(batch)
+
+    async def _transmit(self, conn: RelayConnection, row: OutboxMail) -> str:
+        msg = build_message(sender=self.settings.afzender, recipient=row.recipient, subject=row.mail_subject,
+                            message_id=row.message_id, text=row.body_text or "", html=row.body_html or "",
+                            date=row.created_at)
+        delivery = await conn.send(msg, sender=self.settings.afzender, recipient=row.recipient)
+        if delivery.outcome != "ok":
+            await self._failed(row.id, delivery.reason)
+        return delivery.outcome
+
+    async def _sent(self, row_ids: Sequence[int]) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            rows = await q.mark_sent(s, row_ids, now)
+            await self.notify(s, [RoomNotice(
+                r.room_id, r.event_id,
+                f"{LABELS.get(r.kind, r.kind)} verzonden aan {r.recipient} "
+                f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden") for r in rows])
+            await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
+                {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
+                for r in rows]})
+            await record_facts(s, mail_facts(rows, now))
+        self.on_committed()
+
+    async def _failed(self, row_id: int, reason: str, *, fatal: bool = False) -> None:
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            row = await q.mail_by_id(s, row_id)
+            if row is None or row.status != MailStatus.PENDING:
+                return
+            row.attempts += 1
+            row.last_error = reason[:255]
+            if fatal or row.attempts >= self.settings.max_pogingen:
+                row.status = MailStatus.DEAD
+                await record_facts(s, [Feit(MAIL_DOOD, now, row.veiligheidshuis, outcome=row.kind)])
+                await self.auditor.record(s, kind="mail.mislukt", at=now, details={
+                    "ref": row.ref, "message_id": row.message_id, "reden": reason[:120]})
+                await self.notify(s, [RoomNotice(
+                    row.room_id, row.event_id,
+                    f"Mail {row.ref} aan {row.veiligheidshuis} is NIET verzonden na {row.attempts} poging(en): "
+                    f"{reason}. Na herstel: !outbox opnieuw {row.ref}",
+                    f"mail-{row.ref}-dood-{row.attempts}")])
+                log.error("mail dead", extra={"ref": row.ref, "reason": reason[:120]})
+            else:
+                backoff = min(self.settings.backoff_max_seconden,
+                              self.settings.backoff_seconden * 2 ** (row.attempts - 1))
+                row.next_attempt_at = now + timedelta(seconds=backoff)
+                log.warning("mail failed, will retry", extra={"ref": row.ref, "attempt": row.attempts,
+                                                              "reason": reason[:120]})
+        self.on_committed()

@@ -1,0 +1,130 @@
+"""Named queries for decisions, referrals and the mail outbox: the only SQL behind ``!besluit``, ``!aanmelden``,
+``!outbox`` and the mail worker. Every function works in the caller's transaction; none commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.lifecycles import BesluitStatus, MailStatus
+from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
+from storage.models import AuditRecord
+
+# ---------------------------------------------------------------------------------------------- decisions
+
+
+async def referred_houses(session: AsyncSession, subject: str) -> list[str]:
+    """The veiligheidshuizen the person was referred to (``!aanmelden``), oldest first."""
+    return list((await session.execute(
+        select(AanmeldingRow.veiligheidshuis).where(AanmeldingRow.subject == subject).order_by(AanmeldingRow.id)
+    )).scalars().all())
+
+
+async def decisions_on_case(session: AsyncSession, subject: str, zaak: str) -> list[BesluitRow]:
+    """Every decision recorded on this person and case, whatever its status."""
+    return list((await session.execute(
+        select(BesluitRow).where(BesluitRow.subject == subject, BesluitRow.zaak == zaak)
+    )).scalars().all())
+
+
+async def active_decision(session: AsyncSession, subject: str, zaak: str) -> BesluitRow | None:
+    return (await session.execute(
+        select(BesluitRow).where(BesluitRow.subject == subject, BesluitRow.zaak == zaak,
+                                 BesluitRow.status == BesluitStatus.ACTIEF)
+    )).scalar_one_or_none()
+
+
+async def mails_of_decisions(session: AsyncSession, besluit_ids: Sequence[int]) -> list[OutboxMail]:
+    if not besluit_ids:
+        return []
+    return list((await session.execute(
+        select(OutboxMail).where(OutboxMail.besluit_id.in_(besluit_ids))
+    )).scalars().all())
+
+
+async def decision_audit_details(session: AsyncSession, subject: str) -> list[dict[str, Any]]:
+    """The details of every ``besluit.vastgelegd`` record about the person (they carry the figures it counted)."""
+    return list((await session.execute(
+        select(AuditRecord.details).where(AuditRecord.subject == subject, AuditRecord.kind == "besluit.vastgelegd")
+    )).scalars().all())
+
+
+async def add_decision(session: AsyncSession, row: BesluitRow) -> BesluitRow:
+    """Written and flushed, so its id can key the mails queued with it."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def delete_case(session: AsyncSession, besluit_ids: Sequence[int], mail_ids: Sequence[int]) -> None:
+    """Technisch sepot 01: the decisions and mails on the case go."""
+    if mail_ids:
+        await session.execute(delete(OutboxMail).where(OutboxMail.id.in_(mail_ids)))
+    if besluit_ids:
+        await session.execute(delete(BesluitRow).where(BesluitRow.id.in_(besluit_ids)))
+
+
+async def add_referral(session: AsyncSession, row: AanmeldingRow) -> None:
+    session.add(row)
+
+# ---------------------------------------------------------------------------------------------- the outbox
+
+
+async def add_mail(session: AsyncSession, row: OutboxMail) -> OutboxMail:
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def open_mails(session: AsyncSession, statuses: Iterable[MailStatus]) -> list[OutboxMail]:
+    return list((await session.execute(
+        select(OutboxMail).where(OutboxMail.status.in_(tuple(statuses))).order_by(OutboxMail.id)
+    )).scalars().all())
+
+
+async def mail_by_ref(session: AsyncSession, ref: str) -> OutboxMail | None:
+    return (await session.execute(select(OutboxMail).where(OutboxMail.ref == ref))).scalar_one_or_none()
+
+
+async def refs_with_status(session: AsyncSession, status: MailStatus) -> list[str]:
+    return list((await session.execute(select(OutboxMail.ref).where(OutboxMail.status == status))).scalars().all())
+
+
+async def pending_mails(session: AsyncSession, limit: int = 500) -> list[OutboxMail]:
+    """The waiting mails in queue order, due or not (the caller sorts them by ``next_attempt_at``)."""
+    return list((await session.execute(
+        select(OutboxMail).where(OutboxMail.status == MailStatus.PENDING).order_by(OutboxMail.id).limit(limit)
+    )).scalars().all())
+
+
+async def still_pending(session: AsyncSession, mail_ids: Sequence[int]) -> set[int]:
+    """Which of these mails still wait (not undone, replaced or removed meanwhile)."""
+    return set((await session.execute(
+        select(OutboxMail.id).where(OutboxMail.id.in_(mail_ids), OutboxMail.status == MailStatus.PENDING)
+    )).scalars())
+
+
+async def mark_sent(session: AsyncSession, mail_ids: Sequence[int], now: datetime) -> Sequence[Any]:
+    """The relay accepted these: sent, one more attempt, body cleared. Returns, for the notice, audit and figures,
+    the ones that were still pending, with the time of their decision (None for a mail without one)."""
+    rows = (await session.execute(
+        select(OutboxMail.id, OutboxMail.ref, OutboxMail.message_id, OutboxMail.veiligheidshuis,
+               OutboxMail.kind, OutboxMail.room_id, OutboxMail.event_id, OutboxMail.recipient,
+               OutboxMail.attempts, BesluitRow.decided_at)
+        .outerjoin(BesluitRow, BesluitRow.id == OutboxMail.besluit_id)
+        .where(OutboxMail.id.in_(mail_ids), OutboxMail.status == MailStatus.PENDING).order_by(OutboxMail.id)
+    )).all()
+    await session.execute(
+        update(OutboxMail).where(OutboxMail.id.in_([r.id for r in rows]))
+        .values(status=MailStatus.SENT, sent_at=now, attempts=OutboxMail.attempts + 1, body_text=None,
+                body_html=None)
+    )
+    return rows
+
+
+async def mail_by_id(session: AsyncSession, mail_id: int) -> OutboxMail | None:
+    return await session.get(OutboxMail, mail_id)
