@@ -23,30 +23,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import aanvraag
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
-from bot.outbound import Queued, Sender, enqueue_many, message_content, txn_id_for
+from bot.outbound import Queued, Sender, enqueue, enqueue_many, message_content, txn_id_for
 from bot.redaction import Redactor
 from bot.transport import Transport
 from commands import default_table
 from commands.base import Services
-from commands.check import check_settings
-from commands.reply import text
+from commands.reply import Reply, text
 from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.errors import ConfigError
-from domain.rapport import Period, Rapport
 from domain.retention import parse_retention
 from domain.zichtbaarheid import release_days
 from integrations.mail.config import parse_mail_settings
 from integrations.mail.outbox import MailService
 from integrations.mail.worker import MailWorker, RoomNotice
 from integrations.registry.config import build_registry
+from services.check import CheckService, check_settings
+from services.instroom import InstroomService
+from services.rapport import RapportService
+from services.vrijgave import VrijgaveService
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OutgoingMessage
 from storage.purge import REDACT_KEY, purge
-from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
 from web import instroom_api
 from web import rapport as rapport_web
@@ -76,14 +77,22 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
-        check_settings(self.settings)  # a bad [check] section stops the start, not the first !check
+        check = check_settings(self.settings)  # a bad [check] section stops the start, not the first !check
         self.engine = create_engine(self.settings.database_url)
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
+        vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)
+        registry = build_registry(self.settings, self.sessions)
+        velden, regio = self.settings.velden, self.settings.regio
+        # a bad release term stops the start, not the first !vrijgeven
+        vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio, release_days(self.settings.raw))
+        instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
+        rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
-            veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
-            registry=build_registry(self.settings, self.sessions),
+            veiligheidshuizen=vhs, registry=registry,
+            check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
+            rapport=rapport_service,
         )
         regios = sorted({vh.regio for vh in self.services.veiligheidshuizen.all()})
         if self.settings.regio is not None and self.settings.regio not in regios:
@@ -104,11 +113,12 @@ class Runtime:
             self._stack.push_async_callback(closer)
         instroom = instroom_api.api_settings(self.settings)
         if instroom is not None:
-            self.extra_routes.extend(instroom_api.routes(self, instroom))
+            self.extra_routes.extend(instroom_api.routes(instroom_service, instroom, self._post_signal,
+                                                         self._wake_sender))
         aanvraag.install(self)
-        self.rapport_pages = rapport_web.install(self, compute=self.rapport)
+        self.rapport_pages = rapport_web.install(rapport_service, self.settings, vhs, self.clock)
+        self.extra_routes.extend(self.rapport_pages.routes())
         self.retention = parse_retention(self.settings.raw)
-        release_days(self.settings.raw)  # a bad value stops the start, not the first !vrijgeven
 
     async def purge_now(self, now: datetime | None = None) -> dict[str, int]:
         """``now`` lets an operator test (or a test) purge as of a later day; the daily job uses the clock."""
@@ -117,11 +127,6 @@ class Runtime:
         if self.redactor and counts.get(REDACT_KEY):
             self.redactor.wake()
         return counts
-
-    async def rapport(self, period: Period, veiligheidshuis: str | None) -> Rapport:
-        """The figures for the web page, in a read-only transaction of its own."""
-        async with self.sessions() as s, s.begin():
-            return await compute_rapport(s, period, veiligheidshuis, self.services.veiligheidshuizen.keys())
 
     async def fold_now(self) -> int:
         """Fold the day's anonymous facts into day counts, so reports over long periods stay fast."""
@@ -165,6 +170,15 @@ class Runtime:
             runner = await start_site(app, self.settings.http.host, self.settings.http.port)
             self._stack.push_async_callback(runner.cleanup)
             self.http_port = _bound_port(runner)
+
+    async def _post_signal(self, session: AsyncSession, room_id: str, reply: Reply, key: str, now: datetime) -> None:
+        """The instroom API's signal in the send queue, in the API's transaction (idempotent per ``key``)."""
+        await enqueue(session, room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key, "signaal"),
+                      now=now, case_data=True)
+
+    def _wake_sender(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
 
     def _committed(self, queued: list[Queued]) -> None:
         if self.sender:

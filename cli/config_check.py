@@ -88,8 +88,8 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
 
 def _check_registry_sections(settings: Settings, problems: list[str], notes: list[str]) -> None:
     """[check], [registry] and [instroom] (issue 3): parse errors, and combinations that cannot work."""
-    from commands.check import check_settings
     from integrations.registry.config import http_config
+    from services.check import check_settings
     from web.instroom_api import api_settings
 
     for parse in (check_settings, http_config):

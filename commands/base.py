@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from domain.veiligheidshuizen import Veiligheidshuizen
     from integrations.mail.outbox import MailService
     from integrations.registry import Registry
+    from services.check import CheckService
+    from services.instroom import InstroomService
+    from services.rapport import RapportService
+    from services.vrijgave import VrijgaveService
     from storage.audit import Auditor
 
 
@@ -53,6 +57,10 @@ class Services:
     table: CommandTable
     veiligheidshuizen: Veiligheidshuizen
     registry: Registry
+    check: CheckService
+    vrijgave: VrijgaveService
+    instroom: InstroomService
+    rapport: RapportService
     afdoeningen: Catalogus | None = None
     mail: MailService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
