@@ -14,6 +14,7 @@ import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -44,7 +45,7 @@ from services.instroom import InstroomService
 from services.rapport import RapportService
 from services.vrijgave import VrijgaveService
 from storage.audit import Auditor
-from storage.db import SessionFactory, create_engine, session_factory
+from storage.db import SessionFactory, create_engine, ping, session_factory
 from storage.migrate import upgrade
 from storage.models import OutgoingMessage
 from storage.purge import REDACT_KEY, purge
@@ -166,7 +167,7 @@ class Runtime:
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
         if http and self.settings.http.enabled:
-            app = build_app(self.sessions, self.metrics, self.ready_checks, self.extra_routes)
+            app = build_app(partial(ping, self.sessions), self.metrics.render, self.ready_checks, self.extra_routes)
             runner = await start_site(app, self.settings.http.host, self.settings.http.port)
             self._stack.push_async_callback(runner.cleanup)
             self.http_port = _bound_port(runner)

@@ -5,6 +5,8 @@ the veiligheidshuis's responsible person decides, case by case, whether the advi
 with ``!vraag-vrijgave``; the responsible person is pinged in the veiligheidshuis's room (masked id, no advice) and
 answers with ``!vrijgeven`` or ``!weigeren``; a release holds for the ZSM room that asked, for a limited time, and
 ``!check`` there then shows the advice to the deciding roles, labelled with who released it and when.
+A chat adapter: the use case is ``services.vrijgave``; this module composes the replies, the ping in the
+veiligheidshuis's room and the notice to the room that asked.
 """
 
 from __future__ import annotations

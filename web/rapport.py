@@ -7,9 +7,10 @@ sends ``Authorization: Bearer <token>``. Tokens are compared in constant time. W
 pages answer 404 with an explanation: never open. Every page view and CSV download, and every refused token, is
 an audit record in its own transaction.
 
-The figures come from an injected ``ComputeFn`` (period, veiligheidshuis or None) -> ``Rapport``; this module only
-shows them: counts through ``small_count``, durations only when the query produced them (enough observations),
-charts as server-side SVG (bot/svg_chart.py), so the CSP allows no script at all.
+The figures come from an injected ``ComputeFn`` (period, veiligheidshuis or None) -> ``Rapport``, by default
+``services.rapport.RapportService.figures``, and the page's audit records go through that service too; this
+module only shows them: counts through ``small_count``, durations only when the query produced them (enough
+observations), charts as server-side SVG (web/svg_chart.py), so the CSP allows no script at all.
 """
 
 from __future__ import annotations
