@@ -14,6 +14,7 @@ import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -26,25 +27,27 @@ from bot.redaction import Redactor
 from bot.transport import Transport
 from commands import default_table
 from commands.base import Services
-from commands.reply import text
+from commands.reply import Reply, text
 from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.errors import ConfigError
-from domain.rapport import Period, Rapport
 from integrations.registry.config import build_registry
 from services import messages
 from services.aanmelden import AanmeldService
 from services.base import Tx
 from services.besluit import BesluitService
+from services.check import CheckService
+from services.instroom import InstroomService
 from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
+from services.rapport import RapportService
+from services.vrijgave import VrijgaveService
 from storage.audit import Auditor
-from storage.db import SessionFactory, create_engine, session_factory
+from storage.db import SessionFactory, create_engine, ping, session_factory
 from storage.migrate import upgrade
 from storage.outgoing import subjects_of_replies
 from storage.purge import REDACT_KEY, purge
-from storage.rapport_queries import compute_rapport
 from storage.statistiek_fold import fold_facts
 from web import aanvraag_form, instroom_api
 from web import rapport as rapport_web
@@ -74,13 +77,23 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
+        check = self.settings.check
         self.engine = create_engine(self.settings.database_url)
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
+        vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)
+        registry = build_registry(self.settings.registry, self.sessions)
+        velden, regio = self.settings.velden, self.settings.regio
+        # a bad release term stops the start, not the first !vrijgeven
+        vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
+                                   self.settings.privacy.vrijgave_dagen)
+        instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
+        rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
-            veiligheidshuizen=load_veiligheidshuizen(self.settings.veiligheidshuizen_path),
-            registry=build_registry(self.settings.registry, self.sessions),
+            veiligheidshuizen=vhs, registry=registry,
+            check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
+            rapport=rapport_service,
         )
         regios = sorted({vh.regio for vh in self.services.veiligheidshuizen.all()})
         if self.settings.regio is not None and self.settings.regio not in regios:
@@ -106,13 +119,15 @@ class Runtime:
             self._stack.push_async_callback(closer)
         instroom = self.settings.instroom
         if instroom is not None:
-            self.extra_routes.extend(instroom_api.routes(self, instroom))
+            self.extra_routes.extend(instroom_api.routes(instroom_service, instroom, self._post_signal,
+                                                         self._wake_sender))
         self.aanvraag = aanvraag.build_service(
             self.settings, auditor=self.auditor, veiligheidshuizen=self.services.veiligheidshuizen,
             sessions=self.sessions, registry=self.services.registry, mail=self.services.mail)
         self.services.aanvraag = self.aanvraag
         self.extra_routes.extend(aanvraag_form.routes(self.aanvraag, self.clock))
-        self.rapport_pages = rapport_web.install(self, compute=self.rapport)
+        self.rapport_pages = rapport_web.install(rapport_service, self.settings, vhs, self.clock)
+        self.extra_routes.extend(self.rapport_pages.routes())
         self.retention = self.settings.privacy.bewaren
 
     async def purge_now(self, now: datetime | None = None) -> dict[str, int]:
@@ -122,11 +137,6 @@ class Runtime:
         if self.redactor and counts.get(REDACT_KEY):
             self.redactor.wake()
         return counts
-
-    async def rapport(self, period: Period, veiligheidshuis: str | None) -> Rapport:
-        """The figures for the web page, in a read-only transaction of its own."""
-        async with self.sessions() as s, s.begin():
-            return await compute_rapport(s, period, veiligheidshuis, self.services.veiligheidshuizen.keys())
 
     async def fold_now(self) -> int:
         """Fold the day's anonymous facts into day counts, so reports over long periods stay fast."""
@@ -166,10 +176,19 @@ class Runtime:
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
         if http and self.settings.http.enabled:
-            app = build_app(self.sessions, self.metrics, self.ready_checks, self.extra_routes)
+            app = build_app(partial(ping, self.sessions), self.metrics.render, self.ready_checks, self.extra_routes)
             runner = await start_site(app, self.settings.http.host, self.settings.http.port)
             self._stack.push_async_callback(runner.cleanup)
             self.http_port = _bound_port(runner)
+
+    async def _post_signal(self, tx: Tx, room_id: str, reply: Reply, key: str, now: datetime) -> None:
+        """The instroom API's signal in the send queue, in the API's transaction (idempotent per ``key``)."""
+        await messages.queue(tx, NewMessage(room_id=room_id, content=message_content(reply),
+                                            txn_id=txn_id_for(key, "signaal"), case_data=True), now)
+
+    def _wake_sender(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
 
     def _committed(self, queued: list[Queued]) -> None:
         if self.sender:

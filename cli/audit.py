@@ -1,4 +1,6 @@
-"""``zsm-bot audit verify`` and ``zsm-bot audit export --persoon <bsn> | --gebruiker <user>``."""
+"""``zsm-bot audit verify`` and ``zsm-bot audit export --persoon <bsn> | --gebruiker <user>``.
+
+The inzage of the audit trail for the privacy officer; the queries are ``storage.audit_queries``."""
 
 from __future__ import annotations
 
@@ -8,13 +10,12 @@ import json
 import sys
 from typing import Any
 
-from sqlalchemy import select
-
 from bot.runtime import audit_key
 from config.settings import Settings
 from domain.identifiers import InvalidIdentifier, parse_person_id
 from domain.regimes import regime_of
 from storage.audit import Auditor, verify_chain
+from storage.audit_queries import records_about, records_by
 from storage.db import create_engine, session_factory
 from storage.models import AuditRecord
 
@@ -48,19 +49,18 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if not args.persoon and not args.gebruiker:
             print("geef --persoon <bsn|skn> of --gebruiker <matrix-id>", file=sys.stderr)
             return 2
-        query = select(AuditRecord).order_by(AuditRecord.id)
+        subject: str | None = None
         if args.persoon:
             try:
                 person = parse_person_id(args.persoon)
             except InvalidIdentifier as exc:
                 print(f"--persoon: {exc}", file=sys.stderr)
                 return 2
-            query = query.where(AuditRecord.subject == Auditor(audit_key(settings)).subject_of(person.value))
-        else:
-            query = query.where(AuditRecord.actor == args.gebruiker)
+            subject = Auditor(audit_key(settings)).subject_of(person.value)
         count = 0
         async with sessions() as s:
-            for rec in (await s.execute(query)).scalars():
+            records = await (records_about(s, subject) if subject is not None else records_by(s, args.gebruiker))
+            for rec in records:
                 print(json.dumps(_export(rec), ensure_ascii=False))
                 count += 1
         print(f"{count} records", file=sys.stderr)

@@ -17,6 +17,7 @@ from config.settings import Settings
 from domain.clock import SystemClock
 from domain.rapport import KOLOMMEN, Period, PeriodError, Rapport, as_csv, current_month, export_row, parse_period
 from domain.suggest import nearest
+from domain.veiligheidshuizen import Veiligheidshuizen
 
 FORMATS = ("csv", "json")
 EXIT_USAGE = 2
@@ -47,27 +48,24 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         near = nearest(vh, vhs.keys())
         return _fail(f"rapport: onbekend veiligheidshuis '{args.vh}'." + (f" Bedoelde u: {', '.join(near)}?"
                                                                            if near else ""))
-    rapport = asyncio.run(_compute(settings, period, vh, vhs.keys()))
+    rapport = asyncio.run(_compute(settings, period, vh, vhs))
     sys.stdout.write(as_csv(rapport, {v.key: v.naam for v in vhs.all()}) if formaat == "csv" else as_json(rapport))
     return 0
 
 
-async def _compute(settings: Settings, period: Period, vh: str | None, keys: list[str]) -> Rapport:
+async def _compute(settings: Settings, period: Period, vh: str | None, vhs: Veiligheidshuizen) -> Rapport:
+    """The figures through ``services.rapport``, on an engine of its own (the bot need not run)."""
     from bot.runtime import audit_key
+    from services.rapport import RapportService
     from storage.audit import Auditor
     from storage.db import create_engine, session_factory
     from storage.migrate import upgrade
-    from storage.rapport_queries import compute_rapport
 
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
-        async with session_factory(engine)() as s, s.begin():
-            rapport = await compute_rapport(s, period, vh, keys)
-            await Auditor(audit_key(settings)).record(
-                s, kind="rapport.opgevraagd", at=SystemClock().now(), actor="cli:rapport",
-                details={"periode": period.label, "veiligheidshuis": vh, "via": "cli"})
-        return rapport
+        service = RapportService(session_factory(engine), Auditor(audit_key(settings)), vhs, SystemClock())
+        return await service.export(period, vh, actor="cli:rapport", via="cli")
     finally:
         await engine.dispose()
 

@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from services.aanmelden import AanmeldService
     from services.aanvraag import AanvraagService
     from services.besluit import BesluitService
+    from services.check import CheckService
+    from services.instroom import InstroomService
     from services.mail_outbox import MailService, OutboxService
+    from services.rapport import RapportService
+    from services.vrijgave import VrijgaveService
     from storage.audit import Auditor
 
 
@@ -56,13 +60,16 @@ class Services:
     table: CommandTable
     veiligheidshuizen: Veiligheidshuizen
     registry: Registry
+    check: CheckService
+    vrijgave: VrijgaveService
+    instroom: InstroomService
+    rapport: RapportService
     afdoeningen: Catalogus | None = None
     mail: MailService | None = None
     aanvraag: AanvraagService | None = None
     besluit: BesluitService | None = None
     aanmelden: AanmeldService | None = None
     outbox: OutboxService | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

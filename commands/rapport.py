@@ -1,19 +1,19 @@
 """``!rapport [periode] [vh]``: the management figures of issue 7 as a short Dutch summary in the room.
 
-Aggregates only (``storage.rapport_queries``); counts 1..4 show as "< 5" and a median or p90 only from at least
-``MIN_OBSERVATIONS`` observations, so no line of the summary can point to a person.
+A chat adapter: the figures come from ``services.rapport`` (aggregates only); counts 1..4 show as "< 5" and a
+median or p90 only from at least ``MIN_OBSERVATIONS`` observations, so no line of the summary can point to a person.
 """
 
 from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context
+from commands.check import caller_of
 from commands.parsing import ParsedArgs
 from commands.reply import Bold, Doc, Reply
 from domain.errors import UserError
 from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period, share
 from domain.rapport import small_count as n
 from domain.suggest import nearest
-from storage.rapport_queries import compute_rapport
 
 ROLES = frozenset({"ovj", "parketsecretaris", "kpc", "beheerder"})
 
@@ -72,8 +72,7 @@ def summary(doc: Doc, c: Cijfers, *, national: bool) -> Doc:
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     period, vh_key = parse_args(ctx, args.words)
     vhs = ctx.services.veiligheidshuizen
-    rapport = await compute_rapport(ctx.session, period, vh_key, vhs.keys())
-    await ctx.audit("rapport.opgevraagd", periode=period.label, veiligheidshuis=vh_key, via="chat")
+    rapport = await ctx.services.rapport.chat(ctx.session, caller_of(ctx), period, vh_key)
     vh = vhs.get(vh_key) if vh_key else None
     doc = Doc().line(Bold(f"Rapport {period.label}"), f" — {vh.naam if vh else 'alle veiligheidshuizen'}")
     summary(doc, rapport.totaal, national=vh is None)

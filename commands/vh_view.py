@@ -11,23 +11,20 @@ it never proposes a decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from commands.reply import Bold, Code, Doc, Italic, Part, Reply
+from commands.reply import Bold, Code, Doc, Italic, Part, Reply, text
 from domain.advies import Markering, age_text, freshness, is_minor
 from domain.identifiers import PersonId
-from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
+from domain.veiligheidshuizen import Veiligheidshuizen
+from domain.zicht import SIGNAL_FIELDS, BatchItem, Zicht, check_fields, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
-from domain.zichtbaarheid import PROFILE_FIELDS, visible_fields
 
 __all__ = ["ALL_FIELDS", "SIGNAL_FIELDS", "BatchItem", "Composed", "Zicht", "compose_batch", "compose_check",
-           "signal_fields"]
-
-# What the signal (instroom) may show at most: dat-informatie and the advice's freshness, never its text.
-SIGNAL_FIELDS: Final[frozenset[str]] = frozenset({"veiligheidshuis", "advies_datum", "status", "minderjarig"})
+           "signal_fields", "unavailable_reply"]
 
 STATUS_LABELS: Final[dict[str, str]] = {"actief": "plan van aanpak actief", "afgesloten": "plan afgesloten"}
 
@@ -36,25 +33,6 @@ MINOR_NOTICE: Final[str] = (
     "(Halt en reprimande volgen objectieve criteria). Een Halt- of reprimandebeslissing wordt wel "
     "teruggekoppeld aan het veiligheidshuis."
 )
-
-
-@dataclass(frozen=True)
-class Zicht:
-    """What the caller may see: the role's fields, the bot's region, and the releases for this person (per
-    veiligheidshuis key, a label such as 'vrijgegeven door @x op 12-06-2026')."""
-
-    role_fields: frozenset[str]
-    regio: str | None = None
-    vrijgaven: Mapping[str, str] = field(default_factory=dict)
-
-    def fields(self, vh: Veiligheidshuis | None) -> frozenset[str]:
-        if vh is None:
-            return self.role_fields & PROFILE_FIELDS["generiek"]
-        return visible_fields(self.role_fields, vh.profiel, in_regio=self.in_regio(vh),
-                              vrijgegeven=vh.key in self.vrijgaven)
-
-    def in_regio(self, vh: Veiligheidshuis) -> bool:
-        return self.regio is None or vh.regio == self.regio
 
 
 @dataclass(frozen=True)
@@ -91,7 +69,6 @@ def compose_check(
                  Code("!aanmelden"), ".")
         return Composed(doc.build(case_data=True), (), False)
 
-    shown: list[str] = []
     n = len(markeringen)
     doc.heading(title)
     doc.line(Bold(f"Bekend bij {n} veiligheidshui{'s' if n == 1 else 'zen'}"), " (landelijk gezocht in het ",
@@ -101,42 +78,32 @@ def compose_check(
     for m in markeringen:
         vh = veiligheidshuizen.get(m.veiligheidshuis)
         fields = zicht.fields(vh)
-        elsewhere = vh is not None and vh.profiel == "hit-no-hit" and not zicht.in_regio(vh)
+        elsewhere = zicht.elsewhere(vh)
         name = "Veiligheidshuis in een andere regio" if elsewhere else _vh_name(veiligheidshuizen, m.veiligheidshuis)
         items: list[Sequence[Part]] = []
         if "doelgroep" in fields:
             items.append(("Doelgroep: ", m.doelgroep))
-            shown.append("doelgroep")
         if "status" in fields:
             items.append(("Status: ", STATUS_LABELS.get(m.status, m.status)))
-            shown.append("status")
         if "advies" in fields:
             items.append(("Advies: ", Italic(m.advies)))
-            shown.append("advies")
         if "geadviseerde_afdoening" in fields:
             items.append(("Geadviseerde afdoening: ", Code(m.geadviseerde_afdoening) if m.geadviseerde_afdoening
                           else "geen opgegeven"))
-            shown.append("geadviseerde_afdoening")
         if "advies_datum" in fields:
             items.append(("Adviesdatum: ", freshness_text(m.advies_datum, today)))
-            shown.append("advies_datum")
         if "regisseur" in fields:
             items.append(("Regisseur: ", m.regisseur))
-            shown.append("regisseur")
         if "contact" in fields and vh is not None and vh.contact:
             items.append(("Contact: ", vh.contact))
-            shown.append("contact")
         if "huishouden" in fields and m.huishouden:
             items.append(("Let op: ", Bold("de markering geldt het huishouden/gezin"), ", niet alleen deze persoon."))
-            shown.append("huishouden")
         if vh is not None and vh.profiel == "hit-no-hit":
             if vh.key in zicht.vrijgaven and "advies" in fields:
                 items.append(("Advies ", zicht.vrijgaven[vh.key], "."))
             elif "advies" in zicht.role_fields:
                 items.append(("Het advies wordt per zaak vrijgegeven door het veiligheidshuis (convenant).",))
                 needs_release = True
-        if not elsewhere:
-            shown.append("veiligheidshuis")
         dated = f", advies van {_date(m.advies_datum)}" if "advies_datum" in fields else ""
         source = "bekend elders" if elsewhere else f"bron: {name}, {system} ({m.bron}){dated}"
         doc.line(Bold(name), f" — {source}")
@@ -146,15 +113,8 @@ def compose_check(
                  Code("!vraag-vrijgave <id> [zaak: <parketnummer>]"), ".")
     if minor and "minderjarig" in zicht.fields(None):
         doc.line(Bold("Let op: "), MINOR_NOTICE)
-        shown.append("minderjarig")
     doc.line(Italic("De bot toont informatie; de beslissing blijft bij de officier."))
-    return Composed(doc.build(case_data=True), tuple(dict.fromkeys(shown)), True)
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    person: PersonId
-    markeringen: Sequence[Markering]
+    return Composed(doc.build(case_data=True), check_fields(markeringen, zicht, veiligheidshuizen, today), True)
 
 
 def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zicht) -> list[Part]:
@@ -179,15 +139,6 @@ def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zi
     return parts
 
 
-def signal_fields(items: Sequence[BatchItem], vhs: Veiligheidshuizen, zicht: Zicht) -> list[str]:
-    """The fields a batch summary disclosed, for the audit record."""
-    shown: set[str] = set()
-    for item in items:
-        for m in item.markeringen:
-            shown |= zicht.fields(vhs.get(m.veiligheidshuis)) & SIGNAL_FIELDS
-    return sorted(shown)
-
-
 def compose_batch(
     items: Sequence[BatchItem], *, today: date, veiligheidshuizen: Veiligheidshuizen, system: str,
     zicht: Zicht, known_only: bool = False, source: str = "",
@@ -205,3 +156,8 @@ def compose_batch(
     if known:
         doc.line("Details per persoon: ", Code("!check <id>"), ".")
     return doc.build(case_data=True)
+
+
+def unavailable_reply(system: str) -> Reply:
+    return text(f"Het register ({system}) is nu niet bereikbaar; er is niets gevonden of aangenomen. "
+                "Probeer het over enkele minuten opnieuw of bel de bereikbaarheidsdienst van het veiligheidshuis.")

@@ -223,7 +223,7 @@ class Figures:
 def use_figures(bot: ConsoleBot) -> Figures:
     """Hand-made figures (``sample``) for the tests about access, headers and formats, so that they can count what
     was computed; the browser test uses the runtime's real query on a seeded history (``seed_real_history``)."""
-    pages: RapportPages = bot.runtime.services.extras["rapport_web"]
+    pages: RapportPages = bot.runtime.rapport_pages
     pages.compute = figures = Figures()
     return figures
 
@@ -431,7 +431,7 @@ async def test_cross_site_login_and_overlong_periods_are_refused(tmp_path: Path,
         async def broken(period: Period, vh: str | None) -> Rapport:
             raise RuntimeError("database weg")
 
-        bot.runtime.services.extras["rapport_web"].compute = broken
+        bot.runtime.rapport_pages.compute = broken
         async with aiohttp.ClientSession() as http, http.get(f"{bot.base_url}/rapport", headers=bearer) as r:
             text = await r.text()
             assert r.status == 503 and "konden nu niet worden berekend" in text and "database weg" not in text

@@ -17,24 +17,25 @@ import json
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
-from commands.instroom import lookup_all, parse_batch
-from commands.vh_view import ALL_FIELDS, Zicht, compose_batch, signal_fields
+from commands.reply import Reply
+from commands.vh_view import compose_batch
 from config.instroom import InstroomSettings
 from domain.clock import local
-from integrations.registry.base import RegistryUnavailable
-from services.messages import NewMessage, message_content, queue, txn_id_for
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from services.base import Tx
+from services.instroom import InstroomService, SignaalResult
 
 log = logging.getLogger(__name__)
 
 _REF = re.compile(r"^[A-Za-z0-9._:/\-]{1,100}$")
-ACTOR = "api:instroom"
+
+# Posts a case-data message in a room inside the given transaction: (tx, room, reply, idempotency key, now).
+PostFn = Callable[[Tx, str, Reply, str, datetime], Awaitable[None]]
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -42,7 +43,10 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"fout": message, **extra}, status=status, headers=headers)
 
 
-def routes(runtime: Runtime, cfg: InstroomSettings) -> list[web.RouteDef]:
+def routes(service: InstroomService, cfg: InstroomSettings, post: PostFn, wake: Callable[[], None]
+           ) -> list[web.RouteDef]:
+    """``post`` puts the signal in the send queue (same transaction as the audit records); ``wake`` nudges the
+    sender once that transaction committed."""
     expected = f"Bearer {cfg.token}".encode()
 
     async def post_instroom(request: web.Request) -> web.Response:
@@ -66,40 +70,25 @@ def routes(runtime: Runtime, cfg: InstroomSettings) -> list[web.RouteDef]:
             return _error(400, "Veld 'bron' moet een korte tekst zijn.")
         if ref is not None and (not isinstance(ref, str) or not _REF.match(ref)):
             return _error(400, "Veld 'referentie' moet 1-100 letters, cijfers of ._:/- zijn.")
-        services = runtime.services
-        people, problems = parse_batch(ids, services.settings.check.identificatie)
-        if problems:
-            return _error(422, "Een of meer ids zijn ongeldig; er is niets gecontroleerd.",
-                          ongeldig=[{"positie": i, "reden": reason} for i, reason in problems])
-        registry = services.registry
-        try:
-            items = await lookup_all(registry, people)
-        except RegistryUnavailable:
-            return _error(503, "Het register is nu niet bereikbaar; probeer het later opnieuw.")
-        now = services.clock.now()
-        known = [i for i in items if i.markeringen]
         request_key = f"api-instroom:{ref or uuid.uuid4().hex}"
-        # The signal lands in the shared room: what the covenant profiles allow any role at the table to see.
-        zicht = Zicht(role_fields=frozenset(ALL_FIELDS), regio=services.settings.regio)
-        async with runtime.sessions() as session:
-            for item in items:
-                await services.auditor.record(
-                    session, kind="register.raadpleging", at=now, actor=ACTOR, role=None, person=item.person.value,
-                    details={"soort": item.person.kind, "via": "api-instroom", "bron": bron or None,
-                             "referentie": ref, "uitkomst": "hit" if item.markeringen else "no-hit",
-                             "register": registry.name,
-                             "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
-                             "velden": signal_fields([item], services.veiligheidshuizen, zicht)},
-                )
-            if known:
-                reply = compose_batch(items, today=local(now).date(), veiligheidshuizen=services.veiligheidshuizen,
-                                      system=registry.name, zicht=zicht, known_only=True, source=bron)
-                await queue(session, NewMessage(room_id=cfg.room, content=message_content(reply),
-                                                txn_id=txn_id_for(request_key, "signaal"), case_data=True), now)
-            await session.commit()
-        if known and runtime.sender is not None:
-            runtime.sender.wake()
-        log.info("instroom api", extra={"checked": len(items), "known": len(known)})
-        return web.json_response({"gecontroleerd": len(items), "bekend": len(known), "gemeld": bool(known)})
+
+        async def publish(tx: Tx, result: SignaalResult) -> None:
+            assert result.zicht is not None and result.now is not None
+            reply = compose_batch(result.items, today=local(result.now).date(),
+                                  veiligheidshuizen=service.veiligheidshuizen, system=result.system,
+                                  zicht=result.zicht, known_only=True, source=bron)
+            await post(tx, cfg.room, reply, request_key, result.now)
+
+        result = await service.signaal(ids, bron, ref, publish)
+        if result.problems:
+            return _error(422, "Een of meer ids zijn ongeldig; er is niets gecontroleerd.",
+                          ongeldig=[{"positie": i, "reden": reason} for i, reason in result.problems])
+        if result.unavailable:
+            return _error(503, "Het register is nu niet bereikbaar; probeer het later opnieuw.")
+        known = result.known
+        if known:
+            wake()
+        log.info("instroom api", extra={"checked": len(result.items), "known": len(known)})
+        return web.json_response({"gecontroleerd": len(result.items), "bekend": len(known), "gemeld": bool(known)})
 
     return [web.post("/api/instroom", post_instroom)]

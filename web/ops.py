@@ -1,7 +1,8 @@
 """The operations server: liveness, readiness and metrics, on loopback unless configured otherwise.
 
 Feature routes (the instroom API, report pages, answer forms) are added by the runtime through
-``extra_routes`` so this module stays about operations.
+``extra_routes`` so this module stays about operations. What it probes is handed in by the runtime (a database
+round trip, the metrics text, further readiness checks), so it needs neither the runtime nor the database.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
-from sqlalchemy import text
-
-from bot.metrics import Metrics
-from storage.db import SessionFactory
 
 ReadyCheck = Callable[[], Awaitable[str | None]]
+# One round trip to the database; raises when it cannot be reached.
+DatabasePing = Callable[[], Awaitable[None]]
 
 
 def build_app(
-    sessions: SessionFactory,
-    metrics: Metrics,
+    database: DatabasePing,
+    metrics: Callable[[], bytes],
     ready_checks: Iterable[ReadyCheck] = (),
     extra_routes: Iterable[web.RouteDef] = (),
 ) -> web.Application:
@@ -31,8 +30,7 @@ def build_app(
     async def readyz(_: web.Request) -> web.Response:
         problems: list[str] = []
         try:
-            async with sessions() as s:
-                await s.execute(text("SELECT 1"))
+            await database()
         except Exception as exc:
             problems.append(f"database: {type(exc).__name__}")
         for check in checks:
@@ -44,7 +42,7 @@ def build_app(
         return web.json_response({"status": "ready"})
 
     async def metrics_view(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
+        return web.Response(body=metrics(), content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
     app = web.Application(client_max_size=1024 * 1024)

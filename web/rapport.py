@@ -7,9 +7,10 @@ sends ``Authorization: Bearer <token>``. Tokens are compared in constant time. W
 pages answer 404 with an explanation: never open. Every page view and CSV download, and every refused token, is
 an audit record in its own transaction.
 
-The figures come from an injected ``ComputeFn`` (period, veiligheidshuis or None) -> ``Rapport``; this module only
-shows them: counts through ``small_count``, durations only when the query produced them (enough observations),
-charts as server-side SVG (bot/svg_chart.py), so the CSP allows no script at all.
+The figures come from an injected ``ComputeFn`` (period, veiligheidshuis or None) -> ``Rapport``, by default
+``services.rapport.RapportService.figures``, and the page's audit records go through that service too; this
+module only shows them: counts through ``small_count``, durations only when the query produced them (enough
+observations), charts as server-side SVG (web/svg_chart.py), so the CSP allows no script at all.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from jinja2 import DictLoader, Environment, select_autoescape
@@ -46,17 +47,22 @@ from domain.rapport import (
 from domain.rapport import (
     share as rapport_share,
 )
-from storage.audit import Auditor
-from storage.db import SessionFactory
+from domain.veiligheidshuizen import Veiligheidshuizen
+from services.rapport import RapportService
 from web.svg_chart import Point, Series, bar_chart, line_chart
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 ComputeFn = Callable[[Period, str | None], Awaitable[Rapport]]
+
+
+class RecordFn(Protocol):
+    """Writes one audit record of the page (kind, actor, details) in a transaction of its own."""
+
+    async def __call__(self, kind: str, actor: str, **details: Any) -> None: ...
+
 COOKIE = "zsm_rapport"
 MAX_SPAN = timedelta(days=3 * 366)  # a longer range would draw thousands of buckets
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
 
 def config_notes(settings: Settings) -> tuple[list[str], list[str]]:
@@ -315,8 +321,7 @@ class RapportPages:
     cfg: RapportSettings | None
     compute: ComputeFn | None
     houses: Sequence[tuple[str, str]]  # (key, naam) in configuration order
-    sessions: SessionFactory
-    auditor: Auditor
+    record: RecordFn
     clock: Clock
     _logins: _Sessions = field(init=False)
 
@@ -324,8 +329,7 @@ class RapportPages:
         self._logins = _Sessions(ttl_s=3600.0 * (self.cfg.sessie_uren if self.cfg else 1))
 
     async def _audit(self, kind: str, actor: str, **details: Any) -> None:
-        async with self.sessions() as s, s.begin():
-            await self.auditor.record(s, kind=kind, at=self.clock.now(), actor=actor, details=details)
+        await self.record(kind, actor, **details)
 
     async def _who(self, request: web.Request) -> tuple[str | None, str | None, bool]:
         """(name, via, refused-bearer). A wrong bearer token is audited; a missing credential is not."""
@@ -468,18 +472,10 @@ def _day(when: datetime) -> str:
     return format_local(when).split(" ")[0]
 
 
-def install(runtime: Runtime, compute: ComputeFn | None = None) -> RapportPages:
-    """Adds the routes. ``compute`` (period, vh) -> Rapport is the real query wired by the runtime, in a session
-    of its own so the page never holds a write transaction::
-
-        async def compute(period: Period, vh: str | None) -> Rapport:
-            async with runtime.sessions() as s:
-                return await compute_rapport(s, period, vh, [k for k, _ in houses])
-
-    Tests may replace ``pages.compute`` with a function returning hand-made figures."""
-    houses = [(vh.key, vh.naam) for vh in runtime.services.veiligheidshuizen.all()]
-    pages = RapportPages(runtime.settings.rapport, compute, houses, runtime.sessions, runtime.auditor,
-                         runtime.clock)
-    runtime.services.extras["rapport_web"] = pages
-    runtime.extra_routes.extend(pages.routes())
-    return pages
+def install(service: RapportService, settings: Settings, veiligheidshuizen: Veiligheidshuizen,
+            clock: Clock) -> RapportPages:
+    """The pages over the figures of ``service`` (each computed in a transaction of its own, so the page never
+    holds a write transaction); the caller adds ``pages.routes()`` to the server. Tests may replace
+    ``pages.compute`` with a function returning hand-made figures."""
+    houses = [(vh.key, vh.naam) for vh in veiligheidshuizen.all()]
+    return RapportPages(settings.rapport, service.figures, houses, service.audit, clock)

@@ -1,0 +1,57 @@
+"""The management figures of issue 7 as one use case, for ``!rapport``, ``zsm-bot rapport`` and ``/rapport``.
+
+Every way of asking computes the same ``Rapport`` (``storage.rapport_queries.compute_rapport``, aggregates only)
+and leaves an audit record saying who asked for which period. The chat command works in the dispatcher's
+transaction; the CLI and the web page get a transaction of their own here, so the page never holds a write
+transaction while it renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.clock import Clock
+from domain.rapport import Period, Rapport
+from domain.veiligheidshuizen import Veiligheidshuizen
+from services.base import Tx
+from services.check import Caller
+from storage.audit import Auditor
+from storage.db import SessionFactory
+from storage.rapport_queries import compute_rapport
+
+
+@dataclass
+class RapportService:
+    sessions: SessionFactory
+    auditor: Auditor
+    veiligheidshuizen: Veiligheidshuizen
+    clock: Clock
+
+    async def _compute(self, tx: Tx, period: Period, veiligheidshuis: str | None) -> Rapport:
+        return await compute_rapport(tx, period, veiligheidshuis, self.veiligheidshuizen.keys())
+
+    async def chat(self, tx: Tx, caller: Caller, period: Period, veiligheidshuis: str | None) -> Rapport:
+        """``!rapport``: in the command's transaction, audited as asked in the chat."""
+        rapport = await self._compute(tx, period, veiligheidshuis)
+        await caller.audit("rapport.opgevraagd", periode=period.label, veiligheidshuis=veiligheidshuis, via="chat")
+        return rapport
+
+    async def export(self, period: Period, veiligheidshuis: str | None, *, actor: str, via: str) -> Rapport:
+        """A script's export (``zsm-bot rapport``): the figures and their audit record in one transaction."""
+        async with self.sessions() as s, s.begin():
+            rapport = await self._compute(s, period, veiligheidshuis)
+            await self.auditor.record(s, kind="rapport.opgevraagd", at=self.clock.now(), actor=actor,
+                                      details={"periode": period.label, "veiligheidshuis": veiligheidshuis,
+                                               "via": via})
+        return rapport
+
+    async def figures(self, period: Period, veiligheidshuis: str | None) -> Rapport:
+        """The figures for the web page, in a transaction of their own (the page audits its views itself)."""
+        async with self.sessions() as s, s.begin():
+            return await self._compute(s, period, veiligheidshuis)
+
+    async def audit(self, kind: str, actor: str, **details: Any) -> None:
+        """One record of the web page (login, view, refused token), in a transaction of its own."""
+        async with self.sessions() as s, s.begin():
+            await self.auditor.record(s, kind=kind, at=self.clock.now(), actor=actor, details=details)
