@@ -29,8 +29,8 @@ from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from cli.main import main as cli_main
 from commands.base import CommandTable
 from commands.parsing import ParsedArgs
-from commands.reply import Reply
 from config.settings import load_settings
+from services.reply import Reply
 
 VHS = ("utrecht", "eemland", "flevoland", "twente", "ijsselland", "gelderland-midden", "gelderland-zuid",
        "noord-oost-gelderland", "markiezaten", "midden-brabant", "breda", "zeeland", "rotterdam",

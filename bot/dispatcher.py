@@ -22,7 +22,6 @@ from bot.metrics import Metrics
 from bot.ratelimit import TokenBucket
 from commands.base import CommandSpec, CommandTable, Context, Services
 from commands.parsing import parse_args, split_command
-from commands.reply import Reply, text
 from domain.clock import format_local
 from domain.errors import UserError
 from domain.roles import labels
@@ -30,6 +29,7 @@ from domain.suggest import nearest
 from services import messages
 from services.base import Tx
 from services.messages import NewMessage, Queued, message_content, txn_id_for
+from services.reply import Reply, text
 from storage import inbox
 from storage.db import SessionFactory
 

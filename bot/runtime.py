@@ -27,10 +27,10 @@ from bot.redaction import Redactor
 from bot.transport import Transport
 from commands import default_table
 from commands.base import Services
-from commands.reply import Reply, text
+from commands.vh_view import compose_batch
 from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings
-from domain.clock import Clock, SystemClock
+from domain.clock import Clock, SystemClock, local
 from domain.errors import ConfigError
 from integrations.registry.config import build_registry
 from services import messages
@@ -38,10 +38,11 @@ from services.aanmelden import AanmeldService
 from services.base import Tx
 from services.besluit import BesluitService
 from services.check import CheckService
-from services.instroom import InstroomService
+from services.instroom import InstroomService, SignaalResult
 from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
 from services.rapport import RapportService
+from services.reply import text
 from services.vrijgave import VrijgaveService
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, ping, session_factory
@@ -181,10 +182,15 @@ class Runtime:
             self._stack.push_async_callback(runner.cleanup)
             self.http_port = _bound_port(runner)
 
-    async def _post_signal(self, tx: Tx, room_id: str, reply: Reply, key: str, now: datetime) -> None:
-        """The instroom API's signal in the send queue, in the API's transaction (idempotent per ``key``)."""
-        await messages.queue(tx, NewMessage(room_id=room_id, content=message_content(reply),
-                                            txn_id=txn_id_for(key, "signaal"), case_data=True), now)
+    async def _post_signal(self, tx: Tx, result: SignaalResult, source: str, key: str) -> None:
+        """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction
+        (idempotent per ``key``)."""
+        assert result.zicht is not None and result.now is not None and self.settings.instroom is not None
+        reply = compose_batch(result.items, today=local(result.now).date(),
+                              veiligheidshuizen=self.services.veiligheidshuizen, system=result.system,
+                              zicht=result.zicht, known_only=True, source=source)
+        await messages.queue(tx, NewMessage(room_id=self.settings.instroom.room, content=message_content(reply),
+                                            txn_id=txn_id_for(key, "signaal"), case_data=True), result.now)
 
     def _wake_sender(self) -> None:
         if self.sender is not None:

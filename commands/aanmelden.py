@@ -6,8 +6,8 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context
 from commands.besluit import person_of
 from commands.parsing import ParsedArgs
-from commands.reply import Bold, Code, Doc, Reply
 from domain.roles import DECIDING_ROLES
+from services.reply import Bold, Code, Doc, Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

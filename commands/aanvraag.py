@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
-from commands.reply import Bold, Code, Doc, Part, Reply
 from domain import aanvraag as rules
 from domain.clock import format_local
 from domain.errors import UserError
@@ -19,6 +18,7 @@ from domain.matrix_ids import USER_ID
 from domain.roles import VH_INFO_ROLES, labels
 from domain.suggest import nearest
 from services import rooster
+from services.reply import Bold, Code, Doc, Part, Reply
 
 if TYPE_CHECKING:
     from services.aanvraag import AanvraagService

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from commands.parsing import ParsedArgs
-from commands.reply import Reply
 from domain.clock import Clock
 from services.base import Act, Tx
+from services.reply import Reply
 
 if TYPE_CHECKING:
     from config.settings import Settings

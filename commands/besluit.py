@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
-from commands.reply import Bold, Code, Doc, Part, Reply
 from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import DECIDING_ROLES
 from domain.suggest import nearest
 from domain.zaak import parse_zaak
 from services.besluit import BesluitIngetrokken, BesluitService, BesluitVastgelegd, BesluitVraag, ZaakVerwijderd
+from services.reply import Bold, Code, Doc, Part, Reply
 
 RECLASSERING = ("reclassering", "recl", "+r")
 MONDELING = ("mondeling", "mond", "+m")

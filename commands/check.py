@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
-from commands.reply import Doc, Reply
 from commands.vh_view import compose_check, unavailable_reply
 from domain.roles import VH_INFO_ROLES
 from services.check import Caller
+from services.reply import Doc, Reply
 
 
 def caller_of(ctx: Context) -> Caller:

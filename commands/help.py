@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context
 from commands.parsing import ParsedArgs
-from commands.reply import Bold, Code, Doc, Reply
 from domain.errors import UserError
 from domain.roles import EVERYONE, labels
 from domain.suggest import nearest
+from services.reply import Bold, Code, Doc, Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context, Named
 from commands.check import caller_of
 from commands.parsing import ParsedArgs
-from commands.reply import Reply
 from commands.vh_view import compose_batch, unavailable_reply
 from domain.roles import VH_INFO_ROLES
 from services.instroom import MAX_BATCH
+from services.reply import Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
-from commands.reply import Code, Doc, Part, Reply
 from domain.clock import format_local
 from domain.errors import UserError
 from domain.lifecycles import MailStatus
 from domain.roles import DECIDING_ROLES
 from services.mail_outbox import OutboxService
+from services.reply import Code, Doc, Part, Reply
 
 STATE_LABELS: dict[str, str] = {MailStatus.DEAD: "dood", MailStatus.CONCEPT: "concept, wacht op !outbox bevestig"}
 

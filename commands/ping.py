@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from commands.base import CommandSpec, Context
 from commands.parsing import ParsedArgs
-from commands.reply import Reply, text
 from domain.roles import EVERYONE
+from services.reply import Reply, text
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

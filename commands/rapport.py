@@ -9,11 +9,11 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context
 from commands.check import caller_of
 from commands.parsing import ParsedArgs
-from commands.reply import Bold, Doc, Reply
 from domain.errors import UserError
 from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period, share
 from domain.rapport import small_count as n
 from domain.suggest import nearest
+from services.reply import Bold, Doc, Reply
 
 ROLES = frozenset({"ovj", "parketsecretaris", "kpc", "beheerder"})
 

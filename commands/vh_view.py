@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from commands.reply import Bold, Code, Doc, Italic, Part, Reply, text
 from domain.advies import Markering, age_text, freshness, is_minor
 from domain.identifiers import PersonId
 from domain.veiligheidshuizen import Veiligheidshuizen
 from domain.zicht import SIGNAL_FIELDS, BatchItem, Zicht, check_fields, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
+from services.reply import Bold, Code, Doc, Italic, Part, Reply, text
 
 __all__ = ["ALL_FIELDS", "SIGNAL_FIELDS", "BatchItem", "Composed", "Zicht", "compose_batch", "compose_check",
            "signal_fields", "unavailable_reply"]

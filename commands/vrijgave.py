@@ -14,9 +14,9 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.check import caller_of
 from commands.parsing import ParsedArgs
-from commands.reply import Bold, Code, Doc, Reply
 from domain.clock import format_local
 from domain.roles import DECIDING_ROLES, labels
+from services.reply import Bold, Code, Doc, Reply
 
 RELEASE_ROLES = frozenset({"veiligheidshuis"})
 

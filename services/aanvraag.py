@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from commands.reply import Bold, Code, Doc, Italic, Reply
 from config.aanvraag import with_veiligheidshuizen
 from config.reference import load_veiligheidshuizen
 from domain import aanvraag as rules
@@ -31,6 +30,7 @@ from services import messages
 from services.base import Tx
 from services.mail_outbox import MailService
 from services.messages import NewMessage, message_content, txn_id_for
+from services.reply import Bold, Code, Doc, Italic, Reply
 from storage import aanvraag_queries as q
 from storage import outgoing
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from commands.reply import Reply
 from services.base import Tx
+from services.reply import Reply
 from storage import outgoing
 from storage.outgoing import NewMessage, Queued
 

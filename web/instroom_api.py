@@ -18,15 +18,11 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from commands.reply import Reply
-from commands.vh_view import compose_batch
 from config.instroom import InstroomSettings
-from domain.clock import local
 from services.base import Tx
 from services.instroom import InstroomService, SignaalResult
 
@@ -34,8 +30,9 @@ log = logging.getLogger(__name__)
 
 _REF = re.compile(r"^[A-Za-z0-9._:/\-]{1,100}$")
 
-# Posts a case-data message in a room inside the given transaction: (tx, room, reply, idempotency key, now).
-PostFn = Callable[[Tx, str, Reply, str, datetime], Awaitable[None]]
+# Composes the signal as the room sees it (like !instroom) and queues it inside the given transaction:
+# (tx, result, source, idempotency key). The wiring supplies it, so this page needs no chat rendering of its own.
+PublishFn = Callable[[Tx, SignaalResult, str, str], Awaitable[None]]
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -43,7 +40,7 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"fout": message, **extra}, status=status, headers=headers)
 
 
-def routes(service: InstroomService, cfg: InstroomSettings, post: PostFn, wake: Callable[[], None]
+def routes(service: InstroomService, cfg: InstroomSettings, publish: PublishFn, wake: Callable[[], None]
            ) -> list[web.RouteDef]:
     """``post`` puts the signal in the send queue (same transaction as the audit records); ``wake`` nudges the
     sender once that transaction committed."""
@@ -72,14 +69,10 @@ def routes(service: InstroomService, cfg: InstroomSettings, post: PostFn, wake: 
             return _error(400, "Veld 'referentie' moet 1-100 letters, cijfers of ._:/- zijn.")
         request_key = f"api-instroom:{ref or uuid.uuid4().hex}"
 
-        async def publish(tx: Tx, result: SignaalResult) -> None:
-            assert result.zicht is not None and result.now is not None
-            reply = compose_batch(result.items, today=local(result.now).date(),
-                                  veiligheidshuizen=service.veiligheidshuizen, system=result.system,
-                                  zicht=result.zicht, known_only=True, source=bron)
-            await post(tx, cfg.room, reply, request_key, result.now)
+        async def publish_signal(tx: Tx, result: SignaalResult) -> None:
+            await publish(tx, result, bron, request_key)
 
-        result = await service.signaal(ids, bron, ref, publish)
+        result = await service.signaal(ids, bron, ref, publish_signal)
         if result.problems:
             return _error(422, "Een of meer ids zijn ongeldig; er is niets gecontroleerd.",
                           ongeldig=[{"positie": i, "reden": reason} for i, reason in result.problems])

@@ -44,11 +44,11 @@ from bot.dispatcher import Dispatcher, IncomingCommand
 from bot.metrics import Metrics
 from bot.transport import RateLimited, SendFailed
 from bot.transport.cross_signing import CrossSigner, KeyFile
-from commands.reply import text
 from config.settings import MatrixSettings
 from domain.clock import Clock
 from domain.matrix_ids import DIRECT_PREFIX
 from services.messages import NewMessage, message_content, queue, txn_id_for
+from services.reply import text
 from storage.db import SessionFactory
 from storage.models import BotState
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from commands import default_table
 from commands.parsing import parse_args, split_command
-from commands.reply import Bold, Code, Doc
 from domain.identifiers import InvalidIdentifier, parse_person_id
+from services.reply import Bold, Code, Doc
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 

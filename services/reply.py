@@ -1,4 +1,8 @@
-"""Replies are composed once, as structure, and rendered to plain text and to HTML.
+"""Room messages are composed once, as structure, and rendered to plain text and to HTML.
+
+The one message document of the bot: chat commands render their replies with it, and so do the use cases that
+speak in a room by themselves (the advice-request engine's pings and reminders, mail notices), so it sits in the
+services layer where both can reach it.
 
 Everything a user or a registry supplied is escaped on the HTML side by construction: a command never
 writes markup by hand, so nothing typed into the room can come back out as markup.
