@@ -1,0 +1,1 @@
+"""Benchmarks, each run by a command (see README) and printing figures beside a bare baseline."""
