@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.metrics import Metrics
 from bot.ratelimit import TokenBucket
 from commands.base import CommandSpec, CommandTable, Context, Services
@@ -157,9 +155,10 @@ class Dispatcher:
                 await session.rollback()
                 return await self._crashed(cmd, received, spec, role, exc)
             try:
-                queued = await self._finish(session, cmd, received, status, spec.name, reply, ctx)
-                await session.commit()
-            except IntegrityError:
+                async with inbox.exactly_once():
+                    queued = await self._finish(session, cmd, received, status, spec.name, reply, ctx)
+                    await session.commit()
+            except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
         self._on_committed(queued)
@@ -183,15 +182,16 @@ class Dispatcher:
     ) -> Outcome:
         async with self.sessions() as session:
             try:
-                if audit:
-                    kind, details = audit
-                    await self.services.auditor.record(
-                        session, kind=kind, at=self.services.clock.now(), actor=cmd.sender, role=role,
-                        details={"event": cmd.event_id, **details},
-                    )
-                queued = await self._finish(session, cmd, received, status, command, reply, None)
-                await session.commit()
-            except IntegrityError:
+                async with inbox.exactly_once():
+                    if audit:
+                        kind, details = audit
+                        await self.services.auditor.record(
+                            session, kind=kind, at=self.services.clock.now(), actor=cmd.sender, role=role,
+                            details={"event": cmd.event_id, **details},
+                        )
+                    queued = await self._finish(session, cmd, received, status, command, reply, None)
+                    await session.commit()
+            except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", command)
         self._on_committed(queued)

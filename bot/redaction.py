@@ -12,16 +12,14 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
-
 from bot.metrics import Metrics
 from bot.transport import RateLimited, SendFailed, Transport
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from services.messages import txn_id_for
+from storage import redaction as redaction_queries
 from storage.audit import Auditor
 from storage.db import SessionFactory
-from storage.models import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +43,7 @@ class Redactor(DrainLoop):
 
     async def pending_count(self) -> int:
         async with self.sessions() as s:
-            n = await s.scalar(select(func.count()).select_from(OutgoingMessage)
-                               .where(OutgoingMessage.redaction == "pending"))
-            return int(n or 0)
+            return await redaction_queries.pending_count(s)
 
     async def drain(self) -> float:
         """Redact what is due, oldest first. Returns seconds until the next retry falls due."""
@@ -55,13 +51,7 @@ class Redactor(DrainLoop):
             while True:
                 now = self.clock.now()
                 async with self.sessions() as s:
-                    rows = (await s.execute(
-                        select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.event_id,
-                               OutgoingMessage.redaction_reason, OutgoingMessage.redaction_attempts,
-                               OutgoingMessage.redaction_next_at)
-                        .where(OutgoingMessage.redaction == "pending")
-                        .order_by(OutgoingMessage.id).limit(BATCH)
-                    )).all()
+                    rows = await redaction_queries.pending_batch(s, BATCH)
                     await s.rollback()
                 self.metrics.redaction_queue_length.set(len(rows))
                 if not rows:
@@ -99,10 +89,7 @@ class Redactor(DrainLoop):
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             # Nothing that ties the row to a person stays: the subject hash and any content go.
-            await s.execute(update(OutgoingMessage).where(OutgoingMessage.id.in_(ids)).values(
-                redaction="done", redacted_at=now, redaction_next_at=None, subject=None, content=None,
-                last_error=None, redaction_attempts=OutgoingMessage.redaction_attempts + 1,
-            ).execution_options(synchronize_session=False))
+            await redaction_queries.mark_done(s, ids, now)
             await self.auditor.record(s, kind="bericht.geredigeerd", at=now,
                                       details={"aantal": len(ids), "redenen": dict(reasons)})
         self.metrics.redactions.inc(len(ids))
@@ -111,21 +98,17 @@ class Redactor(DrainLoop):
     async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
         now = self.clock.now()
         self.metrics.redaction_errors.inc()
+        give_up = permanent and attempts >= MAX_PERMANENT_FAILURES
+        next_at = now + timedelta(seconds=min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8)))
         async with self.sessions() as s, s.begin():
-            row = await s.get(OutgoingMessage, row_id)
-            if row is None:
+            if not await redaction_queries.mark_failed(s, row_id, attempts=attempts,
+                                                       error=f"redactie: {reason}"[:255], give_up=give_up,
+                                                       next_at=next_at):
                 return
-            row.redaction_attempts = attempts
-            row.last_error = f"redactie: {reason}"[:255]
-            if permanent and attempts >= MAX_PERMANENT_FAILURES:
-                row.redaction = "failed"
-                row.redaction_next_at = None
-                row.subject = None
-                row.content = None
+            if give_up:
                 await self.auditor.record(s, kind="bericht.redactie_mislukt", at=now,
                                           details={"aantal": 1, "reden": reason[:120]})
                 log.error("redaction failed for good; remove the message by hand", extra={
                     "reason": reason[:120], "row": row_id})
             else:
-                row.redaction_next_at = now + timedelta(seconds=min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8)))
                 log.warning("redaction failed, will retry", extra={"attempt": attempts, "reason": reason[:120]})

@@ -25,7 +25,6 @@ from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
-from integrations.registry.builtin import upsert
 from services import messages
 from services.base import Tx
 from services.mail_outbox import MailService
@@ -36,6 +35,7 @@ from storage import outgoing
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster
 from storage.audit import Auditor
 from storage.db import SessionFactory
+from storage.registry_queries import upsert
 from storage.statistiek_models import (
     AANVRAAG_BEANTWOORD,
     AANVRAAG_BEVESTIGD,

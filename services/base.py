@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from storage.db import Tx
 
 if TYPE_CHECKING:
     from storage.audit import Auditor
-
-Tx: TypeAlias = AsyncSession
 
 
 @dataclass

@@ -55,7 +55,8 @@ async def queue(tx: Tx, msg: NewMessage, now: datetime, *, if_absent: bool = Tru
 
     With ``if_absent`` (the default) a message already queued under this txn id is left alone and None is
     returned. The dispatcher passes False: its inbox row already guarantees one reply per event, and a
-    duplicate then raises IntegrityError, rolling back the duplicate delivery as a whole.
+    duplicate then collides on the txn id (``storage.inbox.AlreadyRecorded``), rolling back the duplicate
+    delivery as a whole.
     """
     if if_absent and await outgoing.present_txn_ids(tx, [msg.txn_id]):
         return None

@@ -7,12 +7,16 @@ transactions almost always write (the inbox row, the audit record).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SessionFactory = async_sessionmaker[AsyncSession]
+
+# The transaction handle a use case works in (re-exported as ``services.base.Tx``): outside storage/ it is only
+# passed along, never used to speak SQL, so no module there needs the database library.
+Tx: TypeAlias = AsyncSession
 
 
 def is_sqlite(url: str) -> bool:

@@ -2,17 +2,35 @@
 
 The dispatcher looks the event up at the start of a command's transaction and writes the row in the same
 transaction as the command's effects and reply; a second delivery finds the row (or collides on its primary
-key, which rolls the duplicate back as a whole).
+key, which rolls the duplicate back as a whole). That collision reaches the dispatcher as ``AlreadyRecorded``,
+this module's own exception, so the dispatcher needs no database library to recognise it.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboxEntry
+
+
+class AlreadyRecorded(Exception):
+    """Another delivery of the same event got there first: its inbox row (or its reply) is already written."""
+
+
+@asynccontextmanager
+async def exactly_once() -> AsyncIterator[None]:
+    """Around writing the event's row, its replies and the commit: a unique-key collision in there means a
+    duplicate delivery, and is raised as ``AlreadyRecorded`` (the caller rolls back)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise AlreadyRecorded from exc
 
 
 async def seen(session: AsyncSession, event_id: str) -> bool:
@@ -23,7 +41,7 @@ async def seen(session: AsyncSession, event_id: str) -> bool:
 
 async def record(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str | None,
                  outcome: str, received_at: datetime, handled_at: datetime) -> None:
-    """Write the event's row and flush: a duplicate raises IntegrityError here."""
+    """Write the event's row and flush: a duplicate collides here (inside ``exactly_once``: AlreadyRecorded)."""
     session.add(InboxEntry(event_id=event_id, room_id=room_id, sender=sender, command=command, outcome=outcome,
                            received_at=received_at, handled_at=handled_at))
     await session.flush()

@@ -60,7 +60,7 @@ async def present_txn_ids(session: AsyncSession, txn_ids: Sequence[str]) -> set[
 
 
 async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime) -> Queued:
-    """Write one row and flush, so its id is known (and a duplicate txn id raises IntegrityError here)."""
+    """Write one row and flush, so its id is known (a duplicate txn id collides here)."""
     row = _row(msg, now)
     session.add(row)
     await session.flush()

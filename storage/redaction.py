@@ -3,14 +3,16 @@ redaction loop through the transport, so callers (the purge, ``!besluit ... 01``
 
 A row is marked at most once (``redaction IS NULL``), so a second purge or a repeated sepot 01 queues nothing new.
 A marked row has no ``redaction_next_at``: it is due at once by whatever clock the redaction loop runs on.
+The loop's own bookkeeping (what is due, done, failed) is here too, at the end, so the loop holds no SQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMessage
@@ -65,3 +67,64 @@ def purgeable() -> ColumnElement[bool]:
     data but is about the person)."""
     return or_(and_(OutgoingMessage.carries_case_data.is_(False), OutgoingMessage.redaction.is_(None)),
                OutgoingMessage.event_id.is_(None), OutgoingMessage.redaction.in_(FINISHED))
+
+
+# ----------------------------------------------------------------------------------------- redaction loop
+
+async def pending_count(session: AsyncSession) -> int:
+    """How many messages wait for their redaction."""
+    n = await session.scalar(select(func.count()).select_from(OutgoingMessage)
+                             .where(OutgoingMessage.redaction == "pending"))
+    return int(n or 0)
+
+
+@dataclass(frozen=True)
+class PendingRedaction:
+    """One room message waiting for its redaction, and its retry state."""
+
+    id: int
+    room_id: str
+    event_id: str  # only sent messages (with their event id) are ever marked
+    redaction_reason: str | None
+    redaction_attempts: int
+    redaction_next_at: datetime | None
+
+
+async def pending_batch(session: AsyncSession, limit: int) -> list[PendingRedaction]:
+    """The oldest rows waiting for redaction."""
+    return [PendingRedaction(r.id, r.room_id, r.event_id or "", r.redaction_reason, r.redaction_attempts,
+                             r.redaction_next_at) for r in (await session.execute(
+        select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.event_id,
+               OutgoingMessage.redaction_reason, OutgoingMessage.redaction_attempts,
+               OutgoingMessage.redaction_next_at)
+        .where(OutgoingMessage.redaction == "pending")
+        .order_by(OutgoingMessage.id).limit(limit)
+    )).all()]
+
+
+async def mark_done(session: AsyncSession, ids: Sequence[int], now: datetime) -> None:
+    """These rows' room messages are redacted: nothing that ties a row to a person stays (subject and content
+    go)."""
+    await session.execute(update(OutgoingMessage).where(OutgoingMessage.id.in_(ids)).values(
+        redaction="done", redacted_at=now, redaction_next_at=None, subject=None, content=None,
+        last_error=None, redaction_attempts=OutgoingMessage.redaction_attempts + 1,
+    ).execution_options(synchronize_session=False))
+
+
+async def mark_failed(session: AsyncSession, row_id: int, *, attempts: int, error: str, give_up: bool,
+                      next_at: datetime) -> bool:
+    """One failed attempt: retry at ``next_at``, or (``give_up``) fail the row for good and drop its subject and
+    content. False when the row is gone."""
+    row = await session.get(OutgoingMessage, row_id)
+    if row is None:
+        return False
+    row.redaction_attempts = attempts
+    row.last_error = error
+    if give_up:
+        row.redaction = "failed"
+        row.redaction_next_at = None
+        row.subject = None
+        row.content = None
+    else:
+        row.redaction_next_at = next_at
+    return True

@@ -19,7 +19,6 @@ from domain.advies import Markering
 from domain.clock import AMSTERDAM, FixedClock
 from domain.errors import ConfigError
 from domain.identifiers import parse_person_id
-from integrations.registry.builtin import upsert
 from integrations.rooster_ical import parse_roster
 from services.aanvraag import AanvraagService
 from services.messages import txn_id_for
@@ -28,6 +27,7 @@ from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import chain_hash
 from storage.besluit_models import OutboxMail
 from storage.models import AuditRecord, OutgoingMessage
+from storage.registry_queries import upsert
 from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
 

@@ -16,9 +16,9 @@ from domain.advies import Markering
 from domain.afdoeningen import Kennis, feedback_for
 from domain.clock import FixedClock
 from domain.errors import ConfigError
-from integrations.registry.builtin import upsert
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.models import AuditRecord
+from storage.registry_queries import upsert
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.smtp_helpers import SmtpServer, free_port, mail_section, make_cert

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
+from storage import inbox
 from storage.models import AuditRecord, InboxEntry, OutgoingMessage
 from tests.harness.console import ConsoleBot
 
@@ -77,3 +79,19 @@ async def test_messages_sent_are_audited(console_bot_any_db: ConsoleBot) -> None
     async with console_bot_any_db.runtime.sessions() as s:
         kinds = (await s.execute(select(AuditRecord.kind))).scalars().all()
     assert "bericht.verzonden" in kinds and "configuratie.geladen" in kinds
+
+
+async def test_a_colliding_inbox_row_is_already_recorded(console_bot_any_db: ConsoleBot) -> None:
+    """Two deliveries that both passed ``inbox.seen``: the second one's row collides on the event id, and the
+    dispatcher learns it as ``storage.inbox.AlreadyRecorded`` (no database library of its own)."""
+    bot = console_bot_any_db
+    assert await bot.say("!ping", event_id="$race") == "pong"
+    now = bot.runtime.clock.now()
+    async with bot.runtime.sessions() as s:
+        with pytest.raises(inbox.AlreadyRecorded):
+            async with inbox.exactly_once():
+                await inbox.record(s, event_id="$race", room_id="!r:localhost", sender="@a:localhost",
+                                   command="ping", outcome="handled", received_at=now, handled_at=now)
+                await s.commit()
+        await s.rollback()
+        assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 1

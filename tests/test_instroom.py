@@ -19,8 +19,8 @@ from commands.vh_view import MINOR_NOTICE
 from config.settings import ConfigError, load_settings
 from domain.advies import Freshness
 from domain.clock import FixedClock
-from integrations.registry.builtin import upsert
 from storage.models import AuditRecord, OutgoingMessage
+from storage.registry_queries import upsert
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW, bsn, markering, seed, start_bot

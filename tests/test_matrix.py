@@ -256,7 +256,7 @@ async def test_bot_device_is_cross_signed_and_verifiable(running: tuple[Setup, I
 
 
 async def test_check_main_reply_through_the_homeserver(running: tuple[Setup, InProcessBot]) -> None:
-    from integrations.registry.builtin import upsert
+    from storage.registry_queries import upsert
     from tests.harness.markings import bsn, markering
 
     setup, bot = running
@@ -276,7 +276,7 @@ async def test_check_main_reply_through_the_homeserver(running: tuple[Setup, InP
 async def test_check_details_go_to_a_direct_encrypted_room(homeserver: Homeserver, tmp_path: Path) -> None:
     """``[check] details_direct``: the shared room learns only that an answer was given; the requester gets the
     details in an encrypted direct room that the bot creates, and only once they have joined it."""
-    from integrations.registry.builtin import upsert
+    from storage.registry_queries import upsert
     from tests.harness.markings import bsn, markering
 
     setup = await make_setup(homeserver, tmp_path, sections={"check": {"details_direct": True}})

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from domain.advies import Markering
 from domain.clock import local
-from integrations.registry.builtin import upsert
 from storage.aanvraag_models import AdviesAanvraag
+from storage.registry_queries import upsert
 from tests.harness.config import write_config
 from tests.harness.matrix import PASSWORD, Homeserver
 from tests.harness.matrix_bot import InProcessBot

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from integrations.registry.builtin import upsert
 from storage.models import AuditRecord
+from storage.registry_queries import upsert
 from tests.harness.markings import bsn, markering
 from tests.harness.matrix import Homeserver, Officer
 from tests.harness.matrix_bot import InProcessBot, Setup

@@ -14,10 +14,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from domain.advies import Markering
-from integrations.registry.builtin import upsert
 from storage.besluit_models import OutboxMail
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
+from storage.registry_queries import upsert
 from tests.harness.config import REPO, user_for, write_config
 from tests.smtp_helpers import SmtpServer, free_port, make_cert
 

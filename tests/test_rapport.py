@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from cli.main import main as cli_main
 from domain.clock import FixedClock
 from domain.rapport import Cijfers, buckets, export_row, median, p90, parse_period
-from integrations.registry.builtin import upsert
 from storage.models import AuditRecord
 from storage.rapport_queries import compute_rapport
+from storage.registry_queries import upsert
 from storage.statistiek_models import Feit, StatistiekDag, StatistiekFeit, record_facts
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot

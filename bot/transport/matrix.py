@@ -38,7 +38,6 @@ from nio import (
     SyncResponse,
     WhoamiResponse,
 )
-from sqlalchemy import select
 
 from bot.dispatcher import Dispatcher, IncomingCommand
 from bot.metrics import Metrics
@@ -49,8 +48,8 @@ from domain.clock import Clock
 from domain.matrix_ids import DIRECT_PREFIX
 from services.messages import NewMessage, message_content, queue, txn_id_for
 from services.reply import text
+from storage import bot_state
 from storage.db import SessionFactory
-from storage.models import BotState
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +231,7 @@ class MatrixBot:
     # --- sync token ----------------------------------------------------------------------------------
     async def _load_token(self) -> str | None:
         async with self.sessions() as s:
-            row = await s.get(BotState, TOKEN_KEY)
-            return row.value if row else None
+            return await bot_state.value_of(s, TOKEN_KEY)
 
     async def _store_token(self, token: str, *, force: bool = False) -> None:
         # Written at most every TOKEN_STORE_INTERVAL_S: an older token only means re-reading a few events the
@@ -245,12 +243,7 @@ class MatrixBot:
             return
         self._stored_at = now
         async with self.sessions() as s, s.begin():
-            row = await s.get(BotState, TOKEN_KEY)
-            if row is None:
-                s.add(BotState(key=TOKEN_KEY, value=token, updated_at=self.clock.now()))
-            else:
-                row.value = token
-                row.updated_at = self.clock.now()
+            await bot_state.put(s, TOKEN_KEY, token, self.clock.now())
         self._stored = token
 
     def _advance_trusted(self) -> None:
@@ -409,10 +402,9 @@ class MatrixBot:
         """Say once, ever, why the bot does nothing here."""
         key = f"matrix.unencrypted_notice:{room_id}"
         async with self.sessions() as s, s.begin():
-            if await s.get(BotState, key) is not None:
-                return
             now = self.clock.now()
-            s.add(BotState(key=key, value="1", updated_at=now))
+            if not await bot_state.claim(s, key, now):
+                return
             reply = text("Deze room is niet end-to-end versleuteld. De ZSM-afstemmingsbot voert hier geen commando's "
                          "uit. Zet versleuteling aan (room-instellingen, Beveiliging) en stuur het commando opnieuw.")
             await queue(s, NewMessage(room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key)), now)
@@ -442,11 +434,9 @@ class MatrixBot:
                     await self._handle_command(room_id, late)
             return
         async with self.sessions() as s, s.begin():
-            exists = (await s.execute(select(BotState.key).where(BotState.key == f"utd:{event.event_id}"))).first()
-            if exists:
-                return
             now = self.clock.now()
-            s.add(BotState(key=f"utd:{event.event_id}", value="1", updated_at=now))
+            if not await bot_state.claim(s, f"utd:{event.event_id}", now):
+                return
             reply = text("Ik kon uw bericht niet ontsleutelen. Stuur het commando opnieuw; lukt dat niet, "
                          "verifieer dan het apparaat van de bot of meld het bij de beheerder.")
             await queue(s, NewMessage(room_id=room_id, txn_id=txn_id_for(event.event_id), in_reply_to=event.event_id,

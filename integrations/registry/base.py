@@ -8,7 +8,7 @@ from domain.advies import Markering
 from domain.identifiers import PersonId
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from storage.db import Tx
 
 
 class RegistryUnavailable(Exception):
@@ -18,7 +18,7 @@ class RegistryUnavailable(Exception):
 class Registry(Protocol):
     name: str
 
-    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
+    async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
         """Every marking of this person at any veiligheidshuis; empty when nobody knows the person.
 
         ``session``: the command's own transaction; the built-in registry reads in it (one transaction per

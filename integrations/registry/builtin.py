@@ -1,34 +1,12 @@
-"""The built-in registry in the bot's own database: the embedded default."""
+"""The built-in registry in the bot's own database: the embedded default. Its queries are
+``storage.registry_queries``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from domain.advies import Markering
 from domain.identifiers import PersonId
-from storage.db import SessionFactory
-from storage.registry_models import MarkeringRow
-
-_T = MarkeringRow.__table__
-# Core columns, not ORM entities: the lookup is on the hot path of every !check and needs no identity map.
-_COLUMNS = (
-    _T.c.bsn, _T.c.skn, _T.c.geboortedatum, _T.c.veiligheidshuis, _T.c.doelgroep, _T.c.status, _T.c.advies,
-    _T.c.geadviseerde_afdoening, _T.c.advies_datum, _T.c.regisseur, _T.c.huishouden, _T.c.bron,
-)
-
-
-def _to_domain(row: Any) -> Markering:
-    return Markering(
-        bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
-        doelgroep=row.doelgroep, status=row.status, advies=row.advies,
-        geadviseerde_afdoening=row.geadviseerde_afdoening, advies_datum=row.advies_datum,
-        regisseur=row.regisseur, huishouden=bool(row.huishouden), bron=row.bron,
-    )
+from storage.db import SessionFactory, Tx
+from storage.registry_queries import markeringen_of
 
 
 class BuiltinRegistry:
@@ -37,42 +15,10 @@ class BuiltinRegistry:
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
 
-    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
-        column = _T.c.bsn if person.kind == "bsn" else _T.c.skn
-        query = select(*_COLUMNS).where(column == person.value).order_by(_T.c.veiligheidshuis)
+    async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
         if session is not None:
-            conn = await session.connection()
-            return [_to_domain(r) for r in (await conn.execute(query)).all()]
+            return await markeringen_of(session, person.kind, person.value)
         async with self.sessions() as s:
-            conn = await s.connection()
-            found = [_to_domain(r) for r in (await conn.execute(query)).all()]
+            found = await markeringen_of(s, person.kind, person.value)
             await s.rollback()
         return found
-
-
-async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:
-    """Insert or replace by (bsn, veiligheidshuis). Used by tests to seed and as the import's base operation."""
-    count = 0
-    for m in markeringen:
-        existing = (
-            await session.execute(
-                select(MarkeringRow).where(MarkeringRow.bsn == m.bsn, MarkeringRow.veiligheidshuis == m.veiligheidshuis)
-            )
-        ).scalar_one_or_none()
-        row = existing or MarkeringRow(bsn=m.bsn, veiligheidshuis=m.veiligheidshuis)
-        row.skn = m.skn
-        row.geboortedatum = m.geboortedatum
-        row.doelgroep = m.doelgroep
-        row.status = m.status
-        row.advies = m.advies
-        row.geadviseerde_afdoening = m.geadviseerde_afdoening
-        row.advies_datum = m.advies_datum
-        row.regisseur = m.regisseur
-        row.huishouden = m.huishouden
-        row.bron = m.bron
-        row.updated_at = now
-        if existing is None:
-            session.add(row)
-        count += 1
-    await session.flush()
-    return count

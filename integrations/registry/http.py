@@ -18,11 +18,11 @@ from datetime import date
 from typing import Any
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
 from integrations.registry.base import RegistryUnavailable
+from storage.db import Tx
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class HttpRegistry:
             await self._session.close()
             self._session = None
 
-    async def lookup(self, person: PersonId, *, session: AsyncSession | None = None) -> list[Markering]:
+    async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
         url = self.config.base_url.rstrip("/") + "/markeringen"
         params: dict[str, str] = {str(person.kind): person.value}
         attempts = self.config.retries + 1

@@ -7,8 +7,9 @@ nothing. ``--volledig <vh>`` marks the file as the full set of that veiligheidsh
 the file are removed.
 
 Speed: rows are streamed into a temporary staging table (PostgreSQL COPY, SQLite executemany), then merged
-with three set-based statements, so a million rows take seconds, not an hour of per-row ORM work. The report
-names line numbers and reasons only, never a BSN or other content of the row.
+with three set-based statements (``storage.registry_queries.ImportStage``), so a million rows take seconds,
+not an hour of per-row ORM work. The report names line numbers and reasons only, never a BSN or other content
+of the row.
 """
 
 from __future__ import annotations
@@ -18,17 +19,16 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.identifiers import elfproef
 from domain.suggest import nearest
 from domain.veiligheidshuizen import Veiligheidshuizen
 from storage.audit import Auditor
-from storage.db import SessionFactory, is_sqlite
+from storage.db import SessionFactory
+from storage.registry_queries import ImportStage, StagedRow
 
 FIELDS = ("bsn", "skn", "geboortedatum", "veiligheidshuis", "doelgroep", "status", "advies",
           "geadviseerde_afdoening", "advies_datum", "regisseur", "huishouden")
@@ -43,7 +43,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SKN = re.compile(r"^\d{6,12}$")
 _AFDOENING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/\-]{0,31}$")
 
-Row = tuple[int, str, str | None, date, str, str, str, str, str | None, date, str, bool]
+Row = StagedRow
 
 
 @dataclass
@@ -208,86 +208,16 @@ def _csv_rows(first: str, fh: TextIO) -> Iterator[tuple[int, dict[str, Any] | st
         yield n, dict(zip(header, values, strict=True))
 
 
-_STAGE_COLS = ("line", "bsn", "skn", "geboortedatum", "veiligheidshuis", "doelgroep", "status", "advies",
-               "geadviseerde_afdoening", "advies_datum", "regisseur", "huishouden")
-_DATA_COLS = _STAGE_COLS[1:]
-
-
-async def _create_stage(conn: AsyncConnection, sqlite: bool) -> None:
-    if sqlite:
-        await conn.exec_driver_sql("DROP TABLE IF EXISTS temp.import_stage")
-        await conn.exec_driver_sql(
-            "CREATE TEMP TABLE import_stage (line INTEGER, bsn TEXT, skn TEXT, geboortedatum TEXT, "
-            "veiligheidshuis TEXT, doelgroep TEXT, status TEXT, advies TEXT, geadviseerde_afdoening TEXT, "
-            "advies_datum TEXT, regisseur TEXT, huishouden INTEGER)"
-        )
-    else:
-        await conn.exec_driver_sql(
-            "CREATE TEMP TABLE import_stage (line integer, bsn varchar(9), skn varchar(16), geboortedatum date, "
-            "veiligheidshuis varchar(64), doelgroep varchar(255), status varchar(16), advies text, "
-            "geadviseerde_afdoening varchar(32), advies_datum date, regisseur varchar(255), huishouden boolean) "
-            "ON COMMIT DROP"
-        )
-
-
-async def _stage(conn: AsyncConnection, sqlite: bool, rows: list[Row]) -> None:
-    if sqlite:
-        placeholders = ", ".join("?" for _ in _STAGE_COLS)
-        await conn.exec_driver_sql(
-            f"INSERT INTO import_stage ({', '.join(_STAGE_COLS)}) VALUES ({placeholders})",  # noqa: S608
-            [(r[0], r[1], r[2], r[3].isoformat(), r[4], r[5], r[6], r[7], r[8], r[9].isoformat(), r[10],
-              1 if r[11] else 0) for r in rows],
-        )
-    else:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            "import_stage", records=rows, columns=list(_STAGE_COLS)
-        )
-
-
-_DIFFERS = " OR ".join(f"markering.{c} IS DISTINCT FROM import_stage.{c}" for c in _DATA_COLS
-                       if c not in ("bsn", "veiligheidshuis"))
-
-
-async def _merge(conn: AsyncConnection, sqlite: bool, now: datetime, volledig: list[str],
-                 result: ImportResult) -> None:
-    stamp: Any = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
-    p = "?" if conn.dialect.paramstyle == "qmark" else "$1"
-    await conn.exec_driver_sql("CREATE INDEX ix_import_stage_key ON import_stage (bsn, veiligheidshuis, line)")
-    if not sqlite:
-        await conn.exec_driver_sql("ANALYZE import_stage")
-    dups = await conn.exec_driver_sql(
-        "SELECT s.line FROM import_stage s WHERE EXISTS (SELECT 1 FROM import_stage t WHERE t.bsn = s.bsn "
-        "AND t.veiligheidshuis = s.veiligheidshuis AND t.line < s.line) ORDER BY s.line"
-    )
-    for (line,) in dups.all():
-        result.errors.append((int(line), "dubbel: dezelfde bsn en hetzelfde veiligheidshuis staan al op een "
-                                         "eerdere regel"))
+async def _merge(stage: ImportStage, now: datetime, volledig: list[str], result: ImportResult) -> None:
+    for line in await stage.duplicate_lines():
+        result.errors.append((line, "dubbel: dezelfde bsn en hetzelfde veiligheidshuis staan al op een "
+                                    "eerdere regel"))
     if result.errors:
         return
-    sets = ", ".join(f"{c} = import_stage.{c}" for c in _DATA_COLS if c not in ("bsn", "veiligheidshuis"))
-    upd = await conn.exec_driver_sql(
-        f"UPDATE markering SET {sets}, bron = 'import', updated_at = {p} FROM import_stage "  # noqa: S608
-        "WHERE markering.bsn = import_stage.bsn AND markering.veiligheidshuis = import_stage.veiligheidshuis "
-        f"AND ({_DIFFERS})",
-        (stamp,),
-    )
-    result.updated = max(upd.rowcount, 0)
-    cols = ", ".join(_DATA_COLS)
-    ins = await conn.exec_driver_sql(
-        f"INSERT INTO markering ({cols}, bron, updated_at) SELECT {cols}, 'import', {p} "  # noqa: S608
-        "FROM import_stage WHERE NOT EXISTS (SELECT 1 FROM markering m WHERE m.bsn = import_stage.bsn "
-        "AND m.veiligheidshuis = import_stage.veiligheidshuis)",
-        (stamp,),
-    )
-    result.inserted = max(ins.rowcount, 0)
-    for vh in volledig:
-        rm = await conn.exec_driver_sql(
-            f"DELETE FROM markering WHERE veiligheidshuis = {p} AND NOT EXISTS (SELECT 1 FROM import_stage s "  # noqa: S608
-            "WHERE s.bsn = markering.bsn AND s.veiligheidshuis = markering.veiligheidshuis)",
-            (vh,),
-        )
-        result.removed += max(rm.rowcount, 0)
+    merged = await stage.merge(now, volledig)
+    result.updated = merged.updated
+    result.inserted = merged.inserted
+    result.removed += merged.removed
 
 
 async def import_file(
@@ -305,9 +235,7 @@ async def import_file(
     if result.errors:
         return result
     async with sessions() as session:
-        conn = await session.connection()
-        sqlite = conn.dialect.name == "sqlite" or is_sqlite(database_url)
-        await _create_stage(conn, sqlite)
+        stage = await ImportStage.create(session, database_url)
         try:
             with path.open(encoding="utf-8-sig", newline="") as fh:
                 batch: list[Row] = []
@@ -324,10 +252,10 @@ async def import_file(
                         continue  # keep checking, stop staging: the file is rejected anyway
                     batch.append(row)
                     if len(batch) >= BATCH:
-                        await _stage(conn, sqlite, batch)
+                        await stage.add(batch)
                         batch = []
                 if batch and not result.errors:
-                    await _stage(conn, sqlite, batch)
+                    await stage.add(batch)
         except FileNotFoundError:
             result.errors.append((0, f"{path} bestaat niet"))
         except UnicodeDecodeError:
@@ -340,25 +268,17 @@ async def import_file(
             if result.rows == 0 and not volledig:
                 result.errors.append((0, "het bestand bevat geen markeringen"))
             else:
-                await _merge(conn, sqlite, now, volledig, result)
+                await _merge(stage, now, volledig, result)
         if result.errors:
             await session.rollback()
-            if sqlite:
-                await _drop_stage(sessions)
+            await stage.drop_after_rollback(sessions)
             return result
         if auditor is not None:
             await auditor.record(session, kind="register.import", at=now, actor="zsm-bot import", role="beheerder",
                                  details={"bestand": path.name, "regels": result.rows, "nieuw": result.inserted,
                                           "bijgewerkt": result.updated, "verwijderd": result.removed,
                                           "volledig": volledig})
-        if sqlite:
-            await conn.exec_driver_sql("DROP TABLE IF EXISTS temp.import_stage")
+        await stage.drop()
         await session.commit()
     return result
 
-
-async def _drop_stage(sessions: SessionFactory) -> None:
-    async with sessions() as s:
-        conn = await s.connection()
-        await conn.exec_driver_sql("DROP TABLE IF EXISTS temp.import_stage")
-        await s.commit()

@@ -10,7 +10,7 @@ from typing import Any
 from domain.advies import Markering
 from domain.clock import FixedClock
 from domain.identifiers import elfproef
-from integrations.registry.builtin import upsert
+from storage.registry_queries import upsert
 from tests.harness.config import write_config
 from tests.harness.console import ConsoleBot
 
