@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from commands.parsing import ParsedArgs
 from domain.clock import Clock
-from services.base import Act, Tx
+from services.base import Caller, Tx
 from services.reply import Reply
 
 if TYPE_CHECKING:
@@ -113,9 +113,9 @@ class Context:
             details={"event": self.event_id, **details},
         )
 
-    def act(self) -> Act:
+    def caller(self) -> Caller:
         """This command as a service sees it; audit records a service writes land in ``subjects`` as well."""
-        return Act(self.sender, self.role, self.room_id, self.event_id, self.now, self.subjects)
+        return Caller(self.sender, self.role, self.room_id, self.event_id, self.now, self.audit)
 
     def send_elsewhere(self, note: OutgoingNote) -> None:
         self.notes.append(note)

@@ -70,7 +70,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     motivering = args.named.get("motivering", "").strip() or None
     if "motivering" in args.named and not motivering:
         raise UserError("'motivering:' is leeg. Schrijf de reden erachter, bijvoorbeeld: motivering: licht feit.")
-    result = await svc.decide(ctx.session, ctx.act(), BesluitVraag(person, afd, reclassering, mondeling, zaak,
+    result = await svc.decide(ctx.session, ctx.caller(), BesluitVraag(person, afd, reclassering, mondeling, zaak,
                                                                    motivering))
     if isinstance(result, ZaakVerwijderd):
         return render_removed(result)
@@ -120,7 +120,7 @@ async def undo(ctx: Context, args: ParsedArgs) -> Reply:
     if len(args.words) != 2:
         raise UserError("Ongedaan maken: !besluit ongedaan <BSN of SKN> [zaak: <nummer>]")
     person = person_of(args.words[1])
-    result: BesluitIngetrokken = await service(ctx).undo(ctx.session, ctx.act(), person, zaak_of(args))
+    result: BesluitIngetrokken = await service(ctx).undo(ctx.session, ctx.caller(), person, zaak_of(args))
     return Doc().line(Bold("Besluit ongedaan gemaakt"), f" voor {result.person.masked}; {result.mails} mail(s) gaan "
                       "niet meer.").build(case_data=True)
 

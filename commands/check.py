@@ -10,18 +10,11 @@ from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from commands.vh_view import compose_check, unavailable_reply
 from domain.roles import VH_INFO_ROLES
-from services.check import Caller
 from services.reply import Doc, Reply
 
 
-def caller_of(ctx: Context) -> Caller:
-    """The command's sender, role, room, event and moment, with its audit writer, as a service sees them."""
-    return Caller(sender=ctx.sender, role=ctx.role, room_id=ctx.room_id, event_id=ctx.event_id, now=ctx.now,
-                  audit=ctx.audit)
-
-
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
-    result = await ctx.services.check.check(ctx.session, caller_of(ctx), args.words[0], args.named.get("zaak"))
+    result = await ctx.services.check.check(ctx.session, ctx.caller(), args.words[0], args.named.get("zaak"))
     if result.unavailable:
         return unavailable_reply(result.system)
     assert result.zicht is not None and result.today is not None

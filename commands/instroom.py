@@ -8,7 +8,6 @@ one rejects the batch with its position, so nobody is silently skipped. A chat a
 from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, Named
-from commands.check import caller_of
 from commands.parsing import ParsedArgs
 from commands.vh_view import compose_batch, unavailable_reply
 from domain.roles import VH_INFO_ROLES
@@ -17,7 +16,7 @@ from services.reply import Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
-    result = await ctx.services.instroom.instroom(ctx.session, caller_of(ctx), args.words, args.named.get("zaak"))
+    result = await ctx.services.instroom.instroom(ctx.session, ctx.caller(), args.words, args.named.get("zaak"))
     if result.unavailable:
         return unavailable_reply(result.system)
     assert result.zicht is not None and result.today is not None

@@ -26,14 +26,14 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     if args.words:
         action = args.words[0].lower()
         if action == "bevestig" and len(args.words) == 2:
-            ref = await svc.confirm(ctx.session, ctx.act(), args.words[1].upper(),
+            ref = await svc.confirm(ctx.session, ctx.caller(), args.words[1].upper(),
                                     args.named.get("weging", "").strip())
             return Doc().line("Concept ", Code(ref),
                               " bevestigd; de terugkoppeling gaat nu naar het veiligheidshuis.").build()
         if action != "opnieuw" or len(args.words) != 2:
             raise UserError("Gebruik: !outbox (overzicht), !outbox opnieuw <ref> of !outbox bevestig <ref> weging: "
                             "<afweging>, bijvoorbeeld !outbox opnieuw T-1A2B3C4D")
-        ref = await svc.retry(ctx.session, ctx.act(), args.words[1].upper())
+        ref = await svc.retry(ctx.session, ctx.caller(), args.words[1].upper())
         return Doc().line("Mail ", Code(ref), " staat weer in de wachtrij.").build()
     rows = await svc.open_mails(ctx.session)
     if not rows:

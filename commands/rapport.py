@@ -7,7 +7,6 @@ median or p90 only from at least ``MIN_OBSERVATIONS`` observations, so no line o
 from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context
-from commands.check import caller_of
 from commands.parsing import ParsedArgs
 from domain.errors import UserError
 from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period, share
@@ -72,7 +71,7 @@ def summary(doc: Doc, c: Cijfers, *, national: bool) -> Doc:
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     period, vh_key = parse_args(ctx, args.words)
     vhs = ctx.services.veiligheidshuizen
-    rapport = await ctx.services.rapport.chat(ctx.session, caller_of(ctx), period, vh_key)
+    rapport = await ctx.services.rapport.chat(ctx.session, ctx.caller(), period, vh_key)
     vh = vhs.get(vh_key) if vh_key else None
     doc = Doc().line(Bold(f"Rapport {period.label}"), f" — {vh.naam if vh else 'alle veiligheidshuizen'}")
     summary(doc, rapport.totaal, national=vh is None)

@@ -12,7 +12,6 @@ veiligheidshuis's room and the notice to the room that asked.
 from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
-from commands.check import caller_of
 from commands.parsing import ParsedArgs
 from domain.clock import format_local
 from domain.roles import DECIDING_ROLES, labels
@@ -24,7 +23,7 @@ RELEASE_ROLES = frozenset({"veiligheidshuis"})
 # ------------------------------------------------------------------------------------------- !vraag-vrijgave
 
 async def handle_vraag(ctx: Context, args: ParsedArgs) -> Reply:
-    result = await ctx.services.vrijgave.vraag(ctx.session, caller_of(ctx), args.words[0], args.named.get("zaak"),
+    result = await ctx.services.vrijgave.vraag(ctx.session, ctx.caller(), args.words[0], args.named.get("zaak"),
                                                args.named.get("reden"))
     person, zaak, reden = result.person, result.zaak, result.reden
     doc = Doc()
@@ -69,7 +68,7 @@ def _rest(args: ParsedArgs) -> str:
 
 
 async def handle_vrijgeven(ctx: Context, args: ParsedArgs) -> Reply:
-    a = await ctx.services.vrijgave.vrijgeven(ctx.session, caller_of(ctx), args.words[0], _rest(args))
+    a = await ctx.services.vrijgave.vrijgeven(ctx.session, ctx.caller(), args.words[0], _rest(args))
     assert a.expires_at is not None
     note = Doc().line(Bold(f"Vrijgave {a.ref}"), f": het advies over {a.masked} is vrijgegeven door {ctx.sender}"
                       + (f" ({a.toelichting})" if a.toelichting else "") + ". Typ ", Code("!check <id>"),
@@ -81,7 +80,7 @@ async def handle_vrijgeven(ctx: Context, args: ParsedArgs) -> Reply:
 
 
 async def handle_weigeren(ctx: Context, args: ParsedArgs) -> Reply:
-    a = await ctx.services.vrijgave.weigeren(ctx.session, caller_of(ctx), args.words[0], _rest(args))
+    a = await ctx.services.vrijgave.weigeren(ctx.session, ctx.caller(), args.words[0], _rest(args))
     note = Doc().line(Bold(f"Vrijgave {a.ref}"), f": het veiligheidshuis geeft het advies over {a.masked} niet "
                       f"vrij. Reden: {a.toelichting}")
     ctx.send_elsewhere(OutgoingNote(a.room_id, note.build(case_data=True), mentions=(a.requested_by,),

@@ -10,7 +10,7 @@ from domain.clock import format_local
 from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen, mail_identifier
-from services.base import Act, Tx
+from services.base import Caller, Tx
 from services.mail_outbox import MailService
 from storage import besluit_queries as q
 from storage.audit import Auditor
@@ -50,7 +50,7 @@ class AanmeldService:
         hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
         raise UserError(f"Gemeente '{(words[0] if words else '')[:30]}' is niet bekend bij een veiligheidshuis.{hint}")
 
-    async def refer(self, tx: Tx, act: Act, person: PersonId, words: tuple[str, ...]) -> Aangemeld:
+    async def refer(self, tx: Tx, act: Caller, person: PersonId, words: tuple[str, ...]) -> Aangemeld:
         """``words``: the gemeente, then the reason."""
         vh, gemeente, rest = self.split_gemeente(words)
         reden = " ".join(rest).strip()
@@ -65,7 +65,7 @@ class AanmeldService:
             now=act.now, hold=False, values={
                 "persoon": mail_identifier(vh, person, None), "gemeente": gemeente, "reden": reden[:1000],
                 "datum": format_local(act.now)})
-        await act.audit(self.auditor, tx, "persoon.aangemeld", person=person.value, veiligheidshuis=vh.key,
+        await act.audit("persoon.aangemeld", person=person.value, veiligheidshuis=vh.key,
                         ref=queued.ref)
         await record_fact(tx, kind=AANMELDING, at=act.now, veiligheidshuis=vh.key)
         return Aangemeld(person, vh.naam, gemeente, queued.ref, vh.mailbox)

@@ -8,38 +8,33 @@ library of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from storage.db import Tx
 
-if TYPE_CHECKING:
-    from storage.audit import Auditor
+
+class AuditFn(Protocol):
+    """Writes one audit record in the command's transaction, stamped with actor, role and event; ``person`` is
+    a clear identifier (hashed by the auditor), ``subject`` an already keyed hash."""
+
+    async def __call__(self, kind: str, *, person: str | None = None, subject: str | None = None,
+                       **details: Any) -> None: ...
 
 
-@dataclass
-class Act:
-    """The chat command a service acts for: who, in which role, where, in reply to which event, when.
-
-    ``subjects`` is the command's own list (``Context.subjects``): the keyed hashes of the persons audited, in
-    order, so the dispatcher can file the reply under the first (sepot 01 redaction finds it there)."""
+@dataclass(frozen=True)
+class Caller:
+    """The chat command a service acts for: who, in which role, in which room, for which event, at what moment,
+    and how its acts reach the audit trail (the adapter's writer, which also remembers the persons audited so the
+    reply can be filed under the first of them for the sepot-01 redaction)."""
 
     sender: str
     role: str
     room_id: str
     event_id: str
     now: datetime
-    subjects: list[str] = field(default_factory=list)
-
-    async def audit(self, auditor: Auditor, tx: Tx, kind: str, *, person: str | None = None,
-                    **details: Any) -> None:
-        """One audit record of this act, in its transaction; ``person`` is a clear identifier (hashed here)."""
-        subject = auditor.subject_of(person) if person else None
-        if subject and subject not in self.subjects:
-            self.subjects.append(subject)
-        await auditor.record(tx, kind=kind, at=self.now, actor=self.sender, role=self.role, subject=subject,
-                             details={"event": self.event_id, **details})
+    audit: AuditFn
 
 
-__all__ = ["Act", "Tx"]
+__all__ = ["AuditFn", "Caller", "Tx"]

@@ -21,7 +21,7 @@ from domain.identifiers import PersonId
 from domain.lifecycles import BesluitStatus, MailStatus, may_become
 from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from integrations.registry import Registry, RegistryUnavailable
-from services.base import Act, Tx
+from services.base import Caller, Tx
 from services.mail_outbox import MailService
 from storage import besluit_queries as q
 from storage.audit import Auditor
@@ -146,7 +146,7 @@ class BesluitService:
                 facts += _facts(details["statistiek"], row.decided_at, -1)
         await record_facts(tx, facts)
 
-    async def decide(self, tx: Tx, act: Act, vraag: BesluitVraag) -> BesluitVastgelegd | ZaakVerwijderd:
+    async def decide(self, tx: Tx, act: Caller, vraag: BesluitVraag) -> BesluitVastgelegd | ZaakVerwijderd:
         person, afd, zaak = vraag.person, vraag.afdoening, vraag.zaak
         subject = self.auditor.subject_of(person.value)
         kennis, skn = await self._kennis(tx, person, act.now)
@@ -180,7 +180,7 @@ class BesluitService:
             decided_by=act.sender, role=act.role, decided_at=act.now, event_id=act.event_id, room_id=act.room_id,
         ))
         figures = besluit_figures(afd, kennis)
-        await act.audit(self.auditor, tx, "besluit.vastgelegd", person=person.value, afdoening=afd.code,
+        await act.audit("besluit.vastgelegd", person=person.value, afdoening=afd.code,
                         terugkoppeling=outcome.inhoud, ontvangers=list(outcome.ontvangers), mondeling=vraag.mondeling,
                         correctie=bool(active), statistiek=figures)
         await record_facts(tx, _facts(figures, act.now, 1))
@@ -206,7 +206,7 @@ class BesluitService:
             mondeling_aan=tuple(vh.naam for vh in targets) if vraag.mondeling else (), mails=tuple(mails),
             herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing)
 
-    async def _remove_case(self, tx: Tx, act: Act, person: PersonId, earlier: list[BesluitRow],
+    async def _remove_case(self, tx: Tx, act: Caller, person: PersonId, earlier: list[BesluitRow],
                            mails: list[OutboxMail]) -> ZaakVerwijderd:
         """Technisch sepot 01: nothing is sent, and what the bot holds on this case goes, including its own earlier
         messages in this room about the person (the decision, the mail notices, !check replies): they are queued for
@@ -220,7 +220,7 @@ class BesluitService:
                                   details={"reden": "technisch sepot 01", "berichten": redact})
         return ZaakVerwijderd(person, len(besluit_ids), len(mails), redact, already)
 
-    async def undo(self, tx: Tx, act: Act, person: PersonId, zaak: str) -> BesluitIngetrokken:
+    async def undo(self, tx: Tx, act: Caller, person: PersonId, zaak: str) -> BesluitIngetrokken:
         """Withdraw the active decision on the case, within the undo window and only while no mail went."""
         subject = self.auditor.subject_of(person.value)
         row = await q.active_decision(tx, subject, zaak)
@@ -240,5 +240,5 @@ class BesluitService:
         for m in mails:
             m.status = MailStatus.VERVALLEN
             m.body_text = m.body_html = None
-        await act.audit(self.auditor, tx, "besluit.ingetrokken", person=person.value, besluit=row.id)
+        await act.audit("besluit.ingetrokken", person=person.value, besluit=row.id)
         return BesluitIngetrokken(person, len(mails))

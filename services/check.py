@@ -1,8 +1,8 @@
 """The ``!check`` use case: one national lookup of a person, with the role rule, the allowed identifier types,
 the releases valid in the room, the audit record ``register.raadpleging`` and the figures of the lookup.
 
-Also the pieces the other lookup use cases share (``!vraag-vrijgave``, ``!instroom``): the ``[check]`` settings,
-the identifier and case-reference rules and the role rule. The reply is composed by the chat adapter
+The rules every lookup shares live in ``domain.raadpleging``; the figures of a lookup (``lookup_facts``) are
+shared with ``!instroom``. The reply is composed by the chat adapter
 (``commands.vh_view``) from the plain ``CheckResult`` returned here; the fields it discloses are computed by the
 same rule (``domain.zicht.check_fields``) that fills the audit record.
 """
@@ -11,69 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
 
 from config.check import CheckSettings
 from domain.advies import Markering, is_minor
 from domain.clock import local
-from domain.errors import UserError
-from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
+from domain.identifiers import PersonId
 from domain.matrix_ids import direct_target
-from domain.roles import VH_INFO_ROLES, labels
+from domain.raadpleging import parse_id, purpose_zaak, require_vh_role
 from domain.veiligheidshuizen import Veiligheidshuizen
-from domain.zaak import parse_zaak
 from domain.zicht import Zicht, check_fields
 from integrations.registry.base import Registry, RegistryUnavailable
-from services.base import Tx
+from services.base import Caller, Tx
+from services.vrijgave import VrijgaveService
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
-if TYPE_CHECKING:
-    from services.vrijgave import VrijgaveService
-
 IDENTIFIER_TYPES = ("bsn", "skn")
-
-
-class AuditFn(Protocol):
-    """Writes one audit record in the command's transaction, stamped with actor, role and event; ``person`` is
-    a clear identifier (hashed by the auditor), ``subject`` an already keyed hash."""
-
-    async def __call__(self, kind: str, *, person: str | None = None, subject: str | None = None,
-                       **details: Any) -> None: ...
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks, in which room, at what moment, and how their acts reach the audit trail."""
-
-    sender: str
-    role: str
-    room_id: str
-    event_id: str
-    now: datetime
-    audit: AuditFn
-
-
-def require_vh_role(role: str, command: str) -> None:
-    """PROCESS.md: the police role does not unlock veiligheidshuis information, whatever the permission matrix."""
-    if role not in VH_INFO_ROLES:
-        raise UserError(f"Uw rol ({role}) geeft geen toegang tot informatie van veiligheidshuizen; "
-                        f"!{command} is voor {labels(VH_INFO_ROLES)}.")
-
-
-def parse_id(word: str, cfg: CheckSettings) -> PersonId:
-    try:
-        return parse_person_id(word, cfg.identificatie)
-    except InvalidIdentifier as exc:
-        raise UserError(f"{exc} Gebruik: !check <bsn-of-skn> [zaak: <parketnummer>].") from None
-
-
-def purpose_zaak(typed: str | None, cfg: CheckSettings) -> str | None:
-    """The case reference as the purpose of a lookup: ``domain.zaak``'s rule, required when configured so."""
-    zaak = parse_zaak(typed)
-    if zaak is None and cfg.zaak_verplicht:
-        raise UserError("Geef het zaaknummer mee als doel van de raadpleging: "
-                        "!check <bsn-of-skn> zaak: <parketnummer>.")
-    return zaak
 
 
 def lookup_facts(markeringen: list[Markering], now: datetime) -> list[Feit]:
@@ -116,8 +68,8 @@ class CheckService:
     async def check(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None) -> CheckResult:
         require_vh_role(caller.role, "check")
         cfg = self.settings
-        person = parse_id(word, cfg)
-        zaak = purpose_zaak(zaak_typed, cfg)
+        person = parse_id(word, cfg.identificatie)
+        zaak = purpose_zaak(zaak_typed, cfg.zaak_verplicht)
         registry = self.registry
         try:
             markeringen = await registry.lookup(person, session=tx)

@@ -18,13 +18,14 @@ from config.check import CheckSettings
 from domain.clock import Clock, local
 from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
+from domain.raadpleging import require_vh_role
 from domain.veiligheidshuizen import Veiligheidshuizen
 from domain.zaak import parse_zaak
 from domain.zicht import BatchItem, Zicht, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
 from integrations.registry.base import Registry, RegistryUnavailable
-from services.base import Tx
-from services.check import Caller, lookup_facts, require_vh_role
+from services.base import Caller, Tx
+from services.check import lookup_facts
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.statistiek_models import record_facts

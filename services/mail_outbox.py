@@ -25,7 +25,7 @@ from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.drain_loop import DrainLoop
 from integrations.mail.compose import Templates, build_message, message_id_for, ref_for, subject_for
 from integrations.mail.relay import Relay, RelayConnection, RelayUnreachable, SmtpRelay, TlsRefused
-from services.base import Act, Tx
+from services.base import Caller, Tx
 from storage import besluit_queries as q
 from storage.audit import Auditor
 from storage.besluit_models import OutboxMail
@@ -120,7 +120,7 @@ class OutboxService:
             raise UserError(f"Geen mail met referentie '{ref[:20]}'.{hint}")
         return row
 
-    async def confirm(self, tx: Tx, act: Act, ref: str, weging: str) -> str:
+    async def confirm(self, tx: Tx, act: Caller, ref: str, weging: str) -> str:
         """Strict (hit-no-hit) profile: the drafted terugkoppeling goes, with the weighing recorded. Returns the ref."""
         if not weging:
             raise UserError("Leg de afweging vast: !outbox bevestig <ref> weging: <waarom deze terugkoppeling nodig "
@@ -132,10 +132,10 @@ class OutboxService:
         row.weging = weging[:2000]
         row.bevestigd_door = act.sender
         row.next_attempt_at = act.now
-        await act.audit(self.auditor, tx, "mail.bevestigd", ref=row.ref)
+        await act.audit("mail.bevestigd", ref=row.ref)
         return row.ref
 
-    async def retry(self, tx: Tx, act: Act, ref: str) -> str:
+    async def retry(self, tx: Tx, act: Caller, ref: str) -> str:
         """A dead mail back in the queue, attempts from zero. Returns the ref."""
         row = await self._find(tx, ref, MailStatus.DEAD)
         if row.status != MailStatus.DEAD:
@@ -143,7 +143,7 @@ class OutboxService:
         row.status = MailStatus.PENDING
         row.attempts = 0
         row.next_attempt_at = act.now
-        await act.audit(self.auditor, tx, "mail.opnieuw", ref=row.ref)
+        await act.audit("mail.opnieuw", ref=row.ref)
         return row.ref
 
 # ------------------------------------------------------------------------------------------------ the worker

@@ -14,8 +14,7 @@ from typing import Any
 from domain.clock import Clock
 from domain.rapport import Period, Rapport
 from domain.veiligheidshuizen import Veiligheidshuizen
-from services.base import Tx
-from services.check import Caller
+from services.base import Caller, Tx
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.rapport_queries import compute_rapport

@@ -17,12 +17,12 @@ from config.check import CheckSettings
 from domain.clock import format_local
 from domain.errors import UserError
 from domain.identifiers import PersonId
+from domain.raadpleging import parse_id, purpose_zaak, require_vh_role
 from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
 from domain.zicht import Zicht
 from integrations.registry.base import Registry
-from services.base import Tx
-from services.check import Caller, parse_id, purpose_zaak, require_vh_role
+from services.base import Caller, Tx
 from storage.audit import Auditor
 from storage.vrijgave_models import Vrijgave
 from storage.vrijgave_queries import add_request, open_request, request_by_id, valid_releases
@@ -108,8 +108,8 @@ class VrijgaveService:
     async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,
                     reden_typed: str | None) -> VraagResult:
         require_vh_role(caller.role, "vraag-vrijgave")
-        person = parse_id(word, self.settings)
-        zaak = purpose_zaak(zaak_typed, self.settings)
+        person = parse_id(word, self.settings.identificatie)
+        zaak = purpose_zaak(zaak_typed, self.settings.zaak_verplicht)
         reden = (reden_typed or "").strip() or None
         if reden and len(reden) > MAX_TEXT:
             raise UserError(f"De reden is te lang (maximaal {MAX_TEXT} tekens).")
