@@ -13,10 +13,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from config.registry import RegistryHttpSettings
 from config.settings import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.base import RegistryUnavailable
-from integrations.registry.http import HttpRegistry, HttpRegistryConfig
+from integrations.registry.http import HttpRegistry
 from storage.models import AuditRecord
 from tests.harness.markings import bsn, start_bot
 
@@ -82,10 +83,10 @@ async def gcos() -> AsyncIterator[tuple[FakeGcos, str]]:
 
 
 def registry(url: str, **kw: Any) -> HttpRegistry:
-    cfg: dict[str, Any] = {"base_url": url, "token": TOKEN, "timeout_seconds": 0.5, "retries": 2,
+    cfg: dict[str, Any] = {"url": url, "token": TOKEN, "timeout_seconds": 0.5, "retries": 2,
                            "backoff_seconds": 0.01}
     cfg.update(kw)
-    return HttpRegistry(HttpRegistryConfig(**cfg))
+    return HttpRegistry(RegistryHttpSettings(**cfg))
 
 
 async def test_lookup_returns_markings_sorted_with_source(gcos: tuple[FakeGcos, str]) -> None:

@@ -1,6 +1,6 @@
 """HTTP adapter for a GCOS-like REST service.
 
-``GET {base_url}/markeringen?bsn=<bsn>`` (or ``?skn=``) with ``Authorization: Bearer <token>`` answers
+``GET {url}/markeringen?bsn=<bsn>`` (or ``?skn=``) with ``Authorization: Bearer <token>`` answers
 ``{"markeringen": [ {bsn, skn, geboortedatum, veiligheidshuis, doelgroep, status, advies,
 geadviseerde_afdoening, advies_datum, regisseur, huishouden}, ... ]}``; 404 means not known.
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import aiohttp
 
+from config.registry import RegistryHttpSettings
 from domain.advies import Markering
 from domain.identifiers import PersonId
 from integrations.registry.base import RegistryUnavailable
@@ -27,16 +27,6 @@ from storage.db import Tx
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class HttpRegistryConfig:
-    base_url: str
-    token: str
-    timeout_seconds: float = 2.0
-    retries: int = 2
-    backoff_seconds: float = 0.2
-    name: str = "GCOS"
 
 
 class RegistryBadAnswer(RegistryUnavailable):
@@ -62,9 +52,9 @@ def _markering(raw: Any, system: str) -> Markering:
 
 
 class HttpRegistry:
-    def __init__(self, config: HttpRegistryConfig) -> None:
+    def __init__(self, config: RegistryHttpSettings) -> None:
         self.config = config
-        self.name = f"{config.name} (extern register)"
+        self.name = f"{config.naam} (extern register)"
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -81,7 +71,7 @@ class HttpRegistry:
             self._session = None
 
     async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
-        url = self.config.base_url.rstrip("/") + "/markeringen"
+        url = self.config.url.rstrip("/") + "/markeringen"
         params: dict[str, str] = {str(person.kind): person.value}
         attempts = self.config.retries + 1
         for attempt in range(attempts):
@@ -102,7 +92,7 @@ class HttpRegistry:
                         items = body.get("markeringen") if isinstance(body, dict) else None
                         if not isinstance(items, list):
                             raise RegistryBadAnswer("registry answer has no list 'markeringen'")
-                        found = [_markering(i, self.config.name) for i in items]
+                        found = [_markering(i, self.config.naam) for i in items]
                         return sorted(found, key=lambda m: m.veiligheidshuis)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = type(exc).__name__
