@@ -82,6 +82,14 @@ def source_of(request_id: int) -> str:
     return f"aanvraag:{request_id}"
 
 
+
+def move(req: AdviesAanvraag, target: rules.AanvraagStatus) -> None:
+    """A request changes state only along the lifecycle of ``domain.aanvraag``; otherwise a Dutch refusal."""
+    if not rules.can_move(req.state, target):
+        raise UserError(rules.refusal(req.state, target))
+    req.state = target
+
+
 @dataclass(frozen=True)
 class AanvraagView:
     """A request as the adapters show it (chat reply, answer form), without the database row."""
@@ -356,10 +364,7 @@ class AanvraagService:
 
     async def acknowledge(self, session: Tx, req: AdviesAanvraag, user: str, now: datetime, via: str) -> None:
         """Refused in Dutch (``UserError``) when the request can no longer be acknowledged."""
-        target = rules.AanvraagStatus.ACKNOWLEDGED
-        if not rules.can_move(req.state, target):
-            raise UserError(rules.refusal(req.state, target))
-        req.state = target
+        move(req, rules.AanvraagStatus.ACKNOWLEDGED)
         req.acknowledged_by = user
         req.acknowledged_at = now
         await self.auditor.record(session, kind="aanvraag.bevestigd", at=now, actor=user, person=req.person_value,
@@ -368,11 +373,8 @@ class AanvraagService:
                           duration_s=(now - req.opened_at).total_seconds())
 
     async def answer(self, session: Tx, req: AdviesAanvraag, user: str, text: str, now: datetime, via: str) -> None:
-        target = rules.AanvraagStatus.ANSWERED
-        if not rules.can_move(req.state, target):
-            raise UserError(rules.refusal(req.state, target))
+        move(req, rules.AanvraagStatus.ANSWERED)
         ref = rules.ref_text(req.id)
-        req.state = target
         req.answered_by = user
         req.answered_at = now
         req.answer = text
@@ -403,10 +405,7 @@ class AanvraagService:
                           duration_s=(now - req.opened_at).total_seconds())
 
     async def cancel(self, session: Tx, req: AdviesAanvraag, user: str, role: str, now: datetime) -> None:
-        target = rules.AanvraagStatus.CANCELLED
-        if not rules.can_move(req.state, target):
-            raise UserError(rules.refusal(req.state, target))
-        req.state = target
+        move(req, rules.AanvraagStatus.CANCELLED)
         req.closed_at = now
         ref = rules.ref_text(req.id)
         if req.oncall_room:
