@@ -86,28 +86,28 @@ class Runtime:
         registry = build_registry(self.settings.registry, self.sessions)
         velden, regio = self.settings.velden, self.settings.regio
         # a bad release term stops the start, not the first !vrijgeven
+        regios = sorted({vh.regio for vh in vhs.all()})
+        if regio is not None and regio not in regios:
+            raise ConfigError(f"zsm.regio: onbekende regio {regio!r}; kies uit {', '.join(regios)}")
+        # a bad release term stops the start, not the first !vrijgeven
         vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
                                    self.settings.privacy.vrijgave_dagen)
         instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
+        self.mail_settings = self.settings.mail
+        mail = MailService(self.mail_settings)
+        self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
+                                               sessions=self.sessions, registry=registry, mail=mail)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
             check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
-            rapport=rapport_service,
+            rapport=rapport_service, aanvraag=self.aanvraag,
+            besluit=BesluitService(auditor=self.auditor, catalogus=load_afdoeningen(self.settings.afdoeningen_path),
+                                   veiligheidshuizen=vhs, registry=registry, mail=mail),
+            aanmelden=AanmeldService(auditor=self.auditor, veiligheidshuizen=vhs, mail=mail),
+            outbox=OutboxService(self.auditor),
         )
-        regios = sorted({vh.regio for vh in self.services.veiligheidshuizen.all()})
-        if self.settings.regio is not None and self.settings.regio not in regios:
-            raise ConfigError(f"zsm.regio: onbekende regio {self.settings.regio!r}; kies uit {', '.join(regios)}")
-        afdoeningen = self.services.afdoeningen = load_afdoeningen(self.settings.afdoeningen_path)
-        self.mail_settings = self.settings.mail
-        self.services.mail = MailService(self.mail_settings)
-        self.services.besluit = BesluitService(
-            auditor=self.auditor, catalogus=afdoeningen, veiligheidshuizen=self.services.veiligheidshuizen,
-            registry=self.services.registry, mail=self.services.mail)
-        self.services.aanmelden = AanmeldService(
-            auditor=self.auditor, veiligheidshuizen=self.services.veiligheidshuizen, mail=self.services.mail)
-        self.services.outbox = OutboxService(self.auditor)
         self.mail_worker: MailWorker | None = None
         self.sender: Sender | None = None
         self.redactor: Redactor | None = None
@@ -122,10 +122,6 @@ class Runtime:
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(instroom_service, instroom, self._post_signal,
                                                          self._wake_sender))
-        self.aanvraag = aanvraag.build_service(
-            self.settings, auditor=self.auditor, veiligheidshuizen=self.services.veiligheidshuizen,
-            sessions=self.sessions, registry=self.services.registry, mail=self.services.mail)
-        self.services.aanvraag = self.aanvraag
         self.extra_routes.extend(aanvraag_form.routes(self.aanvraag, self.clock))
         self.rapport_pages = rapport_web.install(rapport_service, self.settings, vhs, self.clock)
         self.extra_routes.extend(self.rapport_pages.routes())

@@ -12,7 +12,6 @@ from services.reply import Bold, Code, Doc, Reply
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     svc = ctx.services.aanmelden
-    assert svc is not None, "aanmelden not wired"
     person = person_of(args.words[0])
     r = await svc.refer(ctx.session, ctx.caller(), person, args.words[1:])
     return (Doc().line(Bold("Aangemeld"), f": {r.person.masked} bij {r.vh_naam} (gemeente {r.gemeente}). Mail ",

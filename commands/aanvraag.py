@@ -31,10 +31,7 @@ CANCEL_ROLES = frozenset({"ovj", "parketsecretaris", "kpc"})
 
 
 def service(ctx: Context) -> AanvraagService:
-    svc = ctx.services.aanvraag
-    if svc is None:
-        raise UserError("Advies op aanvraag is in deze installatie niet beschikbaar.")
-    return svc
+    return ctx.services.aanvraag
 
 
 def _vh_key(ctx: Context, key: str) -> str:

@@ -19,7 +19,6 @@ from services.reply import Reply
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from domain.afdoeningen import Catalogus
     from domain.veiligheidshuizen import Veiligheidshuizen
     from integrations.registry import Registry
     from services.aanmelden import AanmeldService
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from services.besluit import BesluitService
     from services.check import CheckService
     from services.instroom import InstroomService
-    from services.mail_outbox import MailService, OutboxService
+    from services.mail_outbox import OutboxService
     from services.rapport import RapportService
     from services.vrijgave import VrijgaveService
     from storage.audit import Auditor
@@ -52,7 +51,7 @@ class Named:
 
 @dataclass
 class Services:
-    """What handlers may use. Integrations are attached by the runtime behind their interfaces."""
+    """What handlers may use: one service per use case, built with its dependencies by ``bot.runtime``."""
 
     settings: Settings
     auditor: Auditor
@@ -64,12 +63,10 @@ class Services:
     vrijgave: VrijgaveService
     instroom: InstroomService
     rapport: RapportService
-    afdoeningen: Catalogus | None = None
-    mail: MailService | None = None
-    aanvraag: AanvraagService | None = None
-    besluit: BesluitService | None = None
-    aanmelden: AanmeldService | None = None
-    outbox: OutboxService | None = None
+    aanvraag: AanvraagService
+    besluit: BesluitService
+    aanmelden: AanmeldService
+    outbox: OutboxService
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ UNDO = ("ongedaan", "terug", "intrekken")
 
 
 def service(ctx: Context) -> BesluitService:
-    s = ctx.services.besluit
-    assert s is not None, "besluit not wired"
-    return s
+    return ctx.services.besluit
 
 
 def person_of(typed: str) -> PersonId:

@@ -16,9 +16,7 @@ STATE_LABELS: dict[str, str] = {MailStatus.DEAD: "dood", MailStatus.CONCEPT: "co
 
 
 def service(ctx: Context) -> OutboxService:
-    s = ctx.services.outbox
-    assert s is not None, "outbox not wired"
-    return s
+    return ctx.services.outbox
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

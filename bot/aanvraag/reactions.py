@@ -17,6 +17,6 @@ ACK_KEYS = frozenset({"✅", "✅️", "✔️", "✔"})
 async def handle_reaction(runtime: Runtime, *, sender: str, room_id: str, reacts_to: str, key: str) -> str | None:
     """Returns a short Dutch outcome (for the log or a reply), or None when the reaction is not ours."""
     service = runtime.services.aanvraag
-    if key not in ACK_KEYS or service is None:
+    if key not in ACK_KEYS:
         return None
     return await service.acknowledge_by_reaction(reacts_to, room_id, sender, runtime.clock.now())
