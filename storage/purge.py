@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.lifecycles import MailStatus
 from domain.retention import Retention
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.audit import Auditor, prune
@@ -14,7 +15,7 @@ from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import InboxEntry, OutgoingMessage
 from storage.redaction import mark_expired, purgeable
 
-FINAL_MAIL = ("sent", "dead", "vervallen")
+FINAL_MAIL = (MailStatus.SENT, MailStatus.DEAD, MailStatus.VERVALLEN)
 REDACT_KEY = "te_redigeren"  # in purge()'s answer: case-data room messages newly queued for redaction
 
 
