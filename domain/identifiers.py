@@ -66,6 +66,15 @@ def parse_person_id(text: str, allowed: frozenset[str] = frozenset({"bsn", "skn"
 
 
 def _safe(text: str) -> str:
-    """Echo at most a short, digit-masked fragment of what was typed."""
+    """Echo at most a short fragment of what was typed, with every digit but the last three masked: the room sees
+    no more of a mistyped number than of a valid one, however the digits were split up."""
     cut = text.strip()[:20]
-    return re.sub(r"\d(?=\d{3})", "*", cut)
+    keep_from = sum(c.isdigit() for c in cut) - 3
+    seen = 0
+    out = []
+    for c in cut:
+        if c.isdigit():
+            seen += 1
+            c = c if seen > keep_from else "*"
+        out.append(c)
+    return "".join(out)

@@ -151,6 +151,14 @@ async def test_bad_identifier_gets_dutch_answer_with_usage(sqlite_bot: ConsoleBo
     assert await checks(sqlite_bot) == []
 
 
+@pytest.mark.parametrize("typed", ["123-456-782", "123.456.78x", "1-2-3-4-5-6-7-8-2", "12345678x"])
+async def test_refused_number_shows_no_more_digits_than_a_masked_bsn(sqlite_bot: ConsoleBot, typed: str) -> None:
+    """Whatever the separators, the refusal echoes at most the last three digits, as the masked BSN does."""
+    reply = await sqlite_bot.say(f"!check {typed}")
+    assert "geen geldig nummer" in reply
+    assert sum(c.isdigit() for c in reply.split("Geef")[0]) == 3, reply
+
+
 async def test_missing_and_extra_words(sqlite_bot: ConsoleBot) -> None:
     assert "Er ontbreekt <id>" in await sqlite_bot.say("!check")
     reply = await sqlite_bot.say(f"!check {bsn(1)} {bsn(2)}")
