@@ -7,8 +7,6 @@ Used by the test harness, the benchmarks and ``scripts/run-local``. Rate limits 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -22,6 +20,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devtools.bootstrap import register_user
 
 SYNAPSE_VERSION = "1.163.2"
 DEFAULT_VENV = Path(os.environ.get("ZSM_SYNAPSE_VENV", Path.home() / ".cache" / "zsm-bot" / "synapse-venv"))
@@ -171,14 +171,10 @@ presence: {{enabled: false}}
 
     def register(self, localpart: str, password: str, *, admin: bool = False) -> dict[str, object]:
         """Shared-secret registration; returns user_id and access_token."""
-        with urllib.request.urlopen(f"{self.url}/_synapse/admin/v1/register", timeout=10) as r:  # noqa: S310
-            nonce = json.loads(r.read())["nonce"]
-        mac = hmac.new(SHARED_SECRET.encode(), digestmod=hashlib.sha1)
-        mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
-                                 b"admin" if admin else b"notadmin"]))
-        return self._post("/_synapse/admin/v1/register", {
-            "nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac.hexdigest(),
-        })
+        made = register_user(self.url, SHARED_SECRET, localpart, password, admin=admin)
+        if made is None:
+            raise RuntimeError(f"user {localpart} exists already")
+        return made
 
     def lift_rate_limit(self, admin_token: str, user_id: str) -> None:
         self.limit_rate(admin_token, user_id, per_second=0, burst=0)

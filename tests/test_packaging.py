@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import shutil
 import subprocess
 import tomllib
@@ -15,18 +16,96 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((REPO / "docker-compose.yml").read_text()))
+
+
+# One-shot services: they run to completion before the services that depend on them start.
+ONE_SHOT = {"bootstrap", "mail-cert"}
+
+
 def test_compose_wires_synapse_postgres_mail_and_bot() -> None:
-    data = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    services = data["services"]
-    assert {"synapse", "postgres", "mail", "bot"} <= set(services)
+    services = _compose()["services"]
+    assert {"synapse", "postgres", "mail", "bot", "bootstrap", "mail-cert"} <= set(services)
     bot = services["bot"]
-    assert set(bot["depends_on"]) == {"postgres", "synapse", "mail"}
+    assert bot["depends_on"] == {
+        "postgres": {"condition": "service_healthy"}, "synapse": {"condition": "service_healthy"},
+        "mail": {"condition": "service_healthy"}, "bootstrap": {"condition": "service_completed_successfully"},
+    }
+    assert services["bootstrap"]["depends_on"] == {"synapse": {"condition": "service_healthy"}}
+    assert services["synapse"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["mail"]["depends_on"] == {"mail-cert": {"condition": "service_completed_successfully"}}
     assert bot["environment"]["ZSM_BOT_DATABASE_URL"].startswith("postgresql+asyncpg://")
     for name, svc in services.items():
         for port in svc.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
-    mounted = [v.split(":")[0] for v in bot["volumes"] if v.startswith("./")]
-    assert all((REPO / m).exists() for m in mounted)
+        mounted = [v.split(":")[0] for v in svc.get("volumes", []) if v.startswith("./")]
+        assert all((REPO / m).exists() for m in mounted), (name, mounted)
+
+
+def test_compose_synapse_runs_on_postgres() -> None:
+    services = _compose()["services"]
+    homeserver = yaml.safe_load((REPO / "deploy/compose/synapse/homeserver.yaml").read_text())
+    assert homeserver["database"]["name"] == "psycopg2"
+    assert homeserver["database"]["args"]["host"] == "postgres"
+    assert "password" not in homeserver["database"]["args"], "the password comes from PGPASSWORD, not the file"
+    assert "registration_shared_secret" not in homeserver  # written from the environment at start
+    # the bot's user id and the officer belong to this server name
+    compose_cfg = tomllib.loads((REPO / "config/compose/zsm-bot.toml").read_text())
+    assert compose_cfg["matrix"]["user_id"].endswith(":" + homeserver["server_name"])
+    assert "PGPASSWORD" in services["synapse"]["environment"]
+    init = [v for v in services["postgres"]["volumes"] if "/docker-entrypoint-initdb.d/" in v]
+    assert init and "LC_COLLATE 'C'" in (REPO / init[0].split(":")[0]).read_text()
+
+
+def test_compose_restart_policies_and_healthchecks() -> None:
+    for name, svc in _compose()["services"].items():
+        if name in ONE_SHOT:
+            assert svc.get("restart") == "on-failure", f"{name}: a one-shot retries only when it failed"
+            continue
+        assert svc.get("restart") in ("unless-stopped", "always"), f"{name} has no restart policy"
+        check = svc.get("healthcheck", {}).get("test")
+        assert check and check[0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
+    bot_check = " ".join(_compose()["services"]["bot"]["healthcheck"]["test"])
+    assert "/readyz" in bot_check
+
+
+def test_compose_images_are_pinned() -> None:
+    from devtools.synapse import SYNAPSE_VERSION
+
+    for name, svc in _compose()["services"].items():
+        image = svc.get("image")
+        assert image, f"{name} names no image"
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest", f"{name}: image {image} is not pinned"
+        assert any(c.isdigit() for c in tag), f"{name}: tag {tag} names no version"
+    # the compose Synapse is the version the tests run against
+    assert _compose()["services"]["synapse"]["image"] == f"matrixdotorg/synapse:v{SYNAPSE_VERSION}"
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+
+
+def test_compose_secrets_are_required_without_defaults() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    variables = re.findall(r"\$\{([A-Z0-9_]+)([^}]*)\}", text)
+    assert variables
+    for name, rest in variables:
+        assert rest.startswith(":?") and len(rest) > 2, f"${{{name}{rest}}}: a secret must be required with a message"
+    names = {n for n, _ in variables}
+    assert {"ZSM_BOT_AUDIT_KEY", "ZSM_DB_PASSWORD", "ZSM_BOT_MATRIX_PASSWORD", "SYNAPSE_REGISTRATION_SHARED_SECRET",
+            "SYNAPSE_DB_PASSWORD", "ZSM_OFFICER_PASSWORD"} <= names
+    assert "change-me" not in text
+
+
+def test_compose_configuration_names_rooms_mail_and_packaged_reference_data() -> None:
+    cfg = tomllib.loads((REPO / "config/compose/zsm-bot.toml").read_text())
+    assert cfg["matrix"]["rooms"] == []  # the bootstrap service fills it with the room's id
+    assert "referentie" not in cfg, "the packaged reference data is used; a path into /app does not exist"
+    assert cfg["mail"]["enabled"] is True and cfg["mail"]["tls"] == "starttls" and cfg["mail"]["host"] == "mail"
+    certs = [v for v in _compose()["services"]["bot"]["volumes"] if v.startswith("mailcerts:")]
+    assert certs and cfg["mail"]["ca_bestand"].startswith(certs[0].split(":")[1] + "/")
+    bootstrap = _compose()["services"]["bootstrap"]
+    out = bootstrap["command"][bootstrap["command"].index("--output") + 1]
+    assert _compose()["services"]["bot"]["environment"]["ZSM_BOT_CONFIG"] == out
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client on this machine")

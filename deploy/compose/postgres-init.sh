@@ -1,0 +1,8 @@
+#!/bin/sh
+# Runs once, when the postgres volume is new (/docker-entrypoint-initdb.d): a database for Synapse next to the
+# bot's. Synapse requires the C collation, so the database is made from template0 with LC_COLLATE/LC_CTYPE 'C'.
+set -eu
+psql -v ON_ERROR_STOP=1 -v pw="$SYNAPSE_DB_PASSWORD" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
+CREATE ROLE synapse LOGIN PASSWORD :'pw';
+CREATE DATABASE synapse OWNER synapse ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+SQL
