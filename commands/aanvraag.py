@@ -71,8 +71,12 @@ async def handle_aanvraag(ctx: Context, args: ParsedArgs) -> Reply:
                      person.masked, f" (doelgroep {req.doelgroep}).")
     left = rules.describe_left(req.deadline, ctx.now)
     doc.line("Termijn: uiterlijk ", Bold(format_local(req.deadline)), f" ({left}).")
+    mail = {None: "er gaat geen mail naar de centrale mailbox (mail is niet ingesteld)",
+            True: "de mail aan de centrale mailbox staat in de outbox en gaat zo uit (zie !outbox)",
+            False: "de mail aan de centrale mailbox wacht in de outbox: mail staat uit in deze installatie "
+                   "(zie !outbox)"}[svc.mail_sending]
     doc.line("De bereikbaarheidsdienst is " + ("gewaarschuwd in de dienstruimte" if req.has_oncall_room else
-             "niet via Matrix bereikbaar (geen dienstruimte ingesteld)") + " en de centrale mailbox is gemaild.")
+             "niet via Matrix bereikbaar (geen dienstruimte ingesteld)") + f"; {mail}.")
     doc.line("Intrekken: ", Code(f"!aanvraag intrekken {ref}"), ". Overzicht: ", Code("!aanvragen"), ".")
     return doc.build(case_data=True)
 

@@ -125,6 +125,12 @@ class AanvraagService:
     lags: list[float] = field(default_factory=list)
     keep_lags: bool = False
 
+    @property
+    def mail_sending(self) -> bool | None:
+        """Whether the request's mail goes out: ``None`` no mail at all, ``False`` it waits in the outbox while
+        ``[mail] enabled`` is off. The reply must not claim a mail went out that only waits."""
+        return None if self.mail is None else self.mail.settings.enabled
+
     # ------------------------------------------------------------------------------------------ links
 
     def sign(self, request_id: int, expires: datetime) -> str:
