@@ -25,6 +25,8 @@ async def test_aanvraag_reply_says_honestly_where_the_mail_is(tmp_path: Path, sq
         assert "Aanvraag A" in reply, reply
         assert expected in reply and "gemaild" not in reply, reply
         outbox = await bot.say("!outbox", as_role="kpc")
-        assert "aanvraag aan utrecht: wacht" in outbox, outbox  # what the reply says is what !outbox shows
+        assert "1 mail(s) niet verzonden" in outbox and "aanvraag aan utrecht" in outbox, outbox
+        if not enabled:  # what the reply says is what !outbox shows (with mail on, the relay may be tried already)
+            assert "aanvraag aan utrecht: wacht" in outbox, outbox
     finally:
         await bot.close()
