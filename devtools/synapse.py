@@ -183,3 +183,12 @@ presence: {{enabled: false}}
         """Per-user message rate (0 and 0: unlimited); a test sets it low so a 429 does not depend on speed."""
         self._post(f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit",
                    {"messages_per_second": per_second, "burst_count": burst}, admin_token)
+
+
+def ensure_postgres_driver(python: Path) -> None:
+    """Synapse on PostgreSQL (the compose stack's set-up) needs psycopg2 in Synapse's venv; installed once."""
+    probe = subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True)
+    if probe.returncode == 0:
+        return
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "psycopg2-binary"],
+                   check=True, stdout=subprocess.DEVNULL)
