@@ -136,7 +136,7 @@ def import_markings(config: Path) -> None:
 def prepare(state: dict[str, Any]) -> tuple[Synapse, Room]:
     synapse = Synapse(VAR / "synapse", port=PORT, rc_message={"per_second": 10, "burst_count": 50})
     first = not (synapse.data_dir / "homeserver.yaml").exists()
-    print(f"Synapse starten op {synapse.url}" + (" (eerste keer: Synapse installeren kan enkele minuten duren)"
+    print(f"Synapse starten op {synapse.url}" + (" (eerste keer: Synapse installeren, 1 tot 2 minuten)"
                                                  if first else "") + "...", flush=True)
     synapse.start(timeout=180)
     room = bootstrap(homeserver=synapse.url, shared_secret=SHARED_SECRET, bot_user=BOT,
