@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shutil
 import subprocess
@@ -66,8 +67,11 @@ def test_compose_restart_policies_and_healthchecks() -> None:
         assert svc.get("restart") in ("unless-stopped", "always"), f"{name} has no restart policy"
         check = svc.get("healthcheck", {}).get("test")
         assert check and check[0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
-    bot_check = " ".join(_compose()["services"]["bot"]["healthcheck"]["test"])
-    assert "/readyz" in bot_check
+    bot_check = _compose()["services"]["bot"]["healthcheck"]["test"]
+    assert "/readyz" in " ".join(bot_check)
+    # `docker run` of the image checks the same as compose does
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "CMD " + json.dumps(bot_check[1:]) in dockerfile.replace("\\\n    ", "")
 
 
 def test_compose_images_are_pinned() -> None:
