@@ -1,0 +1,133 @@
+"""First run from the package and the bad inputs an operator meets: one Dutch line naming what to fix, a non-zero
+exit status, never a traceback. Every case runs the real ``zsm-bot`` entry point in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings import load_settings
+from tests.harness.config import write_config
+from tests.smtp_helpers import free_port
+
+
+def zsm_bot(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ZSM_BOT_")}
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=cwd, env=base)
+
+
+def one_line_failure(proc: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0], lines[0]
+
+
+def test_version() -> None:
+    proc = zsm_bot("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("zsm-bot "), proc.stdout
+
+
+def test_init_writes_the_example_and_its_folders_and_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "nieuw"
+    proc = zsm_bot("init", str(target))
+    assert proc.returncode == 0, proc.stderr
+    config = target / "zsm-bot.toml"
+    assert "[referentie]" in config.read_text(encoding="utf-8")
+    assert (target / "var").is_dir() and (target / "var" / "matrix-store").is_dir()
+    settings = load_settings(config, environ={})
+    # the packaged reference data is the default: no path of the starter file points at a file that is not there
+    assert settings.veiligheidshuizen_path is None and settings.afdoeningen_path is None
+    assert settings.mail.templates is None or settings.mail.templates.is_dir()
+
+    check = zsm_bot("check-config", "--config", str(config), env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+    assert check.returncode == 0, check.stderr
+    assert "configuratie in orde" in check.stdout
+
+    config.write_text("# mine\n", encoding="utf-8")
+    again = zsm_bot("init", str(target))
+    one_line_failure(again, "bestaat al en wordt niet overschreven")
+    assert again.returncode == 2
+    assert config.read_text(encoding="utf-8") == "# mine\n"
+
+
+def test_every_command_creates_the_sqlite_folder(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///diep/in/de/map/bot.db")
+    proc = zsm_bot("db", "upgrade", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "diep" / "in" / "de" / "map" / "bot.db").is_file()
+
+
+def test_missing_config_folder(tmp_path: Path) -> None:
+    proc = zsm_bot("check-config", "--config", str(tmp_path / "bestaat-niet" / "zsm-bot.toml"))
+    one_line_failure(proc, f"configuratiebestand {tmp_path / 'bestaat-niet' / 'zsm-bot.toml'} bestaat niet")
+
+
+def test_database_folder_that_cannot_be_made(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("geen map", encoding="utf-8")
+    path = write_config(tmp_path, "sqlite+aiosqlite:///var/bot.db")
+    for args in (["db", "upgrade"], ["check-config"], ["console", "--as", "@kpc:localhost"], ["purge"]):
+        proc = zsm_bot(*args, "--config", str(path))
+        one_line_failure(proc, f"database.url: {tmp_path / 'var'} is een bestand, geen map")
+
+
+def test_missing_reference_folder(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db",
+                        sections={"referentie": {"afdoeningen": "ontbreekt/afdoeningen.toml"}})
+    proc = zsm_bot("check-config", "--config", str(path))
+    assert proc.returncode == 2
+    assert f"fout: afdoeningen: bestand {tmp_path / 'ontbreekt' / 'afdoeningen.toml'} bestaat niet" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_read_only_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    path = write_config(tmp_path, f"sqlite+aiosqlite:///{db}")
+    assert zsm_bot("db", "upgrade", "--config", str(path)).returncode == 0
+    db.chmod(0o444)
+    try:
+        for args in (["db", "upgrade"], ["console", "--as", "@kpc:localhost"]):
+            proc = zsm_bot(*args, "--config", str(path))
+            one_line_failure(proc, f"database-bestand {db} is alleen-lezen")
+    finally:
+        db.chmod(0o644)
+
+
+def test_database_that_refuses_connections(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://zsm:geheim-wachtwoord@127.0.0.1:{port}/zsm_bot"
+    path = write_config(tmp_path, url)
+    proc = zsm_bot("db", "upgrade", "--config", str(path))
+    one_line_failure(proc, f"database postgresql+asyncpg://zsm:***@127.0.0.1:{port}/zsm_bot op 127.0.0.1:{port} is "
+                           "niet bereikbaar (verbinding geweigerd); start PostgreSQL of corrigeer database.url")
+    assert "geheim-wachtwoord" not in proc.stderr + proc.stdout
+    assert proc.returncode == 1
+
+
+def test_unknown_host_of_the_database(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "postgresql+asyncpg://zsm@db.invalid:5432/zsm_bot")
+    proc = zsm_bot("db", "upgrade", "--config", str(path))
+    one_line_failure(proc, "database postgresql+asyncpg://zsm@db.invalid:5432/zsm_bot op db.invalid:5432 is niet "
+                           "bereikbaar (host onbekend)")
+
+
+@pytest.mark.parametrize(("sections", "env", "expected"), [
+    ({"matrix": {"sync_timout_ms": 5}}, {}, "matrix.sync_timout_ms: onbekende sleutel; bedoelde u "
+                                            "matrix.sync_timeout_ms?"),
+    ({}, {"ZSM_BOT_MAIL_ENABLD": "true"}, "ZSM_BOT_MAIL_ENABLD: onbekende variabele; bedoelde u ZSM_BOT_MAIL_ENABLED?"),
+])
+def test_unknown_key_and_unknown_variable(tmp_path: Path, sections: dict[str, dict[str, object]],
+                                          env: dict[str, str], expected: str) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections=sections)
+    for args in (["check-config"], ["db", "upgrade"], ["run"]):
+        proc = zsm_bot(*args, "--config", str(path), env=env)
+        one_line_failure(proc, f"configuratiefout: {expected}")
+        assert proc.returncode == 2
