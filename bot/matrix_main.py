@@ -32,6 +32,8 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     bot_holder: list[MatrixBot] = []
 
     async def synced_recently() -> str | None:
+        if runtime.waiting.reasons:
+            return None  # the wait itself is the reason, said by runtime.waiting
         limit = max(60.0, 2 * settings.matrix.sync_timeout_ms / 1000)
         lag = runtime.metrics.seconds_since_sync()
         return None if lag < limit else f"matrix: laatste sync {lag:.0f}s geleden"
@@ -42,7 +44,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     runtime.ready_checks.append(synced_recently)
     runtime.ready_checks.append(device_usable)
     try:
-        await runtime.start(transport)
+        await runtime.start(transport, wait=True)
         assert runtime.dispatcher and runtime.sender
         secret = None
         if settings.matrix.cross_signing:
@@ -53,7 +55,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
 
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
                         settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret,
-                        on_reaction=on_reaction)
+                        on_reaction=on_reaction, waiting=runtime.waiting)
         bot_holder.append(bot)
         sender = runtime.sender
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot import aanvraag
+from bot.coldstart import Waiting, until_reachable
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
@@ -112,7 +113,9 @@ class Runtime:
         self.sender: Sender | None = None
         self.redactor: Redactor | None = None
         self.dispatcher: Dispatcher | None = None
-        self.ready_checks: list[ReadyCheck] = []
+        # What the start is waiting for (the database, the homeserver): /readyz says it while it lasts.
+        self.waiting = Waiting()
+        self.ready_checks: list[ReadyCheck] = [self.waiting.ready_check]
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
         closer = getattr(self.services.registry, "close", None)
@@ -156,8 +159,16 @@ class Runtime:
                 log.error("statistics fold failed", extra={"error": type(exc).__name__})
             await asyncio.sleep(24 * 3600)
 
-    async def start(self, transport: Transport, *, http: bool = True) -> None:
-        await upgrade(self.engine)
+    async def start(self, transport: Transport, *, http: bool = True, wait: bool = False) -> None:
+        """``wait``: the long-running bot waits for an unreachable database (cold start); a one-off command
+        fails at once with its one line instead."""
+        if http and self.settings.http.enabled:
+            # Up before the database, so /readyz can say that the bot waits for it (cold start).
+            await self._start_http()
+        if wait:
+            await until_reachable("database", partial(upgrade, self.engine), self.waiting)
+        else:
+            await upgrade(self.engine)
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics)
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
@@ -172,11 +183,12 @@ class Runtime:
         await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
-        if http and self.settings.http.enabled:
-            app = build_app(partial(ping, self.sessions), self.metrics.render, self.ready_checks, self.extra_routes)
-            runner = await start_site(app, self.settings.http.host, self.settings.http.port)
-            self._stack.push_async_callback(runner.cleanup)
-            self.http_port = _bound_port(runner)
+
+    async def _start_http(self) -> None:
+        app = build_app(partial(ping, self.sessions), self.metrics.render, self.ready_checks, self.extra_routes)
+        runner = await start_site(app, self.settings.http.host, self.settings.http.port)
+        self._stack.push_async_callback(runner.cleanup)
+        self.http_port = _bound_port(runner)
 
     async def _post_signal(self, tx: Tx, result: SignaalResult, source: str, key: str) -> None:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction

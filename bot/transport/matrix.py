@@ -39,6 +39,7 @@ from nio import (
     WhoamiResponse,
 )
 
+from bot.coldstart import Waiting, until_reachable
 from bot.dispatcher import Dispatcher, IncomingCommand
 from bot.metrics import Metrics
 from bot.transport import RateLimited, SendFailed
@@ -204,8 +205,9 @@ class MatrixBot:
         self, transport: MatrixTransport, dispatcher: Dispatcher, sessions: SessionFactory, clock: Clock,
         metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
         on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
-        cross_signing_secret: bytes | None = None,
+        cross_signing_secret: bytes | None = None, waiting: Waiting | None = None,
     ) -> None:
+        self.waiting = waiting or Waiting()
         self.cross_signing_secret = cross_signing_secret
         self.cross_signed = False
         self.transport = transport
@@ -252,7 +254,8 @@ class MatrixBot:
 
     # --- main loop -----------------------------------------------------------------------------------
     async def run(self) -> None:
-        await self.transport.login()
+        # Cold start: the homeserver may come up after the bot (compose, reboot); wait for it, a refusal still stops.
+        await until_reachable("homeserver", self.transport.login, self.waiting)
         since = await self._load_token()
         # The first sync of a process asks for full state so nio knows every room (members, encryption) before
         # anything is sent; with a trusted token its timeline still holds the commands that arrived meanwhile.
