@@ -199,7 +199,8 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
 
 def _dienst_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis")
-    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten")
+    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten; herhalende diensten (RRULE) worden "
+                                   "uitgevouwen tot een jaar vooruit, in Nederlandse tijd")
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
