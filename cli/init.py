@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from config.reference import EXAMPLE_CONFIG, packaged
+from config.reference import EXAMPLE_CONFIG, EXAMPLE_IMPORT, packaged
 from config.settings import DEFAULT_CONFIG_PATH, ConfigError, load_settings, sqlite_path
 
 
 def write_starter(folder: Path) -> tuple[Path, list[Path]]:
-    """The written file and the folders created for it (the database folder, the crypto store)."""
+    """The written file and what was created for it: the database folder, the crypto store, and the example import
+    file (docs/import.md), which is only written when no file of that name is there."""
     target = folder / DEFAULT_CONFIG_PATH
     if target.exists():
         raise ConfigError(f"init: {target} bestaat al en wordt niet overschreven; verwijder of hernoem het, of geef "
@@ -44,4 +45,8 @@ def write_starter(folder: Path) -> tuple[Path, list[Path]]:
         except OSError as exc:
             raise ConfigError(f"init: kan map {path} niet aanmaken ({exc.strerror})") from None
         created.append(path)
+    example = folder / EXAMPLE_IMPORT
+    if not example.exists():
+        example.write_text(packaged(EXAMPLE_IMPORT).read_text("utf-8"), encoding="utf-8")
+        created.append(example)
     return target, created

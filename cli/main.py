@@ -157,7 +157,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="CSV (; of , met kopregel) of JSON lines met markeringen")
+    from integrations.registry.importer import HELP
+
+    p.description = "Laad markeringen in het ingebouwde register (registry.adapter = \"builtin\")."
+    p.epilog = HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("file", help="CSV (UTF-8, kopregel, ; of ,) of JSON lines met markeringen; zie hieronder")
     p.add_argument("--volledig", action="append", metavar="VH",
                    help="het bestand is de volledige set van dit veiligheidshuis: wat ontbreekt wordt verwijderd "
                         "(mag vaker)")
@@ -287,8 +292,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     target, folders = write_starter(Path(args.dir))
     print(f"configuratie geschreven: {target}")
-    for folder in folders:
-        print(f"map aangemaakt: {folder}")
+    for path in folders:
+        print(f"{'map' if path.is_dir() else 'voorbeeld'} aangemaakt: {path}")
     print("volgende stap: pas homeserver, user_id, rooms en users aan, zet ZSM_BOT_MATRIX_ACCESS_TOKEN en "
           f"ZSM_BOT_AUDIT_KEY, en draai: zsm-bot check-config --config {target}")
     return 0

@@ -131,3 +131,22 @@ def test_unknown_key_and_unknown_variable(tmp_path: Path, sections: dict[str, di
         proc = zsm_bot(*args, "--config", str(path), env=env)
         one_line_failure(proc, f"configuratiefout: {expected}")
         assert proc.returncode == 2
+
+
+def test_import_format_is_documented_and_the_example_imports(tmp_path: Path) -> None:
+    from integrations.registry.importer import FIELDS, REQUIRED
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text(encoding="utf-8")
+    helptext = zsm_bot("import", "--help").stdout
+    for field in FIELDS:
+        assert f"| `{field}` | {'yes' if field in REQUIRED else 'no'} |" in docs, field
+        assert field + ("*" if field in REQUIRED else "") in helptext, field
+    assert "--volledig" in helptext and "JJJJ-MM-DD" in helptext and "UTF-8" in helptext
+
+    assert zsm_bot("init", str(tmp_path)).returncode == 0
+    example = tmp_path / "voorbeeld-markeringen.csv"
+    first = zsm_bot("import", str(example), "--config", str(tmp_path / "zsm-bot.toml"))
+    assert first.returncode == 0, first.stderr
+    assert "3 nieuw, 0 bijgewerkt, 0 ongewijzigd" in first.stdout
+    again = zsm_bot("import", str(example), "--config", str(tmp_path / "zsm-bot.toml"))
+    assert "0 nieuw, 0 bijgewerkt, 3 ongewijzigd, 0 verwijderd" in again.stdout
