@@ -10,7 +10,8 @@ import signal
 from bot.aanvraag.reactions import handle_reaction
 from bot.runtime import Runtime, audit_key
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
-from config.settings import Settings
+from config.build import version
+from config.settings import Settings, database_kind
 from domain.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
             asyncio.create_task(send_after_first_sync(), name="send"),
             asyncio.create_task(redact_after_first_sync(), name="redact"),
         ]
-        log.info("bot started", extra={"rooms": len(settings.matrix.rooms)})
+        log.info("bot started", extra={"version": version(), "database": database_kind(settings.database_url),
+                                       "rooms": len(settings.matrix.rooms), "http": settings.http.enabled})
         if started is not None and not started.done():
             started.set_result(runtime)
         stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())
@@ -91,6 +93,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
             t.cancel()
         await asyncio.gather(*tasks, stopper, return_exceptions=True)
         await bot.drain_tasks()
+        log.info("bot stopped", extra={"version": version(), "reason": "signal" if stopper in done else "task ended"})
         return 0
     finally:
         await transport.client.close()

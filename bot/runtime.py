@@ -30,7 +30,7 @@ from commands import default_table
 from commands.base import Services
 from commands.vh_view import compose_batch
 from config.reference import load_afdoeningen, load_veiligheidshuizen
-from config.settings import Settings
+from config.settings import Settings, database_kind
 from domain.clock import Clock, SystemClock, local
 from domain.errors import ConfigError
 from integrations.registry.config import build_registry
@@ -53,7 +53,7 @@ from storage.purge import REDACT_KEY, purge
 from storage.statistiek_fold import fold_facts
 from web import aanvraag_form, instroom_api
 from web import rapport as rapport_web
-from web.ops import ReadyCheck, build_app, start_site
+from web.ops import ReadyCheck, build_app, build_metrics_app, start_site
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class Runtime:
     def __post_init__(self) -> None:
         check = self.settings.check
         self.engine = create_engine(self.settings.database_url)
+        self.metrics.set_database(database_kind(self.settings.database_url))
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
         vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)
@@ -185,10 +186,19 @@ class Runtime:
         self._stack.push_async_callback(_cancel, purge_task)
 
     async def _start_http(self) -> None:
-        app = build_app(partial(ping, self.sessions), self.metrics.render, self.ready_checks, self.extra_routes)
-        runner = await start_site(app, self.settings.http.host, self.settings.http.port)
+        http = self.settings.http
+        scrape = partial(self.metrics.scrape, self.sessions, self.clock)
+        separate = http.metrics_port is not None
+        app = build_app(partial(ping, self.sessions), None if separate else scrape, self.ready_checks,
+                        self.extra_routes)
+        runner = await start_site(app, http.host, http.port)
         self._stack.push_async_callback(runner.cleanup)
         self.http_port = _bound_port(runner)
+        self.metrics_port = self.http_port
+        if http.metrics_port is not None:
+            metrics_runner = await start_site(build_metrics_app(scrape), http.metrics_host, http.metrics_port)
+            self._stack.push_async_callback(metrics_runner.cleanup)
+            self.metrics_port = _bound_port(metrics_runner)
 
     async def _post_signal(self, tx: Tx, result: SignaalResult, source: str, key: str) -> None:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction
