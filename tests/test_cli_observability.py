@@ -111,3 +111,17 @@ async def test_start_and_stop_are_logged_with_version_database_and_rooms(homeser
         await bot.close()
         await setup.officer.close()
         await asyncio.sleep(0)
+
+
+def test_operations_doc_lists_every_metric_and_endpoint() -> None:
+    from bot.metrics import Metrics
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = {family.name for family in Metrics().registry.collect()}
+    counters = {family.name for family in Metrics().registry.collect() if family.type == "counter"}
+    assert len(names) > 25
+    for name in sorted(names):
+        shown = f"{name}_total" if name in counters else name
+        assert shown in docs, shown
+    for path in ("/healthz", "/readyz", "/metrics", "/rapport", "/api/instroom", "/aanvraag/{ref}/antwoord"):
+        assert f"`{path}`" in docs, path
