@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import stat
 from collections.abc import Iterator
@@ -145,6 +146,17 @@ def _database_line(chain: list[BaseException], settings: Settings, shown: str) -
         if name == "CannotConnectNowError":
             return f"database {shown} op {host} start nog op; probeer het zo opnieuw"
     return None
+
+
+_MATRIX_ID = re.compile(r"@[^\s:'\"]+:[A-Za-z0-9.\-]+(?::\d+)?")
+_EMAIL = re.compile(r"[^\s@'\"<>]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+
+def scrub(line: str) -> str:
+    """The line as the log may hold it: Matrix ids and mail addresses (they name people) replaced; a URL (the
+    database's, already without password) stays as it is."""
+    return " ".join(word if "://" in word else _EMAIL.sub("<e-mailadres>", _MATRIX_ID.sub("<matrix-id>", word))
+                    for word in line.split(" "))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.logs import setup_logging
-from cli.failures import explain, prepare_database_path
+from cli.failures import explain, prepare_database_path, scrub
 from config.build import version
 from config.settings import ConfigError, Settings, load_settings, resolve_config_path
 
@@ -37,9 +37,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.matrix_main import run_matrix
     from cli.config_check import refuse_unless_startable
 
-    refuse_unless_startable(settings)
-
     setup_logging(settings.logging.level, settings.logging.format)
+    notes = refuse_unless_startable(settings)  # a problem stops here, in the log too (see main)
+    if notes:
+        # counted only: a note may name a user's Matrix id, which the log never holds
+        logging.getLogger("zsm-bot").warning("configuratie: opmerkingen; zie zsm-bot check-config",
+                                             extra={"notes": len(notes)})
     return int(asyncio.run(run_matrix(settings)))
 
 
@@ -303,7 +306,7 @@ def _log_failure(line: str, exc: BaseException) -> None:
     """The same line in the log, when this command set one up (``run``); without handlers Python's last resort
     would print it a second time on stderr."""
     if logging.getLogger().handlers:
-        logging.getLogger("zsm-bot").error("fatal", extra={"error": type(exc).__name__, "cause": line})
+        logging.getLogger("zsm-bot").error("fatal", extra={"error": type(exc).__name__, "cause": scrub(line)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        _log_failure(str(exc), exc)  # first, so the plain line is the last one a person reads
         print(f"configuratiefout: {exc}", file=sys.stderr)
-        _log_failure(str(exc), exc)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -150,3 +150,26 @@ def test_import_format_is_documented_and_the_example_imports(tmp_path: Path) -> 
     assert "3 nieuw, 0 bijgewerkt, 0 ongewijzigd" in first.stdout
     again = zsm_bot("import", str(example), "--config", str(tmp_path / "zsm-bot.toml"))
     assert "0 nieuw, 0 bijgewerkt, 3 ongewijzigd, 0 verwijderd" in again.stdout
+
+
+def test_the_log_line_of_a_failure_names_no_person() -> None:
+    from cli.failures import scrub
+
+    line = ('users."@ovj.jansen:example.nl": rol; mailbox vh@utrecht.example.nl; database '
+            'postgresql+asyncpg://zsm:***@db:5432/zsm op db:5432 is niet bereikbaar')
+    assert scrub(line) == ('users."<matrix-id>": rol; mailbox <e-mailadres>; database '
+                           'postgresql+asyncpg://zsm:***@db:5432/zsm op db:5432 is niet bereikbaar')
+
+
+def test_run_logs_its_failure_line_as_well(tmp_path: Path) -> None:
+    port = free_port()
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections={
+        "matrix": {"password": "x", "rooms": ["!afstemming:localhost"]},
+        "logging": {"format": "json", "level": "INFO"},
+        "referentie": {"afdoeningen": f"ontbreekt-{port}.toml"}})
+    proc = zsm_bot("run", "--config", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("configuratiefout: afdoeningen: bestand "), proc.stderr
+    logged = [line for line in lines if line.startswith("{") and '"fatal"' in line]
+    assert len(logged) == 1 and f"ontbreekt-{port}.toml bestaat niet" in logged[0], proc.stderr
