@@ -1,7 +1,8 @@
 """Cold start: wait for the homeserver and the database instead of exiting when they are not up yet.
 
 In a compose stack or after a reboot the bot often starts before Synapse or PostgreSQL accepts connections. An
-unreachable peer (connection refused, unknown host, time-out, "the database system is starting up") is retried
+unreachable peer (connection refused, unknown host, time-out, "the database system is starting up", a 5xx answer of a
+proxy before a homeserver that is still starting) is retried
 with capped exponential backoff, said in the log at every attempt and in ``/readyz`` ("wacht op homeserver");
 anything else (a wrong password, a missing database, a refused login) still stops the start at once with its one
 line, because waiting cannot fix it.
@@ -23,7 +24,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 # Server-side "not yet" answers of the database drivers, by class name (bot/ does not import the drivers).
 _NOT_YET = frozenset({"CannotConnectNowError", "TooManyConnectionsError", "ServerDisconnectedError",
-                      "ClientConnectionError", "ClientConnectorError", "ClientOSError"})
+                      "ClientConnectionError", "ClientConnectorError", "ClientOSError", "HomeserverNotReady"})
 
 
 def unreachable(exc: BaseException) -> bool:

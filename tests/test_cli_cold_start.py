@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.runtime import Runtime
 from bot.transport.console import ConsoleTransport
@@ -141,3 +142,54 @@ async def test_bot_waits_for_a_homeserver_that_starts_later(homeserver: Homeserv
     finally:
         await bot.close()
         await setup.officer.close()
+
+
+@contextlib.asynccontextmanager
+async def gateway(port: int, target: str) -> AsyncIterator[asyncio.Event]:
+    """A reverse proxy on ``port`` that answers 502 Bad Gateway (as nginx does before a homeserver that is still
+    starting) until the yielded event is set, and then passes every request to ``target``."""
+    up = asyncio.Event()
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if not up.is_set():
+            return web.Response(status=502, text="<html>502 Bad Gateway</html>", content_type="text/html")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with session.request(request.method, target + request.path_qs, headers=headers,
+                                   data=await request.read()) as upstream:
+            body = await upstream.read()
+            passed = {k: v for k, v in upstream.headers.items()
+                      if k.lower() not in ("content-length", "transfer-encoding", "content-encoding", "connection")}
+            return web.Response(status=upstream.status, body=body, headers=passed)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield up
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+@pytest.mark.matrix
+async def test_bot_waits_behind_a_proxy_that_answers_502(homeserver: Homeserver, tmp_path: Path) -> None:
+    port, http_port = free_port(), free_port()
+    setup = await make_setup(homeserver, tmp_path, http_port=http_port,
+                             matrix={"homeserver": f"http://127.0.0.1:{port}"})
+    async with gateway(port, homeserver.synapse.url) as up:
+        bot = InProcessBot(setup.config)
+        try:
+            await eventually(lambda: waiting_for(http_port, "homeserver"))
+            _, body = await readyz(http_port)
+            assert any("HomeserverNotReady" in p for p in body["problems"]), body
+            assert not bot.task.done()
+            up.set()
+            await setup.officer.wait_member(setup.room_id, setup.bot_user, timeout=90)
+            ping = await setup.officer.send(setup.room_id, "!ping")
+            assert (await setup.officer.wait_reply(ping, timeout=90)).body == "pong"
+        finally:
+            await bot.close()
+            await setup.officer.close()

@@ -73,6 +73,15 @@ class LoginFailed(Exception):
     pass
 
 
+class HomeserverNotReady(Exception):
+    """A 5xx answer at login: a proxy before a homeserver that is still starting; waited for (bot.coldstart)."""
+
+
+def _not_ready(resp: object) -> HomeserverNotReady | None:
+    status = getattr(getattr(resp, "transport_response", None), "status", None)
+    return HomeserverNotReady(f"HTTP {status}") if isinstance(status, int) and status >= 500 else None
+
+
 class MatrixTransport:
     """Sends through nio; a 429 becomes ``RateLimited`` so the send queue waits and reuses the txn id."""
 
@@ -94,6 +103,8 @@ class MatrixTransport:
             # An access token belongs to one device; the crypto store must be that device's, so check it.
             self.client.access_token = s.access_token
             who = await self.client.whoami()
+            if not isinstance(who, WhoamiResponse) and (starting := _not_ready(who)) is not None:
+                raise starting
             if not isinstance(who, WhoamiResponse):
                 code = getattr(who, "status_code", "?")
                 raise LoginFailed(f"matrix.access_token: geweigerd door de homeserver ({code})")
@@ -107,6 +118,8 @@ class MatrixTransport:
         if not s.password:
             raise LoginFailed("matrix: geen access_token en geen password")
         resp = await self.client.login(s.password, device_name=s.device_name)
+        if not isinstance(resp, LoginResponse) and (starting := _not_ready(resp)) is not None:
+            raise starting
         if not isinstance(resp, LoginResponse):
             raise LoginFailed(f"matrix: inloggen mislukt ({getattr(resp, 'status_code', '?')})")
 
