@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
@@ -27,18 +27,24 @@ _NOT_YET = frozenset({"CannotConnectNowError", "TooManyConnectionsError", "Serve
                       "ClientConnectionError", "ClientConnectorError", "ClientOSError", "HomeserverNotReady"})
 
 
-def unreachable(exc: BaseException) -> bool:
-    """True when ``exc`` (or what caused it) says the peer cannot be reached yet, not that it refused us."""
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it: SQLAlchemy's ``orig`` (the driver's error), else ``__cause__``/``__context__``."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the peer cannot be reached yet, not that it refused us."""
+    for current in causes(exc):
         if isinstance(current, ConnectionError | socket.gaierror | TimeoutError) or type(current).__name__ in _NOT_YET:
             return True
         if isinstance(current, OSError) and current.errno is not None and current.filename is None:
             return True  # a socket error without a file: EHOSTUNREACH, ENETUNREACH and the like
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
     return False
 
 

@@ -14,10 +14,10 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot.coldstart import causes
 from config.settings import ConfigError, Settings, redact_url, sqlite_path
 
 
@@ -60,16 +60,6 @@ def _read_only(path: Path) -> bool:
     return not os.access(path, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
-
-
 def _is_database_error(exc: BaseException) -> bool:
     module = type(exc).__module__
     return module.startswith(("sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "alembic"))
@@ -81,7 +71,7 @@ def _is_http_error(exc: BaseException) -> bool:
 
 def explain(exc: BaseException, settings: Settings | None) -> str:
     """The one line for ``exc``: what failed, where, and what to do; the exception class only as a last resort."""
-    chain = list(_chain(exc))
+    chain = list(causes(exc))
     database = any(_is_database_error(e) for e in chain)
     http = any(_is_http_error(e) for e in chain)
     url = settings.database_url if settings is not None else ""
