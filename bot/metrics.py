@@ -11,6 +11,7 @@ import asyncio
 import logging
 import platform
 import time
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import (
@@ -85,13 +86,21 @@ class Metrics:
         GCCollector(registry=self.registry)
         self.build_info.labels(version(), platform.python_version(), "-").set(1)
         self._last_sync_monotonic: float | None = None
+        self._known: frozenset[str] = frozenset()
 
     def set_database(self, kind: str) -> None:
         """The database kind in the build info (``sqlite`` or ``postgresql``; never the URL)."""
         self.build_info.clear()
         self.build_info.labels(version(), platform.python_version(), kind).set(1)
 
+    def known_commands(self, names: Iterable[str]) -> None:
+        """Label values for commands: any other name (a typo, a flood of invented ones) is counted as ``-``, so
+        users cannot grow the number of series."""
+        self._known = frozenset(names)
+
     def command_done(self, command: str, status: str, seconds: float) -> None:
+        if self._known and command not in self._known:
+            command = "-"
         self.commands.labels(command, status).inc()
         self.command_seconds.labels(command).observe(seconds)
 

@@ -82,6 +82,7 @@ class Runtime:
         check = self.settings.check
         self.engine = create_engine(self.settings.database_url)
         self.metrics.set_database(database_kind(self.settings.database_url))
+        self.metrics.known_commands(default_table().names())
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
         vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)

@@ -66,6 +66,10 @@ async def test_separate_listener_and_the_figures_from_the_database(tmp_path: Pat
         assert value(metrics, 'zsm_command_duration_seconds_count{command="ping"}') == 1
         assert value(metrics, 'zsm_command_duration_seconds_count{command="besluit"}') == 1
         assert value(metrics, "zsm_send_queue_length") == 60
+        # an invented command name never becomes a label of its own
+        for i in range(3):
+            runtime.metrics.command_done(f"verzonnen{i}", "limited", 0.001)
+        assert "verzonnen" not in (await get(runtime.metrics_port, "/metrics"))[1]
         assert value(metrics, 'zsm_mail_outbox{state="pending"}') == 1
         assert value(metrics, 'zsm_mail_outbox{state="dead"}') == 0
         assert value(metrics, "zsm_mail_outbox_oldest_age_seconds") >= 0
