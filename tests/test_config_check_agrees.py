@@ -150,3 +150,15 @@ def test_a_strict_veiligheidshuis_without_its_release_room(tmp_path: Path, capsy
                               "matrix": {"password": "x", "rooms": ["!afstemming:localhost", VRIJGAVE_RUIMTE]}}, None)
     check, check_err, run, _ = _both(fixed, capsys)
     assert check == 0 and run == 0, check_err
+
+
+def test_a_crypto_store_folder_that_cannot_be_made(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   started: list[object]) -> None:
+    (tmp_path / "bestand").write_text("geen map", encoding="utf-8")
+    store = tmp_path / "bestand" / "matrix-store"
+    path = _write(tmp_path, {"matrix": {"password": "x", "rooms": ["!afstemming:localhost"],
+                                        "store_path": str(store)}}, None)
+    check, check_err, run, run_err = _both(path, capsys)
+    assert check == 2 and run == 2 and not started
+    assert f"fout: matrix.store_path: map {store} kan niet worden aangemaakt" in check_err
+    assert run_err.strip().splitlines()[-1].startswith(f"configuratiefout: matrix.store_path: map {store}")
