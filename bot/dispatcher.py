@@ -75,7 +75,7 @@ class Dispatcher:
         # Duplicates are recognised inside the transaction that would handle them: by a lookup at the start of a
         # command's transaction, or by the inbox row's primary key on the short answer-only paths.
         outcome = await self._handle(cmd, received)
-        self.metrics.commands.labels(outcome.command or "-", outcome.status).inc()
+        self.metrics.command_done(outcome.command or "-", outcome.status, time.perf_counter() - started)
         log.info(
             "command",
             extra={"event": cmd.event_id, "command": outcome.command, "outcome": outcome.status,

@@ -10,7 +10,8 @@ import signal
 from bot.aanvraag.reactions import handle_reaction
 from bot.runtime import Runtime, audit_key
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
-from config.settings import Settings
+from config.build import version
+from config.settings import Settings, database_kind
 from domain.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     bot_holder: list[MatrixBot] = []
 
     async def synced_recently() -> str | None:
+        if runtime.waiting.reasons:
+            return None  # the wait itself is the reason, said by runtime.waiting
         limit = max(60.0, 2 * settings.matrix.sync_timeout_ms / 1000)
         lag = runtime.metrics.seconds_since_sync()
         return None if lag < limit else f"matrix: laatste sync {lag:.0f}s geleden"
@@ -42,7 +45,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     runtime.ready_checks.append(synced_recently)
     runtime.ready_checks.append(device_usable)
     try:
-        await runtime.start(transport)
+        await runtime.start(transport, wait=True)
         assert runtime.dispatcher and runtime.sender
         secret = None
         if settings.matrix.cross_signing:
@@ -53,7 +56,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
 
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
                         settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret,
-                        on_reaction=on_reaction)
+                        on_reaction=on_reaction, waiting=runtime.waiting)
         bot_holder.append(bot)
         sender = runtime.sender
 
@@ -74,7 +77,8 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
             asyncio.create_task(send_after_first_sync(), name="send"),
             asyncio.create_task(redact_after_first_sync(), name="redact"),
         ]
-        log.info("bot started", extra={"rooms": len(settings.matrix.rooms)})
+        log.info("bot started", extra={"version": version(), "database": database_kind(settings.database_url),
+                                       "rooms": len(settings.matrix.rooms), "http": settings.http.enabled})
         if started is not None and not started.done():
             started.set_result(runtime)
         stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())
@@ -89,6 +93,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
             t.cancel()
         await asyncio.gather(*tasks, stopper, return_exceptions=True)
         await bot.drain_tasks()
+        log.info("bot stopped", extra={"version": version(), "reason": "signal" if stopper in done else "task ended"})
         return 0
     finally:
         await transport.client.close()

@@ -1,10 +1,39 @@
-"""Prometheus metrics, one registry per runtime so tests and two bots in one process do not collide."""
+"""Prometheus metrics, one registry per runtime so tests and two bots in one process do not collide.
+
+Counters and the latency histogram are updated where things happen; the figures that live in the database (the
+send and redaction queues, the mail outbox, the escalations) are read on each scrape (``scrape``), so they are
+exact instead of capped at a batch size. docs/operations.md lists every metric with alert rules.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import platform
 import time
+from collections.abc import Iterable
+from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from config.build import version
+from domain.clock import Clock
+from storage import ops_queries, outgoing, redaction
+from storage.db import SessionFactory
+
+log = logging.getLogger(__name__)
+# Chat commands answer within seconds; the top buckets catch a slow registry or database.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SCRAPE_TIMEOUT_S = 5.0
 
 
 class Metrics:
@@ -34,7 +63,46 @@ class Metrics:
                                             registry=self.registry)
         self.device_conflict = Gauge("zsm_device_keys_conflict", "1 when the homeserver refuses the bot's one-time "
                                      "keys: crypto store lost while device_id was kept", registry=self.registry)
+        self.command_seconds = Histogram(
+            "zsm_command_duration_seconds", "Time from receiving a command to its committed answer, by command",
+            ["command"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.build_info = Gauge("zsm_build_info", "Always 1; the labels say what runs",
+                                ["version", "python", "database"], registry=self.registry)
+        self.outbox = Gauge("zsm_mail_outbox", "Mails in the outbox by state (pending: first attempt due; retrying: "
+                            "failed before; dead: given up; concept: waits for !outbox bevestig)", ["state"],
+                            registry=self.registry)
+        self.outbox_oldest_age = Gauge("zsm_mail_outbox_oldest_age_seconds", "Age of the oldest mail not yet sent "
+                                       "(pending or retrying); 0 when none", registry=self.registry)
+        self.requests_open = Gauge("zsm_aanvragen_open", "Open advice requests by state", ["state"],
+                                   registry=self.registry)
+        self.escalation_steps_due = Gauge("zsm_escalation_steps_due", "Escalation steps whose time has come and "
+                                          "that were not carried out yet", registry=self.registry)
+        self.requests_past_deadline = Gauge("zsm_aanvragen_past_deadline", "Open advice requests whose term has "
+                                            "ended", registry=self.registry)
+        self.scrape_errors = Counter("zsm_metrics_scrape_errors", "Scrapes whose database figures could not be "
+                                     "read (the figures keep their last value)", registry=self.registry)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.build_info.labels(version(), platform.python_version(), "-").set(1)
         self._last_sync_monotonic: float | None = None
+        self._known: frozenset[str] = frozenset()
+
+    def set_database(self, kind: str) -> None:
+        """The database kind in the build info (``sqlite`` or ``postgresql``; never the URL)."""
+        self.build_info.clear()
+        self.build_info.labels(version(), platform.python_version(), kind).set(1)
+
+    def known_commands(self, names: Iterable[str]) -> None:
+        """Label values for commands: any other name (a typo, a flood of invented ones) is counted as ``-``, so
+        users cannot grow the number of series."""
+        self._known = frozenset(names)
+
+    def command_done(self, command: str, status: str, seconds: float) -> None:
+        if self._known and command not in self._known:
+            command = "-"
+        self.commands.labels(command, status).inc()
+        self.command_seconds.labels(command).observe(seconds)
 
     def synced(self) -> None:
         self._last_sync_monotonic = time.monotonic()
@@ -47,3 +115,27 @@ class Metrics:
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+    async def scrape(self, sessions: SessionFactory, clock: Clock) -> bytes:
+        """Read the database figures, then render; a slow or unreachable database leaves the last values (and
+        counts a scrape error) rather than failing the scrape."""
+        try:
+            await asyncio.wait_for(self._refresh(sessions, clock.now()), SCRAPE_TIMEOUT_S)
+        except Exception as exc:
+            self.scrape_errors.inc()
+            log.warning("metrics: database figures not read", extra={"error": type(exc).__name__})
+        return self.render()
+
+    async def _refresh(self, sessions: SessionFactory, now: datetime) -> None:
+        async with sessions() as s:
+            self.send_queue_length.set(await outgoing.pending_count(s))
+            self.redaction_queue_length.set(await redaction.pending_count(s))
+            box = await ops_queries.outbox_figures(s, now)
+            esc = await ops_queries.escalation_figures(s, now)
+        for state in ("pending", "retrying", "dead", "concept"):
+            self.outbox.labels(state).set(getattr(box, state))
+        self.outbox_oldest_age.set(box.oldest_age_seconds)
+        for state, n in esc.open_requests.items():
+            self.requests_open.labels(state).set(n)
+        self.escalation_steps_due.set(esc.steps_due)
+        self.requests_past_deadline.set(esc.past_deadline)

@@ -68,7 +68,6 @@ class Sender(DrainLoop):
                 async with self.sessions() as s:
                     rows = await outgoing.pending_batch(s, 50)
                     await s.rollback()
-                self.metrics.send_queue_length.set(len(rows))
                 if not rows:
                     return 30.0
                 due = [r for r in rows if r.next_attempt_at <= now]

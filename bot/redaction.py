@@ -53,7 +53,6 @@ class Redactor(DrainLoop):
                 async with self.sessions() as s:
                     rows = await redaction_queries.pending_batch(s, BATCH)
                     await s.rollback()
-                self.metrics.redaction_queue_length.set(len(rows))
                 if not rows:
                     return IDLE_S
                 due = [r for r in rows if r.redaction_next_at is None or r.redaction_next_at <= now]

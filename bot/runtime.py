@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot import aanvraag
+from bot.coldstart import Waiting, until_reachable
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
@@ -29,7 +30,7 @@ from commands import default_table
 from commands.base import Services
 from commands.vh_view import compose_batch
 from config.reference import load_afdoeningen, load_veiligheidshuizen
-from config.settings import Settings
+from config.settings import Settings, database_kind
 from domain.clock import Clock, SystemClock, local
 from domain.errors import ConfigError
 from integrations.registry.config import build_registry
@@ -52,7 +53,7 @@ from storage.purge import REDACT_KEY, purge
 from storage.statistiek_fold import fold_facts
 from web import aanvraag_form, instroom_api
 from web import rapport as rapport_web
-from web.ops import ReadyCheck, build_app, start_site
+from web.ops import ReadyCheck, build_app, build_metrics_app, start_site
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class Runtime:
     def __post_init__(self) -> None:
         check = self.settings.check
         self.engine = create_engine(self.settings.database_url)
+        self.metrics.set_database(database_kind(self.settings.database_url))
+        self.metrics.known_commands(default_table().names())
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
         vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)
@@ -112,7 +115,9 @@ class Runtime:
         self.sender: Sender | None = None
         self.redactor: Redactor | None = None
         self.dispatcher: Dispatcher | None = None
-        self.ready_checks: list[ReadyCheck] = []
+        # What the start is waiting for (the database, the homeserver): /readyz says it while it lasts.
+        self.waiting = Waiting()
+        self.ready_checks: list[ReadyCheck] = [self.waiting.ready_check]
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
         closer = getattr(self.services.registry, "close", None)
@@ -156,8 +161,16 @@ class Runtime:
                 log.error("statistics fold failed", extra={"error": type(exc).__name__})
             await asyncio.sleep(24 * 3600)
 
-    async def start(self, transport: Transport, *, http: bool = True) -> None:
-        await upgrade(self.engine)
+    async def start(self, transport: Transport, *, http: bool = True, wait: bool = False) -> None:
+        """``wait``: the long-running bot waits for an unreachable database (cold start); a one-off command
+        fails at once with its one line instead."""
+        if http and self.settings.http.enabled:
+            # Up before the database, so /readyz can say that the bot waits for it (cold start).
+            await self._start_http()
+        if wait:
+            await until_reachable("database", partial(upgrade, self.engine), self.waiting)
+        else:
+            await upgrade(self.engine)
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics)
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
@@ -172,11 +185,21 @@ class Runtime:
         await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
-        if http and self.settings.http.enabled:
-            app = build_app(partial(ping, self.sessions), self.metrics.render, self.ready_checks, self.extra_routes)
-            runner = await start_site(app, self.settings.http.host, self.settings.http.port)
-            self._stack.push_async_callback(runner.cleanup)
-            self.http_port = _bound_port(runner)
+
+    async def _start_http(self) -> None:
+        http = self.settings.http
+        scrape = partial(self.metrics.scrape, self.sessions, self.clock)
+        separate = http.metrics_port is not None
+        app = build_app(partial(ping, self.sessions), None if separate else scrape, self.ready_checks,
+                        self.extra_routes)
+        runner = await start_site(app, http.host, http.port)
+        self._stack.push_async_callback(runner.cleanup)
+        self.http_port = _bound_port(runner)
+        self.metrics_port = self.http_port
+        if http.metrics_port is not None:
+            metrics_runner = await start_site(build_metrics_app(scrape), http.metrics_host, http.metrics_port)
+            self._stack.push_async_callback(metrics_runner.cleanup)
+            self.metrics_port = _bound_port(metrics_runner)
 
     async def _post_signal(self, tx: Tx, result: SignaalResult, source: str, key: str) -> None:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction

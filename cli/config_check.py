@@ -3,9 +3,15 @@
 Every key and value is checked by ``config.settings.load_settings`` (the same loader the runtime uses), so a bad
 or unknown key stops check-config with exit code 2 and the same one line; this module adds what needs more than
 one section: rights against the privacy frame, rooms, templates, the reference data.
+
+``startup_findings`` is the ONE start-up validation: ``zsm-bot check-config`` prints it and ``zsm-bot run`` refuses
+to start on any problem in it, so the two cannot disagree. It builds the runtime as ``run`` does (reference files,
+catalogue, templates, registry, deadlines, report pages) without connecting to anything.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from commands import default_table
 from config.reference import load_veiligheidshuizen
@@ -88,6 +94,46 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
             problems.append(f"permissions.{command}: geeft {labels(unexpected)} een recht dat PRIVACY.md niet toestaat "
                             f"(alleen {labels(expected)})")
     return problems, notes
+
+
+def startup_findings(settings: Settings) -> tuple[list[str], list[str]]:
+    """Problems (``run`` refuses to start) and notes (it starts, but read them), for check-config and run alike."""
+    problems, notes = check(settings)
+    problems[:0] = _what_run_loads(settings)
+    return problems, notes
+
+
+def refuse_unless_startable(settings: Settings) -> list[str]:
+    """``run``'s gate: the first problem as the one line (ConfigError), else the notes for the log."""
+    problems, notes = startup_findings(settings)
+    if problems:
+        more = f" (en nog {len(problems) - 1}; zie zsm-bot check-config)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    return notes
+
+
+def _what_run_loads(settings: Settings) -> list[str]:
+    """Everything ``Runtime`` loads at construction, and the crypto store folder the Matrix transport creates."""
+    problems: list[str] = []
+    store = settings.matrix.store_path
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problems.append(f"matrix.store_path: map {store} kan niet worden aangemaakt ({exc.strerror}); kies een pad "
+                        "waar de bot mag schrijven")
+    from bot.runtime import Runtime
+
+    async def build() -> None:
+        runtime = Runtime(settings)
+        await runtime.close()
+
+    try:
+        asyncio.run(build())
+    except ConfigError as exc:
+        problems.append(str(exc))
+    except OSError as exc:
+        problems.append(f"{exc.filename or 'bestand'}: {exc.strerror}; controleer het pad en de rechten")
+    return problems
 
 
 def _check_registry_sections(settings: Settings, problems: list[str], notes: list[str]) -> None:

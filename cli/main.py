@@ -1,7 +1,7 @@
-"""``zsm-bot``: run, console, db upgrade, check-config.
+"""``zsm-bot``: init, run, console, db upgrade, check-config, import and the other operator commands.
 
 Every subcommand takes ``--config``; else ``ZSM_BOT_CONFIG``; else ``./zsm-bot.toml``. Problems end with one
-line on stderr and a non-zero exit code, never a traceback.
+line on stderr (and in the log when one is set up) naming the cause, and a non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,23 +11,38 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.logs import setup_logging
+from cli.failures import explain, prepare_database_path, scrub
+from config.build import version
 from config.settings import ConfigError, Settings, load_settings, resolve_config_path
 
 EXIT_CONFIG = 2
+# The settings of this invocation once loaded, so a failure line can name the database and the homeserver.
+_loaded: list[Settings] = []
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(resolve_config_path(args.config))
+    """Load the configuration and make the SQLite folder (every command), or stop with the one line."""
+    settings = load_settings(resolve_config_path(args.config))
+    _loaded.append(settings)
+    prepare_database_path(settings)
+    return settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from bot.matrix_main import run_matrix
+    from cli.config_check import refuse_unless_startable
 
     setup_logging(settings.logging.level, settings.logging.format)
+    notes = refuse_unless_startable(settings)  # a problem stops here, in the log too (see main)
+    if notes:
+        # counted only: a note may name a user's Matrix id, which the log never holds
+        logging.getLogger("zsm-bot").warning("configuratie: opmerkingen; zie zsm-bot check-config",
+                                             extra={"notes": len(notes)})
     return int(asyncio.run(run_matrix(settings)))
 
 
@@ -72,10 +87,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from cli.config_check import check
+    from cli.config_check import startup_findings
 
     settings = _settings(args)
-    problems, notes = check(settings)
+    problems, notes = startup_findings(settings)
     for note in notes:
         print(f"let op: {note}")
     for problem in problems:
@@ -112,7 +127,6 @@ def _rapport_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Load markings into the built-in registry; all or nothing, with a report of every bad row."""
-    from pathlib import Path
 
     from config.reference import load_veiligheidshuizen
     from domain.clock import SystemClock, local
@@ -146,14 +160,18 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="CSV (; of , met kopregel) of JSON lines met markeringen")
+    from integrations.registry.importer import HELP
+
+    p.description = "Laad markeringen in het ingebouwde register (registry.adapter = \"builtin\")."
+    p.epilog = HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("file", help="CSV (UTF-8, kopregel, ; of ,) of JSON lines met markeringen; zie hieronder")
     p.add_argument("--volledig", action="append", metavar="VH",
                    help="het bestand is de volledige set van dit veiligheidshuis: wat ontbreekt wordt verwijderd "
                         "(mag vaker)")
 
 
 def cmd_dienst_import(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from bot.runtime import audit_key
     from config.reference import load_veiligheidshuizen
@@ -189,7 +207,8 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
 
 def _dienst_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis")
-    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten")
+    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten; herhalende diensten (RRULE) worden "
+                                   "uitgevouwen tot een jaar vooruit, in Nederlandse tijd")
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -248,7 +267,11 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsm-bot", description="ZSM-afstemmingsbot")
+    parser.add_argument("--version", action="version", version=f"zsm-bot {version()}")
     sub = parser.add_subparsers(dest="subcommand", required=True)
+    init = sub.add_parser("init", help="schrijf een start-configuratie (zsm-bot.toml) en maak de mappen aan")
+    init.add_argument("dir", nargs="?", default=".", help="map voor zsm-bot.toml (standaard de huidige map)")
+    init.set_defaults(func=cmd_init)
 
     def add(name: str, helptext: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
@@ -267,16 +290,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from cli.init import write_starter
+
+    target, folders = write_starter(Path(args.dir))
+    print(f"configuratie geschreven: {target}")
+    for path in folders:
+        print(f"{'map' if path.is_dir() else 'voorbeeld'} aangemaakt: {path}")
+    print("volgende stap: pas homeserver, user_id, rooms en users aan, zet ZSM_BOT_MATRIX_ACCESS_TOKEN en "
+          f"ZSM_BOT_AUDIT_KEY, en draai: zsm-bot check-config --config {target}")
+    return 0
+
+
+def _log_failure(line: str, exc: BaseException) -> None:
+    """The same line in the log, when this command set one up (``run``); without handlers Python's last resort
+    would print it a second time on stderr."""
+    if logging.getLogger().handlers:
+        logging.getLogger("zsm-bot").error("fatal", extra={"error": type(exc).__name__, "cause": scrub(line)})
+
+
 def main(argv: list[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
+    _loaded.clear()
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        _log_failure(str(exc), exc)  # first, so the plain line is the last one a person reads
         print(f"configuratiefout: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        logging.getLogger("zsm-bot").error("fatal", extra={"error": type(exc).__name__})
-        print(f"zsm-bot gestopt door een onverwachte fout ({type(exc).__name__}); zie het log.", file=sys.stderr)
+        line = explain(exc, _loaded[-1] if _loaded else None)
+        _log_failure(line, exc)
+        print(f"zsm-bot gestopt: {line}", file=sys.stderr)
         return 1

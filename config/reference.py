@@ -21,6 +21,8 @@ PACKAGE = "config"
 AFDOENINGEN = "afdoeningen.toml"
 VEILIGHEIDSHUIZEN = "veiligheidshuizen.toml"
 EXAMPLE_CONFIG = "zsm-bot.example.toml"
+# A documented example of the `zsm-bot import` format (docs/import.md); `zsm-bot init` copies it beside the config.
+EXAMPLE_IMPORT = "voorbeeld-markeringen.csv"
 TEMPLATES = "templates"
 
 

@@ -35,7 +35,8 @@ from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
 from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS
 
-__all__ = ["ConfigError", "Settings", "load_settings", "resolve_config_path"]
+__all__ = ["ConfigError", "Settings", "database_kind", "load_settings", "redact_url", "resolve_config_path",
+           "sqlite_path"]
 
 DEFAULT_CONFIG_PATH = Path("zsm-bot.toml")
 ENV_CONFIG = "ZSM_BOT_CONFIG"
@@ -45,7 +46,7 @@ MATRIX_KEYS = ("homeserver", "user_id", "device_id", "device_name", "access_toke
                "rooms", "require_encryption", "sync_timeout_ms", "max_command_age_seconds",
                "command_timeout_seconds", "commands_per_minute", "cross_signing", "cross_signing_secret")
 DATABASE_KEYS = ("url",)
-HTTP_KEYS = ("enabled", "host", "port")
+HTTP_KEYS = ("enabled", "host", "port", "metrics_host", "metrics_port")
 LOGGING_KEYS = ("level", "format")
 AUDIT_KEYS = ("key",)
 ZSM_KEYS = ("regio",)
@@ -110,6 +111,9 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
+    # A separate listener for /metrics only (None: /metrics is served on the main listener with the rest).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -255,13 +259,15 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
     if not (db_url.startswith("sqlite+aiosqlite://") or db_url.startswith("postgresql+asyncpg://")):
         raise ConfigError(
             "database.url: verwacht sqlite+aiosqlite:///pad/naar/bestand.db of "
-            f"postgresql+asyncpg://gebruiker@host/database, kreeg {_redact_url(db_url)!r}"
+            f"postgresql+asyncpg://gebruiker@host/database, kreeg {redact_url(db_url)!r}"
         )
     h = root.section("http").only(HTTP_KEYS)
     http = HttpSettings(
         host=h.text("host", "127.0.0.1") or "127.0.0.1",
         port=h.integer("port", 8080, minimum=0, maximum=65535),
         enabled=h.flag("enabled", True),
+        metrics_port=h.integer("metrics_port", 0, minimum=0, maximum=65535) if "metrics_port" in h.data else None,
+        metrics_host=h.text("metrics_host", "127.0.0.1") or "127.0.0.1",
     )
     lg = root.section("logging").only(LOGGING_KEYS)
     logging_settings = LoggingSettings(
@@ -305,5 +311,21 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
     )
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """The database URL as it may be shown and logged: the password replaced by ``***``."""
     return re.sub(r"://([^:@/]+):[^@/]+@", r"://\1:***@", url)
+
+
+SQLITE_PREFIX = "sqlite+aiosqlite:///"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite database URL (after ``_sqlite_url`` made it absolute); None for PostgreSQL or memory."""
+    if not url.startswith(SQLITE_PREFIX) or ":memory:" in url:
+        return None
+    return Path(url[len(SQLITE_PREFIX):].split("?", 1)[0])
+
+
+def database_kind(url: str) -> str:
+    """``sqlite`` or ``postgresql``: what the start-up log line and the build-info metric say, never the URL."""
+    return "sqlite" if url.startswith("sqlite") else "postgresql"

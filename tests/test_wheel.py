@@ -13,12 +13,12 @@ The steps, all outside the checkout:
    dependency missing from pyproject.toml fails here as it would for an operator. When the wheelhouse cannot satisfy
    the wheel (first run on a machine, a new or raised dependency), it is filled from the configured index once
    (``pip wheel``, about a minute) and the install is repeated.
-3. In an empty folder (the working directory, no PYTHONPATH, no ``ZSM_BOT_*`` variables) a ``zsm-bot.toml`` that
-   names no reference file and no template folder, so only the packaged afdoeningen, veiligheidshuizen and mail
-   templates can be used: SQLite in that folder, mail enabled against a closed loopback port (check-config renders
-   the templates; nothing has to be delivered) and one officer. Then ``zsm-bot check-config``, ``zsm-bot db
-   upgrade`` and ``zsm-bot console --as <officer>`` with ``!ping``, ``!aanmelden`` (a gemeente from the packaged
-   veiligheidshuizen) and ``!besluit`` (a code from the packaged catalogue) on standard input.
+3. In an empty folder (the working directory, no PYTHONPATH, no ``ZSM_BOT_*`` variables but the two secrets the
+   starter configuration asks for in the environment), exactly what docs/operations.md tells an operator:
+   ``zsm-bot init`` (the packaged example configuration with the packaged reference data, its folders and the
+   documented example import file), ``zsm-bot check-config``, ``zsm-bot db upgrade``, ``zsm-bot import
+   voorbeeld-markeringen.csv`` and ``zsm-bot console --as <the example's officer>`` with ``!help``, ``!check`` and
+   ``!besluit`` on standard input. No other step: nothing is written into the folder by the test.
 
 The installed modules must come from the new environment's site-packages, never from the checkout.
 """
@@ -36,43 +36,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELHOUSE = Path.home() / ".cache" / "zsm-bot" / "wheelhouse"
-OFFICER = "@ovj.wiel:localhost"
 PACKAGES = ("bot", "cli", "commands", "config", "domain", "integrations", "services", "storage", "web")
 
 pytestmark = pytest.mark.slow
 
-CONFIG = f"""\
-[matrix]
-homeserver = "http://127.0.0.1:9"
-user_id = "@zsm-bot:localhost"
-password = "niet-gebruikt"
-store_path = "var/matrix-store"
-rooms = ["!afstemming:localhost"]
-
-[database]
-url = "sqlite+aiosqlite:///zsm-bot.db"
-
-[http]
-enabled = false
-
-[logging]
-level = "WARNING"
-format = "text"
-
-[audit]
-key = "wheel-test-audit-key"
-
-[mail]
-enabled = true
-host = "127.0.0.1"
-port = 9
-tls = "geen"
-onversleuteld_toestaan = true
-afzender = "zsm-bot@localhost"
-
-[users]
-"{OFFICER}" = "ovj"
-"""
+OFFICER = "@ovj.jansen:example.nl"  # an officer of the packaged example configuration
+PERSON = "999990019"  # the first row of the packaged example import file (a BSN of the government's test range)
+# The secrets the starter configuration asks for in the environment (docs/operations.md, First run).
+SECRETS = {"ZSM_BOT_MATRIX_ACCESS_TOKEN": "niet-gebruikt", "ZSM_BOT_AUDIT_KEY": "wheel-test-audit-key"}
 
 
 def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -151,8 +122,12 @@ def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path: Path) -> None:
         assert resolved.exists(), (name, file)
     assert not any(p and Path(p).resolve().is_relative_to(REPO) for p in found["path"]), found["path"]
 
-    (work / "zsm-bot.toml").write_text(CONFIG, encoding="utf-8")
+    env.update(SECRETS)
     zsm_bot = str(venv / "bin" / "zsm-bot")
+
+    init = run([zsm_bot, "init"], cwd=work, env=env)
+    assert init.returncode == 0, init.stderr
+    assert (work / "zsm-bot.toml").is_file() and (work / "var").is_dir()
 
     check = run([zsm_bot, "check-config"], cwd=work, env=env)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -162,17 +137,21 @@ def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path: Path) -> None:
     upgrade = run([zsm_bot, "db", "upgrade"], cwd=work, env=env)
     assert upgrade.returncode == 0, upgrade.stderr
     assert "database bijgewerkt tot revisie" in upgrade.stdout
-    assert (work / "zsm-bot.db").is_file()
+    assert (work / "var" / "zsm-bot.db").is_file()
+
+    imported = run([zsm_bot, "import", "voorbeeld-markeringen.csv"], cwd=work, env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert "import geslaagd: 3 regels gelezen uit voorbeeld-markeringen.csv; 3 nieuw" in imported.stdout
 
     console = run([zsm_bot, "console", "--as", OFFICER], cwd=work, env=env,
-                  input="!ping\n!aanmelden 123456782 Utrecht huiselijk geweld\n!besluit 123456782 osb\n")
+                  input=f"!help\n!check {PERSON}\n!besluit {PERSON} tom\n")
     assert console.returncode == 0, console.stderr
     assert "Traceback" not in console.stderr, console.stderr
-    lines = console.stdout.splitlines()
-    assert lines[0] == "pong"
-    # the packaged veiligheidshuizen: the gemeente Utrecht belongs to the veiligheidshuis of regio Utrecht
-    assert any(line.startswith("Aangemeld: BSN ******782 bij Veiligheidshuis regio Utrecht (gemeente Utrecht).")
-               for line in lines), console.stdout
-    # the packaged catalogue: osb is the OM-strafbeschikking
-    assert "Besluit vastgelegd voor BSN ******782: OM-strafbeschikking." in lines, console.stdout
-    assert sorted(p.name for p in work.iterdir() if p.suffix in (".toml", ".db")) == ["zsm-bot.db", "zsm-bot.toml"]
+    out = console.stdout
+    assert "!check" in out and "!besluit" in out and "!ping" in out  # the help listing
+    # the imported marking, seen through the packaged veiligheidshuizen
+    assert f"Check BSN ******{PERSON[-3:]}" in out and "Veiligheidshuis regio Utrecht" in out, out
+    assert "Doelgroep: huiselijk geweld" in out, out
+    # the packaged catalogue: tom is the TOM-zitting
+    assert f"Besluit vastgelegd voor BSN ******{PERSON[-3:]}: TOM-zitting." in out, out
+    assert sorted(p.name for p in work.iterdir()) == ["var", "voorbeeld-markeringen.csv", "zsm-bot.toml"]

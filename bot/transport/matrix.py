@@ -39,6 +39,7 @@ from nio import (
     WhoamiResponse,
 )
 
+from bot.coldstart import Waiting, until_reachable
 from bot.dispatcher import Dispatcher, IncomingCommand
 from bot.metrics import Metrics
 from bot.transport import RateLimited, SendFailed
@@ -72,6 +73,15 @@ class LoginFailed(Exception):
     pass
 
 
+class HomeserverNotReady(Exception):
+    """A 5xx answer at login: a proxy before a homeserver that is still starting; waited for (bot.coldstart)."""
+
+
+def _not_ready(resp: object) -> HomeserverNotReady | None:
+    status = getattr(getattr(resp, "transport_response", None), "status", None)
+    return HomeserverNotReady(f"HTTP {status}") if isinstance(status, int) and status >= 500 else None
+
+
 class MatrixTransport:
     """Sends through nio; a 429 becomes ``RateLimited`` so the send queue waits and reuses the txn id."""
 
@@ -93,6 +103,8 @@ class MatrixTransport:
             # An access token belongs to one device; the crypto store must be that device's, so check it.
             self.client.access_token = s.access_token
             who = await self.client.whoami()
+            if not isinstance(who, WhoamiResponse) and (starting := _not_ready(who)) is not None:
+                raise starting
             if not isinstance(who, WhoamiResponse):
                 code = getattr(who, "status_code", "?")
                 raise LoginFailed(f"matrix.access_token: geweigerd door de homeserver ({code})")
@@ -106,6 +118,8 @@ class MatrixTransport:
         if not s.password:
             raise LoginFailed("matrix: geen access_token en geen password")
         resp = await self.client.login(s.password, device_name=s.device_name)
+        if not isinstance(resp, LoginResponse) and (starting := _not_ready(resp)) is not None:
+            raise starting
         if not isinstance(resp, LoginResponse):
             raise LoginFailed(f"matrix: inloggen mislukt ({getattr(resp, 'status_code', '?')})")
 
@@ -204,8 +218,9 @@ class MatrixBot:
         self, transport: MatrixTransport, dispatcher: Dispatcher, sessions: SessionFactory, clock: Clock,
         metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
         on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
-        cross_signing_secret: bytes | None = None,
+        cross_signing_secret: bytes | None = None, waiting: Waiting | None = None,
     ) -> None:
+        self.waiting = waiting or Waiting()
         self.cross_signing_secret = cross_signing_secret
         self.cross_signed = False
         self.transport = transport
@@ -252,7 +267,8 @@ class MatrixBot:
 
     # --- main loop -----------------------------------------------------------------------------------
     async def run(self) -> None:
-        await self.transport.login()
+        # Cold start: the homeserver may come up after the bot (compose, reboot); wait for it, a refusal still stops.
+        await until_reachable("homeserver", self.transport.login, self.waiting)
         since = await self._load_token()
         # The first sync of a process asks for full state so nio knows every room (members, encryption) before
         # anything is sent; with a trusted token its timeline still holds the commands that arrived meanwhile.

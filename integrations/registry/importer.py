@@ -39,6 +39,38 @@ BATCH = 20_000
 MAX_TEXT = 255
 MAX_ADVIES = 4000
 
+# The format as `zsm-bot import --help` shows it (docs/import.md is the long version; keep the two in step).
+HELP = """\
+bestandsformaat:
+  CSV in UTF-8 (een BOM mag; Excel: "CSV UTF-8"), eerste regel de kolomnamen, scheidingsteken ; of ,
+  (wat in de kopregel het vaakst staat). Tekst met het scheidingsteken of een " ertussen: tussen "...".
+  Of JSON lines: per regel een object met dezelfde veldnamen.
+
+kolommen (* verplicht):
+  bsn*                     9 cijfers, elfproef
+  skn                      strafrechtketennummer, 6-12 cijfers
+  geboortedatum*           JJJJ-MM-DD, niet in de toekomst
+  veiligheidshuis*         sleutel uit veiligheidshuizen.toml (bijv. utrecht)
+  doelgroep*               tekst, max. 255 tekens (bijv. huiselijk geweld)
+  status*                  actief of afgesloten
+  advies*                  tekst, max. 4000 tekens
+  geadviseerde_afdoening   afdoeningscode (bijv. tom, osb), max. 32 tekens
+  advies_datum*            JJJJ-MM-DD, niet in de toekomst
+  regisseur*               naam en bereikbaarheid, max. 255 tekens
+  huishouden               ja, nee of leeg
+
+gedrag:
+  Alles of niets: een foute regel weigert het hele bestand, met regelnummer en reden per fout (nooit de inhoud).
+  Opnieuw importeren werkt bij: per bsn + veiligheidshuis wordt een markering toegevoegd of bijgewerkt;
+  hetzelfde bestand twee keer geeft "0 nieuw, 0 bijgewerkt". Markeringen die niet in het bestand staan,
+  blijven staan, behalve met --volledig VH: dan is het bestand de volledige set van dat veiligheidshuis
+  en verdwijnen diens markeringen die er niet in staan.
+
+voorbeeld:
+  zsm-bot import voorbeeld-markeringen.csv        (zsm-bot init zet dit bestand klaar)
+  zsm-bot import utrecht-2026-11.csv --volledig utrecht
+"""
+
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SKN = re.compile(r"^\d{6,12}$")
 _AFDOENING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/\-]{0,31}$")

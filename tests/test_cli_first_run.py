@@ -1,0 +1,175 @@
+"""First run from the package and the bad inputs an operator meets: one Dutch line naming what to fix, a non-zero
+exit status, never a traceback. Every case runs the real ``zsm-bot`` entry point in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings import load_settings
+from tests.harness.config import write_config
+from tests.smtp_helpers import free_port
+
+
+def zsm_bot(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ZSM_BOT_")}
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=cwd, env=base)
+
+
+def one_line_failure(proc: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0], lines[0]
+
+
+def test_version() -> None:
+    proc = zsm_bot("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("zsm-bot "), proc.stdout
+
+
+def test_init_writes_the_example_and_its_folders_and_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "nieuw"
+    proc = zsm_bot("init", str(target))
+    assert proc.returncode == 0, proc.stderr
+    config = target / "zsm-bot.toml"
+    assert "[referentie]" in config.read_text(encoding="utf-8")
+    assert (target / "var").is_dir() and (target / "var" / "matrix-store").is_dir()
+    settings = load_settings(config, environ={})
+    # the packaged reference data is the default: no path of the starter file points at a file that is not there
+    assert settings.veiligheidshuizen_path is None and settings.afdoeningen_path is None
+    assert settings.mail.templates is None or settings.mail.templates.is_dir()
+
+    check = zsm_bot("check-config", "--config", str(config), env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+    assert check.returncode == 0, check.stderr
+    assert "configuratie in orde" in check.stdout
+
+    config.write_text("# mine\n", encoding="utf-8")
+    again = zsm_bot("init", str(target))
+    one_line_failure(again, "bestaat al en wordt niet overschreven")
+    assert again.returncode == 2
+    assert config.read_text(encoding="utf-8") == "# mine\n"
+
+
+def test_every_command_creates_the_sqlite_folder(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///diep/in/de/map/bot.db")
+    proc = zsm_bot("db", "upgrade", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "diep" / "in" / "de" / "map" / "bot.db").is_file()
+
+
+def test_missing_config_folder(tmp_path: Path) -> None:
+    proc = zsm_bot("check-config", "--config", str(tmp_path / "bestaat-niet" / "zsm-bot.toml"))
+    one_line_failure(proc, f"configuratiebestand {tmp_path / 'bestaat-niet' / 'zsm-bot.toml'} bestaat niet")
+
+
+def test_database_folder_that_cannot_be_made(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("geen map", encoding="utf-8")
+    path = write_config(tmp_path, "sqlite+aiosqlite:///var/bot.db")
+    for args in (["db", "upgrade"], ["check-config"], ["console", "--as", "@kpc:localhost"], ["purge"]):
+        proc = zsm_bot(*args, "--config", str(path))
+        one_line_failure(proc, f"database.url: {tmp_path / 'var'} is een bestand, geen map")
+
+
+def test_missing_reference_folder(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db",
+                        sections={"referentie": {"afdoeningen": "ontbreekt/afdoeningen.toml"}})
+    proc = zsm_bot("check-config", "--config", str(path))
+    assert proc.returncode == 2
+    assert f"fout: afdoeningen: bestand {tmp_path / 'ontbreekt' / 'afdoeningen.toml'} bestaat niet" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_read_only_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    path = write_config(tmp_path, f"sqlite+aiosqlite:///{db}")
+    assert zsm_bot("db", "upgrade", "--config", str(path)).returncode == 0
+    db.chmod(0o444)
+    try:
+        for args in (["db", "upgrade"], ["console", "--as", "@kpc:localhost"]):
+            proc = zsm_bot(*args, "--config", str(path))
+            one_line_failure(proc, f"database-bestand {db} is alleen-lezen")
+    finally:
+        db.chmod(0o644)
+
+
+def test_database_that_refuses_connections(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://zsm:geheim-wachtwoord@127.0.0.1:{port}/zsm_bot"
+    path = write_config(tmp_path, url)
+    proc = zsm_bot("db", "upgrade", "--config", str(path))
+    one_line_failure(proc, f"database postgresql+asyncpg://zsm:***@127.0.0.1:{port}/zsm_bot op 127.0.0.1:{port} is "
+                           "niet bereikbaar (verbinding geweigerd); start PostgreSQL of corrigeer database.url")
+    assert "geheim-wachtwoord" not in proc.stderr + proc.stdout
+    assert proc.returncode == 1
+
+
+def test_unknown_host_of_the_database(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "postgresql+asyncpg://zsm@db.invalid:5432/zsm_bot")
+    proc = zsm_bot("db", "upgrade", "--config", str(path))
+    one_line_failure(proc, "database postgresql+asyncpg://zsm@db.invalid:5432/zsm_bot op db.invalid:5432 is niet "
+                           "bereikbaar (host onbekend)")
+
+
+@pytest.mark.parametrize(("sections", "env", "expected"), [
+    ({"matrix": {"sync_timout_ms": 5}}, {}, "matrix.sync_timout_ms: onbekende sleutel; bedoelde u "
+                                            "matrix.sync_timeout_ms?"),
+    ({}, {"ZSM_BOT_MAIL_ENABLD": "true"}, "ZSM_BOT_MAIL_ENABLD: onbekende variabele; bedoelde u ZSM_BOT_MAIL_ENABLED?"),
+])
+def test_unknown_key_and_unknown_variable(tmp_path: Path, sections: dict[str, dict[str, object]],
+                                          env: dict[str, str], expected: str) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections=sections)
+    for args in (["check-config"], ["db", "upgrade"], ["run"]):
+        proc = zsm_bot(*args, "--config", str(path), env=env)
+        one_line_failure(proc, f"configuratiefout: {expected}")
+        assert proc.returncode == 2
+
+
+def test_import_format_is_documented_and_the_example_imports(tmp_path: Path) -> None:
+    from integrations.registry.importer import FIELDS, REQUIRED
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text(encoding="utf-8")
+    helptext = zsm_bot("import", "--help").stdout
+    for field in FIELDS:
+        assert f"| `{field}` | {'yes' if field in REQUIRED else 'no'} |" in docs, field
+        assert field + ("*" if field in REQUIRED else "") in helptext, field
+    assert "--volledig" in helptext and "JJJJ-MM-DD" in helptext and "UTF-8" in helptext
+
+    assert zsm_bot("init", str(tmp_path)).returncode == 0
+    example = tmp_path / "voorbeeld-markeringen.csv"
+    first = zsm_bot("import", str(example), "--config", str(tmp_path / "zsm-bot.toml"))
+    assert first.returncode == 0, first.stderr
+    assert "3 nieuw, 0 bijgewerkt, 0 ongewijzigd" in first.stdout
+    again = zsm_bot("import", str(example), "--config", str(tmp_path / "zsm-bot.toml"))
+    assert "0 nieuw, 0 bijgewerkt, 3 ongewijzigd, 0 verwijderd" in again.stdout
+
+
+def test_the_log_line_of_a_failure_names_no_person() -> None:
+    from cli.failures import scrub
+
+    line = ('users."@ovj.jansen:example.nl": rol; mailbox vh@utrecht.example.nl; database '
+            'postgresql+asyncpg://zsm:***@db:5432/zsm op db:5432 is niet bereikbaar')
+    assert scrub(line) == ('users."<matrix-id>": rol; mailbox <e-mailadres>; database '
+                           'postgresql+asyncpg://zsm:***@db:5432/zsm op db:5432 is niet bereikbaar')
+
+
+def test_run_logs_its_failure_line_as_well(tmp_path: Path) -> None:
+    port = free_port()
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections={
+        "matrix": {"password": "x", "rooms": ["!afstemming:localhost"]},
+        "logging": {"format": "json", "level": "INFO"},
+        "referentie": {"afdoeningen": f"ontbreekt-{port}.toml"}})
+    proc = zsm_bot("run", "--config", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("configuratiefout: afdoeningen: bestand "), proc.stderr
+    logged = [line for line in lines if line.startswith("{") and '"fatal"' in line]
+    assert len(logged) == 1 and f"ontbreekt-{port}.toml bestaat niet" in logged[0], proc.stderr
