@@ -33,6 +33,7 @@ from markupsafe import Markup
 from config.rapport import RapportSettings
 from config.settings import Settings
 from domain.clock import AMSTERDAM, Clock, format_local
+from domain.identifiers import echo
 from domain.rapport import (
     MIN_OBSERVATIONS,
     PERIOD_HELP,
@@ -435,7 +436,7 @@ class RapportPages:
             return f"Kies een periode van hoogstens drie jaar. {PERIOD_HELP}"
         keys = [k for k, _ in self.houses]
         if vh and vh not in keys:
-            return (f"Onbekend veiligheidshuis '{vh[:40]}'. Kies er een uit de lijst, of laat het veld leeg voor "
+            return (f"Onbekend veiligheidshuis '{echo(vh)}'. Kies er een uit de lijst, of laat het veld leeg voor "
                     f"alle veiligheidshuizen ({', '.join(keys)}).")
         return period, (vh or None), text, vh
 
@@ -458,7 +459,7 @@ class RapportPages:
                 return web.Response(status=400, text=parsed + "\n", content_type="text/plain", charset="utf-8",
                                     headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
             return render_page(400, title="Rapport", message=parsed, filter=True, houses=self.houses,
-                               periode=request.query.get("periode", "")[:40], vh="",
+                               periode=echo(request.query.get("periode", "")), vh="",
                                quick=quick_links(self.clock.now().astimezone(AMSTERDAM).date()))
         period, vh, text, vh_text = parsed
         await self._audit("rapport.bekeken", f"rapport:{name}", via=via, formaat=fmt, periode=period.label,

@@ -147,3 +147,21 @@ async def test_invalid_bsn_is_never_echoed_beyond_its_masked_form(api: tuple[Run
             plain = re.sub(r"\D", "", bad)
             assert not any(plain[:4] in re.sub(r"\D", "", d) for d in digits if len(re.sub(r"\D", "", d)) > 3), \
                 (bad, where[:300])
+
+
+async def test_rapport_period_and_house_do_not_echo_an_identifier(rapport_bot: ConsoleBot) -> None:
+    """A BSN typed where a period or veiligheidshuis belongs: the page and the chat say what to type, showing at
+    most its last three digits (a short typo is still shown as typed)."""
+    bearer = {"Authorization": "Bearer " + TOKENS["jansen"]}
+    async with aiohttp.ClientSession() as http:
+        for params in ({"periode": "123456782"}, {"periode": "1234 567 82"}, {"periode": "2026-04", "vh": "x123456782"},
+                       {"periode": "2026-13"}):
+            async with http.get(f"{rapport_bot.base_url}/rapport", params=params, headers=bearer) as r:
+                page = await r.text()
+            assert r.status == 400 and "Traceback" not in page
+            assert "123456" not in page and "1234 567" not in page and "12345" not in page, params
+        assert "Onbekende periode &#39;2026-13&#39;" in page
+    for text in ("!rapport 123456782", "!rapport 2026-04 x123456782", "!rapport 1234.5678.2"):
+        reply = await rapport_bot.say(text, as_role="beheerder")
+        assert "Onbekend" in reply and "1234" not in reply, reply
+    assert "78.2" in reply, "the last three digits, as a refused identifier shows them"
