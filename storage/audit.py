@@ -305,10 +305,11 @@ async def verify_chain(session: AsyncSession, auditor: Auditor, *, now: datetime
     if broken:  # the witnesses are held against what is there, also past a break
         chain_end = int(await session.scalar(select(func.max(AuditRecord.id))) or cp_id)
     witnessed = 0
-    unique = {(w.seq, w.mac): w for w in sorted(witnesses, key=lambda w: w.seq, reverse=True)}
+    unique: dict[tuple[int, str], Witness] = {}
+    for w in witnesses:
+        unique.setdefault((w.seq, w.mac), w)  # the first line that names it
     stored = await _macs(session, sorted({seq for seq, _ in unique if cp_id < seq <= chain_end}))
-    if cp_id:
-        stored[cp_id] = cp_hash or ""
+    stored[cp_id] = cp_hash or GENESIS
     off: list[str] = []
     for (seq, mac), w in sorted(unique.items(), reverse=True):
         if seq > chain_end:

@@ -328,6 +328,40 @@ async def test_records_are_written_at_commit_and_dropped_with_a_rollback(databas
     assert await _verify(database_url) == (True, None, ())
 
 
+async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> None:
+    """Issue 15: the head row, which every writer locks, is taken by the last three statements of the transaction
+    (lock, insert, move), however early in the command the record was made; two records cost no more statements."""
+    from sqlalchemy import event
+
+    from storage.models import InboxEntry
+
+    await _seed(database_url, n=1)
+    engine = create_engine(database_url)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with session_factory(engine)() as s, s.begin():
+            await Auditor(KEY).record(s, kind="check.uitgevoerd", at=T0, person=BSN)
+            await Auditor(KEY).record(s, kind="bericht.direct", at=T0, person=BSN)
+            s.add(InboxEntry(event_id="$e", room_id="!r", sender="@a:localhost", command="check", outcome="handled",
+                             received_at=T0, handled_at=T0))
+            await s.flush()  # the rest of the command, after the audit records were made
+    finally:
+        await engine.dispose()
+    audit = [i for i, st in enumerate(statements) if "AUDIT_" in st]
+    assert len(audit) == 3 and audit == [len(statements) - 3, len(statements) - 2, len(statements) - 1], statements
+    lock, insert, move = (statements[i] for i in audit)
+    assert lock.startswith("SELECT") and "FROM AUDIT_HEAD" in lock
+    assert ("FOR UPDATE" in lock) == database_url.startswith("postgresql")
+    assert insert.startswith("INSERT INTO AUDIT_LOG") and move.startswith("UPDATE AUDIT_HEAD")
+    assert "INSERT INTO INBOX" in statements[audit[0] - 1]
+    assert await _verify(database_url) == (True, None, ())
+
+
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cli", "audit", *args, "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
