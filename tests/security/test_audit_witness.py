@@ -112,3 +112,8 @@ def test_witness_settings_are_typed_and_refused_when_unknown(tmp_path: Path) -> 
     settings = load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db"),
                              {"ZSM_BOT_AUDIT_WITNESS_INTERVAL_SECONDS": "60"})
     assert settings.audit.witness_interval_seconds == 60
+    from cli.config_check import check
+
+    _, notes = check(load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db", sections={
+        "audit": {"witness_room": AUDIT_ROOM}})))
+    assert f"audit.witness_room {AUDIT_ROOM} staat niet in matrix.rooms; de bot moet er lid van zijn" in notes
