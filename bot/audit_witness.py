@@ -63,11 +63,15 @@ class AuditWitness:
             self.wake_sender()
         return head
 
+    async def try_publish(self, reason: str) -> None:
+        """``publish``, but a database hiccup skips one publication (logged), never the caller's work."""
+        try:
+            await self.publish(reason)
+        except Exception as exc:
+            log.error("audit witness failed", extra={"error": type(exc).__name__, "reason": reason})
+
     async def run(self) -> None:
-        """At start, then every interval; a database hiccup skips one publication, never the loop."""
+        """At start, then every interval."""
         while True:
-            try:
-                await self.publish("interval")
-            except Exception as exc:
-                log.error("audit witness failed", extra={"error": type(exc).__name__})
+            await self.try_publish("interval")
             await asyncio.sleep(self.settings.witness_interval_seconds)
