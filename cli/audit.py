@@ -15,7 +15,7 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.runtime import audit_key, default_var_dir
 from config.settings import Settings
@@ -24,7 +24,11 @@ from domain.regimes import regime_of
 from storage.audit import Auditor, Witness, verify_chain
 from storage.audit_queries import records_about, records_by
 from storage.db import create_engine, session_factory
+from storage.migrate import up_to_date
 from storage.models import AuditRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,7 +79,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     sessions = session_factory(engine)
     try:
         if args.actie == "verify":
-            return await _verify(settings, sessions, args)
+            return await _verify(settings, engine, args)
         if not args.persoon and not args.gebruiker:
             print("geef --persoon <bsn|skn> of --gebruiker <matrix-id>", file=sys.stderr)
             return 2
@@ -99,10 +103,13 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-async def _verify(settings: Settings, sessions: Any, args: argparse.Namespace) -> int:
+async def _verify(settings: Settings, engine: AsyncEngine, args: argparse.Namespace) -> int:
     if not settings.audit.key and not (default_var_dir(settings) / "audit.key").exists():
         print("geen auditsleutel: zet ZSM_BOT_AUDIT_KEY (of [audit] key) op de sleutel waarmee de bot draait",
               file=sys.stderr)
+        return 2
+    if not await up_to_date(engine):
+        print("de database is nog niet bijgewerkt voor deze versie; voer eerst zsm-bot db upgrade uit", file=sys.stderr)
         return 2
     witnesses: list[Witness] = []
     for item in [*(read_witnesses(p) for p in args.witness), *(parse_head(h) for h in args.head)]:
@@ -110,7 +117,7 @@ async def _verify(settings: Settings, sessions: Any, args: argparse.Namespace) -
             print(item, file=sys.stderr)
             return 2
         witnesses.extend(item if isinstance(item, list) else [item])
-    async with sessions() as s:
+    async with session_factory(engine)() as s:
         result = await verify_chain(s, Auditor(audit_key(settings)), now=datetime.now(UTC),
                                     retention=settings.privacy.bewaren.period("audit"), witnesses=witnesses)
     if result.ok:

@@ -421,6 +421,15 @@ async def test_cli_verify_holds_the_chain_against_witness_lines(tmp_path: Path, 
         assert "Traceback" not in proc.stderr
 
 
+async def test_cli_verify_does_not_migrate_an_old_database(tmp_path: Path, sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    await upgrade(engine, "0010")
+    await engine.dispose()
+    proc = _cli(write_config(tmp_path, sqlite_url), "verify")
+    assert proc.returncode == 2
+    assert proc.stderr == "de database is nog niet bijgewerkt voor deze versie; voer eerst zsm-bot db upgrade uit\n"
+
+
 async def test_identifiers_not_readable_from_a_dump(sqlite_url: str) -> None:
     await _seed(sqlite_url)
     db = Path(sqlite_url.removeprefix("sqlite+aiosqlite:///"))
