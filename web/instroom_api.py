@@ -61,8 +61,14 @@ async def _read_limited(request: web.Request) -> bytes | None:
     """The body, or None when it is longer than ``MAX_BODY`` (read no further than that)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return None
-    raw = await request.content.read(MAX_BODY + 1)
-    return None if len(raw) > MAX_BODY else raw
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY + 1 - size):  # read(n) may return less than n
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+    return b"".join(chunks)
 
 
 def routes(service: InstroomService, cfg: InstroomSettings, publish: PublishFn, wake: Callable[[], None]

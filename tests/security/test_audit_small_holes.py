@@ -126,6 +126,9 @@ async def test_instroom_brackets_inside_strings_do_not_count_and_a_normal_batch_
     _, url = api
     status, answer = await _post(url, json.dumps({"ids": [bsn(1)], "bron": "[[[[[[[[[[{{{{{{{{{{"}).encode())
     assert status == 200 and answer["bekend"] == 1, answer
+    padded = json.dumps({"ids": [bsn(1)]}).encode() + b" " * (MAX_BODY - 100)  # near the limit, in many chunks
+    status, answer = await _post(url, padded)
+    assert status == 200 and answer["bekend"] == 1, answer
 
 
 INVALID = ("123456789", "1234 567 89", "123.456.78x", "1234567890", "12345678901234")
