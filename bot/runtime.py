@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot import aanvraag
+from bot.audit_witness import AuditWitness
 from bot.coldstart import Waiting, until_reachable
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
@@ -85,6 +86,7 @@ class Runtime:
         self.metrics.known_commands(default_table().names())
         self.sessions: SessionFactory = session_factory(self.engine)
         self.auditor = Auditor(audit_key(self.settings))
+        self.witness = AuditWitness(self.sessions, self.clock, self.settings.audit, self._wake_sender)
         vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)
         registry = build_registry(self.settings.registry, self.sessions)
         velden, regio = self.settings.velden, self.settings.regio
@@ -136,6 +138,7 @@ class Runtime:
         """``now`` lets an operator test (or a test) purge as of a later day; the daily job uses the clock."""
         async with self.sessions() as s, s.begin():
             counts = await purge(s, self.auditor, self.retention, now or self.clock.now())
+        await self.witness.try_publish("purge")
         if self.redactor and counts.get(REDACT_KEY):
             self.redactor.wake()
         return counts
@@ -183,6 +186,8 @@ class Runtime:
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
         await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
+        witness_task = asyncio.create_task(self.witness.run(), name="audit-witness")
+        self._stack.push_async_callback(_cancel, witness_task)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
 

@@ -1,23 +1,34 @@
-"""``zsm-bot audit verify`` and ``zsm-bot audit export --persoon <bsn> | --gebruiker <user>``.
+"""``zsm-bot audit verify [--witness FILE]... [--head SEQ:MAC]`` and
+``zsm-bot audit export --persoon <bsn> | --gebruiker <user>``.
 
-The inzage of the audit trail for the privacy officer; the queries are ``storage.audit_queries``."""
+Verify checks every MAC with the audit key and holds the chain against witnesses: the ``audit witness`` log lines
+the bot writes (JSON or text; any line carrying ``audit_seq`` and ``audit_mac``, so the witness room's messages
+pasted into a file work as well) or one head given by hand. Each finding is one Dutch line naming the record or
+the witness. The inzage of the audit trail for the privacy officer; the queries are ``storage.audit_queries``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import re
 import sys
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bot.runtime import audit_key
+from bot.runtime import audit_key, default_var_dir
 from config.settings import Settings
 from domain.identifiers import InvalidIdentifier, parse_person_id
 from domain.regimes import regime_of
-from storage.audit import Auditor, verify_chain
+from storage.audit import Auditor, Witness, verify_chain
 from storage.audit_queries import records_about, records_by
 from storage.db import create_engine, session_factory
+from storage.migrate import up_to_date
 from storage.models import AuditRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +36,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     who = p.add_mutually_exclusive_group()
     who.add_argument("--persoon", help="BSN of SKN: alles wat over deze persoon is vastgelegd")
     who.add_argument("--gebruiker", help="Matrix-id: alles wat deze gebruiker deed")
+    p.add_argument("--witness", action="append", default=[], metavar="BESTAND",
+                   help="verify: logbestand met 'audit witness'-regels (kop van de keten buiten de database)")
+    p.add_argument("--head", action="append", default=[], metavar="SEQ:MAC",
+                   help="verify: een gepubliceerde kop, volgnummer en MAC, bv. 1234:ab12...")
+
+
+_SEQ = re.compile(r"audit_seq\W{1,4}(\d+)")
+_MAC = re.compile(r"audit_mac\W{1,4}([0-9a-f]{64})")
+_HEAD = re.compile(r"^(\d+):([0-9a-f]{64})$")
+
+
+def read_witnesses(path: str) -> list[Witness] | str:
+    """Every witness line of a log file, or a Dutch line saying why the file cannot serve."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        return f"--witness {path}: niet leesbaar ({exc.strerror}); geef een logbestand met 'audit witness'-regels"
+    found = []
+    for n, line in enumerate(lines, 1):
+        seq, mac = _SEQ.search(line), _MAC.search(line)
+        if seq and mac:
+            found.append(Witness(int(seq.group(1)), mac.group(1), f"getuige {Path(path).name} regel {n}"))
+    if not found:
+        return f"--witness {path}: geen 'audit witness'-regels (audit_seq en audit_mac) gevonden"
+    return found
+
+
+def parse_head(value: str) -> Witness | str:
+    m = _HEAD.match(value.strip().lower())
+    if not m:
+        return f"--head {value[:80]!r}: verwacht volgnummer:MAC, bv. 1234:{'0' * 64}"
+    return Witness(int(m.group(1)), m.group(2), f"getuige --head {m.group(1)}")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -36,16 +79,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     sessions = session_factory(engine)
     try:
         if args.actie == "verify":
-            async with sessions() as s:
-                result = await verify_chain(s)
-            if result.ok:
-                print(f"auditketen in orde: {result.checked} records"
-                      + (f" (records 1-{result.checkpoint} opgeschoond; controlepunt na record {result.checkpoint})"
-                         if result.checkpoint else ""))
-                return 0
-            print(f"auditketen verbroken bij record {result.problem_at}: {result.reason} "
-                  f"({result.checked} records ervoor in orde)", file=sys.stderr)
-            return 1
+            return await _verify(settings, engine, args)
         if not args.persoon and not args.gebruiker:
             print("geef --persoon <bsn|skn> of --gebruiker <matrix-id>", file=sys.stderr)
             return 2
@@ -67,6 +101,35 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await engine.dispose()
+
+
+async def _verify(settings: Settings, engine: AsyncEngine, args: argparse.Namespace) -> int:
+    if not settings.audit.key and not (default_var_dir(settings) / "audit.key").exists():
+        print("geen auditsleutel: zet ZSM_BOT_AUDIT_KEY (of [audit] key) op de sleutel waarmee de bot draait",
+              file=sys.stderr)
+        return 2
+    if not await up_to_date(engine):
+        print("de database is nog niet bijgewerkt voor deze versie; voer eerst zsm-bot db upgrade uit", file=sys.stderr)
+        return 2
+    witnesses: list[Witness] = []
+    for item in [*(read_witnesses(p) for p in args.witness), *(parse_head(h) for h in args.head)]:
+        if isinstance(item, str):
+            print(item, file=sys.stderr)
+            return 2
+        witnesses.extend(item if isinstance(item, list) else [item])
+    async with session_factory(engine)() as s:
+        result = await verify_chain(s, Auditor(audit_key(settings)), now=datetime.now(UTC),
+                                    retention=settings.privacy.bewaren.period("audit"), witnesses=witnesses)
+    if result.ok:
+        print(f"auditketen in orde: {result.checked} records, elke MAC klopt"
+              + (f" (records 1-{result.checkpoint} opgeschoond; controlepunt na record {result.checkpoint})"
+                 if result.checkpoint else "")
+              + (f"; {result.witnessed} getuige(n) kloppen" if witnesses else
+                 "; zonder getuige is een weggeknipt einde niet uit te sluiten (geef --witness)"))
+        return 0
+    for line in result.problems:
+        print(f"auditketen: {line}", file=sys.stderr)
+    return 1
 
 
 def _export(rec: AuditRecord) -> dict[str, Any]:

@@ -45,6 +45,9 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         notes.append("matrix.require_encryption = false: de bot handelt ook in onversleutelde rooms")
     if not settings.audit.key:
         notes.append("audit.key niet gezet: de sleutel wordt in var/audit.key bewaard; zet ZSM_BOT_AUDIT_KEY")
+    witness_room = settings.audit.witness_room
+    if witness_room is not None and witness_room not in m.rooms:
+        notes.append(f"audit.witness_room {witness_room} staat niet in matrix.rooms; de bot moet er lid van zijn")
     if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
         notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
     _check_registry_sections(settings, problems, notes)

@@ -216,6 +216,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from bot.runtime import Runtime
 
     settings = _settings(args)
+    setup_logging(settings.logging.level, settings.logging.format)  # the audit witness line after the purge
 
     async def main() -> dict[str, int]:
         runtime = Runtime(settings)

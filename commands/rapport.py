@@ -9,6 +9,7 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context
 from commands.parsing import ParsedArgs
 from domain.errors import UserError
+from domain.identifiers import echo
 from domain.rapport import PERIOD_HELP, Cijfers, Period, PeriodError, current_month, format_duur, parse_period, share
 from domain.rapport import small_count as n
 from domain.suggest import nearest
@@ -41,7 +42,7 @@ def parse_args(ctx: Context, words: tuple[str, ...]) -> tuple[Period, str | None
             if ctx.services.veiligheidshuizen.get(vh) is None:
                 near = nearest(vh, ctx.services.veiligheidshuizen.keys())
                 hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
-                raise UserError(f"Onbekend veiligheidshuis '{word[:30]}'.{hint} Gebruik: !rapport [periode] "
+                raise UserError(f"Onbekend veiligheidshuis '{echo(word, 30)}'.{hint} Gebruik: !rapport [periode] "
                                 "[veiligheidshuis], bijvoorbeeld !rapport 2026-10 utrecht")
     return period or current_month(ctx.now), vh
 

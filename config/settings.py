@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config import aanvraag, check, instroom, mail, privacy, rapport, registry
+from config import aanvraag, audit, check, instroom, mail, privacy, rapport, registry
 from config.aanvraag import parse_aanvraag
+from config.audit import AuditSettings, parse_audit
 from config.check import CheckSettings, parse_check
 from config.instroom import InstroomSettings, parse_instroom
 from config.mail import MailSettings, parse_mail_settings
@@ -48,7 +49,6 @@ MATRIX_KEYS = ("homeserver", "user_id", "device_id", "device_name", "access_toke
 DATABASE_KEYS = ("url",)
 HTTP_KEYS = ("enabled", "host", "port", "metrics_host", "metrics_port")
 LOGGING_KEYS = ("level", "format")
-AUDIT_KEYS = ("key",)
 ZSM_KEYS = ("regio",)
 REFERENTIE_KEYS = ("veiligheidshuizen", "afdoeningen")
 
@@ -69,7 +69,7 @@ SECTIONS: Mapping[str, Section] = {
     "database": Section(DATABASE_KEYS),
     "http": Section(HTTP_KEYS),
     "logging": Section(LOGGING_KEYS),
-    "audit": Section(AUDIT_KEYS),
+    "audit": Section(audit.KEYS),
     "users": Section(None),
     "permissions": Section(None),
     "zsm": Section(ZSM_KEYS),
@@ -120,12 +120,6 @@ class HttpSettings:
 class LoggingSettings:
     level: str = "INFO"
     format: str = "json"
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    # Keyed hash for personal identifiers in the audit trail; never in the file in production.
-    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -274,8 +268,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         level=lg.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         format=lg.choice("format", "json", ("json", "text")),
     )
-    a = root.section("audit").only(AUDIT_KEYS)
-    audit = AuditSettings(key=a.text("key", "") or "")
+    audit_settings = parse_audit(root.section("audit"))
 
     users = parse_users(root.section("users"))
     perms = root.section("permissions")
@@ -296,7 +289,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         database_url=_sqlite_url(base, db_url),
         http=http,
         logging=logging_settings,
-        audit=audit,
+        audit=audit_settings,
         users=users,
         permissions=permissions,
         velden=velden,

@@ -65,6 +65,13 @@ def parse_person_id(text: str, allowed: frozenset[str] = frozenset({"bsn", "skn"
     raise InvalidIdentifier(f"Een nummer van {len(digits)} cijfers wordt niet herkend. Geef {ACCEPTED_FORMS}.")
 
 
+def echo(text: str, limit: int = 40) -> str:
+    """What an error line may repeat of other free text (a period, a veiligheidshuis): as typed, cut to ``limit``,
+    unless it holds as many digits as an identifier; then masked as a refused identifier is."""
+    cut = text.strip()[:limit]
+    return cut if sum(c.isdigit() for c in cut) < 8 else _safe(cut)
+
+
 def _safe(text: str) -> str:
     """Echo at most a short fragment of what was typed, with every digit but the last three masked: the room sees
     no more of a mistyped number than of a valid one, however the digits were split up."""

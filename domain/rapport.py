@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from domain.aanvraag import STEP_KINDS
 from domain.clock import AMSTERDAM
+from domain.identifiers import echo
 
 SMALL_COUNT_TEXT = "< 5"
 MIN_OBSERVATIONS = 5  # median and p90 only from at least this many durations; below it they are None
@@ -68,8 +69,8 @@ def parse_period(text: str) -> Period:
     except ValueError as exc:
         if isinstance(exc, PeriodError):
             raise
-        raise PeriodError(f"Onbekende periode '{text.strip()}'. {PERIOD_HELP}") from None
-    raise PeriodError(f"Onbekende periode '{text.strip()}'. {PERIOD_HELP}")
+        raise PeriodError(f"Onbekende periode '{echo(text)}'. {PERIOD_HELP}") from None
+    raise PeriodError(f"Onbekende periode '{echo(text)}'. {PERIOD_HELP}")
 
 
 def current_month(now: datetime) -> Period:

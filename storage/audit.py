@@ -1,9 +1,23 @@
-"""The audit trail: every lookup, decision and message leaves a record, chained by hash.
+"""The audit trail: every lookup, decision and message leaves a record, chained by a keyed MAC.
 
 Personal identifiers are stored as a keyed hash (HMAC-SHA256 with a key from the environment): a database
 dump does not reveal whom a record is about, yet an inzage export for a known BSN finds every record.
-Each record's hash covers its id and the previous hash, so a changed, deleted or reordered record breaks
-the chain at that point.
+
+Each record carries a sequence number (its id) and a MAC (HMAC-SHA256 with a key derived from the audit key, which
+lives outside the database) over its content and the previous record's MAC. Whoever can write the database but
+lacks the key cannot change, insert, reorder or renumber a record without breaking a MAC; a purge checkpoint
+carries a MAC of its own. What the database alone cannot show is a cut-off tail (delete the last records, roll
+back the head): the witness does, the head published outside the database (``bot.audit_witness``) and given to
+``zsm-bot audit verify --witness``. docs/audit.md says what this proves and what it does not.
+
+Records are linked at commit, not when recorded: ``record`` only collects them on the session, and the session's
+``before_commit`` hook takes the head row, inserts them and moves the head as the last statements of the
+transaction. The head row (one lock that every writer takes) is thus held for three short statements and the
+commit, not for the rest of the command.
+
+Records written before revision 0012 carry an unkeyed SHA-256 chain. The first keyed append writes a start record
+(``SEAL_KIND``) whose MAC covers the last unkeyed hash and the checkpoint of that time, so that older tail cannot be
+rewritten afterwards either.
 """
 
 from __future__ import annotations
@@ -11,16 +25,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from storage.models import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
+SEAL_KIND = "audit.sleutel_ingevoerd"  # the first keyed record after records of the unkeyed chain
+_PENDING = "zsm_audit_pending"
+_MAX_WITNESS_LINES = 5
 
 
 def _canonical(record_id: int, at: datetime, kind: str, actor: str | None, role: str | None,
@@ -31,17 +50,39 @@ def _canonical(record_id: int, at: datetime, kind: str, actor: str | None, role:
 
 def chain_hash(record_id: int, at: datetime, kind: str, actor: str | None, role: str | None,
                subject: str | None, details: dict[str, Any], prev_hash: str) -> str:
+    """The unkeyed hash of the records written before revision 0012 (verified as such, never written now)."""
     return hashlib.sha256(_canonical(record_id, at, kind, actor, role, subject, details, prev_hash)).hexdigest()
+
+
+def _ms(at: datetime) -> datetime:
+    """UTC to the millisecond, as both databases hand it back, so the MAC is recomputed over the same text."""
+    at = at.astimezone(UTC)
+    return at.replace(microsecond=(at.microsecond // 1000) * 1000)
 
 
 @dataclass(frozen=True)
 class Auditor:
     key: bytes
+    # The chain's MAC key is derived, so a record's MAC and a person's keyed hash never share a key.
+    _chain_key: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_chain_key", hmac.new(self.key, b"zsm-bot audit chain v1", hashlib.sha256).digest())
 
     def subject_of(self, identifier: str) -> str:
         """Keyed hash of a person's identifier (BSN, SKN): stable, not reversible without the key."""
         normalized = "".join(identifier.split()).upper()
         return hmac.new(self.key, normalized.encode(), hashlib.sha256).hexdigest()
+
+    def mac(self, record_id: int, at: datetime, kind: str, actor: str | None, role: str | None,
+            subject: str | None, details: dict[str, Any], prev_mac: str) -> str:
+        return hmac.new(self._chain_key, _canonical(record_id, at, kind, actor, role, subject, details, prev_mac),
+                        hashlib.sha256).hexdigest()
+
+    def checkpoint_mac(self, checkpoint_id: int, last_mac: str, last_at: datetime) -> str:
+        """The purge's checkpoint: the last removed record's sequence, MAC and time (checked against retention)."""
+        payload = json.dumps(["controlepunt", checkpoint_id, last_mac, last_at.isoformat()], separators=(",", ":"))
+        return hmac.new(self._chain_key, payload.encode(), hashlib.sha256).hexdigest()
 
     async def record(
         self,
@@ -54,52 +95,87 @@ class Auditor:
         person: str | None = None,
         subject: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> AuditRecord:
-        """Append one record inside the caller's transaction, so it commits or rolls back with the act.
-        ``person`` is hashed here; ``subject`` is an already keyed hash (``subject_of``)."""
-        head = (
-            await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-        ).scalar_one()
-        subject = self.subject_of(person) if person else subject
-        body = dict(details or {})
-        at = at.replace(microsecond=(at.microsecond // 1000) * 1000)
-        record_id = head.last_id + 1
-        digest = chain_hash(record_id, at, kind, actor, role, subject, body, head.last_hash)
-        rec = AuditRecord(
-            id=record_id, at=at, kind=kind, actor=actor, role=role, subject=subject,
-            details=body, prev_hash=head.last_hash, hash=digest,
-        )
-        session.add(rec)
-        head.last_id = record_id
-        head.last_hash = digest
-        await session.flush()
-        return rec
+    ) -> None:
+        """Append one record to the caller's transaction: it is linked and written at commit, with the act, or
+        not at all. ``person`` is hashed here; ``subject`` is an already keyed hash (``subject_of``)."""
+        self._collect(session, [{"at": at, "kind": kind, "actor": actor, "role": role,
+                                 "subject": self.subject_of(person) if person else subject,
+                                 "details": dict(details or {})}])
 
     async def record_many(self, session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-        """Append several records under one lock of the chain's head; each entry takes ``record``'s keywords.
-        The chain is the same as when they were recorded one by one."""
+        """Several records in one go; each entry takes ``record``'s keywords except ``subject``."""
+        self._collect(session, [{"at": e["at"], "kind": e["kind"], "actor": e.get("actor"), "role": e.get("role"),
+                                 "subject": self.subject_of(e["person"]) if e.get("person") else None,
+                                 "details": dict(e.get("details") or {})} for e in entries])
+
+    def _collect(self, session: AsyncSession, entries: list[dict[str, Any]]) -> None:
         if not entries:
             return
-        head = (
-            await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-        ).scalar_one()
-        last_id, last_hash = head.last_id, head.last_hash
-        records = []
+        info = session.sync_session.info
+        pending = info.get(_PENDING)
+        if pending is None:
+            info[_PENDING] = (self, entries)
+            return
+        owner, collected = pending
+        if owner.key != self.key:
+            raise RuntimeError("two audit keys in one transaction")
+        collected.extend(entries)
+
+    def _append(self, session: Session, entries: list[dict[str, Any]]) -> None:
+        """Under the head's lock: number and MAC the records, insert them, move the head (three statements)."""
+        last_id, last_mac, keyed_from, cp_id, cp_hash = session.execute(
+            select(AuditHead.last_id, AuditHead.last_hash, AuditHead.keyed_from, AuditHead.checkpoint_id,
+                   AuditHead.checkpoint_hash).where(AuditHead.id == 1).with_for_update()).one()
+        first = last_id + 1
+        if keyed_from is None:  # records of the unkeyed chain precede: seal them under the key first
+            entries = [{"at": entries[0]["at"], "kind": SEAL_KIND, "actor": None, "role": None, "subject": None,
+                        "details": {"ongesleuteld_tot": last_id, "laatste_hash": last_mac,
+                                    "controlepunt": cp_id, "controlepunt_hash": cp_hash}}, *entries]
+        rows = []
         for e in entries:
-            at: datetime = e["at"]
-            at = at.replace(microsecond=(at.microsecond // 1000) * 1000)
-            person = e.get("person")
-            subject = self.subject_of(person) if person else None
-            body = dict(e.get("details") or {})
             last_id += 1
-            digest = chain_hash(last_id, at, e["kind"], e.get("actor"), e.get("role"), subject, body, last_hash)
-            records.append(AuditRecord(id=last_id, at=at, kind=e["kind"], actor=e.get("actor"), role=e.get("role"),
-                                       subject=subject, details=body, prev_hash=last_hash, hash=digest))
-            last_hash = digest
-        session.add_all(records)
-        head.last_id = last_id
-        head.last_hash = last_hash
-        await session.flush()
+            at = _ms(e["at"])
+            mac = self.mac(last_id, at, e["kind"], e["actor"], e["role"], e["subject"], e["details"], last_mac)
+            rows.append({**e, "id": last_id, "at": at, "prev_hash": last_mac, "hash": mac})
+            last_mac = mac
+        session.execute(insert(AuditRecord), rows)
+        values: dict[str, Any] = {"last_id": last_id, "last_hash": last_mac}
+        if keyed_from is None:
+            values["keyed_from"] = first
+        session.execute(update(AuditHead).where(AuditHead.id == 1).values(**values)
+                        .execution_options(synchronize_session=False))
+
+
+@event.listens_for(Session, "before_commit")
+def _link_at_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending is not None:
+        auditor, entries = pending
+        auditor._append(session, entries)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_on_rollback(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+# --- Verification ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Witness:
+    """A head seen outside the database: sequence number and MAC, and where it was read (named in a finding)."""
+
+    seq: int
+    mac: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    mac: str
+    checkpoint: int
 
 
 @dataclass(frozen=True)
@@ -109,56 +185,164 @@ class VerifyResult:
     problem_at: int | None = None
     reason: str = ""
     checkpoint: int = 0  # records removed by the purge before the first one checked
+    problems: tuple[str, ...] = ()  # one Dutch line per finding, each naming the record or the witness
+    witnessed: int = 0  # witnesses compared with the chain (those about purged records excluded)
 
 
-async def verify_chain(session: AsyncSession, batch: int = 5000) -> VerifyResult:
-    """Walk the chain in id order: a changed record breaks its hash, a deleted one leaves a gap or a wrong
-    ``prev_hash``, a reordering breaks the link, a removed tail no longer matches the head."""
+async def current_head(session: AsyncSession) -> Head:
+    seq, mac, cp = (await session.execute(
+        select(AuditHead.last_id, AuditHead.last_hash, AuditHead.checkpoint_id).where(AuditHead.id == 1))).one()
+    return Head(int(seq), str(mac), int(cp))
+
+
+async def mac_at(session: AsyncSession, seq: int) -> str | None:
+    """The stored MAC of one record (None when it is gone)."""
+    value = await session.scalar(select(AuditRecord.hash).where(AuditRecord.id == seq))
+    return None if value is None else str(value)
+
+
+async def _macs(session: AsyncSession, seqs: list[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for i in range(0, len(seqs), 1000):
+        chunk = seqs[i:i + 1000]
+        rows = await session.execute(select(AuditRecord.id, AuditRecord.hash).where(AuditRecord.id.in_(chunk)))
+        out.update({int(k): str(v) for k, v in rows.all()})
+    return out
+
+
+async def verify_chain(session: AsyncSession, auditor: Auditor, *, now: datetime, retention: timedelta,
+                       witnesses: Iterable[Witness] = (), batch: int = 5000) -> VerifyResult:
+    """Walk the chain in sequence order checking every MAC and link, check the checkpoint's MAC and age, then hold
+    the chain against each witness. The first break in the chain is reported (what follows it is suspect anyway),
+    and every checkpoint and witness finding."""
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
-    # After a purge the chain starts at the checkpoint: the hash of the last removed record.
-    expected_prev = head.checkpoint_hash or GENESIS
-    expected_id = head.checkpoint_id + 1
+    cp_id, cp_hash = head.checkpoint_id, head.checkpoint_hash
+    problems: list[str] = []
+    first_problem: list[tuple[int, str]] = []
+
+    def found(seq: int | None, line: str) -> None:
+        problems.append(line)
+        if seq is not None and not first_problem:
+            first_problem.append((seq, line))
+
+    # The checkpoint: MAC-valid and old enough, or (records of before 0012 only) the one the start record names.
+    unkeyed_checkpoint = False
+    if cp_id:
+        if head.checkpoint_mac is None or head.checkpoint_at is None:
+            unkeyed_checkpoint = True
+        elif not hmac.compare_digest(auditor.checkpoint_mac(cp_id, cp_hash or "", head.checkpoint_at),
+                                     head.checkpoint_mac):
+            found(cp_id, f"controlepunt na record {cp_id} is ongeldig: de MAC klopt niet (vervalst of met een andere "
+                         "sleutel gemaakt)")
+        elif head.checkpoint_at > now - retention:
+            found(cp_id, f"controlepunt na record {cp_id} is jonger dan de bewaartermijn toestaat: record {cp_id} is "
+                         f"van {head.checkpoint_at:%Y-%m-%d %H:%M} UTC, opschonen mag pas na {retention.days} dagen")
+
+    expected_prev = cp_hash or GENESIS
+    expected_id = cp_id + 1
     checked = 0
+    keyed = 0
     last_id = 0
-    while True:
-        rows = (
-            await session.execute(
-                select(AuditRecord).where(AuditRecord.id > last_id).order_by(AuditRecord.id).limit(batch)
-            )
-        ).scalars().all()
+    # Unkeyed records only at the start, up to the start record; ``keyed_from`` can only narrow that (emptied by
+    # someone, it falls back to the rule).
+    legacy_allowed = True
+    broken = False
+    while not broken:
+        rows = (await session.execute(
+            select(AuditRecord).where(AuditRecord.id > last_id).order_by(AuditRecord.id).limit(batch))).scalars().all()
         if not rows:
             break
         for r in rows:
             if r.id != expected_id:
-                return VerifyResult(False, checked, expected_id, f"record {expected_id} ontbreekt (volgende is {r.id})",
-                                    head.checkpoint_id)
+                found(expected_id, f"record {expected_id} ontbreekt (volgende is {r.id})")
+                broken = True
+                break
             if r.prev_hash != expected_prev:
-                reason = "verwijst niet naar het vorige record (verwijderd of verplaatst)"
-                return VerifyResult(False, checked, r.id, reason, head.checkpoint_id)
-            digest = chain_hash(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
-            if digest != r.hash:
-                return VerifyResult(False, checked, r.id, "inhoud gewijzigd (hash klopt niet)", head.checkpoint_id)
+                found(r.id, f"record {r.id} verwijst niet naar het vorige record (verwijderd, ingevoegd of verplaatst)")
+                broken = True
+                break
+            if head.keyed_from is not None and r.id >= head.keyed_from:
+                legacy_allowed = False
+            mac = auditor.mac(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
+            if hmac.compare_digest(mac, r.hash):
+                if legacy_allowed and checked and r.kind != SEAL_KIND:
+                    found(r.id, f"record {r.id} volgt op ongesleutelde records zonder startrecord ({SEAL_KIND})")
+                    broken = True
+                    break
+                if r.kind == SEAL_KIND and legacy_allowed:
+                    d = r.details
+                    if d.get("ongesleuteld_tot") != r.id - 1 or d.get("laatste_hash") != r.prev_hash:
+                        found(r.id, f"startrecord {r.id} past niet bij de ongesleutelde records ervoor")
+                        broken = True
+                        break
+                    if unkeyed_checkpoint and (d.get("controlepunt"), d.get("controlepunt_hash")) != (cp_id, cp_hash):
+                        found(cp_id, f"controlepunt na record {cp_id} is ongeldig: het heeft geen MAC en is niet het "
+                                     f"controlepunt dat startrecord {r.id} noemt")
+                    unkeyed_checkpoint = False
+                legacy_allowed = False
+                keyed += 1
+            elif legacy_allowed and r.hash == chain_hash(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details,
+                                                         r.prev_hash):
+                pass  # a record of before revision 0012: held by the start record's MAC further on
+            else:
+                found(r.id, f"record {r.id} is gewijzigd of herberekend: de MAC klopt niet")
+                broken = True
+                break
             expected_prev = r.hash
             expected_id += 1
             checked += 1
         last_id = rows[-1].id
-    if head.last_id != expected_id - 1 or head.last_hash != expected_prev:
-        return VerifyResult(False, checked, expected_id, f"laatste records ontbreken (kop verwacht {head.last_id})",
-                            head.checkpoint_id)
-    return VerifyResult(True, checked, checkpoint=head.checkpoint_id)
+    if unkeyed_checkpoint and not broken:
+        found(cp_id, f"controlepunt na record {cp_id} is ongeldig: het heeft geen MAC")
+    if not broken and checked and keyed == 0:
+        found(expected_id - 1, f"geen enkel record na controlepunt {cp_id} draagt een MAC: de keten is niet met de "
+                               "auditsleutel afgesloten (start de bot eenmaal) of is herschreven")
+    chain_end = expected_id - 1
+    if not broken and (head.last_id != chain_end or head.last_hash != expected_prev):
+        found(chain_end + 1, f"de kop van de keten noemt record {head.last_id}, maar de keten eindigt bij record "
+                             f"{chain_end}")
+
+    if broken:  # the witnesses are held against what is there, also past a break
+        chain_end = int(await session.scalar(select(func.max(AuditRecord.id))) or cp_id)
+    witnessed = 0
+    unique: dict[tuple[int, str], Witness] = {}
+    for w in witnesses:
+        unique.setdefault((w.seq, w.mac), w)  # the first line that names it
+    stored = await _macs(session, sorted({seq for seq, _ in unique if cp_id < seq <= chain_end}))
+    stored[cp_id] = cp_hash or GENESIS
+    off: list[str] = []
+    for (seq, mac), w in sorted(unique.items(), reverse=True):
+        if seq > chain_end:
+            off.append(f"keten korter dan de getuige: {w.source} noemt record {seq}, de keten eindigt bij record "
+                       f"{chain_end}")
+        elif seq >= cp_id:  # older ones were purged since: the checkpoint's MAC and age stand for them
+            witnessed += 1
+            if not hmac.compare_digest(stored.get(seq, ""), mac):
+                off.append(f"record {seq} wijkt af van de getuige ({w.source}): de keten is herschreven")
+    for line in off[:_MAX_WITNESS_LINES]:
+        found(None, line)
+    if len(off) > _MAX_WITNESS_LINES:
+        found(None, f"en nog {len(off) - _MAX_WITNESS_LINES} getuigen die niet kloppen")
+    if not problems:
+        return VerifyResult(True, checked, checkpoint=cp_id, witnessed=witnessed)
+    at, reason = first_problem[0] if first_problem else (None, problems[0])
+    return VerifyResult(False, checked, at, reason, cp_id, tuple(problems), witnessed)
 
 
-async def prune(session: AsyncSession, before: datetime) -> int:
+async def prune(session: AsyncSession, auditor: Auditor, before: datetime) -> int:
     """Remove the oldest records (a prefix of the chain, up to the last one older than ``before``) and move the
-    checkpoint to the last removed record's hash. Runs in the purge's transaction; the purge's own record follows."""
+    checkpoint to the last removed record, with a MAC over its sequence, MAC and time. Runs in the purge's
+    transaction; the purge's own record follows."""
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
     cutoff = await session.scalar(select(func.max(AuditRecord.id)).where(AuditRecord.at < before))
     if cutoff is None or cutoff <= head.checkpoint_id:
         return 0
-    last_hash = await session.scalar(select(AuditRecord.hash).where(AuditRecord.id == cutoff))
-    if last_hash is None:
+    last = (await session.execute(select(AuditRecord.hash, AuditRecord.at).where(AuditRecord.id == cutoff))).first()
+    if last is None:
         return 0
     result = await session.execute(delete(AuditRecord).where(AuditRecord.id <= cutoff))
     head.checkpoint_id = int(cutoff)
-    head.checkpoint_hash = last_hash
+    head.checkpoint_hash = last.hash
+    head.checkpoint_at = last.at
+    head.checkpoint_mac = auditor.checkpoint_mac(int(cutoff), last.hash, last.at)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

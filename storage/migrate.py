@@ -38,3 +38,10 @@ def _current(connection: Connection) -> str | None:
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
+
+
+async def up_to_date(engine: AsyncEngine) -> bool:
+    """Whether the database is at the newest revision (for read-only commands that must not migrate)."""
+    from alembic.script import ScriptDirectory
+
+    return await current_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -83,7 +83,8 @@ class BotState(Base):
 
 
 class AuditRecord(Base):
-    """Append-only, hash-chained. ``subject`` is a keyed hash of a person's identifier, never the identifier."""
+    """Append-only, chained by a keyed MAC (``hash``; an unkeyed SHA-256 for records of before revision 0012), the
+    id is the sequence number. ``subject`` is a keyed hash of a person's identifier, never the identifier."""
 
     __tablename__ = "audit_log"
 
@@ -116,3 +117,9 @@ class AuditHead(Base):
     # the last one removed, so the rest of the chain still verifies from there.
     checkpoint_id: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
     checkpoint_hash: Mapped[str | None] = mapped_column(String(64))
+    # The last removed record's time and a MAC over (checkpoint_id, checkpoint_hash, checkpoint_at): a checkpoint
+    # nobody without the audit key can forge, and whose age ``audit verify`` holds against the retention.
+    checkpoint_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checkpoint_mac: Mapped[str | None] = mapped_column(String(64))
+    # First record of the keyed chain; None while records of the unkeyed chain (before 0012) wait to be sealed.
+    keyed_from: Mapped[int | None] = mapped_column(BigId)

@@ -48,7 +48,7 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
     await remove("aanvragen", delete(AdviesAanvraag).where(AdviesAanvraag.id.in_(
         select(AdviesAanvraag.id).where(AdviesAanvraag.closed_at.is_not(None),
                                         AdviesAanvraag.closed_at < before("aanvragen")))))
-    counts["audit"] = await prune(session, before("audit"))
+    counts["audit"] = await prune(session, auditor, before("audit"))
     await auditor.record(session, kind="bewaring.opgeschoond", at=now,
                          details={"verwijderd": counts, "te_redigeren": to_redact})
     return {**counts, REDACT_KEY: to_redact}

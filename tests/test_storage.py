@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from storage.audit import GENESIS, Auditor, chain_hash
+from storage.audit import GENESIS, Auditor
 from storage.db import create_engine, session_factory
 from storage.migrate import current_revision, upgrade
 from storage.models import AuditRecord
@@ -42,7 +42,7 @@ async def test_audit_chain_is_linked_and_subjects_hashed(database_url: str) -> N
         prev = GENESIS
         for r in rows:
             assert r.prev_hash == prev
-            assert r.hash == chain_hash(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
+            assert r.hash == auditor.mac(r.id, r.at, r.kind, r.actor, r.role, r.subject, r.details, r.prev_hash)
             assert r.subject == auditor.subject_of("123456782") and "123456782" not in str(r.details)
             prev = r.hash
     finally:

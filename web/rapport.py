@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -32,6 +33,7 @@ from markupsafe import Markup
 from config.rapport import RapportSettings
 from config.settings import Settings
 from domain.clock import AMSTERDAM, Clock, format_local
+from domain.identifiers import echo
 from domain.rapport import (
     MIN_OBSERVATIONS,
     PERIOD_HELP,
@@ -295,6 +297,47 @@ class _Sessions:
         return entry[0]
 
 
+@dataclass
+class _Burst:
+    last: float
+    count: int
+    blocked_until: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Refused tokens per client address: after ``limit`` refusals with less than ``window_s`` between them the
+    client gets 429 for ``window_s``, its token not even compared. Such a burst of refusals is one audit record
+    (at its first refusal), not one per attempt. Behind a reverse proxy every client shares the proxy's address:
+    then a burst elsewhere blocks the login for a minute, the price of not letting anyone guess at full speed."""
+
+    limit: int = 5
+    window_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    by_client: dict[str, _Burst] = field(default_factory=dict)
+
+    def blocked_for(self, client: str) -> float:
+        """Seconds the client still has to wait (0 when not blocked)."""
+        burst = self.by_client.get(client)
+        return max(0.0, burst.blocked_until - self.clock()) if burst else 0.0
+
+    def refused(self, client: str) -> bool:
+        """Count a refusal; True when it starts a burst (and is to be audited)."""
+        now = self.clock()
+        if len(self.by_client) > 10_000:
+            self.by_client = {k: b for k, b in self.by_client.items() if now - b.last <= self.window_s}
+        burst = self.by_client.get(client)
+        new = burst is None or now - burst.last > self.window_s
+        if burst is None or new:
+            burst = self.by_client[client] = _Burst(now, 0)
+        burst.count += 1
+        burst.last = now
+        if burst.count >= self.limit and burst.blocked_until <= now:
+            burst.blocked_until = now + self.window_s
+            log.warning("rapport login throttled", extra={"attempts": burst.count})
+        return new
+
+
 def match_token(tokens: Mapping[str, str], given: str) -> str | None:
     """The name of the token given, comparing against every token in constant time (no early exit)."""
     found: str | None = None
@@ -324,9 +367,29 @@ class RapportPages:
     record: RecordFn
     clock: Clock
     _logins: _Sessions = field(init=False)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def __post_init__(self) -> None:
         self._logins = _Sessions(ttl_s=3600.0 * (self.cfg.sessie_uren if self.cfg else 1))
+
+    async def _refused(self, request: web.Request, **details: Any) -> None:
+        if self.throttle.refused(request.remote or ""):
+            await self._audit("rapport.geweigerd", "rapport:onbekend", reeks_venster_s=int(self.throttle.window_s),
+                              **details)
+
+    def _too_many(self, request: web.Request, *, html: bool) -> web.Response | None:
+        """The 429 for a client in a burst of refused tokens, or None."""
+        wait = math.ceil(self.throttle.blocked_for(request.remote or ""))
+        if not wait:
+            return None
+        message = (f"Te veel onjuiste toegangstokens achter elkaar. Wacht {wait} seconden en probeer het dan "
+                   "opnieuw met het juiste token.")
+        headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
+        if html:
+            resp = render_page(429, title="Rapport: even wachten", message=message)
+            resp.headers.update(headers)
+            return resp
+        return web.Response(status=429, text=message + "\n", headers={**headers, "X-Content-Type-Options": "nosniff"})
 
     async def _audit(self, kind: str, actor: str, **details: Any) -> None:
         await self.record(kind, actor, **details)
@@ -339,7 +402,7 @@ class RapportPages:
             scheme, _, given = auth.partition(" ")
             name = match_token(self.cfg.tokens, given.strip()) if scheme.lower() == "bearer" else None
             if name is None:
-                await self._audit("rapport.geweigerd", "rapport:onbekend", via="bearer", pad=request.path)
+                await self._refused(request, via="bearer", pad=request.path)
                 return None, None, True
             return name, "bearer", False
         sid = request.cookies.get(COOKIE, "")
@@ -373,13 +436,15 @@ class RapportPages:
             return f"Kies een periode van hoogstens drie jaar. {PERIOD_HELP}"
         keys = [k for k, _ in self.houses]
         if vh and vh not in keys:
-            return (f"Onbekend veiligheidshuis '{vh[:40]}'. Kies er een uit de lijst, of laat het veld leeg voor "
+            return (f"Onbekend veiligheidshuis '{echo(vh)}'. Kies er een uit de lijst, of laat het veld leeg voor "
                     f"alle veiligheidshuizen ({', '.join(keys)}).")
         return period, (vh or None), text, vh
 
     async def _guarded(self, request: web.Request, fmt: str) -> web.Response:
         if self.cfg is None:
             return self._off()
+        if request.headers.get("Authorization") and (busy := self._too_many(request, html=fmt != "csv")):
+            return busy
         name, via, refused = await self._who(request)
         if name is None:
             if fmt == "csv" or refused:
@@ -394,7 +459,7 @@ class RapportPages:
                 return web.Response(status=400, text=parsed + "\n", content_type="text/plain", charset="utf-8",
                                     headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
             return render_page(400, title="Rapport", message=parsed, filter=True, houses=self.houses,
-                               periode=request.query.get("periode", "")[:40], vh="",
+                               periode=echo(request.query.get("periode", "")), vh="",
                                quick=quick_links(self.clock.now().astimezone(AMSTERDAM).date()))
         period, vh, text, vh_text = parsed
         await self._audit("rapport.bekeken", f"rapport:{name}", via=via, formaat=fmt, periode=period.label,
@@ -430,11 +495,13 @@ class RapportPages:
             return self._off()
         if not same_origin(request):
             return render_page(403, title="Geweigerd", message="Log in via de inlogpagina van het rapport zelf.")
+        if busy := self._too_many(request, html=True):
+            return busy
         form = await request.post()
         given = str(form.get("token", ""))[:200]
         name = match_token(self.cfg.tokens, given) if given else None
         if name is None:
-            await self._audit("rapport.geweigerd", "rapport:onbekend", via="login")
+            await self._refused(request, via="login")
             return self._login_page(401, "Onjuist toegangstoken. Controleer het token en probeer het opnieuw.")
         await self._audit("rapport.ingelogd", f"rapport:{name}", via="login")
         resp = web.Response(status=303, headers={"Location": "/rapport", "Cache-Control": "no-store"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -60,16 +61,26 @@ async def test_purge_removes_only_what_expired(tmp_path: Path, database_url: str
         await bot.close()
 
 
-async def test_old_audit_records_are_purged_behind_a_checkpoint(tmp_path: Path, database_url: str) -> None:
-    """The chain still verifies after its oldest records are removed; the checkpoint is reported; a change or a
-    deletion in what remains is still found; the purge records itself in the chain."""
+async def test_old_audit_records_are_purged_behind_a_checkpoint(tmp_path: Path, database_url: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The chain still verifies after its oldest records are removed; the checkpoint is reported and MAC-valid;
+    the head is published as a witness line after the purge and holds; a change or a deletion in what remains is
+    still found; the purge records itself in the chain."""
+    import logging
+
     from sqlalchemy import delete, update
 
-    from storage.audit import verify_chain
+    from storage.audit import Witness
+    from storage.audit import verify_chain as verify
 
     clock = FixedClock(NOW)
     bot = await ConsoleBot.start(write_config(tmp_path, database_url, sections={"privacy.bewaren": {"audit": 10}}),
                                  clock=clock)
+
+    async def verify_chain(s: Any, *witnesses: Witness) -> Any:
+        return await verify(s, bot.runtime.auditor, now=clock.now(), retention=timedelta(days=10),
+                            witnesses=witnesses)
+
     try:
         for _ in range(3):
             await bot.say("!ping")
@@ -79,14 +90,19 @@ async def test_old_audit_records_are_purged_behind_a_checkpoint(tmp_path: Path, 
         assert before.ok and before.checkpoint == 0 and old >= 4
         clock.advance(timedelta(days=11))
         await bot.say("!ping")
-        counts = await bot.runtime.purge_now()
+        with caplog.at_level(logging.INFO, logger="bot.audit_witness"):
+            counts = await bot.runtime.purge_now()
         assert counts["audit"] == old
+        lines = [r for r in caplog.records if r.getMessage() == "audit witness" and getattr(r, "reason", "") == "purge"]
+        assert len(lines) == 1, "the head is published after the purge"
+        witness = Witness(lines[0].audit_seq, lines[0].audit_mac, "getuige na opschonen")  # type: ignore[attr-defined]
         async with bot.runtime.sessions() as s:
-            result = await verify_chain(s)
+            result = await verify_chain(s, witness)
             first = int(await s.scalar(select(func.min(AuditRecord.id))) or 0)
             last = int(await s.scalar(select(func.max(AuditRecord.id))) or 0)
             rec = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "bewaring.opgeschoond"))).scalar_one()
-        assert result.ok and result.checkpoint == old and first == old + 1
+        assert result.ok and result.checkpoint == old and first == old + 1, result.problems
+        assert witness.seq == last and result.witnessed == 1
         assert rec.details["verwijderd"]["audit"] == old
         assert result.checked == last - old >= 2, "the later ping's record and the purge's own are checked"
         assert (await bot.runtime.purge_now())["audit"] == 0, "nothing younger than the period goes"
@@ -101,5 +117,8 @@ async def test_old_audit_records_are_purged_behind_a_checkpoint(tmp_path: Path, 
         async with bot.runtime.sessions() as s:
             gap = await verify_chain(s)
         assert not gap.ok and gap.problem_at == first and "ontbreekt" in gap.reason
+        async with bot.runtime.sessions() as s:  # verified by a clock put back before the retention ran out
+            early = await verify(s, bot.runtime.auditor, now=NOW + timedelta(days=5), retention=timedelta(days=10))
+        assert f"controlepunt na record {old} is jonger dan de bewaartermijn" in early.problems[0]
     finally:
         await bot.close()
