@@ -25,6 +25,7 @@ from bot.metrics import Metrics
 from bot.outbound import Sender
 from bot.redaction import Redactor
 from bot.transport import Transport
+from bot.transport.console import CONSOLE_ROOM
 from commands import default_table
 from commands.base import Services
 from commands.vh_view import compose_batch
@@ -41,6 +42,7 @@ from services.check import CheckService
 from services.instroom import InstroomService, SignaalResult
 from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
+from services.publiek import PubliekService
 from services.rapport import RapportService
 from services.reply import text
 from services.vrijgave import VrijgaveService
@@ -92,6 +94,8 @@ class Runtime:
         # a bad release term stops the start, not the first !vrijgeven
         vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
                                    self.settings.privacy.vrijgave_dagen)
+        self.publiek = PubliekService(self.settings.users, velden, self.settings.matrix.user_id,
+                                      frozenset({CONSOLE_ROOM}))
         instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.mail_settings = self.settings.mail
@@ -101,7 +105,8 @@ class Runtime:
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
-            check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
+            check=CheckService(check, registry, vhs, vrijgave, self.publiek), vrijgave=vrijgave,
+            instroom=instroom_service,
             rapport=rapport_service, aanvraag=self.aanvraag,
             besluit=BesluitService(auditor=self.auditor, catalogus=load_afdoeningen(self.settings.afdoeningen_path),
                                    veiligheidshuizen=vhs, registry=registry, mail=mail),
@@ -187,6 +192,13 @@ class Runtime:
                               zicht=result.zicht, known_only=True, source=source)
         await messages.queue(tx, NewMessage(room_id=self.settings.instroom.room, content=message_content(reply),
                                             txn_id=txn_id_for(key, "signaal"), case_data=True), result.now)
+
+    async def members_changed(self, room_id: str, joined: frozenset[str]) -> None:
+        """The transport's membership feed: the room's audience stored, a newcomer announced when needed."""
+        async with self.sessions() as s, s.begin():
+            told = await self.publiek.members_changed(s, room_id, joined, self.clock.now())
+        if told:
+            self._wake_sender()
 
     def _wake_sender(self) -> None:
         if self.sender is not None:

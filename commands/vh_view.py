@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from domain.advies import Markering, age_text, freshness, is_minor
+from domain.advies import Markering, age_text, freshness
 from domain.identifiers import PersonId
+from domain.roles import label
 from domain.veiligheidshuizen import Veiligheidshuizen
-from domain.zicht import SIGNAL_FIELDS, BatchItem, Zicht, check_fields, signal_fields
+from domain.zicht import SIGNAL_FIELDS, BatchItem, Zicht, check_fields, person_is_minor, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
 from services.reply import Bold, Code, Doc, Italic, Part, Reply, text
 
@@ -62,6 +63,11 @@ def compose_check(
 ) -> Composed:
     doc = Doc()
     title = f"Check {person.masked}" + (f" (zaak {zaak})" if zaak else "")
+    minor = person_is_minor(markeringen, today)
+    if markeringen and zicht.sees_nothing(minor):
+        doc.heading(title)
+        doc.line(not_for_role_line(minor))
+        return Composed(doc.build(case_data=True), (), False)
     if not markeringen:
         doc.heading(title)
         doc.line("Niet bekend bij een veiligheidshuis (landelijk gezocht in het ", system, ").")
@@ -73,11 +79,10 @@ def compose_check(
     doc.heading(title)
     doc.line(Bold(f"Bekend bij {n} veiligheidshui{'s' if n == 1 else 'zen'}"), " (landelijk gezocht in het ",
              system, ").")
-    minor = any(is_minor(m.geboortedatum, today) for m in markeringen)
     needs_release = False
     for m in markeringen:
         vh = veiligheidshuizen.get(m.veiligheidshuis)
-        fields = zicht.fields(vh)
+        fields = zicht.fields(vh, minor)
         elsewhere = zicht.elsewhere(vh)
         name = "Veiligheidshuis in een andere regio" if elsewhere else _vh_name(veiligheidshuizen, m.veiligheidshuis)
         items: list[Sequence[Part]] = []
@@ -101,7 +106,7 @@ def compose_check(
         if vh is not None and vh.profiel == "hit-no-hit":
             if vh.key in zicht.vrijgaven and "advies" in fields:
                 items.append(("Advies ", zicht.vrijgaven[vh.key], "."))
-            elif "advies" in zicht.role_fields:
+            elif "advies" in zicht.role_fields(minor):
                 items.append(("Het advies wordt per zaak vrijgegeven door het veiligheidshuis (convenant).",))
                 needs_release = True
         dated = f", advies van {_date(m.advies_datum)}" if "advies_datum" in fields else ""
@@ -111,18 +116,26 @@ def compose_check(
     if needs_release:
         doc.line("Advies nodig voor deze zaak? Vraag vrijgave met ",
                  Code("!vraag-vrijgave <id> [zaak: <parketnummer>]"), ".")
-    if minor and "minderjarig" in zicht.fields(None):
+    if minor and "minderjarig" in zicht.fields(None, minor):
         doc.line(Bold("Let op: "), MINOR_NOTICE)
     doc.line(Italic("De bot toont informatie; de beslissing blijft bij de officier."))
     return Composed(doc.build(case_data=True), check_fields(markeringen, zicht, veiligheidshuizen, today), True)
 
 
+def not_for_role_line(minor: bool) -> str:
+    """What a reader whose role sees nothing of this person's group is told: not whether the person is known."""
+    group, own = ("minderjarigen", label("rvdk")) if minor else ("meerderjarigen", label("reclassering"))
+    return (f"Uw rol ziet geen informatie van veiligheidshuizen over {group} (bij de partners is dat voor {own}); "
+            "vraag het de OvJ of de KPC.")
+
+
 def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zicht) -> list[Part]:
     parts: list[Part] = [Bold(item.person.masked), ": bekend bij "]
     where = []
+    minor = person_is_minor(item.markeringen, today)
     for m in item.markeringen:
         vh = vhs.get(m.veiligheidshuis)
-        fields = zicht.fields(vh) & SIGNAL_FIELDS
+        fields = zicht.fields(vh, minor) & SIGNAL_FIELDS
         if vh is not None and vh.profiel == "hit-no-hit" and not zicht.in_regio(vh):
             where.append("een veiligheidshuis in een andere regio")
             continue
@@ -134,7 +147,7 @@ def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zi
             details.append(f"advies van {_date(m.advies_datum)}, {age_text(m.advies_datum, today)} oud: {band}")
         where.append(_vh_name(vhs, m.veiligheidshuis) + (f" ({'; '.join(details)})" if details else ""))
     parts.append("; ".join(where))
-    if any(is_minor(m.geboortedatum, today) for m in item.markeringen):
+    if minor:
         parts.append(" — minderjarig: VH-informatie stuurt de selectie niet")
     return parts
 
@@ -144,7 +157,7 @@ def compose_batch(
     zicht: Zicht, known_only: bool = False, source: str = "",
 ) -> Reply:
     """The compact instroom summary: who is known, where, with how fresh an advice (no advice text)."""
-    known = [i for i in items if i.markeringen]
+    known = [i for i in items if i.markeringen and not zicht.sees_nothing(person_is_minor(i.markeringen, today))]
     unknown = [i for i in items if not i.markeringen]
     doc = Doc()
     heading = "Instroomsignaal" if known_only else "Instroom"

@@ -23,6 +23,7 @@ from domain.veiligheidshuizen import Veiligheidshuizen
 from domain.zaak import parse_zaak
 from domain.zicht import BatchItem, Zicht, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
+from domain.zichtbaarheid import GEEN, RolVelden
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.check import lookup_facts
@@ -96,7 +97,7 @@ class InstroomService:
     auditor: Auditor
     sessions: SessionFactory
     clock: Clock
-    velden: Mapping[str, frozenset[str]]
+    velden: Mapping[str, RolVelden]
     regio: str | None
 
     async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None
@@ -119,14 +120,14 @@ class InstroomService:
             await caller.audit("register.raadpleging", via="instroom", uitkomst="register onbereikbaar",
                                aantal=len(people), bron=registry.name)
             return InstroomResult(registry.name, unavailable=True)
-        zicht = Zicht(role_fields=self.velden.get(caller.role, frozenset()), regio=self.regio)
+        zicht = Zicht(self.velden.get(caller.role, GEEN), regio=self.regio)
         vhs = self.veiligheidshuizen
         for item in items:
             await caller.audit(
                 "register.raadpleging", person=item.person.value, soort=item.person.kind, zaak=zaak, via="instroom",
                 uitkomst="hit" if item.markeringen else "no-hit", bron=registry.name,
                 veiligheidshuizen=sorted({m.veiligheidshuis for m in item.markeringen}),
-                velden=signal_fields([item], vhs, zicht),
+                velden=signal_fields([item], vhs, zicht, local(caller.now).date()),
             )
         await record_facts(tx, [f for item in items for f in lookup_facts(list(item.markeringen), caller.now)])
         return InstroomResult(registry.name, tuple(items), zicht, local(caller.now).date())
@@ -144,7 +145,7 @@ class InstroomService:
             return SignaalResult(registry.name, unavailable=True)
         now = self.clock.now()
         # The signal lands in the shared room: what the covenant profiles allow any role at the table to see.
-        zicht = Zicht(role_fields=frozenset(ALL_FIELDS), regio=self.regio)
+        zicht = Zicht(RolVelden.beide(ALL_FIELDS), regio=self.regio)
         result = SignaalResult(registry.name, tuple(items), zicht, now)
         async with self.sessions() as session:
             for item in items:
@@ -155,7 +156,7 @@ class InstroomService:
                              "referentie": ref, "uitkomst": "hit" if item.markeringen else "no-hit",
                              "register": registry.name,
                              "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
-                             "velden": signal_fields([item], self.veiligheidshuizen, zicht)},
+                             "velden": signal_fields([item], self.veiligheidshuizen, zicht, local(now).date())},
                 )
             if result.known:
                 await publish(session, result)

@@ -21,6 +21,7 @@ from domain.raadpleging import parse_id, purpose_zaak, require_vh_role
 from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
 from domain.zicht import Zicht
+from domain.zichtbaarheid import GEEN, RolVelden
 from integrations.registry.base import Registry
 from services.base import Caller, Tx
 from storage.audit import Auditor
@@ -88,7 +89,7 @@ class VrijgaveService:
     registry: Registry
     veiligheidshuizen: Veiligheidshuizen
     auditor: Auditor
-    velden: Mapping[str, frozenset[str]]
+    velden: Mapping[str, RolVelden]
     regio: str | None
     dagen: int
 
@@ -103,7 +104,7 @@ class VrijgaveService:
                 vrijgaven[row.veiligheidshuis] = (f"vrijgegeven door {row.decided_by} op "
                                                   f"{format_local(row.decided_at)} ({ref_text(row.id)})"
                                                   if row.decided_at else "vrijgegeven")
-        return Zicht(role_fields=self.velden.get(caller.role, frozenset()), regio=self.regio, vrijgaven=vrijgaven)
+        return Zicht(self.velden.get(caller.role, GEEN), regio=self.regio, vrijgaven=vrijgaven)
 
     async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,
                     reden_typed: str | None) -> VraagResult:

@@ -1,0 +1,90 @@
+"""The room's audience: who reads what the bot shows in a room, and what that room has been shown.
+
+A reply with case data goes to a shared room only as far as every joined member may see it (PRIVACY.md: every
+reader counts); the lookups ask ``room_velden`` and send the rest to the asker's encrypted direct room. The
+Matrix transport feeds every membership change in through ``members_changed``; when a member joins who may not
+see what the room was shown before, the room is told once. The console is a room with one member, the asker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.publiek import member_fields, room_fields, shown_beyond
+from domain.roles import label
+from domain.zichtbaarheid import GEEN, RolVelden
+from services import messages
+from services.base import Tx
+from services.messages import NewMessage, message_content, txn_id_for
+from services.reply import text
+from storage import bot_state
+from storage.room_members import members_of, replace_members
+
+_SHOWN_KEY = "publiek.getoond:"
+
+
+def join_notice(user_id: str, role: str | None) -> str:
+    who = f"{user_id} ({label(role)})" if role else f"{user_id} (zonder rol in de bot)"
+    return (f"Let op: {who} is lid van deze room en mag niet alle informatie van veiligheidshuizen zien die hier "
+            "eerder is gedeeld. Antwoorden met zaakgegevens gaan vanaf nu alleen naar het versleutelde directe "
+            "bericht van wie erom vraagt; is dat niet de bedoeling, haal het lid dan uit deze room.")
+
+
+@dataclass
+class PubliekService:
+    users: Mapping[str, str]  # Matrix id -> role ([users])
+    velden: Mapping[str, RolVelden]  # [permissions.velden]
+    bot_user: str
+    solo_rooms: frozenset[str]  # rooms whose only reader is the asker (the console)
+
+    async def room_velden(self, tx: Tx, room_id: str, asker: str | None) -> RolVelden:
+        """What every reader of ``room_id`` may see. A room whose members were never stored (other than a solo
+        room) counts as unknown, so it is shown nothing."""
+        members = set(await members_of(tx, room_id))
+        if not members and room_id not in self.solo_rooms:
+            return GEEN
+        if asker is not None:
+            members.add(asker)
+        members.discard(self.bot_user)
+        return room_fields((self.users.get(m) for m in sorted(members)), self.velden)
+
+    async def getoond(self, tx: Tx, room_id: str) -> RolVelden:
+        raw = await bot_state.value_of(tx, _SHOWN_KEY + room_id)
+        if raw is None:
+            return GEEN
+        data = json.loads(raw)
+        return RolVelden(frozenset(data.get("meerderjarig", [])), frozenset(data.get("minderjarig", [])))
+
+    async def shown(self, tx: Tx, room_id: str, minor: bool, fields: Iterable[str], now: datetime) -> None:
+        """Remember which fields (per group) the room has been shown: a later member who may not see them is
+        announced (field names only, never values)."""
+        fields = frozenset(fields)
+        if not fields:
+            return
+        before = await self.getoond(tx, room_id)
+        after = RolVelden(before.meerderjarig | (frozenset() if minor else fields),
+                          before.minderjarig | (fields if minor else frozenset()))
+        if after != before:
+            await bot_state.put(tx, _SHOWN_KEY + room_id, json.dumps(
+                {"meerderjarig": sorted(after.meerderjarig), "minderjarig": sorted(after.minderjarig)}), now)
+
+    async def members_changed(self, tx: Tx, room_id: str, joined: Iterable[str], now: datetime) -> list[str]:
+        """The room state's joined members after a sync; returns the newcomers the room was told about (once
+        per member and room)."""
+        new, _ = await replace_members(tx, room_id, (u for u in joined if u != self.bot_user), now)
+        shown = await self.getoond(tx, room_id)
+        told: list[str] = []
+        for user in sorted(new):
+            role = self.users.get(user)
+            if not shown_beyond(shown, member_fields(role, self.velden)):
+                continue
+            key = f"publiek.melding:{room_id}:{user}"
+            if not await bot_state.claim(tx, key, now):
+                continue
+            await messages.queue(tx, NewMessage(room_id=room_id, content=message_content(
+                text(join_notice(user, role))), txn_id=txn_id_for(key)), now)
+            told.append(user)
+        return told
