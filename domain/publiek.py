@@ -23,10 +23,12 @@ def room_fields(roles: Iterable[str | None], velden: Mapping[str, RolVelden]) ->
     return reduce(lambda a, b: a & b, each) if each else GEEN
 
 
-def room_may_show(own: Sequence[str], room: Sequence[str], *, room_sees_person: bool) -> bool:
-    """A reply composed for the asker may go to the room when every member may see the person at all and the
-    reply for the room would disclose no fewer fields than the asker's."""
-    return room_sees_person and set(own) <= set(room)
+def room_may_show(own: Sequence[str], room: Sequence[str], *, room_sees_person: bool,
+                  room_sees_all_asker_sees: bool = False) -> bool:
+    """A reply composed for the asker may go to the room when every member may see everything the asker may (a
+    room of one, or of one role), or when every member may see the person at all and the reply for the room would
+    disclose no fewer fields than the asker's."""
+    return room_sees_all_asker_sees or (room_sees_person and set(own) <= set(room))
 
 
 def shown_beyond(shown: RolVelden, member: RolVelden) -> bool:

@@ -104,7 +104,7 @@ class CheckService:
         minor = person_is_minor(markeringen, today)
         sees = not room.sees_nothing(minor) if markeringen else not room.velden.leeg
         if not room_may_show(shown, check_fields(markeringen, room, self.veiligheidshuizen, today),
-                             room_sees_person=sees):
+                             room_sees_person=sees, room_sees_all_asker_sees=zicht.velden <= room.velden):
             return False
         await self.publiek.shown(tx, caller.room_id, minor, shown, caller.now)
         return True
