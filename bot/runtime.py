@@ -28,7 +28,7 @@ from bot.transport import Transport
 from bot.transport.console import CONSOLE_ROOM
 from commands import default_table
 from commands.base import Services
-from commands.vh_view import compose_batch
+from commands.vh_view import compose_batch, signal_notice
 from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings
 from domain.clock import Clock, SystemClock, local
@@ -92,16 +92,19 @@ class Runtime:
         if regio is not None and regio not in regios:
             raise ConfigError(f"zsm.regio: onbekende regio {regio!r}; kies uit {', '.join(regios)}")
         # a bad release term stops the start, not the first !vrijgeven
-        vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
-                                   self.settings.privacy.vrijgave_dagen)
         self.publiek = PubliekService(self.settings.users, velden, self.settings.matrix.user_id,
                                       frozenset({CONSOLE_ROOM}))
-        instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
+        vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
+                                   self.settings.privacy.vrijgave_dagen, self.publiek)
+        instroom_service = InstroomService(
+            check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio, self.publiek,
+            self.settings.instroom.room if self.settings.instroom is not None else None)
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
         self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
-                                               sessions=self.sessions, registry=registry, mail=mail)
+                                               sessions=self.sessions, registry=registry, mail=mail,
+                                               publiek=self.publiek)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
@@ -187,9 +190,9 @@ class Runtime:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction
         (idempotent per ``key``)."""
         assert result.zicht is not None and result.now is not None and self.settings.instroom is not None
-        reply = compose_batch(result.items, today=local(result.now).date(),
-                              veiligheidshuizen=self.services.veiligheidshuizen, system=result.system,
-                              zicht=result.zicht, known_only=True, source=source)
+        reply = signal_notice(len(result.items), source) if result.verborgen else compose_batch(
+            result.items, today=local(result.now).date(), veiligheidshuizen=self.services.veiligheidshuizen,
+            system=result.system, zicht=result.zicht, known_only=True, source=source)
         await messages.queue(tx, NewMessage(room_id=self.settings.instroom.room, content=message_content(reply),
                                             txn_id=txn_id_for(key, "signaal"), case_data=True), result.now)
 

@@ -25,7 +25,7 @@ from domain.zichtbaarheid import FIELDS as ALL_FIELDS
 from services.reply import Bold, Code, Doc, Italic, Part, Reply, text
 
 __all__ = ["ALL_FIELDS", "SIGNAL_FIELDS", "BatchItem", "Composed", "Zicht", "compose_batch", "compose_check",
-           "signal_fields", "unavailable_reply"]
+           "signal_fields", "signal_notice", "unavailable_reply"]
 
 STATUS_LABELS: Final[dict[str, str]] = {"actief": "plan van aanpak actief", "afgesloten": "plan afgesloten"}
 
@@ -169,6 +169,13 @@ def compose_batch(
     if known:
         doc.line("Details per persoon: ", Code("!check <id>"), ".")
     return doc.build(case_data=True)
+
+
+def signal_notice(checked: int, source: str) -> Reply:
+    """The instroom signal for a room where not every member may see who is known: no persons, no outcome."""
+    return Doc().line(Bold("Instroomsignaal" + (f" van {source}" if source else "")), f": {checked} nummer(s) "
+                      "gecontroleerd. Niet elk lid van deze room mag de uitkomst zien; een OvJ, parketsecretaris of "
+                      "KPC ziet die met ", Code("!instroom <id> ..."), ".").build(case_data=True)
 
 
 def unavailable_reply(system: str) -> Reply:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from domain.matrix_ids import direct_target
 from domain.publiek import member_fields, room_fields, shown_beyond
 from domain.roles import label
 from domain.zichtbaarheid import GEEN, RolVelden
 from services import messages
 from services.base import Tx
 from services.messages import NewMessage, message_content, txn_id_for
-from services.reply import text
+from services.reply import Reply, text
 from storage import bot_state
 from storage.room_members import members_of, replace_members
 
@@ -31,6 +32,11 @@ def join_notice(user_id: str, role: str | None) -> str:
     return (f"Let op: {who} is lid van deze room en mag niet alle informatie van veiligheidshuizen zien die hier "
             "eerder is gedeeld. Antwoorden met zaakgegevens gaan vanaf nu alleen naar het versleutelde directe "
             "bericht van wie erom vraagt; is dat niet de bedoeling, haal het lid dan uit deze room.")
+
+
+def direct_notice(what: str, masked: str, asker: str) -> str:
+    """The room's share of an answer that went to the asker's direct room: what it was and the masked id."""
+    return f"{what} over {masked} staat in het directe bericht van de bot aan {asker}."
 
 
 @dataclass
@@ -88,3 +94,30 @@ class PubliekService:
                 text(join_notice(user, role))), txn_id=txn_id_for(key)), now)
             told.append(user)
         return told
+
+    async def room_sees(self, tx: Tx, room_id: str, asker: str | None, needed: Iterable[str],
+                        minor: bool | None) -> bool:
+        """Every reader of the room may see ``needed`` for the person's group (``minor`` None: not known, so for
+        both groups)."""
+        room = await self.room_velden(tx, room_id, asker)
+        needed = frozenset(needed)
+        return all(needed <= room.voor(g) for g in ((minor,) if minor is not None else (False, True)))
+
+    async def deliver(self, tx: Tx, msg: NewMessage, reply: Reply, *, asker: str, masked: str, what: str,
+                      needed: Iterable[str], minor: bool | None, now: datetime) -> bool:
+        """Queue a message with case data for its room if every reader may see ``needed``; otherwise the room
+        gets a short notice with the masked id (in the same thread) and ``reply`` goes to the asker's direct
+        room. Both carry the person's subject, so a sepot 01 redacts them. True when it went direct."""
+        needed = frozenset(needed)
+        if await self.room_sees(tx, msg.room_id, asker, needed, minor):
+            for group in (minor,) if minor is not None else (False, True):
+                await self.shown(tx, msg.room_id, group, needed, now)
+            await messages.queue(tx, msg, now)
+            return False
+        await messages.queue_many(tx, [
+            replace(msg, case_data=True, content=message_content(
+                text(direct_notice(what, masked, asker)), in_reply_to=msg.in_reply_to, mentions=(asker,))),
+            NewMessage(room_id=direct_target(asker), txn_id=txn_id_for(msg.txn_id, "direct"),
+                       content=message_content(reply), case_data=True, subject=msg.subject),
+        ], now)
+        return True
