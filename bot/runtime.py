@@ -193,8 +193,10 @@ class Runtime:
         reply = signal_notice(len(result.items), source) if result.verborgen else compose_batch(
             result.items, today=local(result.now).date(), veiligheidshuizen=self.services.veiligheidshuizen,
             system=result.system, zicht=result.zicht, known_only=True, source=source)
+        about = tuple(self.auditor.subject_of(i.person.value) for i in result.known)
         await messages.queue(tx, NewMessage(room_id=self.settings.instroom.room, content=message_content(reply),
-                                            txn_id=txn_id_for(key, "signaal"), case_data=True), result.now)
+                                            txn_id=txn_id_for(key, "signaal"), case_data=True,
+                                            subject=about[0] if about else None, also_about=about[1:]), result.now)
 
     async def members_changed(self, room_id: str, joined: frozenset[str]) -> None:
         """The transport's membership feed: the room's audience stored, a newcomer announced when needed."""
