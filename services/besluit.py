@@ -198,6 +198,7 @@ class BesluitService:
                     now=act.now, besluit_id=row.id, concept=concept, values={
                         "persoon": mail_identifier(vh, person, skn), "zaak": zaak,
                         "datum": format_local(act.now), "afdoening": afd.label, "reclassering": vraag.reclassering,
+                        "minderjarig": any(k.minderjarig for k in kennis),  # the report comes from the RvdK
                         "motivering": vraag.motivering if outcome.inhoud == "volledig" else None,
                         "beperkt": outcome.inhoud == "beperkt",
                     })

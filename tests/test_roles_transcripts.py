@@ -135,3 +135,21 @@ def test_the_police_get_no_group_either(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape("permissions.velden.politie.minderjarig: de rol politie mag geen")):
         load_settings(write_config(tmp_path, "sqlite+aiosqlite:///x.db",
                                    sections={"permissions.velden.politie": {"minderjarig": ["status"]}}))
+
+
+async def test_the_mail_names_the_rvdk_for_a_minors_report(bot: ConsoleBot) -> None:
+    """The terugkoppeling's report line: reclassering for an adult, the RvdK for a minor (PROCESS.md step 2)."""
+    from storage.besluit_models import OutboxMail
+
+    adult, minor = bsn(62), bsn(63)
+    await seed(bot, markering(adult, geadviseerde_afdoening="vs"),
+               markering(minor, geadviseerde_afdoening="vs", geboortedatum=date(2010, 3, 1)))
+    for person, zaak in ((adult, "2026-1"), (minor, "2026-2")):
+        reply = await bot.say(f"!besluit {person} vs reclassering zaak: {zaak}", as_role="ovj")  # as advised
+        assert "Besluit" in reply or "besluit" in reply, reply
+    async with bot.runtime.sessions() as s:
+        bodies = [m.body_text or "" for m in (await s.execute(select(OutboxMail).order_by(OutboxMail.id))).scalars()]
+    assert len(bodies) == 2
+    assert "\nReclassering om een rapport gevraagd: ja\n" in bodies[0] and "RvdK" not in bodies[0]
+    assert "\nRaad voor de Kinderbescherming (RvdK) om een rapport gevraagd: ja\n" in bodies[1]
+    assert "Reclassering om" not in bodies[1]
