@@ -15,14 +15,14 @@ from datetime import datetime
 
 from domain.matrix_ids import direct_target
 from domain.publiek import member_fields, room_fields, shown_beyond
-from domain.roles import label
+from domain.roles import label, labels
 from domain.zichtbaarheid import GEEN, RolVelden
 from services import messages
 from services.base import Tx
 from services.messages import NewMessage, message_content, txn_id_for
 from services.reply import Reply, text
 from storage import bot_state
-from storage.room_members import members_of, replace_members
+from storage.room_members import members_of, replace_members, stored_rooms
 
 _SHOWN_KEY = "publiek.getoond:"
 
@@ -121,3 +121,29 @@ class PubliekService:
                        content=message_content(reply), case_data=True, subject=msg.subject),
         ], now)
         return True
+
+
+def mixed_room_notes(rooms: Mapping[str, Iterable[str]], configured: Iterable[str], users: Mapping[str, str],
+                     velden: Mapping[str, RolVelden]) -> list[str]:
+    """``check-config``: configured rooms whose members (as the bot last saw them) do not all see the same fields;
+    there the bot sends case data to the asker's direct room and not to the room."""
+    notes = []
+    for room_id in configured:
+        members = sorted(rooms.get(room_id, ()))
+        roles = {users.get(m) for m in members}
+        if len({member_fields(r, velden) for r in roles}) <= 1:
+            continue
+        named = labels(frozenset(r for r in roles if r is not None)) + (", zonder rol" if None in roles else "")
+        notes.append(f"matrix.rooms: in {room_id} zitten rollen met verschillend zicht ({named}); antwoorden met "
+                     "zaakgegevens gaan daar naar het directe bericht van de vrager. Maak een room per rol als dat "
+                     "niet de bedoeling is")
+    return notes
+
+
+async def stored_room_notes(database_url: str, configured: Iterable[str], users: Mapping[str, str],
+                            velden: Mapping[str, RolVelden], bot_user: str) -> list[str]:
+    """``mixed_room_notes`` on the members the bot stored; nothing when there is no database yet."""
+    rooms = await stored_rooms(database_url)
+    if rooms is None:
+        return []
+    return mixed_room_notes({r: m - {bot_user} for r, m in rooms.items()}, configured, users, velden)

@@ -44,3 +44,38 @@ async def replace_members(session: AsyncSession, room_id: str, joined: Iterable[
     new = want - have
     session.add_all(RoomMember(room_id=room_id, user_id=u, joined_at=now) for u in sorted(new))
     return new, gone
+
+
+def _no_sqlite_file(database_url: str) -> bool:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from storage.db import is_sqlite
+
+    if not is_sqlite(database_url):
+        return False
+    path = make_url(database_url).database
+    return not path or path == ":memory:" or not Path(path).exists()
+
+
+async def stored_rooms(database_url: str) -> dict[str, frozenset[str]] | None:
+    """Every room's stored members, read-only, for ``check-config``; None when there is no database with this
+    table yet (a SQLite file is never created just to look)."""
+    from sqlalchemy import inspect
+
+    from storage.db import create_engine
+
+    if _no_sqlite_file(database_url):
+        return None
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.run_sync(lambda c: inspect(c).has_table(RoomMember.__tablename__)):
+                return None
+            rooms: dict[str, set[str]] = {}
+            for room_id, user_id in (await conn.execute(select(RoomMember.room_id, RoomMember.user_id))).all():
+                rooms.setdefault(room_id, set()).add(user_id)
+            return {r: frozenset(u) for r, u in rooms.items()}
+    finally:
+        await engine.dispose()

@@ -6,6 +6,7 @@ tests/test_audience_matrix.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -114,3 +115,32 @@ async def test_a_room_never_seen_counts_as_unknown_and_is_shown_nothing(bot: Con
     async with bot.runtime.sessions() as s:
         assert await bot.runtime.publiek.room_velden(s, "!onbekend:localhost", OVJ) == GEEN
         assert await bot.runtime.publiek.room_velden(s, CONSOLE_ROOM, OVJ) == DEFAULT_ROLE_FIELDS["ovj"]
+
+
+async def test_check_config_names_a_room_whose_members_mix_roles(tmp_path: Path, sqlite_url: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``zsm-bot check-config`` reads the members the bot stored: a configured room with the OvJ and the police
+    is named; a room of OM roles is not. Before any database exists it says nothing about rooms (and creates
+    none)."""
+    from cli.main import main
+    from tests.harness.config import write_config
+
+    mixed, om = "!gemengd:localhost", "!om:localhost"
+    path = write_config(tmp_path, sqlite_url, sections={"matrix": {"rooms": [mixed, om]}})
+    db_file = Path(sqlite_url.split("///", 1)[1])
+    assert not db_file.exists()
+    await asyncio.to_thread(main, ["check-config", "--config", str(path)])  # a CLI: its own event loop
+    assert "zitten rollen" not in capsys.readouterr().out and not db_file.exists()
+
+    b = await ConsoleBot.start(path)
+    try:
+        await b.runtime.members_changed(mixed, frozenset({OVJ, POLITIE, "@bezoeker:localhost"}))
+        await b.runtime.members_changed(om, frozenset({OVJ, KPC}))
+    finally:
+        await b.close()
+    await asyncio.to_thread(main, ["check-config", "--config", str(path)])  # exit 2: no Matrix password here
+    out = capsys.readouterr().out
+    assert (f"let op: matrix.rooms: in {mixed} zitten rollen met verschillend zicht (OvJ, politie, zonder rol); "
+            "antwoorden met zaakgegevens gaan daar naar het directe bericht van de vrager. Maak een room per rol als "
+            "dat niet de bedoeling is") in out
+    assert om not in out
