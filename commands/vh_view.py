@@ -64,13 +64,15 @@ def compose_check(
     doc = Doc()
     title = f"Check {person.masked}" + (f" (zaak {zaak})" if zaak else "")
     minor = person_is_minor(markeringen, today)
-    if markeringen and zicht.sees_nothing(minor):
+    if not markeringen or zicht.sees_nothing(minor):
+        # A person of the group this role sees nothing of reads exactly as one nobody knows: the reply must not
+        # tell reclassering that a minor is known (or the RvdK an adult).
         doc.heading(title)
-        doc.line(not_for_role_line(minor))
-        return Composed(doc.build(case_data=True), (), False)
-    if not markeringen:
-        doc.heading(title)
-        doc.line("Niet bekend bij een veiligheidshuis (landelijk gezocht in het ", system, ").")
+        caveat = one_group_line(zicht)
+        doc.line("Voor uw rol niet" if caveat else "Niet", " bekend bij een veiligheidshuis (landelijk gezocht in het ",
+                 system, ").")
+        if caveat is not None:
+            doc.line(caveat)
         doc.line("Vermoedt u complexe problematiek? Meld de persoon dan aan bij het veiligheidshuis met ",
                  Code("!aanmelden"), ".")
         return Composed(doc.build(case_data=True), (), False)
@@ -122,11 +124,16 @@ def compose_check(
     return Composed(doc.build(case_data=True), check_fields(markeringen, zicht, veiligheidshuizen, today), True)
 
 
-def not_for_role_line(minor: bool) -> str:
-    """What a reader whose role sees nothing of this person's group is told: not whether the person is known."""
-    group, own = ("minderjarigen", label("rvdk")) if minor else ("meerderjarigen", label("reclassering"))
-    return (f"Uw rol ziet geen informatie van veiligheidshuizen over {group} (bij de partners is dat voor {own}); "
-            "vraag het de OvJ of de KPC.")
+def one_group_line(zicht: Zicht) -> str | None:
+    """For a role that sees only adults or only minors (reclassering, RvdK): what a 'not known' means for it."""
+    if zicht.velden.meerderjarig and not zicht.velden.minderjarig:
+        own, other, whose = "meerderjarigen", "minderjarigen", label("rvdk")
+    elif zicht.velden.minderjarig and not zicht.velden.meerderjarig:
+        own, other, whose = "minderjarigen", "meerderjarigen", label("reclassering")
+    else:
+        return None
+    return (f"Uw rol ziet alleen informatie over {own}; over {other} ziet u niets (dat is voor {whose}). "
+            "Vraag het zo nodig de OvJ of de KPC.")
 
 
 def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zicht) -> list[Part]:
@@ -157,8 +164,9 @@ def compose_batch(
     zicht: Zicht, known_only: bool = False, source: str = "",
 ) -> Reply:
     """The compact instroom summary: who is known, where, with how fresh an advice (no advice text)."""
+    # Someone of a group the reader sees nothing of is listed as not known (see compose_check).
     known = [i for i in items if i.markeringen and not zicht.sees_nothing(person_is_minor(i.markeringen, today))]
-    unknown = [i for i in items if not i.markeringen]
+    unknown = [i for i in items if i not in known]
     doc = Doc()
     heading = "Instroomsignaal" if known_only else "Instroom"
     doc.heading(f"{heading}{' van ' + source if source else ''}: {len(known)} van {len(items)} bekend bij een "

@@ -45,9 +45,12 @@ def full(masked: str, *, minor: bool) -> str:
     return "\n".join(lines)
 
 
-def nothing_for(masked: str, group: str, own: str) -> str:
-    return (f"Check BSN {masked}\nUw rol ziet geen informatie van veiligheidshuizen over {group} (bij de partners "
-            f"is dat voor {own}); vraag het de OvJ of de KPC.")
+def nothing_for(masked: str, own: str, other: str, whose: str) -> str:
+    """A person of the group the role sees nothing of reads exactly as an unknown person does."""
+    return (f"Check BSN {masked}\nVoor uw rol niet bekend bij een veiligheidshuis (landelijk gezocht in het "
+            f"ingebouwd register).\nUw rol ziet alleen informatie over {own}; over {other} ziet u niets (dat is voor "
+            f"{whose}). Vraag het zo nodig de OvJ of de KPC.\nVermoedt u complexe problematiek? Meld de persoon dan "
+            "aan bij het veiligheidshuis met !aanmelden.")
 
 
 REFUSED = ("U mag !check niet gebruiken: daarvoor is de rol OvJ, parketsecretaris, KPC, reclassering, RvdK nodig "
@@ -61,8 +64,9 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...] | None, str, tuple[str, ...] | No
     "ovj": (full(A, minor=False), ALL, full(M, minor=True), (*ALL, "minderjarig")),
     "parketsecretaris": (full(A, minor=False), ALL, full(M, minor=True), (*ALL, "minderjarig")),
     "kpc": (full(A, minor=False), ALL, full(M, minor=True), (*ALL, "minderjarig")),
-    "reclassering": (full(A, minor=False), ALL, nothing_for(M, "minderjarigen", "RvdK"), ()),
-    "rvdk": (nothing_for(A, "meerderjarigen", "reclassering"), (), full(M, minor=True), (*ALL, "minderjarig")),
+    "reclassering": (full(A, minor=False), ALL, nothing_for(M, "meerderjarigen", "minderjarigen", "RvdK"), ()),
+    "rvdk": (nothing_for(A, "minderjarigen", "meerderjarigen", "reclassering"), (), full(M, minor=True),
+             (*ALL, "minderjarig")),
     "politie": (REFUSED.format(role="politie"), None, REFUSED.format(role="politie"), None),
 }
 
@@ -91,6 +95,16 @@ async def test_each_role_reads_exactly_its_fields_for_an_adult_and_a_minor(bot: 
     assert await bot.say(f"!check {MINOR}", as_role=role) == minor_reply
     expected = [tuple(sorted(f)) for f in (adult_fields, minor_fields) if f is not None]
     assert await audited_fields(bot) == expected
+
+
+async def test_a_hidden_minor_reads_as_an_unknown_person(bot: ConsoleBot) -> None:
+    """Reclassering cannot tell a known minor from a person nobody knows, in !check and in !instroom."""
+    unknown = bsn(64)
+    hidden = await bot.say(f"!check {MINOR}", as_role="reclassering")
+    nobody = await bot.say(f"!check {unknown}", as_role="reclassering")
+    assert hidden.replace(MINOR[-3:], "###") == nobody.replace(unknown[-3:], "###")
+    batch = await bot.say(f"!instroom {MINOR} {unknown} {ADULT}", as_role="reclassering")
+    assert "Instroom: 1 van 3 bekend" in batch and f"Niet bekend: BSN {M}, BSN ******{unknown[-3:]}." in batch
 
 
 async def test_a_member_without_a_role_reads_nothing(bot: ConsoleBot) -> None:
