@@ -34,7 +34,8 @@ OM_ROOM, MIXED_ROOM = "!om:localhost", "!gemengd:localhost"
 
 
 def bsns(n: int) -> list[str]:
-    out, i = [], 100_000_000
+    out: list[str] = []
+    i = 100_000_000
     while len(out) < n:
         if elfproef(str(i)):
             out.append(str(i))
