@@ -17,10 +17,12 @@ from domain.advies import Markering, is_minor
 from domain.clock import local
 from domain.identifiers import PersonId
 from domain.matrix_ids import direct_target
-from domain.publiek import room_may_show
+from domain.publiek import room_fields, room_may_show
 from domain.raadpleging import parse_id, purpose_zaak, require_vh_role
+from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuizen
 from domain.zicht import Zicht, check_fields, person_is_minor
+from domain.zichtbaarheid import GEEN
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.publiek import PubliekService
@@ -100,7 +102,10 @@ class CheckService:
                             shown: tuple[str, ...], today: date) -> bool:
         """Every member of the room may see what the asker is shown (``domain.publiek``); when so, the room's
         memory of what it was shown grows by these fields."""
-        room = replace(zicht, velden=await self.publiek.room_velden(tx, caller.room_id, caller.sender))
+        roles = await self.publiek.room_roles(tx, caller.room_id, caller.sender)
+        room = replace(zicht, velden=GEEN if roles is None else room_fields(roles, self.publiek.velden),
+                       # a release is for the OM: the room reads a released advice only when all its readers are OM
+                       vrijgaven=zicht.vrijgaven if roles and set(roles) <= DECIDING_ROLES else {})
         minor = person_is_minor(markeringen, today)
         sees = not room.sees_nothing(minor) if markeringen else not room.velden.leeg
         if not room_may_show(shown, check_fields(markeringen, room, self.veiligheidshuizen, today),

@@ -46,16 +46,21 @@ class PubliekService:
     bot_user: str
     solo_rooms: frozenset[str]  # rooms whose only reader is the asker (the console)
 
-    async def room_velden(self, tx: Tx, room_id: str, asker: str | None) -> RolVelden:
-        """What every reader of ``room_id`` may see. A room whose members were never stored (other than a solo
-        room) counts as unknown, so it is shown nothing."""
+    async def room_roles(self, tx: Tx, room_id: str, asker: str | None) -> list[str | None] | None:
+        """The roles of the readers of ``room_id`` (None for a member without one); None when the room's members
+        were never stored (other than a solo room): an unknown audience."""
         members = set(await members_of(tx, room_id))
         if not members and room_id not in self.solo_rooms:
-            return GEEN
+            return None
         if asker is not None:
             members.add(asker)
         members.discard(self.bot_user)
-        return room_fields((self.users.get(m) for m in sorted(members)), self.velden)
+        return [self.users.get(m) for m in sorted(members)]
+
+    async def room_velden(self, tx: Tx, room_id: str, asker: str | None) -> RolVelden:
+        """What every reader of ``room_id`` may see; an unknown audience is shown nothing."""
+        roles = await self.room_roles(tx, room_id, asker)
+        return GEEN if roles is None else room_fields(roles, self.velden)
 
     async def getoond(self, tx: Tx, room_id: str) -> RolVelden:
         raw = await bot_state.value_of(tx, _SHOWN_KEY + room_id)

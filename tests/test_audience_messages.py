@@ -133,3 +133,24 @@ async def test_a_release_notice_in_a_room_of_the_om(tmp_path: Path, database_url
         assert "Vrijgave V1: het veiligheidshuis geeft het advies" in out and "[naar direct" not in out
     finally:
         await bot.close()
+
+
+async def test_a_released_advice_stays_out_of_a_room_with_reclassering(tmp_path: Path, database_url: str) -> None:
+    """A release is for the OM: beside reclassering (which may read an adult's advice of a generiek house) the
+    released advice of a hit-no-hit house goes to the OvJ's direct room only."""
+    bot, _ = await start_strict(strict_config(tmp_path, database_url))
+    try:
+        person = bsn(97)
+        await seed(bot, markering(person, vh="strikt"))
+        await bot.say(f"!vraag-vrijgave {person} reden: voorgeleiding", as_role="ovj")
+        await bot.say("!vrijgeven V1", as_user=VERANTWOORDELIJKE)
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, RECLASSERING}))
+        out = await bot.say(f"!check {person}", as_role="ovj")
+        room, direct = out.split("\n", 1)
+        assert room == f"Antwoord op !check BSN ******{person[-3:]} staat in uw directe bericht van de bot."
+        assert direct.startswith(f"[naar direct:{OVJ}]") and "Advies: Voorwaardelijk sepot" in direct
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, KPC}))
+        om_room = await bot.say(f"!check {person}", as_role="ovj")
+        assert "Advies: Voorwaardelijk sepot" in om_room and "[naar direct" not in om_room
+    finally:
+        await bot.close()
