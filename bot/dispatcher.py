@@ -210,11 +210,13 @@ class Dispatcher:
             room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
             case_data=reply.case_data, subject=subject if reply.case_data else None,
+            also_about=tuple(ctx.subjects[1:]) if ctx and reply.case_data else (),
         ), now, if_absent=False))
         for i, note in enumerate(ctx.notes if ctx else []):
             queued.append(await messages.queue(session, NewMessage(
                 room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"),
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
                 subject=subject if note.reply.case_data else None,
+                also_about=tuple(ctx.subjects[1:]) if ctx and note.reply.case_data else (),
             ), now))
         return [q for q in queued if q is not None]

@@ -56,7 +56,8 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
 
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
                         settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret,
-                        on_reaction=on_reaction, waiting=runtime.waiting)
+                        on_reaction=on_reaction, waiting=runtime.waiting,
+                        on_members=runtime.members_changed)
         bot_holder.append(bot)
         sender = runtime.sender
 

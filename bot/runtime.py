@@ -27,9 +27,10 @@ from bot.metrics import Metrics
 from bot.outbound import Sender
 from bot.redaction import Redactor
 from bot.transport import Transport
+from bot.transport.console import CONSOLE_ROOM
 from commands import default_table
 from commands.base import Services
-from commands.vh_view import compose_batch
+from commands.vh_view import compose_batch, signal_notice
 from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings, database_kind
 from domain.clock import Clock, SystemClock, local
@@ -43,6 +44,7 @@ from services.check import CheckService
 from services.instroom import InstroomService, SignaalResult
 from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
+from services.publiek import PubliekService
 from services.rapport import RapportService
 from services.reply import text
 from services.vrijgave import VrijgaveService
@@ -95,18 +97,24 @@ class Runtime:
         if regio is not None and regio not in regios:
             raise ConfigError(f"zsm.regio: onbekende regio {regio!r}; kies uit {', '.join(regios)}")
         # a bad release term stops the start, not the first !vrijgeven
+        self.publiek = PubliekService(self.settings.users, velden, self.settings.matrix.user_id,
+                                      frozenset({CONSOLE_ROOM}))
         vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
-                                   self.settings.privacy.vrijgave_dagen)
-        instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
+                                   self.settings.privacy.vrijgave_dagen, self.publiek)
+        instroom_service = InstroomService(
+            check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio, self.publiek,
+            self.settings.instroom.room if self.settings.instroom is not None else None)
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
         self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
-                                               sessions=self.sessions, registry=registry, mail=mail)
+                                               sessions=self.sessions, registry=registry, mail=mail,
+                                               publiek=self.publiek)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
-            check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
+            check=CheckService(check, registry, vhs, vrijgave, self.publiek), vrijgave=vrijgave,
+            instroom=instroom_service,
             rapport=rapport_service, aanvraag=self.aanvraag,
             besluit=BesluitService(auditor=self.auditor, catalogus=load_afdoeningen(self.settings.afdoeningen_path),
                                    veiligheidshuizen=vhs, registry=registry, mail=mail),
@@ -210,11 +218,20 @@ class Runtime:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction
         (idempotent per ``key``)."""
         assert result.zicht is not None and result.now is not None and self.settings.instroom is not None
-        reply = compose_batch(result.items, today=local(result.now).date(),
-                              veiligheidshuizen=self.services.veiligheidshuizen, system=result.system,
-                              zicht=result.zicht, known_only=True, source=source)
+        reply = signal_notice(len(result.items), source) if result.verborgen else compose_batch(
+            result.items, today=local(result.now).date(), veiligheidshuizen=self.services.veiligheidshuizen,
+            system=result.system, zicht=result.zicht, known_only=True, source=source)
+        about = tuple(self.auditor.subject_of(i.person.value) for i in result.known)
         await messages.queue(tx, NewMessage(room_id=self.settings.instroom.room, content=message_content(reply),
-                                            txn_id=txn_id_for(key, "signaal"), case_data=True), result.now)
+                                            txn_id=txn_id_for(key, "signaal"), case_data=True,
+                                            subject=about[0] if about else None, also_about=about[1:]), result.now)
+
+    async def members_changed(self, room_id: str, joined: frozenset[str]) -> None:
+        """The transport's membership feed: the room's audience stored, a newcomer announced when needed."""
+        async with self.sessions() as s, s.begin():
+            told = await self.publiek.members_changed(s, room_id, joined, self.clock.now())
+        if told:
+            self._wake_sender()
 
     def _wake_sender(self) -> None:
         if self.sender is not None:

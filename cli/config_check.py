@@ -77,7 +77,7 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
             notes.append(f"users.\"{user}\": rol {labels(frozenset({role}))} heeft geen rechten buiten !help en !ping")
     check_spec = table.get("check")
     for role, fields in sorted(settings.velden.items()):
-        if check_spec and role in table.allowed_roles(check_spec, settings) and not fields:
+        if check_spec and role in table.allowed_roles(check_spec, settings) and fields.leeg:
             notes.append(f"permissions.velden.{role}: rol {labels(frozenset({role}))} mag !check maar ziet geen "
                          "enkel veld van een veiligheidshuis")
     try:

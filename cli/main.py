@@ -88,9 +88,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from cli.config_check import startup_findings
+    from services.publiek import stored_room_notes
 
     settings = _settings(args)
     problems, notes = startup_findings(settings)
+    notes += asyncio.run(stored_room_notes(settings.database_url, settings.matrix.rooms, settings.users,
+                                           settings.velden, settings.matrix.user_id))
     for note in notes:
         print(f"let op: {note}")
     for problem in problems:

@@ -104,10 +104,12 @@ def render_decided(r: BesluitVastgelegd) -> Reply:
 
 
 def render_removed(r: ZaakVerwijderd) -> Reply:
-    doc = Doc().line(Bold("Technisch sepot 01"), f" voor {r.person.masked}: geen terugkoppeling.")
-    doc.line(f"Verwijderd: {r.besluiten} eerdere vastlegging(en) en {r.mails} mail(s) over deze zaak"
-             + (f"; {r.berichten} eerder bericht(en) van de bot hierover worden uit de ruimte verwijderd."
-                if r.berichten else "."))
+    # No identifier, not even masked: after a sepot 01 nothing in the rooms may point to the person.
+    doc = Doc().line(Bold("Technisch sepot 01"), " vastgelegd: geen terugkoppeling.")
+    doc.line(f"Verwijderd: {r.besluiten} eerdere vastlegging(en) en {r.mails} mail(s) over deze zaak, en wat de bot "
+             "verder over de persoon bewaarde (aanvragen om advies, vrijgaven, aanmeldingen)"
+             + (f"; {r.berichten} eerder bericht(en) van de bot over de persoon worden uit de rooms verwijderd "
+                "(ook uit directe berichten en de room van de bereikbaarheidsdienst)." if r.berichten else "."))
     if r.al_verzonden:
         doc.line("Let op: er was al terugkoppeling verzonden aan ", ", ".join(r.al_verzonden),
                  ". Vraag dat veiligheidshuis de gegevens te verwijderen.")

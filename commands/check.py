@@ -39,6 +39,8 @@ SPEC = CommandSpec(
     description=("Toont per veiligheidshuis doelgroep, status, advies, geadviseerde afdoening, adviesdatum met "
                  "leeftijd en actualiteit, regisseur en of de markering het huishouden betreft, voor zover uw rol "
                  "en het convenant van het veiligheidshuis dat toestaan (bij hit-no-hit: bekend en contact; het "
-                 "advies na !vraag-vrijgave). Het BSN wordt gemaskeerd getoond. Elke raadpleging wordt vastgelegd."),
+                 "advies na !vraag-vrijgave). Het BSN wordt gemaskeerd getoond. In een gedeelde room staat alleen wat "
+                 "elk lid mag zien; anders krijgt de room een korte melding en u het antwoord in uw directe bericht "
+                 "van de bot. Elke raadpleging wordt vastgelegd."),
     examples=("!check 123456782", "!check 123456782 zaak: 10/123456-26", "!check skn:12345678"),
 )

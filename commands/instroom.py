@@ -7,12 +7,12 @@ one rejects the batch with its position, so nobody is silently skipped. A chat a
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from commands.vh_view import compose_batch, unavailable_reply
 from domain.roles import VH_INFO_ROLES
 from services.instroom import MAX_BATCH
-from services.reply import Reply
+from services.reply import Doc, Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
@@ -20,8 +20,13 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     if result.unavailable:
         return unavailable_reply(result.system)
     assert result.zicht is not None and result.today is not None
-    return compose_batch(result.items, today=result.today, veiligheidshuizen=ctx.services.veiligheidshuizen,
-                         system=result.system, zicht=result.zicht)
+    summary = compose_batch(result.items, today=result.today, veiligheidshuizen=ctx.services.veiligheidshuizen,
+                            system=result.system, zicht=result.zicht)
+    if result.direct_to is not None:
+        ctx.send_elsewhere(OutgoingNote(result.direct_to, summary, key="instroom-details"))
+        return Doc().line(f"Antwoord op !instroom ({len(result.items)} nummers) staat in uw directe bericht van de "
+                          "bot.").build(case_data=True)
+    return summary
 
 
 SPEC = CommandSpec(

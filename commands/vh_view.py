@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from domain.advies import Markering, age_text, freshness, is_minor
+from domain.advies import Markering, age_text, freshness
 from domain.identifiers import PersonId
+from domain.roles import label
 from domain.veiligheidshuizen import Veiligheidshuizen
-from domain.zicht import SIGNAL_FIELDS, BatchItem, Zicht, check_fields, signal_fields
+from domain.zicht import SIGNAL_FIELDS, BatchItem, Zicht, check_fields, person_is_minor, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
 from services.reply import Bold, Code, Doc, Italic, Part, Reply, text
 
 __all__ = ["ALL_FIELDS", "SIGNAL_FIELDS", "BatchItem", "Composed", "Zicht", "compose_batch", "compose_check",
-           "signal_fields", "unavailable_reply"]
+           "signal_fields", "signal_notice", "unavailable_reply"]
 
 STATUS_LABELS: Final[dict[str, str]] = {"actief": "plan van aanpak actief", "afgesloten": "plan afgesloten"}
 
@@ -62,9 +63,16 @@ def compose_check(
 ) -> Composed:
     doc = Doc()
     title = f"Check {person.masked}" + (f" (zaak {zaak})" if zaak else "")
-    if not markeringen:
+    minor = person_is_minor(markeringen, today)
+    if not markeringen or zicht.sees_nothing(minor):
+        # A person of the group this role sees nothing of reads exactly as one nobody knows: the reply must not
+        # tell reclassering that a minor is known (or the RvdK an adult).
         doc.heading(title)
-        doc.line("Niet bekend bij een veiligheidshuis (landelijk gezocht in het ", system, ").")
+        caveat = one_group_line(zicht)
+        doc.line("Voor uw rol niet" if caveat else "Niet", " bekend bij een veiligheidshuis (landelijk gezocht in het ",
+                 system, ").")
+        if caveat is not None:
+            doc.line(caveat)
         doc.line("Vermoedt u complexe problematiek? Meld de persoon dan aan bij het veiligheidshuis met ",
                  Code("!aanmelden"), ".")
         return Composed(doc.build(case_data=True), (), False)
@@ -73,11 +81,10 @@ def compose_check(
     doc.heading(title)
     doc.line(Bold(f"Bekend bij {n} veiligheidshui{'s' if n == 1 else 'zen'}"), " (landelijk gezocht in het ",
              system, ").")
-    minor = any(is_minor(m.geboortedatum, today) for m in markeringen)
     needs_release = False
     for m in markeringen:
         vh = veiligheidshuizen.get(m.veiligheidshuis)
-        fields = zicht.fields(vh)
+        fields = zicht.fields(vh, minor)
         elsewhere = zicht.elsewhere(vh)
         name = "Veiligheidshuis in een andere regio" if elsewhere else _vh_name(veiligheidshuizen, m.veiligheidshuis)
         items: list[Sequence[Part]] = []
@@ -101,7 +108,7 @@ def compose_check(
         if vh is not None and vh.profiel == "hit-no-hit":
             if vh.key in zicht.vrijgaven and "advies" in fields:
                 items.append(("Advies ", zicht.vrijgaven[vh.key], "."))
-            elif "advies" in zicht.role_fields:
+            elif "advies" in zicht.role_fields(minor):
                 items.append(("Het advies wordt per zaak vrijgegeven door het veiligheidshuis (convenant).",))
                 needs_release = True
         dated = f", advies van {_date(m.advies_datum)}" if "advies_datum" in fields else ""
@@ -111,18 +118,31 @@ def compose_check(
     if needs_release:
         doc.line("Advies nodig voor deze zaak? Vraag vrijgave met ",
                  Code("!vraag-vrijgave <id> [zaak: <parketnummer>]"), ".")
-    if minor and "minderjarig" in zicht.fields(None):
+    if minor and "minderjarig" in zicht.fields(None, minor):
         doc.line(Bold("Let op: "), MINOR_NOTICE)
     doc.line(Italic("De bot toont informatie; de beslissing blijft bij de officier."))
     return Composed(doc.build(case_data=True), check_fields(markeringen, zicht, veiligheidshuizen, today), True)
 
 
+def one_group_line(zicht: Zicht) -> str | None:
+    """For a role that sees only adults or only minors (reclassering, RvdK): what a 'not known' means for it."""
+    if zicht.velden.meerderjarig and not zicht.velden.minderjarig:
+        own, other, whose = "meerderjarigen", "minderjarigen", label("rvdk")
+    elif zicht.velden.minderjarig and not zicht.velden.meerderjarig:
+        own, other, whose = "minderjarigen", "meerderjarigen", label("reclassering")
+    else:
+        return None
+    return (f"Uw rol ziet alleen informatie over {own}; over {other} ziet u niets (dat is voor {whose}). "
+            "Vraag het zo nodig de OvJ of de KPC.")
+
+
 def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zicht) -> list[Part]:
     parts: list[Part] = [Bold(item.person.masked), ": bekend bij "]
     where = []
+    minor = person_is_minor(item.markeringen, today)
     for m in item.markeringen:
         vh = vhs.get(m.veiligheidshuis)
-        fields = zicht.fields(vh) & SIGNAL_FIELDS
+        fields = zicht.fields(vh, minor) & SIGNAL_FIELDS
         if vh is not None and vh.profiel == "hit-no-hit" and not zicht.in_regio(vh):
             where.append("een veiligheidshuis in een andere regio")
             continue
@@ -134,7 +154,7 @@ def _signal_line(item: BatchItem, today: date, vhs: Veiligheidshuizen, zicht: Zi
             details.append(f"advies van {_date(m.advies_datum)}, {age_text(m.advies_datum, today)} oud: {band}")
         where.append(_vh_name(vhs, m.veiligheidshuis) + (f" ({'; '.join(details)})" if details else ""))
     parts.append("; ".join(where))
-    if any(is_minor(m.geboortedatum, today) for m in item.markeringen):
+    if minor:
         parts.append(" — minderjarig: VH-informatie stuurt de selectie niet")
     return parts
 
@@ -144,8 +164,9 @@ def compose_batch(
     zicht: Zicht, known_only: bool = False, source: str = "",
 ) -> Reply:
     """The compact instroom summary: who is known, where, with how fresh an advice (no advice text)."""
-    known = [i for i in items if i.markeringen]
-    unknown = [i for i in items if not i.markeringen]
+    # Someone of a group the reader sees nothing of is listed as not known (see compose_check).
+    known = [i for i in items if i.markeringen and not zicht.sees_nothing(person_is_minor(i.markeringen, today))]
+    unknown = [i for i in items if i not in known]
     doc = Doc()
     heading = "Instroomsignaal" if known_only else "Instroom"
     doc.heading(f"{heading}{' van ' + source if source else ''}: {len(known)} van {len(items)} bekend bij een "
@@ -156,6 +177,13 @@ def compose_batch(
     if known:
         doc.line("Details per persoon: ", Code("!check <id>"), ".")
     return doc.build(case_data=True)
+
+
+def signal_notice(checked: int, source: str) -> Reply:
+    """The instroom signal for a room where not every member may see who is known: no persons, no outcome."""
+    return Doc().line(Bold("Instroomsignaal" + (f" van {source}" if source else "")), f": {checked} nummer(s) "
+                      "gecontroleerd. Niet elk lid van deze room mag de uitkomst zien; een OvJ, parketsecretaris of "
+                      "KPC ziet die met ", Code("!instroom <id> ..."), ".").build(case_data=True)
 
 
 def unavailable_reply(system: str) -> Reply:

@@ -14,8 +14,11 @@ from __future__ import annotations
 from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from domain.clock import format_local
+from domain.matrix_ids import direct_target
 from domain.roles import DECIDING_ROLES, labels
+from services.publiek import direct_notice
 from services.reply import Bold, Code, Doc, Reply
+from services.vrijgave import Antwoord
 
 RELEASE_ROLES = frozenset({"veiligheidshuis"})
 
@@ -67,14 +70,24 @@ def _rest(args: ParsedArgs) -> str:
     return " ".join(args.raw.split()[1:])
 
 
+def _tell_asking_room(ctx: Context, a: Antwoord, note: Doc, key: str) -> None:
+    """The answer in the room that asked; when not every reader there may see it, a notice there and the answer
+    in the requester's direct room."""
+    if not a.direct:
+        ctx.send_elsewhere(OutgoingNote(a.room_id, note.build(case_data=True), mentions=(a.requested_by,), key=key))
+        return
+    ctx.send_elsewhere(OutgoingNote(direct_target(a.requested_by), note.build(case_data=True), key=key + "-direct"))
+    notice = Doc().line(direct_notice(f"Vrijgave {a.ref}", a.masked, a.requested_by)).build(case_data=True)
+    ctx.send_elsewhere(OutgoingNote(a.room_id, notice, mentions=(a.requested_by,), key=key))
+
+
 async def handle_vrijgeven(ctx: Context, args: ParsedArgs) -> Reply:
     a = await ctx.services.vrijgave.vrijgeven(ctx.session, ctx.caller(), args.words[0], _rest(args))
     assert a.expires_at is not None
     note = Doc().line(Bold(f"Vrijgave {a.ref}"), f": het advies over {a.masked} is vrijgegeven door {ctx.sender}"
                       + (f" ({a.toelichting})" if a.toelichting else "") + ". Typ ", Code("!check <id>"),
                       f" om het te zien (geldig tot {format_local(a.expires_at)}).")
-    ctx.send_elsewhere(OutgoingNote(a.room_id, note.build(case_data=True), mentions=(a.requested_by,),
-                                    key=f"vrijgegeven-{a.row_id}"))
+    _tell_asking_room(ctx, a, note, f"vrijgegeven-{a.row_id}")
     return Doc().line(f"Advies vrijgegeven voor verzoek {a.ref}; ZSM is ingelicht. "
                       f"De vrijgave geldt {a.dagen} dagen.").build()
 
@@ -83,8 +96,7 @@ async def handle_weigeren(ctx: Context, args: ParsedArgs) -> Reply:
     a = await ctx.services.vrijgave.weigeren(ctx.session, ctx.caller(), args.words[0], _rest(args))
     note = Doc().line(Bold(f"Vrijgave {a.ref}"), f": het veiligheidshuis geeft het advies over {a.masked} niet "
                       f"vrij. Reden: {a.toelichting}")
-    ctx.send_elsewhere(OutgoingNote(a.room_id, note.build(case_data=True), mentions=(a.requested_by,),
-                                    key=f"geweigerd-{a.row_id}"))
+    _tell_asking_room(ctx, a, note, f"geweigerd-{a.row_id}")
     return Doc().line(f"Verzoek {a.ref} geweigerd; ZSM is ingelicht.").build()
 
 

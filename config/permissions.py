@@ -14,7 +14,7 @@ from config.reader import ConfigReader
 from domain.errors import ConfigError
 from domain.matrix_ids import USER_ID
 from domain.roles import ROLES, VH_INFO_ROLES
-from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, FIELDS
+from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, FIELDS, RolVelden
 
 
 def parse_users(r: ConfigReader) -> dict[str, str]:
@@ -44,8 +44,10 @@ def parse_permissions(r: ConfigReader) -> dict[str, frozenset[str]]:
     return permissions
 
 
-def parse_role_fields(section: Mapping[str, object]) -> dict[str, frozenset[str]]:
-    """``[permissions.velden]``: ``<rol> = [velden]`` replaces that role's default; other roles keep theirs.
+def parse_role_fields(section: Mapping[str, object]) -> dict[str, RolVelden]:
+    """``[permissions.velden]``: ``<rol> = [velden]`` replaces that role's default for adults and minors alike;
+    ``<rol> = { meerderjarig = [velden], minderjarig = [velden] }`` sets each group (a group left out sees
+    nothing). Other roles keep their default (reclassering: adults, RvdK: minors).
 
     A role outside VH_INFO_ROLES cannot be given a field: the police role does not unlock veiligheidshuis
     information (PROCESS.md), so such a line is a configuration error, not a silent no-op."""
@@ -54,15 +56,24 @@ def parse_role_fields(section: Mapping[str, object]) -> dict[str, frozenset[str]
         where = f"permissions.velden.{role}"
         if role not in ROLES:
             raise ConfigError(f"{where}: onbekende rol; kies uit {', '.join(sorted(ROLES))}")
-        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
-            raise ConfigError(f"{where}: verwacht een lijst met velden, zoals [\"veiligheidshuis\", \"status\"]")
-        unknown = [f for f in listed if f not in FIELDS]
-        if unknown:
-            raise ConfigError(f"{where}: onbekend veld {unknown[0]!r}; kies uit {', '.join(FIELDS)}")
-        if listed and role not in VH_INFO_ROLES:
-            raise ConfigError(f"{where}: de rol {role} mag geen informatie van veiligheidshuizen zien "
-                              "(PRIVACY.md); laat de lijst leeg of verwijder de regel")
-        out[role] = frozenset(listed)
+        if isinstance(listed, Mapping):
+            unknown_group = [g for g in listed if g not in ("meerderjarig", "minderjarig")]
+            if unknown_group:
+                raise ConfigError(f"{where}.{unknown_group[0]}: onbekende groep; kies uit meerderjarig, minderjarig")
+            out[role] = RolVelden(_field_list(f"{where}.meerderjarig", role, listed.get("meerderjarig", [])),
+                                  _field_list(f"{where}.minderjarig", role, listed.get("minderjarig", [])))
+        else:
+            out[role] = RolVelden.beide(_field_list(where, role, listed))
     return out
 
 
+def _field_list(where: str, role: str, listed: object) -> frozenset[str]:
+    if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+        raise ConfigError(f"{where}: verwacht een lijst met velden, zoals [\"veiligheidshuis\", \"status\"]")
+    unknown = [f for f in listed if f not in FIELDS]
+    if unknown:
+        raise ConfigError(f"{where}: onbekend veld {unknown[0]!r}; kies uit {', '.join(FIELDS)}")
+    if listed and role not in VH_INFO_ROLES:
+        raise ConfigError(f"{where}: de rol {role} mag geen informatie van veiligheidshuizen zien "
+                          "(PRIVACY.md); laat de lijst leeg of verwijder de regel")
+    return frozenset(listed)

@@ -34,7 +34,7 @@ from config.registry import RegistrySettings, parse_registry
 from domain.aanvraag import AanvraagConfig
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
-from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS
+from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, RolVelden
 
 __all__ = ["ConfigError", "Settings", "database_kind", "load_settings", "redact_url", "resolve_config_path",
            "sqlite_path"]
@@ -133,7 +133,7 @@ class Settings:
     users: Mapping[str, str] = field(default_factory=dict)
     permissions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Fields of a marking per role ([permissions.velden]); see domain.zichtbaarheid.
-    velden: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(DEFAULT_ROLE_FIELDS))
+    velden: Mapping[str, RolVelden] = field(default_factory=lambda: dict(DEFAULT_ROLE_FIELDS))
     # The region of this ZSM location ([zsm] regio): hit-no-hit veiligheidshuizen elsewhere show "known elsewhere".
     regio: str | None = None
     # Reference data ([referentie]); None means the copy packaged in ``config`` (see config.reference).

@@ -12,10 +12,11 @@ Two rules meet here, and a field is shown only when both allow it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
-from domain.roles import DECIDING_ROLES, VH_INFO_ROLES
+from domain.roles import DECIDING_ROLES
 
 # Every field a marking can show, in the order of the reply. There is no field for care content (diagnosis,
 # treatment): the bot cannot show what it does not have.
@@ -29,12 +30,46 @@ ADVICE_FIELDS: Final[frozenset[str]] = frozenset({"advies", "geadviseerde_afdoen
 DAT_FIELDS: Final[frozenset[str]] = frozenset(
     {"veiligheidshuis", "doelgroep", "status", "regisseur", "contact", "huishouden", "minderjarig"})
 
-# Defaults: the deciding roles see everything the profile allows; the other partners at the table advise on their
-# own part and get the dat-informatie (whom to call) but not the veiligheidshuis's advice to the OM; roles outside
-# VH_INFO_ROLES (police among them: PROCESS.md) see nothing, whatever the configuration says.
-DEFAULT_ROLE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
-    **{r: frozenset(FIELDS) for r in DECIDING_ROLES},
-    **{r: DAT_FIELDS for r in VH_INFO_ROLES - DECIDING_ROLES},
+
+
+@dataclass(frozen=True)
+class RolVelden:
+    """A role's fields, per group: reclassering weighs the advice for adults and the RvdK for minors (PROCESS.md
+    step 2), so a role can see a person of one group and nothing of the other. Whether a person is a minor comes
+    from the markings' birth dates (``domain.advies.is_minor``)."""
+
+    meerderjarig: frozenset[str]
+    minderjarig: frozenset[str]
+
+    @classmethod
+    def beide(cls, fields: Iterable[str]) -> RolVelden:
+        both = frozenset(fields)
+        return cls(both, both)
+
+    def voor(self, minor: bool) -> frozenset[str]:
+        return self.minderjarig if minor else self.meerderjarig
+
+    def __and__(self, other: RolVelden) -> RolVelden:
+        return RolVelden(self.meerderjarig & other.meerderjarig, self.minderjarig & other.minderjarig)
+
+    def __le__(self, other: RolVelden) -> bool:
+        return self.meerderjarig <= other.meerderjarig and self.minderjarig <= other.minderjarig
+
+    @property
+    def leeg(self) -> bool:
+        return not (self.meerderjarig or self.minderjarig)
+
+
+GEEN: Final[RolVelden] = RolVelden(frozenset(), frozenset())
+
+# Defaults: the deciding roles see everything the profile allows. Reclassering (adults) and the RvdK (minors)
+# weigh the veiligheidshuis's advice in step 2 and bring it up to date (pilot report L319-324, L3688-3720): each
+# sees dat-informatie and the advice with its date for its own group and nothing of the other group. Roles
+# outside VH_INFO_ROLES (police among them: PROCESS.md) see nothing, whatever the configuration says.
+DEFAULT_ROLE_FIELDS: Final[Mapping[str, RolVelden]] = {
+    **{r: RolVelden.beide(FIELDS) for r in DECIDING_ROLES},
+    "reclassering": RolVelden(frozenset(FIELDS), frozenset()),
+    "rvdk": RolVelden(frozenset(), frozenset(FIELDS)),
 }
 
 PROFILE_FIELDS: Final[Mapping[str, frozenset[str]]] = {

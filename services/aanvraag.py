@@ -14,13 +14,13 @@ import logging
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from config.aanvraag import with_veiligheidshuizen
 from config.reference import load_veiligheidshuizen
 from domain import aanvraag as rules
-from domain.advies import Markering
+from domain.advies import Markering, is_minor
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
@@ -29,6 +29,7 @@ from services import messages
 from services.base import Tx
 from services.mail_outbox import MailService
 from services.messages import NewMessage, message_content, txn_id_for
+from services.publiek import PubliekService
 from services.reply import Bold, Code, Doc, Italic, Reply
 from storage import aanvraag_queries as q
 from storage import outgoing
@@ -122,6 +123,7 @@ class AanvraagService:
     registry: Registry | None = None
     mail: MailService | None = None
     on_enqueued: Callable[[], None] = field(default=lambda: None)
+    publiek: PubliekService | None = None  # the room's audience: an answer goes direct when not all may read it
     lags: list[float] = field(default_factory=list)
     keep_lags: bool = False
 
@@ -399,16 +401,28 @@ class AanvraagService:
                          person.masked, f", voor {req.requested_by}:")
         doc.line(text)
         doc.line(Italic(f"Gegeven door {user} op {format_local(now)}; !check toont het nu als nieuwste advies."))
-        await messages.queue(session, NewMessage(
-            room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "antwoord"), case_data=True,
-            in_reply_to=req.event_id, subject=self.subject_of(req),
-            content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                    mentions=(req.requested_by,))), now)
+        await self._deliver_answer(session, req, doc.build(case_data=True), person,
+                                   row.geboortedatum if row is not None else None, now)
         await self.auditor.record(session, kind="aanvraag.beantwoord", at=now, actor=user, person=req.person_value,
                                   details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline})
         await record_fact(session, kind=AANVRAAG_BEANTWOORD, at=now, veiligheidshuis=req.veiligheidshuis,
                           outcome="te_laat" if now > req.deadline else "op_tijd",
                           duration_s=(now - req.opened_at).total_seconds())
+
+    async def _deliver_answer(self, session: Tx, req: AdviesAanvraag, reply: Reply, person: PersonId,
+                              geboortedatum: date | None, now: datetime) -> None:
+        """The answer in the room that asked, as far as every reader there may see an advice (``services.publiek``);
+        else a notice there and the answer in the requester's direct room."""
+        msg = NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "antwoord"), case_data=True,
+                         in_reply_to=req.event_id, subject=self.subject_of(req),
+                         content=message_content(reply, in_reply_to=req.event_id, mentions=(req.requested_by,)))
+        if self.publiek is None:
+            await messages.queue(session, msg, now)
+            return
+        minor = is_minor(geboortedatum, now.astimezone(AMSTERDAM).date()) if geboortedatum is not None else None
+        await self.publiek.deliver(session, msg, reply, asker=req.requested_by, masked=person.masked,
+                                   what=f"Advies {rules.ref_text(req.id)}", needed=("veiligheidshuis", "advies"),
+                                   minor=minor, now=now)
 
     async def cancel(self, session: Tx, req: AdviesAanvraag, user: str, role: str, now: datetime) -> None:
         move(req, rules.AanvraagStatus.CANCELLED)

@@ -26,6 +26,7 @@ from services.mail_outbox import MailService
 from storage import besluit_queries as q
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail
+from storage.purge import remove_person
 from storage.redaction import mark_case
 from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
 
@@ -197,6 +198,7 @@ class BesluitService:
                     now=act.now, besluit_id=row.id, concept=concept, values={
                         "persoon": mail_identifier(vh, person, skn), "zaak": zaak,
                         "datum": format_local(act.now), "afdoening": afd.label, "reclassering": vraag.reclassering,
+                        "minderjarig": any(k.minderjarig for k in kennis),  # the report comes from the RvdK
                         "motivering": vraag.motivering if outcome.inhoud == "volledig" else None,
                         "beperkt": outcome.inhoud == "beperkt",
                     })
@@ -214,11 +216,24 @@ class BesluitService:
         besluit_ids = [b.id for b in earlier]
         already = tuple(sorted({m.veiligheidshuis for m in mails if m.status == MailStatus.SENT}))
         await q.delete_case(tx, besluit_ids, [m.id for m in mails])
+        values, subjects = await self._identifiers(tx, person)
         redact = await mark_case(tx, room_id=act.room_id, subject=self.auditor.subject_of(person.value),
-                                 event_ids=[b.event_id for b in earlier if b.room_id == act.room_id])
+                                 event_ids=[b.event_id for b in earlier if b.room_id == act.room_id], also=subjects)
+        removed = await remove_person(tx, subjects=subjects, values=values)
         await self.auditor.record(tx, kind="zaak.verwijderd", at=act.now, actor=act.sender, role=act.role,
-                                  details={"reden": "technisch sepot 01", "berichten": redact})
+                                  details={"reden": "technisch sepot 01", "berichten": redact,
+                                           "verwijderd": removed})
         return ZaakVerwijderd(person, len(besluit_ids), len(mails), redact, already)
+
+    async def _identifiers(self, tx: Tx, person: PersonId) -> tuple[list[str], list[str]]:
+        """Sepot 01: every identifier the person is known by here (the typed one, and the BSN and SKN of their
+        markings) and their keyed hashes, so what was stored or said under any of them goes."""
+        try:
+            markings = await self.registry.lookup(person, session=tx)
+        except RegistryUnavailable:
+            markings = []
+        values = list(dict.fromkeys([person.value, *(v for m in markings for v in (m.bsn, m.skn) if v)]))
+        return values, [self.auditor.subject_of(v) for v in values]
 
     async def undo(self, tx: Tx, act: Caller, person: PersonId, zaak: str) -> BesluitIngetrokken:
         """Withdraw the active decision on the case, within the undo window and only while no mail went."""

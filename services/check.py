@@ -9,7 +9,7 @@ same rule (``domain.zicht.check_fields``) that fills the audit record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from config.check import CheckSettings
@@ -17,11 +17,15 @@ from domain.advies import Markering, is_minor
 from domain.clock import local
 from domain.identifiers import PersonId
 from domain.matrix_ids import direct_target
+from domain.publiek import room_fields, room_may_show
 from domain.raadpleging import parse_id, purpose_zaak, require_vh_role
+from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuizen
-from domain.zicht import Zicht, check_fields
+from domain.zicht import Zicht, check_fields, person_is_minor
+from domain.zichtbaarheid import GEEN
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
+from services.publiek import PubliekService
 from services.vrijgave import VrijgaveService
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
@@ -64,6 +68,7 @@ class CheckService:
     registry: Registry
     veiligheidshuizen: Veiligheidshuizen
     vrijgave: VrijgaveService
+    publiek: PubliekService
 
     async def check(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None) -> CheckResult:
         require_vh_role(caller.role, "check")
@@ -87,8 +92,24 @@ class CheckService:
         )
         await record_facts(tx, lookup_facts(list(markeringen), caller.now))
         direct_to = None
-        if cfg.details_direct:
+        if cfg.details_direct or not await self._room_may_see(tx, caller, list(markeringen), zicht, shown, today):
             direct_to = direct_target(caller.sender)
             await caller.audit("bericht.direct", person=person.value, aan=caller.sender, velden=list(shown))
         return CheckResult(person, registry.name, zaak, tuple(markeringen), zicht, today, shown,
                            direct_to=direct_to)
+
+    async def _room_may_see(self, tx: Tx, caller: Caller, markeringen: list[Markering], zicht: Zicht,
+                            shown: tuple[str, ...], today: date) -> bool:
+        """Every member of the room may see what the asker is shown (``domain.publiek``); when so, the room's
+        memory of what it was shown grows by these fields."""
+        roles = await self.publiek.room_roles(tx, caller.room_id, caller.sender)
+        room = replace(zicht, velden=GEEN if roles is None else room_fields(roles, self.publiek.velden),
+                       # a release is for the OM: the room reads a released advice only when all its readers are OM
+                       vrijgaven=zicht.vrijgaven if roles and set(roles) <= DECIDING_ROLES else {})
+        minor = person_is_minor(markeringen, today)
+        sees = not room.sees_nothing(minor) if markeringen else not room.velden.leeg
+        if not room_may_show(shown, check_fields(markeringen, room, self.veiligheidshuizen, today),
+                             room_sees_person=sees, room_sees_all_asker_sees=zicht.velden <= room.velden):
+            return False
+        await self.publiek.shown(tx, caller.room_id, minor, shown, caller.now)
+        return True

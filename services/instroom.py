@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from config.check import CheckSettings
 from domain.clock import Clock, local
 from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
+from domain.matrix_ids import direct_target
+from domain.publiek import room_may_show
 from domain.raadpleging import require_vh_role
 from domain.veiligheidshuizen import Veiligheidshuizen
 from domain.zaak import parse_zaak
-from domain.zicht import BatchItem, Zicht, signal_fields
+from domain.zicht import BatchItem, Zicht, person_is_minor, signal_fields
 from domain.zichtbaarheid import FIELDS as ALL_FIELDS
+from domain.zichtbaarheid import GEEN, RolVelden
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.check import lookup_facts
+from services.publiek import PubliekService
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.statistiek_models import record_facts
@@ -67,6 +71,7 @@ class InstroomResult:
     zicht: Zicht | None = None
     today: date | None = None
     unavailable: bool = False
+    direct_to: str | None = None  # the summary goes to this direct room; the shared room gets a notice
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class SignaalResult:
     now: datetime | None = None
     problems: tuple[tuple[int, str], ...] = ()
     unavailable: bool = False
+    # a known person of whom some reader of the signal room may see nothing: the room gets a notice only
+    verborgen: bool = False
 
     @property
     def known(self) -> list[BatchItem]:
@@ -96,8 +103,10 @@ class InstroomService:
     auditor: Auditor
     sessions: SessionFactory
     clock: Clock
-    velden: Mapping[str, frozenset[str]]
+    velden: Mapping[str, RolVelden]
     regio: str | None
+    publiek: PubliekService | None = None  # the room's audience
+    signal_room: str | None = None  # where the API's signal goes ([instroom] room)
 
     async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None
                        ) -> InstroomResult:
@@ -119,17 +128,31 @@ class InstroomService:
             await caller.audit("register.raadpleging", via="instroom", uitkomst="register onbereikbaar",
                                aantal=len(people), bron=registry.name)
             return InstroomResult(registry.name, unavailable=True)
-        zicht = Zicht(role_fields=self.velden.get(caller.role, frozenset()), regio=self.regio)
+        zicht = Zicht(self.velden.get(caller.role, GEEN), regio=self.regio)
         vhs = self.veiligheidshuizen
         for item in items:
             await caller.audit(
                 "register.raadpleging", person=item.person.value, soort=item.person.kind, zaak=zaak, via="instroom",
                 uitkomst="hit" if item.markeringen else "no-hit", bron=registry.name,
                 veiligheidshuizen=sorted({m.veiligheidshuis for m in item.markeringen}),
-                velden=signal_fields([item], vhs, zicht),
+                velden=signal_fields([item], vhs, zicht, local(caller.now).date()),
             )
         await record_facts(tx, [f for item in items for f in lookup_facts(list(item.markeringen), caller.now)])
-        return InstroomResult(registry.name, tuple(items), zicht, local(caller.now).date())
+        today = local(caller.now).date()
+        direct_to = None
+        if self.publiek is not None:
+            room = replace(zicht, velden=await self.publiek.room_velden(tx, caller.room_id, caller.sender))
+            if not (zicht.velden <= room.velden or all(room_may_show(
+                    signal_fields([i], vhs, zicht, today), signal_fields([i], vhs, room, today),
+                    room_sees_person=not room.sees_nothing(person_is_minor(i.markeringen, today))
+                    if i.markeringen else not room.velden.leeg) for i in items)):
+                direct_to = direct_target(caller.sender)
+                await caller.audit("bericht.direct", aan=caller.sender, via="instroom", aantal=len(items))
+            else:
+                for i in items:
+                    await self.publiek.shown(tx, caller.room_id, person_is_minor(i.markeringen, today),
+                                             signal_fields([i], vhs, zicht, today), caller.now)
+        return InstroomResult(registry.name, tuple(items), zicht, today, direct_to=direct_to)
 
     async def signaal(self, ids: Sequence[str], bron: str, ref: str | None, publish: PublishFn) -> SignaalResult:
         """The API's batch, in a transaction of its own: audit records for everyone looked up and, when anyone is
@@ -143,10 +166,17 @@ class InstroomService:
         except RegistryUnavailable:
             return SignaalResult(registry.name, unavailable=True)
         now = self.clock.now()
-        # The signal lands in the shared room: what the covenant profiles allow any role at the table to see.
-        zicht = Zicht(role_fields=frozenset(ALL_FIELDS), regio=self.regio)
-        result = SignaalResult(registry.name, tuple(items), zicht, now)
+        today = local(now).date()
         async with self.sessions() as session:
+            # The signal lands in a shared room: only what every member there may see (``services.publiek``).
+            velden = RolVelden.beide(ALL_FIELDS)
+            if self.publiek is not None and self.signal_room is not None:
+                velden = await self.publiek.room_velden(session, self.signal_room, None)
+            zicht = Zicht(velden, regio=self.regio)
+            verborgen = any(zicht.sees_nothing(person_is_minor(i.markeringen, today)) for i in items if i.markeringen)
+            if verborgen:
+                zicht = Zicht(GEEN, regio=self.regio)
+            result = SignaalResult(registry.name, tuple(items), zicht, now, verborgen=verborgen)
             for item in items:
                 await self.auditor.record(
                     session, kind="register.raadpleging", at=now, actor=API_ACTOR, role=None,
@@ -155,7 +185,7 @@ class InstroomService:
                              "referentie": ref, "uitkomst": "hit" if item.markeringen else "no-hit",
                              "register": registry.name,
                              "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
-                             "velden": signal_fields([item], self.veiligheidshuizen, zicht)},
+                             "velden": signal_fields([item], self.veiligheidshuizen, zicht, local(now).date())},
                 )
             if result.known:
                 await publish(session, result)

@@ -21,8 +21,10 @@ from domain.raadpleging import parse_id, purpose_zaak, require_vh_role
 from domain.roles import DECIDING_ROLES
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
 from domain.zicht import Zicht
+from domain.zichtbaarheid import GEEN, RolVelden
 from integrations.registry.base import Registry
 from services.base import Caller, Tx
+from services.publiek import PubliekService
 from storage.audit import Auditor
 from storage.vrijgave_models import Vrijgave
 from storage.vrijgave_queries import add_request, open_request, request_by_id, valid_releases
@@ -80,6 +82,7 @@ class Antwoord:
     toelichting: str | None
     expires_at: datetime | None = None
     dagen: int = 0
+    direct: bool = False  # not every reader of that room may see it: the notice goes to the requester directly
 
 
 @dataclass
@@ -88,9 +91,16 @@ class VrijgaveService:
     registry: Registry
     veiligheidshuizen: Veiligheidshuizen
     auditor: Auditor
-    velden: Mapping[str, frozenset[str]]
+    velden: Mapping[str, RolVelden]
     regio: str | None
     dagen: int
+    publiek: PubliekService | None = None  # the room's audience
+
+    async def _direct(self, tx: Tx, row: Vrijgave) -> bool:
+        """A release or refusal names the veiligheidshuis and its advice about the person: the asking room hears
+        it only when every reader there may see both (``services.publiek``; the group is not known here)."""
+        return self.publiek is not None and not await self.publiek.room_sees(
+            tx, row.room_id, row.requested_by, ("veiligheidshuis", "advies"), None)
 
     async def zicht(self, tx: Tx, caller: Caller, person: PersonId) -> Zicht:
         """The caller's view of one person: role fields, own region and the releases valid in this room.
@@ -103,7 +113,7 @@ class VrijgaveService:
                 vrijgaven[row.veiligheidshuis] = (f"vrijgegeven door {row.decided_by} op "
                                                   f"{format_local(row.decided_at)} ({ref_text(row.id)})"
                                                   if row.decided_at else "vrijgegeven")
-        return Zicht(role_fields=self.velden.get(caller.role, frozenset()), regio=self.regio, vrijgaven=vrijgaven)
+        return Zicht(self.velden.get(caller.role, GEEN), regio=self.regio, vrijgaven=vrijgaven)
 
     async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,
                     reden_typed: str | None) -> VraagResult:
@@ -163,7 +173,7 @@ class VrijgaveService:
         await caller.audit("vrijgave.vrijgegeven", ref=ref_text(row.id), veiligheidshuis=row.veiligheidshuis,
                            dagen=days, aan=row.requested_by, ruimte=row.room_id, subject=row.subject)
         return Antwoord(row.id, ref_text(row.id), row.masked, row.room_id, row.requested_by, row.toelichting,
-                        row.expires_at, days)
+                        row.expires_at, days, direct=await self._direct(tx, row))
 
     async def weigeren(self, tx: Tx, caller: Caller, ref: str, rest: str) -> Antwoord:
         reden = toelichting(rest)
@@ -173,4 +183,5 @@ class VrijgaveService:
         row.state, row.decided_by, row.decided_at, row.toelichting = "geweigerd", caller.sender, caller.now, reden
         await caller.audit("vrijgave.geweigerd", ref=ref_text(row.id), veiligheidshuis=row.veiligheidshuis,
                            aan=row.requested_by, subject=row.subject)
-        return Antwoord(row.id, ref_text(row.id), row.masked, row.room_id, row.requested_by, reden)
+        return Antwoord(row.id, ref_text(row.id), row.masked, row.room_id, row.requested_by, reden,
+                        direct=await self._direct(tx, row))

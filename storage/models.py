@@ -72,6 +72,18 @@ class OutgoingMessage(Base):
     )
 
 
+class OutgoingSubject(Base):
+    """The further persons a message is about (an instroom summary or signal names several; ``subject`` holds the
+    first), by transaction id, so a sepot 01 redacts that message too. Keyed hashes only."""
+
+    __tablename__ = "outgoing_subject"
+
+    txn_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_outgoing_subject_subject", "subject"),)
+
+
 class BotState(Base):
     """Small durable facts: the trusted sync token, notices already given once."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutgoingMessage
+from storage.models import OutgoingMessage, OutgoingSubject
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class NewMessage:
     in_reply_to: str | None = None
     case_data: bool = False
     subject: str | None = None
+    also_about: tuple[str, ...] = ()  # further persons' keyed hashes (storage.models.OutgoingSubject)
 
 
 def _row(msg: NewMessage, now: datetime) -> OutgoingMessage:
@@ -63,13 +64,21 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime) -> Q
     """Write one row and flush, so its id is known (a duplicate txn id collides here)."""
     row = _row(msg, now)
     session.add(row)
+    _also_about(session, [msg])
     await session.flush()
     return Queued(row.id, msg.room_id, msg.content, msg.txn_id)
 
 
 def add_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
     """Add rows to the transaction without a flush per row (written at the next flush or commit)."""
+    msgs = list(msgs)
     session.add_all([_row(m, now) for m in msgs])
+    _also_about(session, msgs)
+
+
+def _also_about(session: AsyncSession, msgs: Sequence[NewMessage]) -> None:
+    session.add_all([OutgoingSubject(txn_id=m.txn_id, subject=s)
+                     for m in msgs for s in dict.fromkeys(m.also_about) if s != m.subject])
 
 
 async def subjects_of_replies(session: AsyncSession, event_ids: Iterable[str]) -> dict[str, str]:

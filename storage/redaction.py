@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutgoingMessage
+from storage.models import OutgoingMessage, OutgoingSubject
 
 RETENTION = "bewaartermijn"
 SEPOT_01 = "technisch sepot 01"
@@ -35,12 +35,17 @@ async def mark_expired(session: AsyncSession, *, before: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_ids: Sequence[str]) -> int:
-    """The bot's messages about one person (written with that subject), in whatever room (an advice request
-    pings the veiligheidshuis's on-call room), and those in this room in reply to the given commands (the decision
-    and the notices that followed it). Sent ones are queued for redaction at once; ones not yet sent are
-    withdrawn, so nothing about the case still reaches a room."""
-    about = [OutgoingMessage.subject == subject]
+async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_ids: Sequence[str],
+                    also: Sequence[str] = ()) -> int:
+    """The bot's messages about one person (written with that subject, or naming it among others, or with one of
+    ``also``: the person's hash under another identifier, such as the SKN), in whatever room (an advice request
+    pings the veiligheidshuis's on-call room, details go to a direct room), and those in this room in reply to
+    the given commands (the decision and the notices that followed it). Sent ones are queued for redaction at
+    once; ones not yet sent are withdrawn, so nothing about the case still reaches a room."""
+    subjects = list(dict.fromkeys([subject, *also]))
+    about: list[ColumnElement[bool]] = [
+             OutgoingMessage.subject.in_(subjects),
+             OutgoingMessage.txn_id.in_(select(OutgoingSubject.txn_id).where(OutgoingSubject.subject.in_(subjects)))]
     if event_ids:
         about.append(and_(OutgoingMessage.room_id == room_id, OutgoingMessage.in_reply_to.in_(list(event_ids))))
     scope = or_(*about)
@@ -57,6 +62,7 @@ async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_
         .values(status="dead", content=None, subject=None, last_error="ingetrokken: technisch sepot 01")
         .execution_options(synchronize_session=False)
     )
+    await session.execute(delete(OutgoingSubject).where(OutgoingSubject.subject.in_(subjects)))
     return int(sent.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -179,7 +179,7 @@ async def test_sepot_01_removes_everything_and_sends_nothing(bot: ConsoleBot, sm
     async with bot.runtime.sessions() as s:
         assert (await s.execute(select(BesluitRow))).first() is None
         removal = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "zaak.verwijderd"))).scalar_one()
-    assert removal.subject is None and set(removal.details) == {"reden", "berichten"}
+    assert removal.subject is None and set(removal.details) == {"reden", "berichten", "verwijderd"}
     assert removal.details["berichten"] == 1, "the earlier decision's confirmation is queued for redaction"
 
 

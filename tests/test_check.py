@@ -15,6 +15,7 @@ from config.settings import ConfigError
 from domain.advies import Freshness, age_text
 from domain.identifiers import parse_person_id
 from domain.roles import ROLES, VH_INFO_ROLES
+from domain.zichtbaarheid import RolVelden
 from storage.models import AuditRecord
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import TODAY, bsn, markering, seed, start_bot
@@ -84,7 +85,7 @@ async def test_html_reply_escapes_registry_text(sqlite_bot: ConsoleBot) -> None:
     await seed(sqlite_bot, markering(person, advies="<b>vet</b> & meer"))
     assert "Advies: <b>vet</b> & meer" in await sqlite_bot.say(f"!check {person}")
     composed = compose_check(parse_person_id(person), [markering(person, advies="<b>vet</b>")], today=TODAY,
-                             zicht=Zicht(frozenset(ALL_FIELDS)), system="x",
+                             zicht=Zicht(RolVelden.beide(ALL_FIELDS)), system="x",
                              veiligheidshuizen=sqlite_bot.runtime.services.veiligheidshuizen)
     assert "&lt;b&gt;vet&lt;/b&gt;" in composed.reply.html and "<b>" not in composed.reply.html
     assert composed.reply.case_data
@@ -233,7 +234,7 @@ def test_disclosed_fields_match_the_reply() -> None:
 
     vhs = load_veiligheidshuizen()
     m = markering(bsn(1), geboortedatum=date(TODAY.year - 16, 1, 1), huishouden=True)
-    zicht = Zicht(role_fields=frozenset(ALL_FIELDS))
+    zicht = Zicht(RolVelden.beide(ALL_FIELDS))
     composed = compose_check(parse_person_id(m.bsn), [m], today=TODAY, zicht=zicht, veiligheidshuizen=vhs,
                              system="test")
     assert composed.shown == check_fields([m], zicht, vhs, TODAY)

@@ -112,6 +112,8 @@ async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
     runtime = Runtime(load_settings(config), clock=FixedClock(NOW))
     out = io.StringIO()
     await runtime.start(ConsoleTransport(out))
+    # the signal room's readers, as the Matrix transport reports them: the OM roles (tests/test_audience.py: others)
+    await runtime.members_changed(ROOM, frozenset({"@ovj:localhost", "@kpc:localhost"}))
     async with runtime.sessions() as s, s.begin():
         await upsert(s, [markering(bsn(1), "utrecht"), markering(bsn(2), "rotterdam", geboortedatum=date(2012, 5, 5))],
                      NOW)

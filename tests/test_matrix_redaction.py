@@ -71,7 +71,7 @@ async def test_case_messages_redacted_after_retention_and_at_sepot_01(running: t
     besluit = await officer.wait_reply(await officer.send(room, f"!besluit {decided} osb"))
     assert "Besluit vastgelegd" in besluit.body
     sepot = await officer.wait_reply(await officer.send(room, f"!besluit {decided} 01"))
-    assert "2 eerder bericht(en) van de bot hierover worden uit de ruimte verwijderd" in sepot.body
+    assert "2 eerder bericht(en) van de bot over de persoon worden uit de rooms verwijderd" in sepot.body
     for event in (earlier_check, besluit):
         await wait_redacted(officer, room, event.event_id, timeout=30)
     assert not is_redacted(await raw_event(officer, room, sepot.event_id))

@@ -18,6 +18,7 @@ from domain.veiligheidshuizen import Veiligheidshuizen
 from integrations.registry import Registry
 from services.aanvraag import AanvraagService, load_config
 from services.mail_outbox import MailService
+from services.publiek import PubliekService
 from storage.audit import Auditor
 from storage.db import SessionFactory
 
@@ -25,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def build_service(settings: Settings, *, auditor: Auditor, veiligheidshuizen: Veiligheidshuizen,
-                  sessions: SessionFactory, registry: Registry, mail: MailService | None) -> AanvraagService:
+                  sessions: SessionFactory, registry: Registry, mail: MailService | None,
+                  publiek: PubliekService | None = None) -> AanvraagService:
     return AanvraagService(load_config(settings, veiligheidshuizen), auditor, veiligheidshuizen, sessions,
-                           registry=registry, mail=mail)
+                           registry=registry, mail=mail, publiek=publiek)
 
 
 async def tick(service: AanvraagService, clock: Clock) -> None:

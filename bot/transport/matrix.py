@@ -27,6 +27,7 @@ from nio import (
     MegolmEvent,
     ReactionEvent,
     RoomCreateResponse,
+    RoomMemberEvent,
     RoomMessageText,
     RoomPreset,
     RoomRedactError,
@@ -67,6 +68,7 @@ DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the u
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
+MembersHandler = Callable[[str, frozenset[str]], Awaitable[None]]  # room, its joined members (room state)
 
 
 class LoginFailed(Exception):
@@ -219,8 +221,10 @@ class MatrixBot:
         metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
         on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
         cross_signing_secret: bytes | None = None, waiting: Waiting | None = None,
+        on_members: MembersHandler | None = None,
     ) -> None:
         self.waiting = waiting or Waiting()
+        self.on_members = on_members
         self.cross_signing_secret = cross_signing_secret
         self.cross_signed = False
         self.transport = transport
@@ -287,6 +291,7 @@ class MatrixBot:
                 backoff = BACKOFF_START_S
                 await self._housekeeping()
                 await self._join_configured(resp)
+                await self._members(resp, first)
                 batch = _Batch(resp.next_batch)
                 self._batches.append(batch)
                 if not (first and fresh_install):
@@ -364,6 +369,20 @@ class MatrixBot:
             if room_id in resp.rooms.invite or room_id not in self.client.rooms:
                 result = await self.client.join(room_id)
                 log.info("join", extra={"room": room_id, "ok": not hasattr(result, "status_code")})
+
+    async def _members(self, resp: SyncResponse, first: bool) -> None:
+        """The joined members of each configured room, from nio's room state, after the first (full-state) sync and
+        after every sync with a membership change; before the sync's commands are handled, so each is answered
+        for the room as it is now. A failure raises: the sync is retried and the audience is never stale."""
+        if self.on_members is None:
+            return
+        for room_id, info in resp.rooms.join.items():
+            room = self.client.rooms.get(room_id)
+            if room_id not in self.rooms or room is None:
+                continue
+            changed = any(isinstance(e, RoomMemberEvent) for e in [*info.state, *info.timeline.events])
+            if first or changed:
+                await self.on_members(room_id, frozenset(set(room.users) - set(room.invited_users)))
 
     # --- events --------------------------------------------------------------------------------------
     async def _dispatch(self, resp: SyncResponse, batch: _Batch) -> None:

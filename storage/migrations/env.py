@@ -7,6 +7,7 @@ from alembic import context
 import storage.aanvraag_models
 import storage.besluit_models
 import storage.registry_models
+import storage.room_members
 import storage.statistiek_models
 import storage.vrijgave_models  # noqa: F401  (feature tables register on Base)
 from storage.models import Base

@@ -219,7 +219,7 @@ async def test_sepot_01_queues_the_case_messages_at_once(tmp_path: Path, databas
         assert all(n.carries_case_data and n.subject == bot.runtime.auditor.subject_of(PERSON) for n in notices)
 
         reply = await bot.say(f"!besluit {PERSON} 01 zaak: 2026-9", event_id="$sepot")
-        assert "3 eerder bericht(en) van de bot hierover worden uit de ruimte verwijderd" in reply
+        assert "3 eerder bericht(en) van de bot over de persoon worden uit de rooms verwijderd" in reply
         # No purge and no retention: the sepot's own commit wakes the loop; here we drain as the loop would.
         await redactor(bot).drain()
         gone = set(console(bot).redacted)
@@ -233,6 +233,6 @@ async def test_sepot_01_queues_the_case_messages_at_once(tmp_path: Path, databas
         assert removal.details["berichten"] == 3
         # Repeating the sepot queues nothing new.
         again = await bot.say(f"!besluit {PERSON} 01 zaak: 2026-9", event_id="$sepot2")
-        assert "uit de ruimte verwijderd" not in again
+        assert "uit de rooms verwijderd" not in again
     finally:
         await bot.close()

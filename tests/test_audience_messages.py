@@ -1,0 +1,156 @@
+"""The room's audience for the other messages with case data: ``!instroom``, the API's instroom signal, the
+``!advies`` answer to an advice request and the release notices (vrijgave). Each is shown in the room only as far
+as every reader may see it; otherwise the room reads a notice with the masked id and the requester the answer in
+the bot's direct room (console: ``[naar direct:<user>]``)."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+
+from bot.runtime import Runtime
+from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
+from config.settings import load_settings
+from domain.clock import FixedClock
+from storage.registry_queries import upsert
+from tests.harness.config import VERANTWOORDELIJKE, user_for, write_config
+from tests.harness.console import ConsoleBot
+from tests.harness.markings import NOW, bsn, markering, seed, start_bot
+from tests.security.test_covenant_profiles import start as start_strict
+from tests.security.test_covenant_profiles import strict_config
+from tests.test_aanvraag import BSN, DUTY, open_request, roster
+from tests.test_aanvraag import seed as seed_aanvraag
+from tests.test_aanvraag import start as start_aanvraag
+
+OVJ, KPC, POLITIE, RECLASSERING = (user_for(r) for r in ("ovj", "kpc", "politie", "reclassering"))
+SIGNAL_ROOM = "!instroom:localhost"
+TOKEN = "test-instroom-token-0123456789"
+
+
+async def test_instroom_with_a_police_member_goes_direct(tmp_path: Path, database_url: str) -> None:
+    bot = await start_bot(tmp_path, database_url)
+    try:
+        await seed(bot, markering(bsn(90)))
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, POLITIE}))
+        out = await bot.say(f"!instroom {bsn(90)} {bsn(91)}", as_role="ovj")
+        room, direct = out.split("\n", 1)
+        assert room == "Antwoord op !instroom (2 nummers) staat in uw directe bericht van de bot."
+        assert direct.startswith(f"[naar direct:{OVJ}] Instroom: 1 van 2 bekend") and "Utrecht" in direct
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, KPC}))
+        shown = await bot.say(f"!instroom {bsn(90)}", as_role="ovj")
+        assert shown.startswith("Instroom: 1 van 1 bekend") and "[naar direct" not in shown
+    finally:
+        await bot.close()
+
+
+async def _signal(tmp_path: Path, database_url: str, members: frozenset[str]) -> str:
+    config = write_config(tmp_path, database_url, sections={
+        "http": {"enabled": True, "port": 0}, "instroom": {"token": TOKEN, "room": SIGNAL_ROOM}})
+    runtime = Runtime(load_settings(config), clock=FixedClock(NOW))
+    out = io.StringIO()
+    await runtime.start(ConsoleTransport(out))
+    try:
+        await runtime.members_changed(SIGNAL_ROOM, members)
+        async with runtime.sessions() as s, s.begin():
+            await upsert(s, [markering(bsn(92)), markering(bsn(93), geboortedatum=date(2011, 1, 1))], NOW)
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{runtime.http_port}/api/instroom", json={"ids": [bsn(92), bsn(93), bsn(94)],
+                                                                        "bron": "BOSZ"},
+                headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            assert r.status == 200
+        assert runtime.sender is not None
+        await runtime.sender.drain()
+        return out.getvalue().strip()
+    finally:
+        await runtime.close()
+
+
+async def test_the_signal_shows_only_a_count_where_someone_may_see_nothing(tmp_path: Path,
+                                                                          database_url: str) -> None:
+    posted = await _signal(tmp_path, database_url, frozenset({OVJ, POLITIE}))
+    assert posted == (f"[naar {SIGNAL_ROOM}] Instroomsignaal van BOSZ: 3 nummer(s) gecontroleerd. Niet elk lid van "
+                      "deze room mag de uitkomst zien; een OvJ, parketsecretaris of KPC ziet die met !instroom <id> "
+                      "....")
+
+
+async def test_the_signal_for_the_om_shows_who_is_known(tmp_path: Path, database_url: str) -> None:
+    posted = await _signal(tmp_path, database_url, frozenset({OVJ, KPC}))
+    assert posted.startswith(f"[naar {SIGNAL_ROOM}] Instroomsignaal van BOSZ: 2 van 3 bekend")
+
+
+async def test_the_signal_with_reclassering_hides_a_known_minor(tmp_path: Path, database_url: str) -> None:
+    posted = await _signal(tmp_path, database_url, frozenset({OVJ, RECLASSERING}))
+    assert "3 nummer(s) gecontroleerd" in posted and "bekend" not in posted
+
+
+async def test_an_advies_answer_goes_direct_when_the_police_read_the_room(tmp_path: Path, sqlite_url: str) -> None:
+    bot, _ = await start_aanvraag(tmp_path, sqlite_url)
+    try:
+        await seed_aanvraag(bot)
+        await roster(bot)
+        await open_request(bot)
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, POLITIE}))
+        advice = "Voorwaardelijk sepot met verplichte hulpverlening; plan loopt."
+        out = await bot.say(f"!advies A1 {advice}", as_user=DUTY)
+        masked = "******" + BSN[-3:]
+        lines = out.split("\n")
+        assert f"Advies A1 over BSN {masked} staat in het directe bericht van de bot aan {KPC}." in lines
+        direct = out.split(f"[naar direct:{KPC}] ", 1)[1]
+        assert direct.startswith("Advies ontvangen (A1)") and advice in direct
+        assert advice not in out.split(f"[naar direct:{KPC}] ", 1)[0]
+    finally:
+        await bot.close()
+
+
+async def test_a_release_notice_goes_direct_when_a_member_may_not_see_advice(tmp_path: Path,
+                                                                            database_url: str) -> None:
+    bot, _ = await start_strict(strict_config(tmp_path, database_url))
+    try:
+        person = bsn(95)
+        await seed(bot, markering(person, vh="strikt"))
+        await bot.say(f"!vraag-vrijgave {person} reden: voorgeleiding", as_role="ovj")
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, "@bezoeker:localhost"}))
+        out = await bot.say("!vrijgeven V1", as_user=VERANTWOORDELIJKE)
+        masked = "******" + person[-3:]
+        assert f"Vrijgave V1 over BSN {masked} staat in het directe bericht van de bot aan {OVJ}." in out
+        assert f"[naar direct:{OVJ}] Vrijgave V1: het advies over BSN {masked} is vrijgegeven" in out
+    finally:
+        await bot.close()
+
+
+async def test_a_release_notice_in_a_room_of_the_om(tmp_path: Path, database_url: str) -> None:
+    bot: ConsoleBot
+    bot, _ = await start_strict(strict_config(tmp_path, database_url))
+    try:
+        person = bsn(96)
+        await seed(bot, markering(person, vh="strikt"))
+        await bot.say(f"!vraag-vrijgave {person} reden: voorgeleiding", as_role="ovj")
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, KPC}))
+        out = await bot.say("!weigeren V1 hulpverlening loopt", as_user=VERANTWOORDELIJKE)
+        assert "Vrijgave V1: het veiligheidshuis geeft het advies" in out and "[naar direct" not in out
+    finally:
+        await bot.close()
+
+
+async def test_a_released_advice_stays_out_of_a_room_with_reclassering(tmp_path: Path, database_url: str) -> None:
+    """A release is for the OM: beside reclassering (which may read an adult's advice of a generiek house) the
+    released advice of a hit-no-hit house goes to the OvJ's direct room only."""
+    bot, _ = await start_strict(strict_config(tmp_path, database_url))
+    try:
+        person = bsn(97)
+        await seed(bot, markering(person, vh="strikt"))
+        await bot.say(f"!vraag-vrijgave {person} reden: voorgeleiding", as_role="ovj")
+        await bot.say("!vrijgeven V1", as_user=VERANTWOORDELIJKE)
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, RECLASSERING}))
+        out = await bot.say(f"!check {person}", as_role="ovj")
+        room, direct = out.split("\n", 1)
+        assert room == f"Antwoord op !check BSN ******{person[-3:]} staat in uw directe bericht van de bot."
+        assert direct.startswith(f"[naar direct:{OVJ}]") and "Advies: Voorwaardelijk sepot" in direct
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, KPC}))
+        om_room = await bot.say(f"!check {person}", as_role="ovj")
+        assert "Advies: Voorwaardelijk sepot" in om_room and "[naar direct" not in om_room
+    finally:
+        await bot.close()
