@@ -96,14 +96,16 @@ class Runtime:
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
+        catalogus = load_afdoeningen(self.settings.afdoeningen_path)
         self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
-                                               sessions=self.sessions, registry=registry, mail=mail)
+                                               sessions=self.sessions, registry=registry, mail=mail,
+                                               catalogus=catalogus)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
             check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
             rapport=rapport_service, aanvraag=self.aanvraag,
-            besluit=BesluitService(auditor=self.auditor, catalogus=load_afdoeningen(self.settings.afdoeningen_path),
+            besluit=BesluitService(auditor=self.auditor, catalogus=catalogus,
                                    veiligheidshuizen=vhs, registry=registry, mail=mail),
             aanmelden=AanmeldService(auditor=self.auditor, veiligheidshuizen=vhs, mail=mail),
             outbox=OutboxService(self.auditor),

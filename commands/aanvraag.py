@@ -149,10 +149,11 @@ ACK = CommandSpec(
 
 
 async def handle_advies(ctx: Context, args: ParsedArgs) -> Reply:
-    if len(args.words) < 2:
-        raise UserError("Er ontbreekt de tekst van het advies. Gebruik: !advies <nummer> <advies met reden>.")
-    text = " ".join(args.raw.split()[1:]).strip()
-    req = await service(ctx).answer_ref(ctx.session, args.words[0], ctx.sender, text, ctx.now)
+    if len(args.words) < 3:
+        raise UserError("Er ontbreekt de code van de afdoening of de reden. Gebruik: !advies <nummer> <code of geen> "
+                        "<advies met reden>, bijvoorbeeld !advies A12 vs plan van aanpak loopt.")
+    text = " ".join(args.raw.split()[2:]).strip()
+    req = await service(ctx).answer_ref(ctx.session, args.words[0], ctx.sender, args.words[1], text, ctx.now)
     return Doc().line(f"Advies bij aanvraag {req.ref} is doorgegeven aan ZSM en staat nu als "
                       "nieuwste advies in het register.").build()
 
@@ -162,9 +163,13 @@ ADVIES = CommandSpec(
     summary="Geef als bereikbaarheidsdienst het advies op een aanvraag.",
     handler=handle_advies,
     roles=ONCALL_ROLES,
-    args=(Arg("nummer", "het aanvraagnummer, zoals A12"), Arg("tekst", "het advies met reden", variadic=True)),
-    description="Het advies verschijnt in de ZSM-ruimte als antwoord op de aanvraag en !check toont het.",
-    examples=("!advies A12 Voorwaardelijk sepot met verplichte hulpverlening; plan van aanpak loopt sinds mei.",),
+    args=(Arg("nummer", "het aanvraagnummer, zoals A12"),
+          Arg("afdoening", "code van de geadviseerde afdoening (zoals vs, osb, pr) of 'geen'"),
+          Arg("tekst", "het advies met reden", variadic=True)),
+    description=("Het advies verschijnt in de ZSM-ruimte als antwoord op de aanvraag en !check toont het. De code "
+                 "van de afdoening is nodig: zo ziet !besluit of de officier het advies volgt of ervan afwijkt."),
+    examples=("!advies A12 vs Voorwaardelijk sepot met verplichte hulpverlening; plan van aanpak loopt sinds mei.",
+              "!advies A12 geen Geen voorkeur voor een afdoening; wel graag terugkoppeling."),
 )
 
 

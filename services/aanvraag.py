@@ -21,6 +21,8 @@ from config.aanvraag import with_veiligheidshuizen
 from config.reference import load_veiligheidshuizen
 from domain import aanvraag as rules
 from domain.advies import Markering
+from domain.afdoeningen import Catalogus
+from domain.afwijking import GEEN
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
@@ -121,6 +123,7 @@ class AanvraagService:
     sessions: SessionFactory
     registry: Registry | None = None
     mail: MailService | None = None
+    catalogus: Catalogus | None = None
     on_enqueued: Callable[[], None] = field(default=lambda: None)
     lags: list[float] = field(default_factory=list)
     keep_lags: bool = False
@@ -301,10 +304,10 @@ class AanvraagService:
             doc.line("Vraag: ", req.vraag)
         if duty:
             doc.line(f"Dienst: {duty.user_id}. Bevestig met ✅ of ", Code(f"!ack {ref}"), ", antwoord met ",
-                     Code(f"!advies {ref} <tekst>"), ".")
+                     Code(f"!advies {ref} <code of geen> <tekst>"), ".")
         else:
             doc.line("Er is nu niemand ingeroosterd. Bevestig met ", Code(f"!ack {ref}"), ", antwoord met ",
-                     Code(f"!advies {ref} <tekst>"), ".")
+                     Code(f"!advies {ref} <code of geen> <tekst>"), ".")
         return doc.build(case_data=True)
 
     async def _mail(self, session: Tx, req: AdviesAanvraag, person: PersonId, vh: Veiligheidshuis,
@@ -326,7 +329,8 @@ class AanvraagService:
         lines += [""]
         if link:
             lines += ["Antwoorden kan via deze persoonlijke link (geldig tot de termijn verstrijkt):", link, ""]
-        lines += [f"Of in de bereikbaarheidsruimte met: !advies {ref} <uw advies>", "",
+        lines += [f"Of in de bereikbaarheidsruimte met: !advies {ref} <code van de afdoening of geen> <uw advies>",
+                  "",
                   "Komt er geen advies binnen de termijn, dan beslist ZSM zonder advies."]
         await self.mail.queue_text(
             session, kind="aanvraag", vh=vh, subject=MAIL_SUBJECT.format(ref=ref, deadline=format_local(req.deadline)),
@@ -348,13 +352,42 @@ class AanvraagService:
         await self.acknowledge(tx, req, user, now, via="commando")
         return self.view(req)
 
-    async def answer_ref(self, tx: Tx, ref_text: str, user: str, text: str, now: datetime) -> AanvraagView:
-        """``!advies``: by someone on the roster; the advice must say something (10 characters at least)."""
+    def geadviseerd(self, typed: str, ref: str = "A12") -> str:
+        """The coded afdoening an answer carries: a catalogue code (or alias), or the explicit ``geen``. Without it
+        a later ``!besluit`` could not tell whether it follows the advice (issue 14, pilot report L1120-1124)."""
+        key = typed.strip().lower()
+        if key == GEEN:
+            return GEEN
+        found = self.catalogus.get(key) if self.catalogus is not None else None
+        if found is None:
+            near = self.catalogus.nearest(key) if self.catalogus is not None else []
+            hint = f" Bedoelde u {' of '.join(near)}?" if near else ""
+            raise UserError(f"Begin het advies met de code van de geadviseerde afdoening of met 'geen'.{hint} "
+                            f"Bijvoorbeeld: !advies {ref} vs voorwaardelijk sepot, plan van aanpak loopt.")
+        return found.code
+
+    def afdoening_text(self, code: str) -> str:
+        if code == GEEN:
+            return "geen specifieke afdoening"
+        found = self.catalogus.get(code) if self.catalogus is not None else None
+        return f"{found.label} ({code})" if found else code
+
+    def afdoening_choices(self) -> list[tuple[str, str]]:
+        """(code, label) for the answer form, "geen" last."""
+        items = [(a.code, a.label) for a in self.catalogus.all()] if self.catalogus is not None else []
+        return [*items, (GEEN, "geen specifieke afdoening")]
+
+    async def answer_ref(self, tx: Tx, ref_text: str, user: str, afdoening: str, text: str,
+                         now: datetime) -> AanvraagView:
+        """``!advies``: by someone on the roster; a coded afdoening (or 'geen') and a reason (10 characters at
+        least)."""
         req = await self.find(tx, ref_text)
         await self._member_or_refuse(tx, req, user)
+        code = self.geadviseerd(afdoening, rules.ref_text(req.id))
         if len(text) < 10:
-            raise UserError("Het advies is te kort; geef een concreet advies met de reden.")
-        await self.answer(tx, req, user, text, now, via="commando")
+            raise UserError(f"Het advies is te kort; geef na de code de reden, bijvoorbeeld: !advies "
+                            f"{rules.ref_text(req.id)} {code} plan van aanpak loopt, hulpverlening gestart.")
+        await self.answer(tx, req, user, text, now, via="commando", geadviseerd=code)
         return self.view(req)
 
     async def cancel_ref(self, tx: Tx, ref_text: str, user: str, role: str, now: datetime) -> AanvraagView:
@@ -372,7 +405,9 @@ class AanvraagService:
         await record_fact(session, kind=AANVRAAG_BEVESTIGD, at=now, veiligheidshuis=req.veiligheidshuis,
                           duration_s=(now - req.opened_at).total_seconds())
 
-    async def answer(self, session: Tx, req: AdviesAanvraag, user: str, text: str, now: datetime, via: str) -> None:
+    async def answer(self, session: Tx, req: AdviesAanvraag, user: str, text: str, now: datetime, via: str,
+                     geadviseerd: str) -> None:
+        """The answer replaces the marking's advice, with its coded afdoening (or the explicit ``geen``)."""
         move(req, rules.AanvraagStatus.ANSWERED)
         ref = rules.ref_text(req.id)
         req.answered_by = user
@@ -383,7 +418,7 @@ class AanvraagService:
         if row is not None:
             await upsert(session, [Markering(
                 bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
-                doelgroep=row.doelgroep, status=row.status, advies=text, geadviseerde_afdoening=None,
+                doelgroep=row.doelgroep, status=row.status, advies=text, geadviseerde_afdoening=geadviseerd,
                 advies_datum=now.astimezone(AMSTERDAM).date(), regisseur=row.regisseur,
                 huishouden=row.huishouden, bron="advies op aanvraag",
             )], now)
@@ -391,6 +426,7 @@ class AanvraagService:
         person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
         doc = Doc().line(Bold(f"Advies ontvangen ({ref})"), f" van {vh.naam if vh else req.veiligheidshuis} over ",
                          person.masked, f", voor {req.requested_by}:")
+        doc.line("Geadviseerde afdoening: ", Bold(self.afdoening_text(geadviseerd)), ".")
         doc.line(text)
         doc.line(Italic(f"Gegeven door {user} op {format_local(now)}; !check toont het nu als nieuwste advies."))
         await messages.queue(session, NewMessage(
@@ -399,7 +435,8 @@ class AanvraagService:
             content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
                                     mentions=(req.requested_by,))), now)
         await self.auditor.record(session, kind="aanvraag.beantwoord", at=now, actor=user, person=req.person_value,
-                                  details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline})
+                                  details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline,
+                                           "afdoening": geadviseerd})
         await record_fact(session, kind=AANVRAAG_BEANTWOORD, at=now, veiligheidshuis=req.veiligheidshuis,
                           outcome="te_laat" if now > req.deadline else "op_tijd",
                           duration_s=(now - req.opened_at).total_seconds())
@@ -426,14 +463,16 @@ class AanvraagService:
             await s.commit()  # nothing written; a rollback would expire the row
         return view
 
-    async def answer_from_form(self, request_id: int, naam: str, text: str, now: datetime) -> AanvraagView | None:
+    async def answer_from_form(self, request_id: int, naam: str, afdoening: str, text: str,
+                               now: datetime) -> AanvraagView | None:
         """The answer form's post, in a transaction of its own: None when the request does not exist, refused in
         Dutch (``UserError``) when it can no longer be answered."""
         async with self.sessions() as s, s.begin():
             req = await q.get_request(s, request_id, lock=True)
             if req is None:
                 return None
-            await self.answer(s, req, f"webformulier: {naam}", text, now, via="web")
+            code = self.geadviseerd(afdoening, rules.ref_text(req.id))
+            await self.answer(s, req, f"webformulier: {naam}", text, now, via="web", geadviseerd=code)
             view = self.view(req)
         self.on_enqueued()
         return view
@@ -547,7 +586,8 @@ class AanvraagService:
                          Bold(deadline), ".")
         if late:
             doc.line(Italic("Deze melding komt later dan gepland: de bot was tijdelijk niet beschikbaar."))
-        doc.line("Bevestig met ✅ of ", Code(f"!ack {ref}"), "; antwoord met ", Code(f"!advies {ref} <tekst>"), ".")
+        doc.line("Bevestig met ✅ of ", Code(f"!ack {ref}"), "; antwoord met ",
+                 Code(f"!advies {ref} <code of geen> <tekst>"), ".")
         content = message_content(doc.build(), mentions=mentions)
         if room_mention:
             content["m.mentions"] = {**content.get("m.mentions", {}), "room": True}

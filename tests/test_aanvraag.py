@@ -205,7 +205,7 @@ async def test_sepot_01_redacts_the_advice_request_messages_about_that_person(bo
     await bot.say(f"!aanvraag {OTHER_BSN}", as_role="kpc", event_id="$other")
     bot.runtime.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
     assert "Herinnering: aanvraag A1" in await tick(bot)
-    await bot.say("!advies A1 Voorwaardelijk sepot; het plan van aanpak loopt.", as_user=DUTY)
+    await bot.say("!advies A1 vs Voorwaardelijk sepot; het plan van aanpak loopt.", as_user=DUTY)
     subject = bot.runtime.auditor.subject_of(BSN)
     about = await rows(bot, OutgoingMessage, OutgoingMessage.subject == subject)
     txns = {r.txn_id for r in about}
@@ -310,10 +310,10 @@ async def test_reaction_on_the_ping_acknowledges(bot: ConsoleBot) -> None:
 
 async def test_answer_by_command_goes_to_zsm_thread_and_into_check(bot: ConsoleBot) -> None:
     await open_request(bot)
-    assert "te kort" in await bot.say("!advies A1 ok", as_user=DUTY)
+    assert "te kort" in await bot.say("!advies A1 vs ok", as_user=DUTY)
     assert "ontbreekt" in await bot.say("!advies A1", as_user=DUTY)
     text = "Voorwaardelijk sepot met verplichte hulpverlening; plan van aanpak loopt sinds mei."
-    reply = await bot.say(f"!advies A1 {text}", as_user=DUTY)
+    reply = await bot.say(f"!advies A1 vs {text}", as_user=DUTY)
     assert "doorgegeven aan ZSM" in reply
     req = (await rows(bot, AdviesAanvraag))[0]
     posted = await rows(bot, OutgoingMessage, OutgoingMessage.txn_id == txn_id_for("aanvraag:1", "antwoord"))
@@ -324,7 +324,8 @@ async def test_answer_by_command_goes_to_zsm_thread_and_into_check(bot: ConsoleB
     assert markering[0].advies == text and markering[0].advies_datum == date(2026, 11, 23)
     assert markering[0].bron == "advies op aanvraag"
     assert req.state == "beantwoord" and req.answered_by == DUTY
-    assert "beantwoord" in await bot.say(f"!advies A1 {text}", as_user=DUTY)
+    assert markering[0].geadviseerde_afdoening == "vs"
+    assert "beantwoord" in await bot.say(f"!advies A1 vs {text}", as_user=DUTY)
     bot.runtime.clock.advance(timedelta(days=2))  # type: ignore[attr-defined]
     assert await tick(bot) == ""  # no reminders, no expiry after an answer
 
@@ -340,7 +341,7 @@ async def test_answer_message_is_threaded_and_mentions_requester(bot: ConsoleBot
     assert bot.runtime.sender
     bot.runtime.sender.transport = Capture()
     await bot.say(f"!aanvraag {BSN}", as_role="kpc", event_id="$request-event")
-    await bot.say("!advies A1 Geen bezwaar tegen een voorwaardelijk sepot, hulpverlening loopt.", as_user=DUTY)
+    await bot.say("!advies A1 geen Geen bezwaar tegen een voorwaardelijk sepot, hulpverlening loopt.", as_user=DUTY)
     answer = next(m for m in sent if m["body"].startswith("Advies ontvangen"))
     assert answer["room"] == CONSOLE_ROOM
     assert answer["m.relates_to"]["m.in_reply_to"]["event_id"] == "$request-event"
@@ -359,7 +360,7 @@ async def test_expiry_tells_zsm_to_decide_without_advice(bot: ConsoleBot) -> Non
     assert f"[naar {ONCALL}] Aanvraag A1 is verlopen" in out
     req = (await rows(bot, AdviesAanvraag))[0]
     assert req.state == "verlopen"
-    assert "verlopen" in await bot.say("!advies A1 Alsnog een advies met reden erbij.", as_user=DUTY)
+    assert "verlopen" in await bot.say("!advies A1 vs Alsnog een advies met reden erbij.", as_user=DUTY)
     assert "geen open aanvragen" in await bot.say("!aanvragen", as_role="kpc")
     assert len(await rows(bot, AuditRecord, AuditRecord.kind == "aanvraag.verlopen")) == 1
 

@@ -97,6 +97,7 @@ async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_
             assert await page.text_content("#persoon") == "BSN ******782"
             assert "plan van aanpak" in (await page.text_content("#vraag") or "")
             await page.fill("#naam", "Mw. Jansen")
+            await page.select_option("#afdoening", "vs")
             await page.fill("#advies", advice)
             await page.click("#verstuur")
             await page.wait_for_selector("#melding")
@@ -108,7 +109,7 @@ async def test_answer_through_the_form_in_a_real_browser(tmp_path: Path, sqlite_
         assert "Advies ontvangen (A1)" in bot.out.getvalue() and advice in bot.out.getvalue()
         markering = await bot.runtime.services.registry.lookup(parse_person_id(BSN))
         assert markering[0].advies == advice
-        assert "beantwoord" in await bot.say(f"!advies A1 {advice}", as_user=DUTY)
+        assert "beantwoord" in await bot.say(f"!advies A1 vs {advice}", as_user=DUTY)
     finally:
         await bot.close()
 

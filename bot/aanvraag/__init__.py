@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from config.settings import Settings
+from domain.afdoeningen import Catalogus
 from domain.clock import Clock
 from domain.veiligheidshuizen import Veiligheidshuizen
 from integrations.registry import Registry
@@ -25,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def build_service(settings: Settings, *, auditor: Auditor, veiligheidshuizen: Veiligheidshuizen,
-                  sessions: SessionFactory, registry: Registry, mail: MailService | None) -> AanvraagService:
+                  sessions: SessionFactory, registry: Registry, mail: MailService | None,
+                  catalogus: Catalogus | None = None) -> AanvraagService:
     return AanvraagService(load_config(settings, veiligheidshuizen), auditor, veiligheidshuizen, sessions,
-                           registry=registry, mail=mail)
+                           registry=registry, mail=mail, catalogus=catalogus)
 
 
 async def tick(service: AanvraagService, clock: Clock) -> None:
