@@ -31,12 +31,16 @@ async def requests_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     return {r.id: r for r in rows}
 
 
-async def running_request_id(session: AsyncSession, *, bsn: str, veiligheidshuis: str,
+async def running_request_id(session: AsyncSession, *, bsn: str, person_value: str, veiligheidshuis: str,
                              states: Collection[str]) -> int | None:
-    """The request for this person at this veiligheidshuis that is still in one of ``states``."""
+    """The request for this person (by the marking's BSN, or as typed when unmarked) at this veiligheidshuis that is
+    still in one of ``states``."""
+    same = AdviesAanvraag.person_value == person_value
+    if bsn:
+        same = or_(AdviesAanvraag.bsn == bsn, same)
     return (await session.execute(
-        select(AdviesAanvraag.id).where(AdviesAanvraag.bsn == bsn, AdviesAanvraag.veiligheidshuis == veiligheidshuis,
-                                        AdviesAanvraag.state.in_(list(states)))
+        select(AdviesAanvraag.id).where(same, AdviesAanvraag.veiligheidshuis == veiligheidshuis,
+                                        AdviesAanvraag.state.in_(list(states))).limit(1)
     )).scalar_one_or_none()
 
 

@@ -28,7 +28,8 @@ _PAGE = """<!doctype html>
 <dt>Persoon</dt><dd id="persoon">{{ person }}</dd>
 <dt>Veiligheidshuis</dt><dd>{{ vh }}</dd>
 <dt>Doelgroep</dt><dd>{{ doelgroep }}</dd>
-{% if vraag %}<dt>Vraag van ZSM</dt><dd id="vraag">{{ vraag }}</dd>{% endif %}
+{% for line in schets %}<dt>{{ line.split(": ", 1)[0] }}</dt><dd class="schets">{{ line.split(": ", 1)[1] }}</dd>
+{% endfor %}{% if vraag %}<dt>Vraag van ZSM</dt><dd id="vraag">{{ vraag }}</dd>{% endif %}
 <dt>Termijn</dt><dd id="termijn">uiterlijk {{ deadline }} (Nederlandse tijd)</dd>
 </dl>
 <form method="post" action="{{ action }}">
@@ -79,7 +80,7 @@ def routes(service: AanvraagService, clock: Clock) -> list[web.RouteDef]:
                          ": een advies kan niet meer via deze link.")
         return _page(
             title=f"Advies op aanvraag {req.ref}", form=True, token=request.query.get("t", ""),
-            action=f"/aanvraag/{req.id}/antwoord", person=req.person.masked, vh=req.vh_naam,
+            action=f"/aanvraag/{req.id}/antwoord", person=req.identificatie, vh=req.vh_naam, schets=req.schets,
             doelgroep=req.doelgroep, vraag=req.vraag, deadline=format_local(req.deadline),
             afdoeningen=service.afdoening_choices(),
         )
