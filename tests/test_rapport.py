@@ -317,7 +317,7 @@ async def test_advice_requests_counted_by_the_engine(tmp_path: Path, database_ur
         await bot.say("!ack A1", as_user=av.DUTY)           # acknowledged
         at.advance(timedelta(minutes=20))
         assert "Advies" in await bot.say("!advies A1 geen Geen bezwaar tegen sepot, plan loopt goed.", as_user=av.DUTY)
-        await bot.say(f"!aanvraag {av.OTHER_BSN}", as_role="kpc")  # A2 at 12:30, never answered
+        await bot.say(f"!aanvraag {av.OTHER_BSN} {av.SKETCH}", as_role="kpc")  # A2 at 12:30, never answered
         at.advance(timedelta(hours=25))
         await av.tick(bot)                                   # A2: herinnering, backup, teamleider, then expired
         r = await rapport_of(bot, "2026-W48", "utrecht")
