@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import aanvraag
+from bot import aanvraag, werklijst
 from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
@@ -44,6 +44,7 @@ from services.messages import NewMessage, Queued, message_content, txn_id_for
 from services.rapport import RapportService
 from services.reply import text
 from services.vrijgave import VrijgaveService
+from services.werklijst import WerklijstService
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, ping, session_factory
 from storage.migrate import upgrade
@@ -92,7 +93,11 @@ class Runtime:
         # a bad release term stops the start, not the first !vrijgeven
         vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
                                    self.settings.privacy.vrijgave_dagen)
-        instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio)
+        rooms = self.settings.matrix.rooms
+        self.werklijst = WerklijstService(self.settings.werklijst, self.auditor, vhs, self.sessions,
+                                          self.settings.werklijst.ruimte or (rooms[0] if rooms else None))
+        instroom_service = InstroomService(check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio,
+                                           werklijst=self.werklijst)
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
@@ -103,7 +108,8 @@ class Runtime:
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
-            check=CheckService(check, registry, vhs, vrijgave), vrijgave=vrijgave, instroom=instroom_service,
+            check=CheckService(check, registry, vhs, vrijgave, werklijst=self.werklijst), vrijgave=vrijgave,
+            instroom=instroom_service, werklijst=self.werklijst,
             rapport=rapport_service, aanvraag=self.aanvraag,
             besluit=BesluitService(auditor=self.auditor, catalogus=catalogus,
                                    veiligheidshuizen=vhs, registry=registry, mail=mail),
@@ -172,6 +178,8 @@ class Runtime:
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
         await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
+        self.werklijst.on_enqueued = self.sender.wake
+        await werklijst.start(self.werklijst, self.clock, self._stack, self.aanvraag.config.tick_seconds)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
         if http and self.settings.http.enabled:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -132,6 +133,8 @@ class Cijfers:
     """The figures of one veiligheidshuis (or all together) over one period. Durations in seconds."""
 
     checks: int = 0                       # !check / instroom lookups (misses have no veiligheidshuis: totals only)
+    personen_bekend: int = 0              # known PERSONS who came in (a person looked up twice counts once)
+    personen_teruggekoppeld: int = 0      # of those, with a decision (so a terugkoppeling) after they came in
     hits_volwassen: int = 0
     hits_minderjarig: int = 0
     besluiten_bekend: int = 0             # decisions on persons known at this veiligheidshuis
@@ -163,6 +166,29 @@ class Rapport:
     reeks: tuple[tuple[Period, Cijfers], ...]       # the same period in buckets (day/week/month) for charts
 
 
+def dekking(arrivals: Iterable[tuple[str, str, datetime]], decided: Mapping[str, Sequence[datetime]],
+            cuts: Sequence[Period]) -> dict[tuple[str | None, int | None], tuple[int, int]]:
+    """The feedback coverage the pilots could not measure (L1125-1134): per (house or None for all, bucket index
+    or None for the whole period), (known persons who came in, of whom a decision was taken at or after their
+    first arrival in that scope). Persons, not lookups: a person checked three times counts once, and a person
+    known at two houses counts once in the total."""
+    first: dict[tuple[str | None, int | None], dict[str, datetime]] = defaultdict(dict)
+    for subject, vh, at in arrivals:
+        b = next((i for i, c in enumerate(cuts) if c.start <= at < c.end), None)
+        keys: list[tuple[str | None, int | None]] = [(vh, None), (None, None)]
+        if b is not None:
+            keys += [(vh, b), (None, b)]
+        for key in keys:
+            seen = first[key]
+            if subject not in seen or at < seen[subject]:
+                seen[subject] = at
+    out: dict[tuple[str | None, int | None], tuple[int, int]] = {}
+    for key, persons in first.items():
+        fed = sum(1 for subject, at in persons.items() if any(d >= at for d in decided.get(subject, ())))
+        out[key] = (len(persons), fed)
+    return out
+
+
 # --- Shared presentation: the chat summary, the CLI and the web page format figures the same way.
 
 def format_duur(seconds: float | None, missing: str = "te weinig waarnemingen") -> str:
@@ -190,7 +216,9 @@ def share(part: int, whole: int) -> str | None:
 
 # Export columns in order: (name, attribute of Cijfers). Durations in whole seconds.
 KOLOMMEN: tuple[tuple[str, str], ...] = (
-    ("checks", "checks"), ("hits_volwassen", "hits_volwassen"), ("hits_minderjarig", "hits_minderjarig"),
+    ("checks", "checks"), ("personen_bekend", "personen_bekend"),
+    ("personen_teruggekoppeld", "personen_teruggekoppeld"), ("hits_volwassen", "hits_volwassen"),
+    ("hits_minderjarig", "hits_minderjarig"),
     ("besluiten_bekend", "besluiten_bekend"), ("terugkoppeling_afgeleverd", "terugkoppeling_afgeleverd"),
     ("terugkoppeling_mediaan_s", "terugkoppeling_mediaan_s"), ("terugkoppeling_p90_s", "terugkoppeling_p90_s"),
     ("advies_gevolgd", "advies_gevolgd"), ("advies_afgeweken", "advies_afgeweken"), ("aanmeldingen", "aanmeldingen"),

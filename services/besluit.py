@@ -25,6 +25,7 @@ from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.mail_outbox import MailService
 from storage import besluit_queries as q
+from storage import werklijst_queries
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.redaction import mark_case
@@ -225,6 +226,7 @@ class BesluitService:
         besluit_ids = [b.id for b in earlier]
         already = tuple(sorted({m.veiligheidshuis for m in mails if m.status == MailStatus.SENT}))
         await q.delete_case(tx, besluit_ids, [m.id for m in mails])
+        await werklijst_queries.delete_arrivals(tx, self.auditor.subject_of(person.value))
         redact = await mark_case(tx, room_id=act.room_id, subject=self.auditor.subject_of(person.value),
                                  event_ids=[b.event_id for b in earlier if b.room_id == act.room_id])
         await self.auditor.record(tx, kind="zaak.verwijderd", at=act.now, actor=act.sender, role=act.role,

@@ -23,6 +23,7 @@ from domain.zicht import Zicht, check_fields
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.vrijgave import VrijgaveService
+from services.werklijst import WerklijstService
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
 IDENTIFIER_TYPES = ("bsn", "skn")
@@ -64,6 +65,7 @@ class CheckService:
     registry: Registry
     veiligheidshuizen: Veiligheidshuizen
     vrijgave: VrijgaveService
+    werklijst: WerklijstService | None = None  # a hit is a known person who came in (issue 14, !werklijst)
 
     async def check(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None) -> CheckResult:
         require_vh_role(caller.role, "check")
@@ -86,6 +88,9 @@ class CheckService:
             veiligheidshuizen=sorted({m.veiligheidshuis for m in markeringen}), velden=list(shown),
         )
         await record_facts(tx, lookup_facts(list(markeringen), caller.now))
+        if self.werklijst is not None:
+            await self.werklijst.came_in(tx, person_value=person.value, masked=person.masked, via="check",
+                                         veiligheidshuizen=[m.veiligheidshuis for m in markeringen], at=caller.now)
         direct_to = None
         if cfg.details_direct:
             direct_to = direct_target(caller.sender)

@@ -26,6 +26,7 @@ from domain.zichtbaarheid import FIELDS as ALL_FIELDS
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.check import lookup_facts
+from services.werklijst import WerklijstService
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.statistiek_models import record_facts
@@ -98,6 +99,14 @@ class InstroomService:
     clock: Clock
     velden: Mapping[str, frozenset[str]]
     regio: str | None
+    werklijst: WerklijstService | None = None  # a hit is a known person who came in (issue 14, !werklijst)
+
+    async def _came_in(self, tx: Tx, items: Sequence[BatchItem], via: str, at: datetime) -> None:
+        if self.werklijst is None:
+            return
+        for item in items:
+            await self.werklijst.came_in(tx, person_value=item.person.value, masked=item.person.masked, via=via,
+                                         veiligheidshuizen=[m.veiligheidshuis for m in item.markeringen], at=at)
 
     async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None
                        ) -> InstroomResult:
@@ -129,6 +138,7 @@ class InstroomService:
                 velden=signal_fields([item], vhs, zicht),
             )
         await record_facts(tx, [f for item in items for f in lookup_facts(list(item.markeringen), caller.now)])
+        await self._came_in(tx, items, "instroom", caller.now)
         return InstroomResult(registry.name, tuple(items), zicht, local(caller.now).date())
 
     async def signaal(self, ids: Sequence[str], bron: str, ref: str | None, publish: PublishFn) -> SignaalResult:
@@ -157,6 +167,7 @@ class InstroomService:
                              "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
                              "velden": signal_fields([item], self.veiligheidshuizen, zicht)},
                 )
+            await self._came_in(session, items, "signaal", now)
             if result.known:
                 await publish(session, result)
             await session.commit()
