@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context
 from commands.parsing import ParsedArgs
-from domain.errors import UserError
 from domain.roles import DECIDING_ROLES
 from services.reply import Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
-    if len(args.words) > 1:
-        raise UserError("Gebruik: !werklijst [veiligheidshuis], bijvoorbeeld !werklijst of !werklijst utrecht.")
     vh = args.words[0].lower() if args.words else None
     svc = ctx.services.werklijst
     rows = await svc.lijst(ctx.session, ctx.caller(), vh)
