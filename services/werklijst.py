@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from config.werklijst import WerklijstSettings
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import UserError
+from domain.rapport import format_duur
 from domain.veiligheidshuizen import Veiligheidshuizen
 from services import messages
 from services.base import Caller, Tx
@@ -82,7 +83,7 @@ class WerklijstService:
         items: list[list[Part]] = []
         for r in rows:
             items.append([Bold(r.masked), f" · {r.vh_naam} · binnen sinds {format_local(r.came_in_at)} "
-                          f"({_age(now - r.came_in_at)})"])
+                          f"({format_duur((now - r.came_in_at).total_seconds())})"])
         doc.bullets(items)
         doc.line("Leg het besluit vast met ", Code("!besluit <id> <afdoening>"), "; dan gaat de terugkoppeling.")
         return doc.build(case_data=True)
@@ -122,13 +123,3 @@ class WerklijstService:
         self.on_enqueued()
         return True
 
-
-def _age(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} u {rest:02d} min" if rest else f"{hours} u"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} u"
