@@ -30,6 +30,7 @@ from tests.harness.markings import bsn
 from tests.smtp_helpers import SmtpServer, mail_section
 from tests.test_aanvraag import rows
 from tests.test_besluit import marking
+from tests.test_rapport import clock
 
 P1, P2, P3, P4, P5, U = (bsn(300 + i) for i in range(6))
 ZSM_ROOM = "!zsm:localhost"
@@ -55,12 +56,6 @@ async def bot(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
         ], clock.now())
     yield b
     await b.close()
-
-
-def clock(bot: ConsoleBot) -> FixedClock:
-    c = bot.runtime.clock
-    assert isinstance(c, FixedClock)
-    return c
 
 
 async def history(bot: ConsoleBot, *, until: datetime) -> None:
