@@ -38,7 +38,7 @@ VH_KEYS = ("doelgroepen", "zaaktypen", "termijn", "room", "teamleider", "escalat
            "herhaal_minuten", "herhaal_aantal")
 KEYS = ("werkdagen", "kantoortijden", "vrije_dagen", "termijn", "escalatie_kantoor", "escalatie_buiten",
         "herhaal_minuten", "herhaal_aantal", "te_laat_na_seconden", "tik_seconden", "link_sleutel", "basis_url",
-        "waarschuwingen", "vh")
+        "waarschuwingen", "roostercontrole", "vh")
 TABLES = ("vh",)
 # Keys of an older version, when an advice request had its own relay; refused with an explanation.
 OLD_MAIL_KEYS = ("mail_host", "mail_port", "mail_tls", "mail_van")
@@ -148,6 +148,15 @@ def parse_aanvraag(r: ConfigReader) -> AanvraagConfig:
         warnings = tuple(parse_waarschuwing(w, f"{where}.waarschuwingen") for w in warn_raw)
     else:
         raise ConfigError(f"{where}.waarschuwingen: verwacht een lijst als [\"75%\", \"60m\"] (of [] voor geen)")
+    check_raw = str(section.get("roostercontrole", "14:00")).strip()
+    if check_raw in ("", "uit"):
+        roster_check: time | None = None
+    else:
+        hm = re.match(r"^(\d{1,2}):(\d{2})$", check_raw)
+        if not hm or int(hm.group(1)) > 23 or int(hm.group(2)) > 59:
+            raise ConfigError(f"{where}.roostercontrole: verwacht een tijd als \"14:00\" of \"uit\", kreeg "
+                              f"{check_raw!r}")
+        roster_check = time(int(hm.group(1)), int(hm.group(2)))
     vh_section = section.get("vh", {})
     if not isinstance(vh_section, dict):
         raise ConfigError(f"{where}.vh: verwacht secties [aanvraag.vh.<sleutel>]")
@@ -164,7 +173,7 @@ def parse_aanvraag(r: ConfigReader) -> AanvraagConfig:
         link_key=str(section.get("link_sleutel", "")), base_url=str(section.get("basis_url", "")).rstrip("/"),
         tick_seconds=_get_number(section, "tik_seconden", where, 1.0),
         late_after=timedelta(seconds=_get_int(section, "te_laat_na_seconden", where, 5)),
-        waarschuwingen=warnings,
+        waarschuwingen=warnings, roostercontrole=roster_check,
     )
 
 

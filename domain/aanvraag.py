@@ -8,7 +8,7 @@ returned in UTC; the engine stores UTC and shows local time. Public holidays com
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -363,6 +363,31 @@ def warning_plan(warnings: tuple[Waarschuwing, ...], opened: datetime,
     return [("waarschuwing", t) for t in times if opened < t < deadline]
 
 
+def closed_window(day: date, cal: WorkCalendar) -> tuple[datetime, datetime]:
+    """The closed hours after working day ``day``: from its closing time to the next working day's opening (a
+    Friday afternoon covers the whole weekend), as aware UTC moments."""
+    return at_local(day, cal.closes), at_local(cal.next_working_day(day), cal.opens)
+
+
+def roster_gaps(window: tuple[datetime, datetime],
+                shifts: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The parts of ``window`` that no shift covers, in time order."""
+    start, end = window
+    gaps: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for s_start, s_end in sorted(shifts):
+        if s_end <= cursor:
+            continue
+        if s_start > cursor:
+            gaps.append((cursor, min(s_start, end)))
+        cursor = max(cursor, s_end)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return [(a, b) for a, b in gaps if a < b]
+
+
 @dataclass(frozen=True)
 class VhAanvraag:
     """What one veiligheidshuis agreed for advies op aanvraag."""
@@ -402,6 +427,8 @@ class AanvraagConfig:
     tick_seconds: float = 1.0
     late_after: timedelta = timedelta(seconds=5)
     waarschuwingen: tuple[Waarschuwing, ...] = DEFAULT_WAARSCHUWINGEN
+    # On working days at this local time the bot warns about houses with no roster for the coming closed hours.
+    roostercontrole: time | None = time(14, 0)
 
     def vh(self, key: str) -> VhAanvraag:
         return self.per_vh.get(key, VhAanvraag(key))

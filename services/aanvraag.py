@@ -14,7 +14,7 @@ import logging
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from config.aanvraag import with_veiligheidshuizen
@@ -141,6 +141,7 @@ class AanvraagService:
     registry: Registry | None = None
     mail: MailService | None = None
     catalogus: Catalogus | None = None
+    roster_checked_on: date | None = None  # this process checked the roster that day (the txn id dedups restarts)
     on_enqueued: Callable[[], None] = field(default=lambda: None)
     lags: list[float] = field(default_factory=list)
     keep_lags: bool = False
@@ -588,6 +589,45 @@ class AanvraagService:
         if txn is None:
             return None
         return await q.request_by_ping_txn(session, txn)
+
+    # ------------------------------------------------------------------------------------------ roster check
+
+    async def roster_check(self, now: datetime) -> int:
+        """On a working day, from ``roostercontrole`` (default 14:00) until closing time: every house that agreed
+        advice on request and has an on-call room hears, once that day, which part of the coming closed hours
+        (tonight, or the whole weekend after a Friday) nobody is on its roster. Domestic violence peaks when the
+        houses are closed (PROCESS.md). Returns how many warnings were queued."""
+        at = self.config.roostercontrole
+        cal = self.config.calendar
+        local = now.astimezone(AMSTERDAM)
+        if at is None or not cal.is_working_day(local.date()) or not at <= local.time() < cal.closes \
+                or self.roster_checked_on == local.date():
+            return 0
+        window = rules.closed_window(local.date(), cal)
+        queued = 0
+        async with self.sessions() as s, s.begin():
+            for key, agreed in sorted(self.config.per_vh.items()):
+                if not (agreed.doelgroepen or agreed.zaaktypen) or not agreed.room_id:
+                    continue
+                gaps = rules.roster_gaps(window, await q.shifts_between(s, key, *window))
+                if not gaps:
+                    continue
+                doc = Doc().line(Bold("Rooster bereikbaarheidsdienst"), f" {key}: niemand ingeroosterd ",
+                                 "; ".join(f"van {format_local(a)} tot {format_local(b)}" for a, b in gaps), ".")
+                doc.line("ZSM kan dan om advies op aanvraag vragen. Vul het rooster met ",
+                         Code(f"!dienst {key} <@gebruiker> <van> <tot>"), ".")
+                msg = await messages.queue(s, NewMessage(
+                    room_id=agreed.room_id, txn_id=txn_id_for(f"roostercontrole:{key}", local.date().isoformat()),
+                    content=message_content(doc.build())), now)
+                if msg is None:
+                    continue  # already warned today
+                await self.auditor.record(s, kind="rooster.gat", at=now, actor=None, role=None,
+                                          details={"vh": key, "gaten": len(gaps)})
+                queued += 1
+        self.roster_checked_on = local.date()
+        if queued:
+            self.on_enqueued()
+        return queued
 
     # ------------------------------------------------------------------------------------------ steps
 

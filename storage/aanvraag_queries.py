@@ -137,6 +137,15 @@ async def in_roster(session: AsyncSession, vh: str, user: str) -> bool:
     return row is not None
 
 
+async def shifts_between(session: AsyncSession, vh: str, start: datetime,
+                         end: datetime) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every shift of ``vh`` that overlaps [start, end)."""
+    return [(a, b) for a, b in (await session.execute(
+        select(DienstRooster.starts_at, DienstRooster.ends_at).where(
+            DienstRooster.veiligheidshuis == vh, DienstRooster.ends_at > start, DienstRooster.starts_at < end)
+    )).all()]
+
+
 async def people_around(session: AsyncSession, vh: str, at: datetime,
                         window: timedelta) -> Sequence[Row[str, str | None]]:
     """(user_id, backup_id) of the shifts within ``window`` either side of ``at``."""

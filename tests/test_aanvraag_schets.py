@@ -16,7 +16,7 @@ from services.messages import txn_id_for
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag
 from storage.besluit_models import OutboxMail
 from storage.models import AuditRecord, OutgoingMessage
-from tests.test_aanvraag import BSN, DUTY, ONCALL, SKETCH, roster, rows, seed, start, tick
+from tests.test_aanvraag import BSN, DUTY, ONCALL, SKETCH, roster, rows, seed, start, svc, tick
 from tests.test_aanvraag_web import link_of, web_bot
 
 UNMARKED = "111222333"  # no veiligheidshuis has marked this suspect
@@ -179,3 +179,52 @@ def test_bad_warning_setting_is_refused(value: str) -> None:
 
     with pytest.raises(ConfigError, match=r"aanvraag\.waarschuwingen: verwacht een deel van de termijn"):
         parse_config({"waarschuwingen": [value]})
+
+
+async def test_weekday_afternoon_warns_about_an_uncovered_weekend(tmp_path: Path, sqlite_url: str) -> None:
+    """Friday 27-11-2026, roostercontrole 14:00 (default). The coming closed hours run from Friday 17:00 (closing)
+    to Monday 30-11 08:30 (opening). Only Friday 17:00 -> Saturday 17:00 is on the roster, so the gap is Saturday
+    17:00 -> Monday 08:30. The on-call room hears it once that day; before 14:00 and on the Saturday nothing."""
+    friday_13_59 = datetime(2026, 11, 27, 13, 59, tzinfo=AMSTERDAM).astimezone(UTC)
+    bot, clock = await start(tmp_path, sqlite_url, when=friday_13_59)
+    try:
+        service = svc(bot)
+        reply = await bot.say(f"!dienst utrecht {DUTY} 27-11-2026 17:00 28-11-2026 17:00", as_role="kpc")
+        assert "Dienst utrecht" in reply
+        assert await service.roster_check(clock.now()) == 0  # not yet 14:00
+        clock.advance(timedelta(minutes=1))
+        assert await service.roster_check(clock.now()) == 1
+        assert await tick(bot) == (
+            f"[naar {ONCALL}] Rooster bereikbaarheidsdienst utrecht: niemand ingeroosterd van 28-11-2026 17:00 tot "
+            "30-11-2026 08:30.\nZSM kan dan om advies op aanvraag vragen. Vul het rooster met !dienst utrecht "
+            "<@gebruiker> <van> <tot>.")
+        clock.advance(timedelta(minutes=30))
+        assert await service.roster_check(clock.now()) == 0  # once a day
+        service.roster_checked_on = None  # a restarted process: the message's transaction id still stops it
+        assert await service.roster_check(clock.now()) == 0
+        assert len(await rows(bot, AuditRecord, AuditRecord.kind == "rooster.gat")) == 1
+        clock.advance(timedelta(days=1))  # Saturday: no working day
+        assert await service.roster_check(clock.now()) == 0
+    finally:
+        await bot.close()
+
+
+async def test_a_covered_night_gives_no_warning(tmp_path: Path, sqlite_url: str) -> None:
+    monday_15 = datetime(2026, 11, 23, 15, 0, tzinfo=AMSTERDAM).astimezone(UTC)
+    bot, clock = await start(tmp_path, sqlite_url, when=monday_15)
+    try:
+        await bot.say(f"!dienst utrecht {DUTY} 23-11-2026 16:00 24-11-2026 02:00", as_role="kpc")
+        await bot.say(f"!dienst utrecht {DUTY} 24-11-2026 01:00 24-11-2026 09:00", as_role="kpc")
+        assert await svc(bot).roster_check(clock.now()) == 0  # 17:00 -> 08:30 covered by two overlapping shifts
+    finally:
+        await bot.close()
+
+
+def test_roster_gaps_rule() -> None:
+    from domain.aanvraag import roster_gaps
+
+    t = [datetime(2026, 11, 27, h, tzinfo=UTC) for h in range(24)]
+    assert roster_gaps((t[10], t[20]), []) == [(t[10], t[20])]
+    assert roster_gaps((t[10], t[20]), [(t[8], t[12]), (t[14], t[16]), (t[15], t[18])]) == [
+        (t[12], t[14]), (t[18], t[20])]
+    assert roster_gaps((t[10], t[20]), [(t[9], t[21])]) == []

@@ -35,6 +35,7 @@ def build_service(settings: Settings, *, auditor: Auditor, veiligheidshuizen: Ve
 async def tick(service: AanvraagService, clock: Clock) -> None:
     try:
         await service.process_due(clock.now())
+        await service.roster_check(clock.now())
     except Exception as exc:
         log.error("aanvraag tick failed", extra={"error": type(exc).__name__})
 
