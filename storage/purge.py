@@ -14,6 +14,7 @@ from storage.audit import Auditor, prune
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import InboxEntry, OutgoingMessage
 from storage.redaction import mark_expired, purgeable
+from storage.werklijst_models import Binnenkomst
 
 FINAL_MAIL = (MailStatus.SENT, MailStatus.DEAD, MailStatus.VERVALLEN)
 REDACT_KEY = "te_redigeren"  # in purge()'s answer: case-data room messages newly queued for redaction
@@ -48,6 +49,7 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
     await remove("aanvragen", delete(AdviesAanvraag).where(AdviesAanvraag.id.in_(
         select(AdviesAanvraag.id).where(AdviesAanvraag.closed_at.is_not(None),
                                         AdviesAanvraag.closed_at < before("aanvragen")))))
+    await remove("binnenkomsten", delete(Binnenkomst).where(Binnenkomst.came_in_at < before("binnenkomsten")))
     counts["audit"] = await prune(session, before("audit"))
     await auditor.record(session, kind="bewaring.opgeschoond", at=now,
                          details={"verwijderd": counts, "te_redigeren": to_redact})

@@ -13,7 +13,7 @@ Times are Amsterdam local time. The history (wacht_minuten 120, the default):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,22 @@ async def test_coverage_per_house_and_month_by_hand(bot: ConsoleBot) -> None:
     clock(bot).set(at(20, 11, 15, 0))
     reply = await bot.say("!rapport 2026-Q4", as_role="kpc")
     assert "Bekende personen binnengekomen: 5; van hen teruggekoppeld: < 5." in reply
+
+
+async def test_arrivals_are_purged_with_their_retention_and_removed_by_sepot_01(bot: ConsoleBot) -> None:
+    from sqlalchemy import func, select
+
+    from storage.purge import purge
+    from storage.werklijst_models import Binnenkomst
+
+    await history(bot, until=at(20, 11, 12, 0))
+    async with bot.runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Binnenkomst)) == 7  # P3, P1 x2, P2, P4, P5 x2
+    reply = await bot.say(f"!besluit {P1} 01", as_role="ovj")
+    assert "Technisch sepot 01" in reply
+    async with bot.runtime.sessions() as s, s.begin():
+        assert await s.scalar(select(func.count()).select_from(Binnenkomst)) == 5  # P1's two arrivals are gone
+        # 400 days after 15-10-2026 12:00 only P3's arrival is older than the retention
+        counts = await purge(s, bot.runtime.auditor, bot.runtime.settings.privacy.bewaren,
+                             at(15, 10, 12, 0) + timedelta(days=400, minutes=1))
+        assert counts["binnenkomsten"] == 1
