@@ -42,10 +42,10 @@ def at(day: int, month: int, hh: int, mm: int) -> datetime:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, sqlite_url: str, smtp: SmtpServer,
+async def bot(tmp_path: Path, database_url: str, smtp: SmtpServer,
               cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:
     clock = FixedClock(at(15, 10, 12, 0))
-    config = write_config(tmp_path, sqlite_url, sections={"mail": mail_section(smtp.port, cert[0]),
+    config = write_config(tmp_path, database_url, sections={"mail": mail_section(smtp.port, cert[0]),
                                                           "werklijst": {"ruimte": ZSM_ROOM}})
     b = await ConsoleBot.start(config, clock=clock)
     async with b.runtime.sessions() as s, s.begin():
