@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -164,29 +163,6 @@ class Rapport:
     totaal: Cijfers
     per_vh: tuple[tuple[str, Cijfers], ...]         # (vh key, figures), in configuration order
     reeks: tuple[tuple[Period, Cijfers], ...]       # the same period in buckets (day/week/month) for charts
-
-
-def dekking(arrivals: Iterable[tuple[str, str, datetime]], decided: Mapping[str, Sequence[datetime]],
-            cuts: Sequence[Period]) -> dict[tuple[str | None, int | None], tuple[int, int]]:
-    """The feedback coverage the pilots could not measure (L1125-1134): per (house or None for all, bucket index
-    or None for the whole period), (known persons who came in, of whom a decision was taken at or after their
-    first arrival in that scope). Persons, not lookups: a person checked three times counts once, and a person
-    known at two houses counts once in the total."""
-    first: dict[tuple[str | None, int | None], dict[str, datetime]] = defaultdict(dict)
-    for subject, vh, at in arrivals:
-        b = next((i for i, c in enumerate(cuts) if c.start <= at < c.end), None)
-        keys: list[tuple[str | None, int | None]] = [(vh, None), (None, None)]
-        if b is not None:
-            keys += [(vh, b), (None, b)]
-        for key in keys:
-            seen = first[key]
-            if subject not in seen or at < seen[subject]:
-                seen[subject] = at
-    out: dict[tuple[str | None, int | None], tuple[int, int]] = {}
-    for key, persons in first.items():
-        fed = sum(1 for subject, at in persons.items() if any(d >= at for d in decided.get(subject, ())))
-        out[key] = (len(persons), fed)
-    return out
 
 
 # --- Shared presentation: the chat summary, the CLI and the web page format figures the same way.

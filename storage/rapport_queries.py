@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.aanvraag import STEP_KINDS
 from domain.clock import AMSTERDAM
-from domain.rapport import Cijfers, Period, Rapport, buckets, dekking, median, p90
+from domain.rapport import Cijfers, Period, Rapport, buckets, median, p90
 from storage import statistiek_models as f
 from storage.statistiek_models import StatistiekDag, StatistiekFeit
-from storage.werklijst_queries import arrivals_between, decision_times
+from storage.werklijst_queries import coverage
 
 FEEDBACK_MAIL = ("terugkoppeling", "correctie")  # mail kinds that are a terugkoppeling on a decision
 TOTAL = "\x00totaal"  # accumulator key for "all veiligheidshuizen" (never a configured key)
@@ -153,10 +153,10 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
         if vh:
             per_vh[vh].respons_s = values
     # Persons, not lookups: the known persons who came in and how many of them got a decision (issue 14).
-    arrivals = await arrivals_between(session, period.start, period.end, veiligheidshuis)
-    cover = dekking(arrivals, await decision_times(session, (a[0] for a in arrivals)), cuts)
-    for vh in {vh for _, vh, _ in arrivals}:
-        per_vh.setdefault(vh, _Acc())  # a house with arrivals but no facts still gets its row
+    cover = await coverage(session, [(c.start, c.end) for c in cuts], veiligheidshuis)
+    for vh, _ in cover:
+        if vh is not None:
+            per_vh.setdefault(vh, _Acc())  # a house with arrivals but no facts still gets its row
     if veiligheidshuis is not None:
         order = [veiligheidshuis]
     else:

@@ -391,7 +391,7 @@ async def test_the_page_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> No
             await page.click("#toon")
             await page.wait_for_selector("#periode-label")
             assert await page.text_content("#periode-label") == "2026-Q2"
-            assert await page.locator("svg.chart").count() == 4
+            assert await page.locator("svg.chart").count() == 5
             assert await page.locator("svg.chart").first.is_visible()
             box = await page.locator("svg.chart").first.bounding_box()
             assert box and box["width"] > 300 and box["height"] > 100
