@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot import aanvraag
+from bot import aanvraag, werklijst
 from bot.audit_witness import AuditWitness
 from bot.coldstart import Waiting, until_reachable
 from bot.dispatcher import Dispatcher
@@ -48,6 +48,7 @@ from services.publiek import PubliekService
 from services.rapport import RapportService
 from services.reply import text
 from services.vrijgave import VrijgaveService
+from services.werklijst import WerklijstService
 from storage.audit import Auditor
 from storage.db import SessionFactory, create_engine, ping, session_factory
 from storage.migrate import upgrade
@@ -101,22 +102,26 @@ class Runtime:
                                       frozenset({CONSOLE_ROOM}))
         vrijgave = VrijgaveService(check, registry, vhs, self.auditor, velden, regio,
                                    self.settings.privacy.vrijgave_dagen, self.publiek)
+        rooms = self.settings.matrix.rooms
+        self.werklijst = WerklijstService(self.settings.werklijst, self.auditor, vhs, self.sessions,
+                                          self.settings.werklijst.ruimte or (rooms[0] if rooms else None))
         instroom_service = InstroomService(
             check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio, self.publiek,
-            self.settings.instroom.room if self.settings.instroom is not None else None)
+            self.settings.instroom.room if self.settings.instroom is not None else None, werklijst=self.werklijst)
         rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
+        catalogus = load_afdoeningen(self.settings.afdoeningen_path)
         self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
                                                sessions=self.sessions, registry=registry, mail=mail,
-                                               publiek=self.publiek)
+                                               publiek=self.publiek, catalogus=catalogus)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
-            check=CheckService(check, registry, vhs, vrijgave, self.publiek), vrijgave=vrijgave,
-            instroom=instroom_service,
+            check=CheckService(check, registry, vhs, vrijgave, self.publiek, werklijst=self.werklijst),
+            vrijgave=vrijgave, instroom=instroom_service, werklijst=self.werklijst,
             rapport=rapport_service, aanvraag=self.aanvraag,
-            besluit=BesluitService(auditor=self.auditor, catalogus=load_afdoeningen(self.settings.afdoeningen_path),
+            besluit=BesluitService(auditor=self.auditor, catalogus=catalogus,
                                    veiligheidshuizen=vhs, registry=registry, mail=mail),
             aanmelden=AanmeldService(auditor=self.auditor, veiligheidshuizen=vhs, mail=mail),
             outbox=OutboxService(self.auditor),
@@ -196,6 +201,8 @@ class Runtime:
         await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
         witness_task = asyncio.create_task(self.witness.run(), name="audit-witness")
         self._stack.push_async_callback(_cancel, witness_task)
+        self.werklijst.on_enqueued = self.sender.wake
+        await werklijst.start(self.werklijst, self.clock, self._stack, self.aanvraag.config.tick_seconds)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping, rapport, vrijgave
+from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping, rapport, vrijgave, werklijst
 from commands import help as help_command
 from commands.base import CommandSpec, CommandTable
 
@@ -17,6 +17,7 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
     aanmelden.SPEC,
     outbox.SPEC,
     rapport.SPEC,
+    werklijst.SPEC,
 )
 
 

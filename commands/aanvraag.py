@@ -52,6 +52,10 @@ def _about(ctx: Context, person: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- !aanvraag
 
+USAGE = ("!aanvraag <bsn of skn> [termijn] feit: <het feit in een paar woorden> voornemen: <voorgenomen besluit> "
+         "[type: <zaaktype>] [vh: <sleutel>] [vraag: <tekst>]")
+
+
 async def handle_aanvraag(ctx: Context, args: ParsedArgs) -> Reply:
     if args.words[0].lower() == "intrekken":
         return await _cancel(ctx, args)
@@ -59,24 +63,36 @@ async def handle_aanvraag(ctx: Context, args: ParsedArgs) -> Reply:
     try:
         person = parse_person_id(args.words[0])
     except InvalidIdentifier as exc:
-        raise UserError(f"{exc} Gebruik: !aanvraag <bsn of skn> [termijn] [vraag: <tekst>] [vh: <sleutel>].") from None
+        raise UserError(f"{exc} Gebruik: {USAGE}.") from None
     term_words = " ".join(args.words[1:])
     wanted_vh = _vh_key(ctx, args.named["vh"]) if args.named.get("vh") else None
+    zaaktype = svc.zaaktype(args.named["type"]) if args.named.get("type") else None
+    try:
+        schets = rules.check_schets(args.named.get("feit") or None, args.named.get("voornemen") or None, zaaktype)
+    except rules.SchetsError as exc:
+        raise UserError(str(exc)) from None
     req = await svc.open(ctx.session, now=ctx.now, sender=ctx.sender, role=ctx.role, room_id=ctx.room_id,
                          event_id=ctx.event_id, person=person, term_words=term_words,
-                         vraag=args.named.get("vraag") or None, vh=wanted_vh)
+                         vraag=args.named.get("vraag") or None, vh=wanted_vh, schets=schets)
     _about(ctx, person.value)
     ref = req.ref
     doc = Doc().line(Bold(f"Aanvraag {ref}"), f" verstuurd naar {req.vh_naam} voor ",
-                     person.masked, f" (doelgroep {req.doelgroep}).")
+                     person.masked, f" ({req.doelgroep}).")
     left = rules.describe_left(req.deadline, ctx.now)
     doc.line("Termijn: uiterlijk ", Bold(format_local(req.deadline)), f" ({left}).")
     mail = {None: "er gaat geen mail naar de centrale mailbox (mail is niet ingesteld)",
             True: "de mail aan de centrale mailbox staat in de outbox en gaat zo uit (zie !outbox)",
             False: "de mail aan de centrale mailbox wacht in de outbox: mail staat uit in deze installatie "
                    "(zie !outbox)"}[svc.mail_sending]
-    doc.line("De bereikbaarheidsdienst is " + ("gewaarschuwd in de dienstruimte" if req.has_oncall_room else
-             "niet via Matrix bereikbaar (geen dienstruimte ingesteld)") + f"; {mail}.")
+    if req.dienst is None:
+        doc.line(Bold("Er staat nu niemand in het rooster"), f" van de bereikbaarheidsdienst van {req.vh_naam}" + (
+                 ": de dienstruimte is gemeld dat niemand dienst heeft" if req.has_oncall_room else "")
+                 + f"; {mail}. Bel het veiligheidshuis, of laat het rooster vullen met ",
+                 Code(f"!dienst {req.veiligheidshuis} <@gebruiker> <van> <tot>"), ".")
+    else:
+        doc.line(f"De bereikbaarheidsdienst ({req.dienst}) is " + (
+            "gewaarschuwd in de dienstruimte" if req.has_oncall_room else
+            "niet via Matrix bereikbaar (geen dienstruimte ingesteld)") + f"; {mail}.")
     doc.line("Intrekken: ", Code(f"!aanvraag intrekken {ref}"), ". Overzicht: ", Code("!aanvragen"), ".")
     return doc.build(case_data=True)
 
@@ -97,13 +113,20 @@ AANVRAAG = CommandSpec(
     roles=REQUEST_ROLES,
     args=(Arg("bsn of skn", "het BSN of SKN van de verdachte"),
           Arg("termijn", "24u, 5d, 2wd of 'volgende werkdag 13:00'", optional=True, variadic=True)),
-    named=(Named("vraag", "wat ZSM wil weten"), Named("vh", "sleutel van het veiligheidshuis")),
-    description=("Alleen voor de doelgroepen die ZSM en het veiligheidshuis als prioritair hebben afgesproken. "
+    named=(Named("feit", "het feit in een paar woorden (verplicht)"),
+           Named("voornemen", "het voorgenomen besluit (verplicht)"),
+           Named("type", f"zaaktype: {', '.join(rules.ZAAKTYPEN)}"),
+           Named("vraag", "wat ZSM wil weten"), Named("vh", "sleutel van het veiligheidshuis")),
+    description=("Alleen voor de doelgroepen en zaaktypen die ZSM en het veiligheidshuis als prioritair hebben "
+                 "afgesproken; met 'type:' (bv. type: hg) ook voor een verdachte die het veiligheidshuis niet kent. "
+                 "De dienst ziet de schets en de identificatie die het veiligheidshuis mag ontvangen. "
                  "De bereikbaarheidsdienst wordt gewaarschuwd, herinnerd en zo nodig geëscaleerd; zonder advies "
                  "binnen de termijn meldt de bot dat zonder advies beslist wordt. "
                  "'!aanvraag intrekken <nummer>' trekt een aanvraag in."),
-    examples=("!aanvraag 123456782 24u vraag: is er een plan van aanpak huiselijk geweld?",
-              "!aanvraag 123456782 volgende werkdag 13:00 vh: utrecht", "!aanvraag intrekken A12"),
+    examples=("!aanvraag 123456782 24u feit: mishandeling partner, tweede melding voornemen: voorwaardelijk sepot "
+              "vraag: is er een plan van aanpak?",
+              "!aanvraag 123456782 feit: bedreiging ex-partner voornemen: vs type: hg vh: utrecht",
+              "!aanvraag intrekken A12"),
 )
 
 
@@ -153,10 +176,11 @@ ACK = CommandSpec(
 
 
 async def handle_advies(ctx: Context, args: ParsedArgs) -> Reply:
-    if len(args.words) < 2:
-        raise UserError("Er ontbreekt de tekst van het advies. Gebruik: !advies <nummer> <advies met reden>.")
-    text = " ".join(args.raw.split()[1:]).strip()
-    req = await service(ctx).answer_ref(ctx.session, args.words[0], ctx.sender, text, ctx.now)
+    if len(args.words) < 3:
+        raise UserError("Er ontbreekt de code van de afdoening of de reden. Gebruik: !advies <nummer> <code of geen> "
+                        "<advies met reden>, bijvoorbeeld !advies A12 vs plan van aanpak loopt.")
+    text = " ".join(args.raw.split()[2:]).strip()
+    req = await service(ctx).answer_ref(ctx.session, args.words[0], ctx.sender, args.words[1], text, ctx.now)
     return Doc().line(f"Advies bij aanvraag {req.ref} is doorgegeven aan ZSM en staat nu als "
                       "nieuwste advies in het register.").build()
 
@@ -166,9 +190,13 @@ ADVIES = CommandSpec(
     summary="Geef als bereikbaarheidsdienst het advies op een aanvraag.",
     handler=handle_advies,
     roles=ONCALL_ROLES,
-    args=(Arg("nummer", "het aanvraagnummer, zoals A12"), Arg("tekst", "het advies met reden", variadic=True)),
-    description="Het advies verschijnt in de ZSM-ruimte als antwoord op de aanvraag en !check toont het.",
-    examples=("!advies A12 Voorwaardelijk sepot met verplichte hulpverlening; plan van aanpak loopt sinds mei.",),
+    args=(Arg("nummer", "het aanvraagnummer, zoals A12"),
+          Arg("afdoening", "code van de geadviseerde afdoening (zoals vs, osb, pr) of 'geen'"),
+          Arg("tekst", "het advies met reden", variadic=True)),
+    description=("Het advies verschijnt in de ZSM-ruimte als antwoord op de aanvraag en !check toont het. De code "
+                 "van de afdoening is nodig: zo ziet !besluit of de officier het advies volgt of ervan afwijkt."),
+    examples=("!advies A12 vs Voorwaardelijk sepot met verplichte hulpverlening; plan van aanpak loopt sinds mei.",
+              "!advies A12 geen Geen voorkeur voor een afdoening; wel graag terugkoppeling."),
 )
 
 

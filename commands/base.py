@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from services.mail_outbox import OutboxService
     from services.rapport import RapportService
     from services.vrijgave import VrijgaveService
+    from services.werklijst import WerklijstService
     from storage.audit import Auditor
 
 
@@ -67,6 +68,7 @@ class Services:
     besluit: BesluitService
     aanmelden: AanmeldService
     outbox: OutboxService
+    werklijst: WerklijstService
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from commands.base import Arg, CommandSpec, Context, Named
 from commands.parsing import ParsedArgs
+from domain.afwijking import Verhouding
 from domain.errors import UserError
 from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.roles import DECIDING_ROLES
@@ -83,6 +84,13 @@ def render_decided(r: BesluitVastgelegd) -> Reply:
     if r.vervangt:
         doc.line("Dit vervangt het eerdere besluit" + (f"; {r.vervallen} nog niet verzonden mail(s) vervallen."
                                                        if r.vervallen else "."))
+    if r.verhouding is Verhouding.GEVOLGD:
+        doc.line("Advies van het veiligheidshuis: gevolgd.")
+    elif r.verhouding is Verhouding.AFGEWEKEN:
+        doc.line("Afgeweken van het advies van het veiligheidshuis; motivering: ", v.motivering or "", ".")
+    elif r.verhouding is Verhouding.VRIJGESTELD:
+        doc.line("Het advies hoeft hier niet gevolgd te worden (technisch sepot of selectiebeslissing bij een "
+                 "minderjarige).")
     if v.reclassering:
         doc.line("Reclassering is om een rapport gevraagd.")
     doc.line("Terugkoppeling: ", r.uitleg, ".")

@@ -50,7 +50,9 @@ def parse_args(ctx: Context, words: tuple[str, ...]) -> tuple[Period, str | None
 def summary(doc: Doc, c: Cijfers, *, national: bool) -> Doc:
     hits = c.hits_volwassen + c.hits_minderjarig
     lookups = f"Raadplegingen: {n(c.checks)}; " if national else ""
-    doc.line(lookups, f"bekend bij een veiligheidshuis: {n(hits)} (volwassen {n(c.hits_volwassen)}, "
+    doc.line(f"Bekende personen binnengekomen: {n(c.personen_bekend)}; van hen teruggekoppeld: "
+             f"{n(c.personen_teruggekoppeld)}{_share(c.personen_teruggekoppeld, c.personen_bekend)}.")
+    doc.line(lookups, f"treffers bij een veiligheidshuis: {n(hits)} (volwassen {n(c.hits_volwassen)}, "
              f"minderjarig {n(c.hits_minderjarig)}).")
     doc.line(f"Besluiten over bekende personen: {n(c.besluiten_bekend)}; terugkoppeling afgeleverd: "
              f"{n(c.terugkoppeling_afgeleverd)}{_share(c.terugkoppeling_afgeleverd, c.besluiten_bekend)}, "

@@ -19,6 +19,8 @@ from domain.aanvraag import (
     DAY_NAMES,
     DEFAULT_AFTER_HOURS,
     DEFAULT_OFFICE,
+    DEFAULT_WAARSCHUWINGEN,
+    ZAAKTYPEN,
     AanvraagConfig,
     Chain,
     Term,
@@ -27,14 +29,16 @@ from domain.aanvraag import (
     WorkCalendar,
     parse_chain,
     parse_term,
+    parse_waarschuwing,
 )
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
 
-VH_KEYS = ("doelgroepen", "termijn", "room", "teamleider", "escalatie_kantoor", "escalatie_buiten",
+VH_KEYS = ("doelgroepen", "zaaktypen", "termijn", "room", "teamleider", "escalatie_kantoor", "escalatie_buiten",
            "herhaal_minuten", "herhaal_aantal")
 KEYS = ("werkdagen", "kantoortijden", "vrije_dagen", "termijn", "escalatie_kantoor", "escalatie_buiten",
-        "herhaal_minuten", "herhaal_aantal", "te_laat_na_seconden", "tik_seconden", "link_sleutel", "basis_url", "vh")
+        "herhaal_minuten", "herhaal_aantal", "te_laat_na_seconden", "tik_seconden", "link_sleutel", "basis_url",
+        "waarschuwingen", "roostercontrole", "vh")
 TABLES = ("vh",)
 # Keys of an older version, when an advice request had its own relay; refused with an explanation.
 OLD_MAIL_KEYS = ("mail_host", "mail_port", "mail_tls", "mail_van")
@@ -84,6 +88,13 @@ def _vh_entry(key: str, data: Mapping[str, Any], where: str, prefix: str) -> VhA
     doel = get("doelgroepen") or []
     if not isinstance(doel, list) or not all(isinstance(d, str) and d.strip() for d in doel):
         raise ConfigError(f"{where}.{prefix}doelgroepen: verwacht een lijst met doelgroepen")
+    types = get("zaaktypen") or []
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise ConfigError(f"{where}.{prefix}zaaktypen: verwacht een lijst zaaktypen als [\"hg\"]")
+    for t in types:
+        if t not in ZAAKTYPEN:
+            raise ConfigError(f"{where}.{prefix}zaaktypen: onbekend zaaktype {t!r}; bekend: "
+                              f"{', '.join(ZAAKTYPEN)}")
     room = get("room")
     if room is not None and (not isinstance(room, str) or not ROOM_ID.match(room)):
         raise ConfigError(f"{where}.{prefix}room: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
@@ -93,7 +104,7 @@ def _vh_entry(key: str, data: Mapping[str, Any], where: str, prefix: str) -> VhA
     rep_m = _get_int(data, prefix + "herhaal_minuten", where, 0)
     rep_n = _get_int(data, prefix + "herhaal_aantal", where, 0)
     return VhAanvraag(
-        key=key, doelgroepen=tuple(d.strip() for d in doel),
+        key=key, doelgroepen=tuple(d.strip() for d in doel), zaaktypen=tuple(types),
         term=_term(get("termijn"), f"{where}.{prefix}termijn") if get("termijn") is not None else None,
         room_id=room, teamleider=lead,
         office_chain=_chain(data, where, prefix + "escalatie_kantoor", rep_m, rep_n),
@@ -130,6 +141,22 @@ def parse_aanvraag(r: ConfigReader) -> AanvraagConfig:
     rep_n = _get_int(section, "herhaal_aantal", where, 0)
     office = _chain(section, where, "escalatie_kantoor", rep_m, rep_n) or DEFAULT_OFFICE
     after = _chain(section, where, "escalatie_buiten", rep_m, rep_n) or DEFAULT_AFTER_HOURS
+    warn_raw = section.get("waarschuwingen", None)
+    if warn_raw is None:
+        warnings = DEFAULT_WAARSCHUWINGEN
+    elif isinstance(warn_raw, list):
+        warnings = tuple(parse_waarschuwing(w, f"{where}.waarschuwingen") for w in warn_raw)
+    else:
+        raise ConfigError(f"{where}.waarschuwingen: verwacht een lijst als [\"75%\", \"60m\"] (of [] voor geen)")
+    check_raw = str(section.get("roostercontrole", "14:00")).strip()
+    if check_raw in ("", "uit"):
+        roster_check: time | None = None
+    else:
+        hm = re.match(r"^(\d{1,2}):(\d{2})$", check_raw)
+        if not hm or int(hm.group(1)) > 23 or int(hm.group(2)) > 59:
+            raise ConfigError(f"{where}.roostercontrole: verwacht een tijd als \"14:00\" of \"uit\", kreeg "
+                              f"{check_raw!r}")
+        roster_check = time(int(hm.group(1)), int(hm.group(2)))
     vh_section = section.get("vh", {})
     if not isinstance(vh_section, dict):
         raise ConfigError(f"{where}.vh: verwacht secties [aanvraag.vh.<sleutel>]")
@@ -146,6 +173,7 @@ def parse_aanvraag(r: ConfigReader) -> AanvraagConfig:
         link_key=str(section.get("link_sleutel", "")), base_url=str(section.get("basis_url", "")).rstrip("/"),
         tick_seconds=_get_number(section, "tik_seconden", where, 1.0),
         late_after=timedelta(seconds=_get_int(section, "te_laat_na_seconden", where, 5)),
+        waarschuwingen=warnings, roostercontrole=roster_check,
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config import aanvraag, audit, check, instroom, mail, privacy, rapport, registry
+from config import aanvraag, audit, check, instroom, mail, privacy, rapport, registry, werklijst
 from config.aanvraag import parse_aanvraag
 from config.audit import AuditSettings, parse_audit
 from config.check import CheckSettings, parse_check
@@ -31,6 +31,7 @@ from config.privacy import PrivacySettings, parse_privacy
 from config.rapport import RapportSettings, parse_rapport
 from config.reader import ConfigReader, EnvValue, resolve_path, unknown
 from config.registry import RegistrySettings, parse_registry
+from config.werklijst import WerklijstSettings, parse_werklijst
 from domain.aanvraag import AanvraagConfig
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID, USER_ID
@@ -79,6 +80,7 @@ SECTIONS: Mapping[str, Section] = {
     "instroom": Section(instroom.KEYS),
     "aanvraag": Section(aanvraag.KEYS, aanvraag.TABLES),
     "rapport": Section(rapport.KEYS, rapport.TABLES),
+    "werklijst": Section(werklijst.KEYS),
     "mail": Section(mail.KEYS),
     "privacy": Section(privacy.KEYS, privacy.TABLES),
 }
@@ -145,6 +147,7 @@ class Settings:
     instroom: InstroomSettings | None = None
     # None: the /rapport pages are off (no token).
     rapport: RapportSettings | None = None
+    werklijst: WerklijstSettings = field(default_factory=WerklijstSettings)
     # [aanvraag] of this file; the aanvraag_* keys of veiligheidshuizen.toml are added by
     # config.aanvraag.with_veiligheidshuizen once the reference data is loaded.
     aanvraag: AanvraagConfig = field(default_factory=AanvraagConfig)
@@ -298,6 +301,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         registry=parse_registry(root.section("registry")),
         instroom=parse_instroom(root.section("instroom")),
         rapport=parse_rapport(root.section("rapport")),
+        werklijst=parse_werklijst(root.section("werklijst")),
         aanvraag=parse_aanvraag(root.section("aanvraag")),
         mail=parse_mail_settings(root.section("mail").data, base),
         privacy=parse_privacy(root.section("privacy")),

@@ -8,7 +8,7 @@ returned in UTC; the engine stores UTC and shows local time. Public holidays com
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -265,12 +265,136 @@ def parse_chain(values: Any, where: str) -> tuple[ChainStep, ...]:
 
 # ---------------------------------------------------------------------------------------------- configuration
 
+# Case types for which ZSM and a veiligheidshuis may agree advice on request (PROCESS.md: in the pilots severe
+# domestic violence, L361-364, L3947-3955). The code is what is typed after ``type:``.
+ZAAKTYPEN: Mapping[str, str] = {
+    "hg": "huiselijk geweld",
+    "ehg": "ernstig huiselijk geweld",
+    "km": "kindermishandeling",
+    "egg": "eergerelateerd geweld",
+    "zeden": "zedenzaak",
+    "stalking": "belaging",
+}
+
+
+def zaaktype_text(code: str) -> str:
+    return f"{code} ({ZAAKTYPEN.get(code, code)})"
+
+
+@dataclass(frozen=True)
+class Schets:
+    """The case sketch of an advice request: what the on-call person needs to answer (the pilots mailed the case
+    itself, L1995, L2154-2162). ``zaaktype`` is a code of ZAAKTYPEN, already checked."""
+
+    feit: str
+    voornemen: str
+    zaaktype: str | None = None
+
+
+FEIT_MIN = 10
+SCHETS_MAX = 500
+
+
+def check_schets(feit: str | None, voornemen: str | None, zaaktype: str | None) -> Schets:
+    """Refused in Dutch (``SchetsError``) with what to type instead."""
+    example = "feit: mishandeling partner, eerste melding voornemen: voorwaardelijk sepot"
+    if not feit:
+        raise SchetsError(f"Er ontbreekt een schets van de zaak. Schrijf erbij: {example}.")
+    if len(feit) < FEIT_MIN:
+        raise SchetsError(f"'feit:' is te kort; beschrijf het feit in een paar woorden, bijvoorbeeld: {example}.")
+    if not voornemen:
+        raise SchetsError("Er ontbreekt het voorgenomen besluit. Schrijf erbij: 'voornemen: <afdoening>', "
+                          "bijvoorbeeld voornemen: voorwaardelijk sepot.")
+    if len(feit) > SCHETS_MAX or len(voornemen) > SCHETS_MAX:
+        raise SchetsError(f"De schets is te lang (maximaal {SCHETS_MAX} tekens per deel). Maak hem korter.")
+    return Schets(feit, voornemen, zaaktype)
+
+
+class SchetsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Waarschuwing:
+    """A warning to the requester and the KPC before the term ends: at a share of the term (``75%``), or a number
+    of minutes before the deadline (``60m``)."""
+
+    fraction: float | None = None
+    before: timedelta | None = None
+
+    @property
+    def text(self) -> str:
+        if self.fraction is not None:
+            return f"{round(self.fraction * 100)}%"
+        return f"{int((self.before or timedelta()).total_seconds() // 60)}m"
+
+    def due(self, opened: datetime, deadline: datetime) -> datetime:
+        if self.fraction is not None:
+            return opened + (deadline - opened) * self.fraction
+        return deadline - (self.before or timedelta())
+
+
+def parse_waarschuwing(value: object, where: str) -> Waarschuwing:
+    text = str(value).strip().lower()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if 0 < share < 1:
+                return Waarschuwing(fraction=share)
+        elif text.endswith("m"):
+            minutes = int(text[:-1])
+            if minutes > 0:
+                return Waarschuwing(before=timedelta(minutes=minutes))
+    except ValueError:
+        pass
+    raise ConfigError(f"{where}: verwacht een deel van de termijn als \"75%\" of minuten voor het einde als "
+                      f"\"60m\", kreeg {value!r}")
+
+
+DEFAULT_WAARSCHUWINGEN: tuple[Waarschuwing, ...] = (Waarschuwing(fraction=0.75),
+                                                   Waarschuwing(before=timedelta(minutes=60)))
+
+
+def warning_plan(warnings: tuple[Waarschuwing, ...], opened: datetime,
+                 deadline: datetime) -> list[tuple[str, datetime]]:
+    """The warning steps, in time order, each strictly between opening and deadline; two at the same moment are
+    one warning."""
+    times = sorted({w.due(opened, deadline) for w in warnings})
+    return [("waarschuwing", t) for t in times if opened < t < deadline]
+
+
+def closed_window(day: date, cal: WorkCalendar) -> tuple[datetime, datetime]:
+    """The closed hours after working day ``day``: from its closing time to the next working day's opening (a
+    Friday afternoon covers the whole weekend), as aware UTC moments."""
+    return at_local(day, cal.closes), at_local(cal.next_working_day(day), cal.opens)
+
+
+def roster_gaps(window: tuple[datetime, datetime],
+                shifts: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The parts of ``window`` that no shift covers, in time order."""
+    start, end = window
+    gaps: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for s_start, s_end in sorted(shifts):
+        if s_end <= cursor:
+            continue
+        if s_start > cursor:
+            gaps.append((cursor, min(s_start, end)))
+        cursor = max(cursor, s_end)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return [(a, b) for a, b in gaps if a < b]
+
+
 @dataclass(frozen=True)
 class VhAanvraag:
     """What one veiligheidshuis agreed for advies op aanvraag."""
 
     key: str
     doelgroepen: tuple[str, ...] = ()
+    zaaktypen: tuple[str, ...] = ()  # codes of ZAAKTYPEN for which an unmarked suspect may be requested
     term: Term | None = None
     room_id: str | None = None
     teamleider: str | None = None
@@ -280,6 +404,9 @@ class VhAanvraag:
     def prioritised(self, doelgroep: str) -> bool:
         wanted = doelgroep.strip().lower()
         return any(d.strip().lower() == wanted for d in self.doelgroepen)
+
+    def prioritised_type(self, zaaktype: str | None) -> bool:
+        return zaaktype is not None and zaaktype in self.zaaktypen
 
 
 DEFAULT_OFFICE = Chain((ChainStep("herinnering", timedelta(minutes=60)), ChainStep("backup", timedelta(minutes=120)),
@@ -299,6 +426,9 @@ class AanvraagConfig:
     base_url: str = ""
     tick_seconds: float = 1.0
     late_after: timedelta = timedelta(seconds=5)
+    waarschuwingen: tuple[Waarschuwing, ...] = DEFAULT_WAARSCHUWINGEN
+    # On working days at this local time the bot warns about houses with no roster for the coming closed hours.
+    roostercontrole: time | None = time(14, 0)
 
     def vh(self, key: str) -> VhAanvraag:
         return self.per_vh.get(key, VhAanvraag(key))

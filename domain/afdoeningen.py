@@ -11,8 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from domain.afwijking import Kennis, Verhouding, verhouding, weeg
 from domain.errors import ConfigError
 from domain.suggest import nearest
+
+__all__ = ["Afdoening", "Catalogus", "Kennis", "Terugkoppeling", "advies_uitkomst", "feedback_for",
+           "parse_afdoeningen"]
 
 RULES = ("geen-verwijderen", "beperkt", "volledig")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,31}$")
@@ -25,6 +29,8 @@ class Afdoening:
     groep: str
     terugkoppeling: str  # one of RULES
     aliassen: tuple[str, ...] = ()
+    technisch: bool = False  # a technical sepot: no duty to follow an advice (domain.afwijking)
+    selectie: bool = False  # may be taken at intake-and-selection: for a minor, no duty to follow an advice
 
 
 class Catalogus:
@@ -79,18 +85,14 @@ def parse_afdoeningen(entries: list[dict[str, Any]]) -> Catalogus:
         aliassen = raw.get("aliassen", [])
         if not isinstance(aliassen, list) or not all(isinstance(a, str) and _CODE.match(a) for a in aliassen):
             raise ConfigError(f"afdoeningen.{code}.aliassen: verwacht een lijst korte codes")
-        items.append(Afdoening(code, raw["label"].strip(), raw["groep"].strip(), rule, tuple(aliassen)))
+        flags = {}
+        for key in ("technisch", "selectie"):
+            value = raw.get(key, False)
+            if not isinstance(value, bool):
+                raise ConfigError(f"afdoeningen.{code}.{key}: verwacht true of false, kreeg {value!r}")
+            flags[key] = value
+        items.append(Afdoening(code, raw["label"].strip(), raw["groep"].strip(), rule, tuple(aliassen), **flags))
     return Catalogus(items)
-
-
-@dataclass(frozen=True)
-class Kennis:
-    """What the registry says about the person, reduced to what the rules need."""
-
-    veiligheidshuis: str
-    minderjarig: bool
-    geadviseerd: str | None  # code of the advised afdoening, resolved through the catalogue, if any
-    advies_actueel: bool  # not older than 12 months (domain.advies.freshness)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Terugkoppeling:
     verwijderen: bool  # technisch sepot 01: remove what the bot holds on the case
     weigering: str | None  # Dutch refusal (missing motivation), nothing is recorded
     uitleg: str  # Dutch, one line: why this outcome
+    verhouding: Verhouding = Verhouding.GEEN_ADVIES  # the decision against the advice (domain.afwijking)
 
 
 def feedback_for(
@@ -118,43 +121,33 @@ def feedback_for(
         return Terugkoppeling((), "geen", True, None,
                               "technisch sepot 01: nooit terugkoppeling; gegevens over deze zaak worden verwijderd")
     halt_of_reprimande = afdoening.groep.lower() in {"halt", "reprimande"}
-    if not (motivering and motivering.strip()):
-        for k in known:
-            if not k.advies_actueel or not k.geadviseerd or k.geadviseerd == afdoening.code:
-                continue
-            if k.minderjarig and halt_of_reprimande:
-                continue  # Halt and reprimande follow objective criteria; VH information does not steer them
-            return Terugkoppeling(
-                (), "geen", False,
-                f"Dit wijkt af van het actuele advies van {k.veiligheidshuis} ({k.geadviseerd}). "
-                "Voeg een motivering toe: 'motivering: <reden van afwijken>'.",
-                "afwijking van actueel advies zonder motivering",
-            )
+    weging = weeg(afdoening.code, afdoening.technisch, afdoening.selectie, known)
+    if weging.afgeweken_van is not None and not (motivering and motivering.strip()):
+        k = weging.afgeweken_van
+        return Terugkoppeling(
+            (), "geen", False,
+            f"Dit wijkt af van het actuele advies van {k.veiligheidshuis} ({k.geadviseerd}). "
+            "Voeg een motivering toe: 'motivering: <reden van afwijken>'.",
+            "afwijking van actueel advies zonder motivering",
+        )
     ontvangers = list(dict.fromkeys([*(k.veiligheidshuis for k in known), *referred]))
     if not ontvangers:
         return Terugkoppeling((), "geen", False, None,
                               "geen veiligheidshuis kent deze persoon en er is geen aanmelding: geen terugkoppeling")
     if afdoening.terugkoppeling == "beperkt":
         return Terugkoppeling(tuple(ontvangers), "beperkt", False, None,
-                              "sepot: alleen 'binnengekomen bij ZSM, zaak geseponeerd'")
+                              "sepot: alleen 'binnengekomen bij ZSM, zaak geseponeerd'", weging.verhouding)
     if halt_of_reprimande and any(k.minderjarig for k in known):
         uitleg = "bekende minderjarige met Halt of reprimande: terugkoppeling"
     elif known:
         uitleg = "persoon bekend bij het veiligheidshuis: terugkoppeling"
     else:
         uitleg = "persoon aangemeld bij het veiligheidshuis: terugkoppeling"
-    return Terugkoppeling(tuple(ontvangers), "volledig", False, None, uitleg)
+    return Terugkoppeling(tuple(ontvangers), "volledig", False, None, uitleg, weging.verhouding)
 
 
 def advies_uitkomst(afdoening: Afdoening, k: Kennis) -> str:
     """How a decision relates to one veiligheidshuis's advice, for the figures: ``gevolgd``, ``afgeweken`` or
-    ``geen_advies``. The same rule as the motivation duty in ``feedback_for``: only a current advice counts, and for
-    a minor with Halt or reprimande the advice does not steer the decision, so it is neither followed nor deviated
-    from (``geen_advies``)."""
-    if not k.advies_actueel or not k.geadviseerd:
-        return "geen_advies"
-    if k.geadviseerd == afdoening.code:
-        return "gevolgd"
-    if k.minderjarig and afdoening.groep.lower() in {"halt", "reprimande"}:
-        return "geen_advies"
-    return "afgeweken"
+    ``geen_advies`` (an exempt decision, domain.afwijking, is neither followed nor deviated from)."""
+    v = verhouding(afdoening.code, afdoening.technisch, afdoening.selectie, k)
+    return "geen_advies" if v is Verhouding.VRIJGESTELD else v.value

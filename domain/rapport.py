@@ -133,6 +133,8 @@ class Cijfers:
     """The figures of one veiligheidshuis (or all together) over one period. Durations in seconds."""
 
     checks: int = 0                       # !check / instroom lookups (misses have no veiligheidshuis: totals only)
+    personen_bekend: int = 0              # known PERSONS who came in (a person looked up twice counts once)
+    personen_teruggekoppeld: int = 0      # of those, with a decision (so a terugkoppeling) after they came in
     hits_volwassen: int = 0
     hits_minderjarig: int = 0
     besluiten_bekend: int = 0             # decisions on persons known at this veiligheidshuis
@@ -191,7 +193,9 @@ def share(part: int, whole: int) -> str | None:
 
 # Export columns in order: (name, attribute of Cijfers). Durations in whole seconds.
 KOLOMMEN: tuple[tuple[str, str], ...] = (
-    ("checks", "checks"), ("hits_volwassen", "hits_volwassen"), ("hits_minderjarig", "hits_minderjarig"),
+    ("checks", "checks"), ("personen_bekend", "personen_bekend"),
+    ("personen_teruggekoppeld", "personen_teruggekoppeld"), ("hits_volwassen", "hits_volwassen"),
+    ("hits_minderjarig", "hits_minderjarig"),
     ("besluiten_bekend", "besluiten_bekend"), ("terugkoppeling_afgeleverd", "terugkoppeling_afgeleverd"),
     ("terugkoppeling_mediaan_s", "terugkoppeling_mediaan_s"), ("terugkoppeling_p90_s", "terugkoppeling_p90_s"),
     ("advies_gevolgd", "advies_gevolgd"), ("advies_afgeweken", "advies_afgeweken"), ("aanmeldingen", "aanmeldingen"),

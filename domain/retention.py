@@ -17,6 +17,7 @@ DEFAULT_DAYS: dict[str, int] = {
     "besluiten": 400,        # decisions
     "aanmeldingen": 400,     # referrals
     "aanvragen": 400,        # closed advice requests with their steps and mails
+    "binnenkomsten": 400,    # known persons who came in (!werklijst, feedback coverage): as long as the decisions
     "audit": 1825,           # audit records: the evidence of who saw what; five years, then a chain checkpoint
 }
 

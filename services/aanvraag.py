@@ -13,18 +13,22 @@ import hmac
 import logging
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from config.aanvraag import with_veiligheidshuizen
 from config.reference import load_veiligheidshuizen
 from domain import aanvraag as rules
+from domain.aanvraag import Schets
 from domain.advies import Markering, is_minor
+from domain.afdoeningen import Catalogus
+from domain.afwijking import GEEN
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
-from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen
+from domain.suggest import nearest
+from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen, mail_identifier
 from services import messages
 from services.base import Tx
 from services.mail_outbox import MailService
@@ -84,6 +88,18 @@ def source_of(request_id: int) -> str:
 
 
 
+def sketch_lines(req: AdviesAanvraag) -> list[str]:
+    """The case sketch of a request as Dutch lines (ping, form, mail)."""
+    out = []
+    if req.zaaktype:
+        out.append(f"Zaaktype: {rules.zaaktype_text(req.zaaktype)}")
+    if req.feit:
+        out.append(f"Feit: {req.feit}")
+    if req.voorgenomen:
+        out.append(f"Voorgenomen besluit: {req.voorgenomen}")
+    return out
+
+
 def move(req: AdviesAanvraag, target: rules.AanvraagStatus) -> None:
     """A request changes state only along the lifecycle of ``domain.aanvraag``; otherwise a Dutch refusal."""
     if not rules.can_move(req.state, target):
@@ -106,6 +122,9 @@ class AanvraagView:
     deadline: datetime
     acknowledged_by: str | None
     has_oncall_room: bool
+    identificatie: str = ""  # as the veiligheidshuis may receive it (ping, form), never shown in the ZSM room
+    schets: tuple[str, ...] = ()  # the case sketch, one Dutch line each
+    dienst: str | None = None  # who was on duty when it was opened (set by open)
 
     @property
     def active(self) -> bool:
@@ -122,6 +141,8 @@ class AanvraagService:
     sessions: SessionFactory
     registry: Registry | None = None
     mail: MailService | None = None
+    catalogus: Catalogus | None = None
+    roster_checked_on: date | None = None  # this process checked the roster that day (the txn id dedups restarts)
     on_enqueued: Callable[[], None] = field(default=lambda: None)
     publiek: PubliekService | None = None  # the room's audience: an answer goes direct when not all may read it
     lags: list[float] = field(default_factory=list)
@@ -194,6 +215,7 @@ class AanvraagService:
             person=PersonId(req.person_kind, req.person_value),  # type: ignore[arg-type]
             doelgroep=req.doelgroep, vraag=req.vraag, state=rules.AanvraagStatus(req.state), deadline=req.deadline,
             acknowledged_by=req.acknowledged_by, has_oncall_room=bool(req.oncall_room),
+            identificatie=self.identificatie(req), schets=tuple(sketch_lines(req)),
         )
 
     async def active(self, tx: Tx, *, limit: int = 50) -> list[AanvraagView]:
@@ -217,68 +239,107 @@ class AanvraagService:
 
     # ------------------------------------------------------------------------------------------ open
 
+    def zaaktype(self, typed: str | None) -> str | None:
+        """The typed case type (``type: hg``) as its code; refused in Dutch with the known codes."""
+        if typed is None:
+            return None
+        code = typed.strip().lower()
+        if code not in rules.ZAAKTYPEN:
+            near = nearest(code, list(rules.ZAAKTYPEN))
+            hint = f" Bedoelde u {' of '.join(near)}?" if near else ""
+            known = ", ".join(rules.zaaktype_text(c) for c in rules.ZAAKTYPEN)
+            raise UserError(f"Onbekend zaaktype '{code[:20]}'.{hint} Schrijf 'type: <code>' met een van: {known}.")
+        return code
+
     async def open(
         self, tx: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str, person: PersonId,
-        term_words: str, vraag: str | None, vh: str | None,
+        term_words: str, vraag: str | None, vh: str | None, schets: Schets,
     ) -> AanvraagView:
-        """``!aanvraag``: only for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one
-        named), with no request for that person running there; refused in Dutch otherwise."""
+        """``!aanvraag``: for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one named),
+        or, with ``type:``, in a case type that house prioritised (also when it has not marked the person); with no
+        request for that person running there; refused in Dutch otherwise."""
         if self.registry is None:
             raise UserError("Advies op aanvraag is in deze installatie niet beschikbaar.")
         markeringen = await self.registry.lookup(person, session=tx)
+        typed = schets.zaaktype
         if vh:
             markeringen = [m for m in markeringen if m.veiligheidshuis == vh]
-            if not markeringen:
-                raise UserError(f"{person.masked} is niet gemarkeerd door {vh}; advies op aanvraag is alleen "
-                                "mogelijk voor personen in een prioritaire doelgroep van dat veiligheidshuis.")
+            if not markeringen and not typed:
+                raise UserError(f"{person.masked} is niet gemarkeerd door {vh}; advies op aanvraag kan dan alleen in "
+                                "een zaaktype dat dit veiligheidshuis prioritair heeft gemaakt: geef 'type: <code>', "
+                                "bijvoorbeeld type: hg.")
         elif not markeringen:
-            raise UserError(f"{person.masked} is bij geen veiligheidshuis bekend. Advies op aanvraag is alleen "
-                            "mogelijk voor personen in een prioritaire doelgroep; geef anders 'vh: <sleutel>' als "
-                            "u het veiligheidshuis weet.")
-        eligible = [m for m in markeringen if self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep)]
+            raise UserError(f"{person.masked} is bij geen veiligheidshuis bekend. Geef het veiligheidshuis en het "
+                            "zaaktype: 'vh: <sleutel> type: <code>', bijvoorbeeld vh: utrecht type: hg.")
+        eligible: list[tuple[str, Markering | None]] = [
+            (m.veiligheidshuis, m) for m in markeringen
+            if self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep)
+            or self.config.vh(m.veiligheidshuis).prioritised_type(typed)]
+        if not eligible and vh and not markeringen and self.config.vh(vh).prioritised_type(typed):
+            eligible = [(vh, None)]  # an unmarked suspect in a case type this house prioritised
         if not eligible:
-            m = markeringen[0]
-            agreed = self.config.vh(m.veiligheidshuis).doelgroepen
-            why = (f"met {m.veiligheidshuis} zijn als prioritair afgesproken: {', '.join(agreed)}" if agreed
-                   else f"met {m.veiligheidshuis} zijn geen prioritaire doelgroepen afgesproken")
-            raise UserError(f"Advies op aanvraag kan niet: {person.masked} valt bij {m.veiligheidshuis} onder "
-                            f"doelgroep '{m.doelgroep}', en {why}. Gebruik !check voor het bestaande advies.")
+            key = vh or markeringen[0].veiligheidshuis
+            agreed = self.config.vh(key)
+            parts = []
+            if markeringen:
+                parts.append(f"{person.masked} valt bij {key} onder doelgroep '{markeringen[0].doelgroep}'")
+            if typed:
+                parts.append(f"zaaktype {rules.zaaktype_text(typed)} is met {key} niet als prioritair afgesproken")
+            offer = [*(f"doelgroep {d}" for d in agreed.doelgroepen),
+                     *(f"type: {rules.zaaktype_text(t)}" for t in agreed.zaaktypen)]
+            why = (f"prioritair afgesproken met {key}: {', '.join(offer)}" if offer
+                   else f"met {key} is niets als prioritair afgesproken")
+            raise UserError(f"Advies op aanvraag kan niet: {'; '.join(parts)}. {why[0].upper()}{why[1:]}. "
+                            "Gebruik !check voor het bestaande advies.")
         if len(eligible) > 1:
-            keys = ", ".join(m.veiligheidshuis for m in eligible)
-            raise UserError(f"{person.masked} valt bij meer veiligheidshuizen onder een prioritaire doelgroep "
+            keys = ", ".join(k for k, _ in eligible)
+            raise UserError(f"{person.masked} valt bij meer veiligheidshuizen onder een prioritaire afspraak "
                             f"({keys}). Kies er één met 'vh: <sleutel>'.")
-        markering = eligible[0]
+        vh_key, markering = eligible[0]
         try:
-            term = rules.parse_term(term_words) if term_words else self.config.term_for(markering.veiligheidshuis)
+            term = rules.parse_term(term_words) if term_words else self.config.term_for(vh_key)
         except rules.TermError as exc:
             raise UserError(str(exc)) from None
-        existing = await q.running_request_id(tx, bsn=markering.bsn, veiligheidshuis=markering.veiligheidshuis,
+        bsn = markering.bsn if markering is not None else (person.value if person.kind == "bsn" else "")
+        existing = await q.running_request_id(tx, bsn=bsn, person_value=person.value, veiligheidshuis=vh_key,
                                               states=rules.ACTIVE)
         if existing is not None:
-            raise UserError(f"Er loopt al een aanvraag voor {person.masked} bij {markering.veiligheidshuis}: "
+            raise UserError(f"Er loopt al een aanvraag voor {person.masked} bij {vh_key}: "
                             f"{rules.ref_text(existing)}. Typ !aanvragen om de stand te zien.")
         if vraag and len(vraag) > 1000:
             raise UserError("De vraag is te lang (maximaal 1000 tekens). Maak hem korter.")
+        house = self.veiligheidshuizen.get(vh_key)
+        if house is not None:  # refused now, in Dutch, when this house may not receive the typed identifier
+            mail_identifier(house, person, markering.skn if markering else None)
         req = await self.open_request(tx, now=now, sender=sender, role=role, room_id=room_id, event_id=event_id,
-                                      person=person, markering=markering, term=term, vraag=vraag)
-        return self.view(req)
+                                      person=person, vh_key=vh_key, markering=markering, term=term, vraag=vraag,
+                                      schets=schets)
+        duty = await self.on_duty(tx, vh_key, now)
+        return replace(self.view(req), dienst=duty.user_id if duty else None)
 
     async def open_request(
         self, session: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str,
-        person: PersonId, markering: Markering, term: rules.Term, vraag: str | None,
+        person: PersonId, vh_key: str, markering: Markering | None, term: rules.Term, vraag: str | None,
+        schets: Schets,
     ) -> AdviesAanvraag:
-        vh_key = markering.veiligheidshuis
         cal = self.config.calendar
         deadline = term.deadline(now, cal)
         chain = self.config.chain_for(vh_key, now)
+        doelgroep = markering.doelgroep if markering is not None else (
+            f"niet gemarkeerd; zaaktype {rules.ZAAKTYPEN.get(schets.zaaktype or '', '-')}")
         req = AdviesAanvraag(
-            veiligheidshuis=vh_key, bsn=markering.bsn, person_kind=person.kind, person_value=person.value,
-            doelgroep=markering.doelgroep, vraag=vraag, state=rules.AanvraagStatus.OPEN, requested_by=sender,
+            veiligheidshuis=vh_key, bsn=markering.bsn if markering is not None else (
+                person.value if person.kind == "bsn" else ""),
+            person_kind=person.kind, person_value=person.value,
+            doelgroep=doelgroep[:255], vraag=vraag, zaaktype=schets.zaaktype, feit=schets.feit,
+            voorgenomen=schets.voornemen, state=rules.AanvraagStatus.OPEN, requested_by=sender,
             room_id=room_id, event_id=event_id, oncall_room=self.config.vh(vh_key).room_id,
             term_text=term.text or "standaard", opened_at=now, deadline=deadline, chain=chain.to_json(),
             office_hours=cal.in_office_hours(now),
         )
-        await q.add_request(session, req, [("ping", now), *chain.plan(now, deadline), ("verlopen", deadline)], now)
+        steps = sorted([*chain.plan(now, deadline), *rules.warning_plan(self.config.waarschuwingen, now, deadline)],
+                       key=lambda step: step[1])
+        await q.add_request(session, req, [("ping", now), *steps, ("verlopen", deadline)], now)
         ref = rules.ref_text(req.id)
         duty = await self.on_duty(session, vh_key, now)
         mentions = (duty.user_id,) if duty else ()
@@ -290,33 +351,53 @@ class AanvraagService:
                 content=message_content(self._ping_reply(req, person, duty), mentions=mentions)), now)
         vh = self.veiligheidshuizen.get(vh_key)
         if vh is not None:
-            await self._mail(session, req, person, vh, now)
+            await self._mail(session, req, person, vh, now, duty is None)
         await self.auditor.record(session, kind="aanvraag.geopend", at=now, actor=sender, role=role,
                                   person=person.value, details={"event": event_id, "aanvraag": ref, "vh": vh_key,
                                                                 "termijn": term.text, "deadline": deadline.isoformat(),
-                                                                "kantoortijd": req.office_hours})
+                                                                "kantoortijd": req.office_hours,
+                                                                "zaaktype": schets.zaaktype,
+                                                                "gemarkeerd": markering is not None})
         await record_fact(session, kind=AANVRAAG_GEOPEND, at=now, veiligheidshuis=vh_key)
         await self.auditor.record(session, kind="aanvraag.ping", at=now, actor=None, role=None, person=person.value,
                                   details={"aanvraag": ref, "dienst": duty.user_id if duty else None,
                                            "ruimte": req.oncall_room})
         return req
 
+    def identificatie(self, req: AdviesAanvraag) -> str:
+        """The person as this veiligheidshuis may receive it (``identificatie``, domain.veiligheidshuizen): shown
+        to the on-call person in the ping and the form, so they can look the person up; masked when the house is
+        not in the reference data."""
+        person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
+        vh = self.veiligheidshuizen.get(req.veiligheidshuis)
+        if vh is None:
+            return person.masked
+        try:
+            return mail_identifier(vh, person, None)
+        except UserError:
+            return person.masked
+
     def _ping_reply(self, req: AdviesAanvraag, person: PersonId, duty: DienstRooster | None) -> Reply:
+        """For the on-call person: the identifier their house may receive and the case sketch, so they can answer
+        without a ZSM lookup (they have none)."""
         ref = rules.ref_text(req.id)
-        doc = Doc().line(Bold(f"Advies op aanvraag {ref}"), f" voor {person.masked} ({req.doelgroep})")
+        doc = Doc().line(Bold(f"Advies op aanvraag {ref}"), f" over {self.identificatie(req)} ({req.doelgroep})")
         doc.line("Termijn: uiterlijk ", Bold(format_local(req.deadline)), " (Europe/Amsterdam).")
+        for line in sketch_lines(req):
+            doc.line(line)
         if req.vraag:
             doc.line("Vraag: ", req.vraag)
         if duty:
             doc.line(f"Dienst: {duty.user_id}. Bevestig met ✅ of ", Code(f"!ack {ref}"), ", antwoord met ",
-                     Code(f"!advies {ref} <tekst>"), ".")
+                     Code(f"!advies {ref} <code of geen> <tekst>"), ".")
         else:
-            doc.line("Er is nu niemand ingeroosterd. Bevestig met ", Code(f"!ack {ref}"), ", antwoord met ",
-                     Code(f"!advies {ref} <tekst>"), ".")
+            doc.line(Bold("Er is nu niemand ingeroosterd"), " voor de bereikbaarheidsdienst. Wie dit leest: bevestig "
+                     "met ", Code(f"!ack {ref}"), ", antwoord met ", Code(f"!advies {ref} <code of geen> <tekst>"),
+                     ", en vul het rooster met ", Code(f"!dienst {req.veiligheidshuis} <@gebruiker> <van> <tot>"), ".")
         return doc.build(case_data=True)
 
     async def _mail(self, session: Tx, req: AdviesAanvraag, person: PersonId, vh: Veiligheidshuis,
-                    now: datetime) -> None:
+                    now: datetime, nobody_on_duty: bool) -> None:
         """Queued in the general mail outbox, in the request's transaction (same relay, TLS, retries, audit)."""
         if self.mail is None:
             return
@@ -329,12 +410,19 @@ class AanvraagService:
             f"doelgroep {req.doelgroep}. Het advies is nodig uiterlijk {format_local(req.deadline)} "
             "(Nederlandse tijd).",
         ]
+        sketch = sketch_lines(req)
+        if sketch:
+            lines += ["", *sketch]
         if req.vraag:
             lines += ["", f"Vraag: {req.vraag}"]
+        if nobody_on_duty:
+            lines += ["", "Let op: er staat nu niemand in het rooster van uw bereikbaarheidsdienst. Neem deze "
+                      "aanvraag op via de link hieronder of in de bereikbaarheidsruimte."]
         lines += [""]
         if link:
             lines += ["Antwoorden kan via deze persoonlijke link (geldig tot de termijn verstrijkt):", link, ""]
-        lines += [f"Of in de bereikbaarheidsruimte met: !advies {ref} <uw advies>", "",
+        lines += [f"Of in de bereikbaarheidsruimte met: !advies {ref} <code van de afdoening of geen> <uw advies>",
+                  "",
                   "Komt er geen advies binnen de termijn, dan beslist ZSM zonder advies."]
         await self.mail.queue_text(
             session, kind="aanvraag", vh=vh, subject=MAIL_SUBJECT.format(ref=ref, deadline=format_local(req.deadline)),
@@ -356,13 +444,42 @@ class AanvraagService:
         await self.acknowledge(tx, req, user, now, via="commando")
         return self.view(req)
 
-    async def answer_ref(self, tx: Tx, ref_text: str, user: str, text: str, now: datetime) -> AanvraagView:
-        """``!advies``: by someone on the roster; the advice must say something (10 characters at least)."""
+    def geadviseerd(self, typed: str, ref: str = "A12") -> str:
+        """The coded afdoening an answer carries: a catalogue code (or alias), or the explicit ``geen``. Without it
+        a later ``!besluit`` could not tell whether it follows the advice (issue 14, pilot report L1120-1124)."""
+        key = typed.strip().lower()
+        if key == GEEN:
+            return GEEN
+        found = self.catalogus.get(key) if self.catalogus is not None else None
+        if found is None:
+            near = self.catalogus.nearest(key) if self.catalogus is not None else []
+            hint = f" Bedoelde u {' of '.join(near)}?" if near else ""
+            raise UserError(f"Begin het advies met de code van de geadviseerde afdoening of met 'geen'.{hint} "
+                            f"Bijvoorbeeld: !advies {ref} vs voorwaardelijk sepot, plan van aanpak loopt.")
+        return found.code
+
+    def afdoening_text(self, code: str) -> str:
+        if code == GEEN:
+            return "geen specifieke afdoening"
+        found = self.catalogus.get(code) if self.catalogus is not None else None
+        return f"{found.label} ({code})" if found else code
+
+    def afdoening_choices(self) -> list[tuple[str, str]]:
+        """(code, label) for the answer form, "geen" last."""
+        items = [(a.code, a.label) for a in self.catalogus.all()] if self.catalogus is not None else []
+        return [*items, (GEEN, "geen specifieke afdoening")]
+
+    async def answer_ref(self, tx: Tx, ref_text: str, user: str, afdoening: str, text: str,
+                         now: datetime) -> AanvraagView:
+        """``!advies``: by someone on the roster; a coded afdoening (or 'geen') and a reason (10 characters at
+        least)."""
         req = await self.find(tx, ref_text)
         await self._member_or_refuse(tx, req, user)
+        code = self.geadviseerd(afdoening, rules.ref_text(req.id))
         if len(text) < 10:
-            raise UserError("Het advies is te kort; geef een concreet advies met de reden.")
-        await self.answer(tx, req, user, text, now, via="commando")
+            raise UserError(f"Het advies is te kort; geef na de code de reden, bijvoorbeeld: !advies "
+                            f"{rules.ref_text(req.id)} {code} plan van aanpak loopt, hulpverlening gestart.")
+        await self.answer(tx, req, user, text, now, via="commando", geadviseerd=code)
         return self.view(req)
 
     async def cancel_ref(self, tx: Tx, ref_text: str, user: str, role: str, now: datetime) -> AanvraagView:
@@ -380,7 +497,9 @@ class AanvraagService:
         await record_fact(session, kind=AANVRAAG_BEVESTIGD, at=now, veiligheidshuis=req.veiligheidshuis,
                           duration_s=(now - req.opened_at).total_seconds())
 
-    async def answer(self, session: Tx, req: AdviesAanvraag, user: str, text: str, now: datetime, via: str) -> None:
+    async def answer(self, session: Tx, req: AdviesAanvraag, user: str, text: str, now: datetime, via: str,
+                     geadviseerd: str) -> None:
+        """The answer replaces the marking's advice, with its coded afdoening (or the explicit ``geen``)."""
         move(req, rules.AanvraagStatus.ANSWERED)
         ref = rules.ref_text(req.id)
         req.answered_by = user
@@ -391,7 +510,7 @@ class AanvraagService:
         if row is not None:
             await upsert(session, [Markering(
                 bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
-                doelgroep=row.doelgroep, status=row.status, advies=text, geadviseerde_afdoening=None,
+                doelgroep=row.doelgroep, status=row.status, advies=text, geadviseerde_afdoening=geadviseerd,
                 advies_datum=now.astimezone(AMSTERDAM).date(), regisseur=row.regisseur,
                 huishouden=row.huishouden, bron="advies op aanvraag",
             )], now)
@@ -399,12 +518,14 @@ class AanvraagService:
         person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
         doc = Doc().line(Bold(f"Advies ontvangen ({ref})"), f" van {vh.naam if vh else req.veiligheidshuis} over ",
                          person.masked, f", voor {req.requested_by}:")
+        doc.line("Geadviseerde afdoening: ", Bold(self.afdoening_text(geadviseerd)), ".")
         doc.line(text)
         doc.line(Italic(f"Gegeven door {user} op {format_local(now)}; !check toont het nu als nieuwste advies."))
         await self._deliver_answer(session, req, doc.build(case_data=True), person,
                                    row.geboortedatum if row is not None else None, now)
         await self.auditor.record(session, kind="aanvraag.beantwoord", at=now, actor=user, person=req.person_value,
-                                  details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline})
+                                  details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline,
+                                           "afdoening": geadviseerd})
         await record_fact(session, kind=AANVRAAG_BEANTWOORD, at=now, veiligheidshuis=req.veiligheidshuis,
                           outcome="te_laat" if now > req.deadline else "op_tijd",
                           duration_s=(now - req.opened_at).total_seconds())
@@ -446,14 +567,16 @@ class AanvraagService:
             await s.commit()  # nothing written; a rollback would expire the row
         return view
 
-    async def answer_from_form(self, request_id: int, naam: str, text: str, now: datetime) -> AanvraagView | None:
+    async def answer_from_form(self, request_id: int, naam: str, afdoening: str, text: str,
+                               now: datetime) -> AanvraagView | None:
         """The answer form's post, in a transaction of its own: None when the request does not exist, refused in
         Dutch (``UserError``) when it can no longer be answered."""
         async with self.sessions() as s, s.begin():
             req = await q.get_request(s, request_id, lock=True)
             if req is None:
                 return None
-            await self.answer(s, req, f"webformulier: {naam}", text, now, via="web")
+            code = self.geadviseerd(afdoening, rules.ref_text(req.id))
+            await self.answer(s, req, f"webformulier: {naam}", text, now, via="web", geadviseerd=code)
             view = self.view(req)
         self.on_enqueued()
         return view
@@ -486,6 +609,45 @@ class AanvraagService:
         if txn is None:
             return None
         return await q.request_by_ping_txn(session, txn)
+
+    # ------------------------------------------------------------------------------------------ roster check
+
+    async def roster_check(self, now: datetime) -> int:
+        """On a working day, from ``roostercontrole`` (default 14:00) until closing time: every house that agreed
+        advice on request and has an on-call room hears, once that day, which part of the coming closed hours
+        (tonight, or the whole weekend after a Friday) nobody is on its roster. Domestic violence peaks when the
+        houses are closed (PROCESS.md). Returns how many warnings were queued."""
+        at = self.config.roostercontrole
+        cal = self.config.calendar
+        local = now.astimezone(AMSTERDAM)
+        if at is None or not cal.is_working_day(local.date()) or not at <= local.time() < cal.closes \
+                or self.roster_checked_on == local.date():
+            return 0
+        window = rules.closed_window(local.date(), cal)
+        queued = 0
+        async with self.sessions() as s, s.begin():
+            for key, agreed in sorted(self.config.per_vh.items()):
+                if not (agreed.doelgroepen or agreed.zaaktypen) or not agreed.room_id:
+                    continue
+                gaps = rules.roster_gaps(window, await q.shifts_between(s, key, *window))
+                if not gaps:
+                    continue
+                doc = Doc().line(Bold("Rooster bereikbaarheidsdienst"), f" {key}: niemand ingeroosterd ",
+                                 "; ".join(f"van {format_local(a)} tot {format_local(b)}" for a, b in gaps), ".")
+                doc.line("ZSM kan dan om advies op aanvraag vragen. Vul het rooster met ",
+                         Code(f"!dienst {key} <@gebruiker> <van> <tot>"), ".")
+                msg = await messages.queue(s, NewMessage(
+                    room_id=agreed.room_id, txn_id=txn_id_for(f"roostercontrole:{key}", local.date().isoformat()),
+                    content=message_content(doc.build())), now)
+                if msg is None:
+                    continue  # already warned today
+                await self.auditor.record(s, kind="rooster.gat", at=now, actor=None, role=None,
+                                          details={"vh": key, "gaten": len(gaps)})
+                queued += 1
+        self.roster_checked_on = local.date()
+        if queued:
+            self.on_enqueued()
+        return queued
 
     # ------------------------------------------------------------------------------------------ steps
 
@@ -536,6 +698,10 @@ class AanvraagService:
             if req.state in rules.EXPIRY_STOPS_AT:
                 return "vervallen"
             return self._expire(req, now, late, batch)
+        if kind == "waarschuwing":
+            if req.state in rules.EXPIRY_STOPS_AT:
+                return "vervallen"
+            return self._warn(req, seq, now, late, batch)
         if req.state in rules.ESCALATION_STOPS_AT:
             return "vervallen"
         if not req.oncall_room:
@@ -567,7 +733,8 @@ class AanvraagService:
                          Bold(deadline), ".")
         if late:
             doc.line(Italic("Deze melding komt later dan gepland: de bot was tijdelijk niet beschikbaar."))
-        doc.line("Bevestig met ✅ of ", Code(f"!ack {ref}"), "; antwoord met ", Code(f"!advies {ref} <tekst>"), ".")
+        doc.line("Bevestig met ✅ of ", Code(f"!ack {ref}"), "; antwoord met ",
+                 Code(f"!advies {ref} <code of geen> <tekst>"), ".")
         content = message_content(doc.build(), mentions=mentions)
         if room_mention:
             content["m.mentions"] = {**content.get("m.mentions", {}), "room": True}
@@ -576,6 +743,29 @@ class AanvraagService:
         batch.audit(kind="aanvraag.escalatie", at=now, person=req.person_value,
                     details={"aanvraag": ref, "stap": kind, "te_laat": late, "aan": list(mentions)})
         batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
+        return "gedaan"
+
+    def _warn(self, req: AdviesAanvraag, seq: int, now: datetime, late: bool, batch: _Batch) -> str:
+        """Before the term ends, the requester and the KPC (in the ZSM room, in the request's thread) hear that no
+        advice has come yet, so the case is decided on time with or without it."""
+        ref = rules.ref_text(req.id)
+        vh = self.veiligheidshuizen.get(req.veiligheidshuis)
+        person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
+        state = (f"bevestigd door {req.acknowledged_by}" if req.state == rules.AanvraagStatus.ACKNOWLEDGED
+                 else "nog niet bevestigd door de bereikbaarheidsdienst")
+        doc = Doc().line(Bold(f"Termijn loopt af ({ref})"), f": nog geen advies van "
+                         f"{vh.naam if vh else req.veiligheidshuis} over {person.masked}; de termijn eindigt ",
+                         Bold(format_local(req.deadline)), f" ({rules.describe_left(req.deadline, now)}). "
+                         f"De aanvraag is {state}.")
+        doc.line("KPC: bewaak de termijn; komt er geen advies, dan beslist ZSM op tijd zonder.")
+        if late:
+            doc.line(Italic("Deze melding komt later dan gepland: de bot was tijdelijk niet beschikbaar."))
+        batch.queue(NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"),
+                               case_data=True, in_reply_to=req.event_id, subject=self.subject_of(req),
+                               content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
+                                                       mentions=(req.requested_by,))))
+        batch.audit(kind="aanvraag.waarschuwing", at=now, person=req.person_value,
+                    details={"aanvraag": ref, "te_laat": late})
         return "gedaan"
 
     def _expire(self, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:

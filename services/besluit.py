@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from domain.advies import Freshness, freshness, is_minor
 from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
+from domain.afwijking import Verhouding, weeg
 from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import PersonId
@@ -24,6 +25,7 @@ from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.mail_outbox import MailService
 from storage import besluit_queries as q
+from storage import werklijst_queries
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.purge import remove_person
@@ -55,6 +57,7 @@ class GeplandeMail:
 class BesluitVastgelegd:
     vraag: BesluitVraag
     vervangt: bool  # an earlier active decision on the case was replaced
+    verhouding: Verhouding  # the decision against the current advice (domain.afwijking)
     vervallen: int  # mails of earlier decisions cancelled before they went
     uitleg: str  # why this terugkoppeling (Dutch, one line)
     mondeling_aan: tuple[str, ...]  # names of the houses told by word of mouth (no mail)
@@ -134,6 +137,12 @@ class BesluitService:
         skn = next((m.skn for m in markings if m.skn), None)
         return out, skn
 
+    @staticmethod
+    def _verhouding_voor(afd: Afdoening, kennis: list[Kennis], vh_key: str) -> str:
+        """The relation to this house's own advice, for its mail: "gevolgd", "afgeweken" or "" (nothing to say)."""
+        v = weeg(afd.code, afd.technisch, afd.selectie, [k for k in kennis if k.veiligheidshuis == vh_key])
+        return v.verhouding.value if v.verhouding in (Verhouding.GEVOLGD, Verhouding.AFGEWEKEN) else ""
+
     async def _take_back_figures(self, tx: Tx, subject: str, rows: list[BesluitRow]) -> None:
         """A replaced, undone or removed decision no longer counts: a -1 fact at the decision's own time per +1 it
         wrote, so the figures count each decision once, as its final version, in the period it was first taken."""
@@ -177,13 +186,14 @@ class BesluitService:
             b.status = BesluitStatus.VERVANGEN
         row = await q.add_decision(tx, BesluitRow(
             subject=subject, zaak=zaak, afdoening=afd.code, reclassering=vraag.reclassering,
-            mondeling=vraag.mondeling, motivering=vraag.motivering, status=BesluitStatus.ACTIEF,
+            mondeling=vraag.mondeling, motivering=vraag.motivering, advies_verhouding=outcome.verhouding.value,
+            status=BesluitStatus.ACTIEF,
             decided_by=act.sender, role=act.role, decided_at=act.now, event_id=act.event_id, room_id=act.room_id,
         ))
         figures = besluit_figures(afd, kennis)
         await act.audit("besluit.vastgelegd", person=person.value, afdoening=afd.code,
                         terugkoppeling=outcome.inhoud, ontvangers=list(outcome.ontvangers), mondeling=vraag.mondeling,
-                        correctie=bool(active), statistiek=figures)
+                        correctie=bool(active), statistiek=figures, advies=outcome.verhouding.value)
         await record_facts(tx, _facts(figures, act.now, 1))
 
         missing = tuple(k for k in outcome.ontvangers if self.veiligheidshuizen.get(k) is None)
@@ -200,11 +210,13 @@ class BesluitService:
                         "datum": format_local(act.now), "afdoening": afd.label, "reclassering": vraag.reclassering,
                         "minderjarig": any(k.minderjarig for k in kennis),  # the report comes from the RvdK
                         "motivering": vraag.motivering if outcome.inhoud == "volledig" else None,
+                        "advies": self._verhouding_voor(afd, kennis, vh.key) if outcome.inhoud == "volledig" else "",
                         "beperkt": outcome.inhoud == "beperkt",
                     })
                 mails.append(GeplandeMail(queued.ref, kind == "correctie", vh.naam, concept))
         return BesluitVastgelegd(
-            vraag=vraag, vervangt=bool(active), vervallen=cancelled, uitleg=outcome.uitleg,
+            vraag=vraag, vervangt=bool(active), verhouding=outcome.verhouding, vervallen=cancelled,
+            uitleg=outcome.uitleg,
             mondeling_aan=tuple(vh.naam for vh in targets) if vraag.mondeling else (), mails=tuple(mails),
             herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing)
 
@@ -217,6 +229,8 @@ class BesluitService:
         already = tuple(sorted({m.veiligheidshuis for m in mails if m.status == MailStatus.SENT}))
         await q.delete_case(tx, besluit_ids, [m.id for m in mails])
         values, subjects = await self._identifiers(tx, person)
+        for subject in subjects:
+            await werklijst_queries.delete_arrivals(tx, subject)
         redact = await mark_case(tx, room_id=act.room_id, subject=self.auditor.subject_of(person.value),
                                  event_ids=[b.event_id for b in earlier if b.room_id == act.room_id], also=subjects)
         removed = await remove_person(tx, subjects=subjects, values=values)

@@ -27,6 +27,7 @@ from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.publiek import PubliekService
 from services.vrijgave import VrijgaveService
+from services.werklijst import WerklijstService
 from storage.statistiek_models import CHECK, HIT, Feit, record_facts
 
 IDENTIFIER_TYPES = ("bsn", "skn")
@@ -69,6 +70,7 @@ class CheckService:
     veiligheidshuizen: Veiligheidshuizen
     vrijgave: VrijgaveService
     publiek: PubliekService
+    werklijst: WerklijstService | None = None  # a hit is a known person who came in (issue 14, !werklijst)
 
     async def check(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None) -> CheckResult:
         require_vh_role(caller.role, "check")
@@ -91,6 +93,9 @@ class CheckService:
             veiligheidshuizen=sorted({m.veiligheidshuis for m in markeringen}), velden=list(shown),
         )
         await record_facts(tx, lookup_facts(list(markeringen), caller.now))
+        if self.werklijst is not None:
+            await self.werklijst.came_in(tx, person_value=person.value, masked=person.masked, via="check",
+                                         veiligheidshuizen=[m.veiligheidshuis for m in markeringen], at=caller.now)
         direct_to = None
         if cfg.details_direct or not await self._room_may_see(tx, caller, list(markeringen), zicht, shown, today):
             direct_to = direct_target(caller.sender)

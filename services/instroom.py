@@ -30,6 +30,7 @@ from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.check import lookup_facts
 from services.publiek import PubliekService
+from services.werklijst import WerklijstService
 from storage.audit import Auditor
 from storage.db import SessionFactory
 from storage.statistiek_models import record_facts
@@ -107,6 +108,14 @@ class InstroomService:
     regio: str | None
     publiek: PubliekService | None = None  # the room's audience
     signal_room: str | None = None  # where the API's signal goes ([instroom] room)
+    werklijst: WerklijstService | None = None  # a hit is a known person who came in (issue 14, !werklijst)
+
+    async def _came_in(self, tx: Tx, items: Sequence[BatchItem], via: str, at: datetime) -> None:
+        if self.werklijst is None:
+            return
+        for item in items:
+            await self.werklijst.came_in(tx, person_value=item.person.value, masked=item.person.masked, via=via,
+                                         veiligheidshuizen=[m.veiligheidshuis for m in item.markeringen], at=at)
 
     async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None
                        ) -> InstroomResult:
@@ -138,6 +147,7 @@ class InstroomService:
                 velden=signal_fields([item], vhs, zicht, local(caller.now).date()),
             )
         await record_facts(tx, [f for item in items for f in lookup_facts(list(item.markeringen), caller.now)])
+        await self._came_in(tx, items, "instroom", caller.now)
         today = local(caller.now).date()
         direct_to = None
         if self.publiek is not None:
@@ -187,6 +197,7 @@ class InstroomService:
                              "veiligheidshuizen": sorted({m.veiligheidshuis for m in item.markeringen}),
                              "velden": signal_fields([item], self.veiligheidshuizen, zicht, local(now).date())},
                 )
+            await self._came_in(session, items, "signaal", now)
             if result.known:
                 await publish(session, result)
             await session.commit()

@@ -28,6 +28,9 @@ class AdviesAanvraag(Base):
     person_value: Mapped[str] = mapped_column(String(16))
     doelgroep: Mapped[str] = mapped_column(String(255))
     vraag: Mapped[str | None] = mapped_column(Text)
+    zaaktype: Mapped[str | None] = mapped_column(String(32))  # the prioritised case type (aanvraag_zaaktypen)
+    feit: Mapped[str | None] = mapped_column(Text)  # the case sketch: the offence in a few words
+    voorgenomen: Mapped[str | None] = mapped_column(String(255))  # the intended decision
     state: Mapped[str] = mapped_column(String(16))
     requested_by: Mapped[str] = mapped_column(String(255))
     room_id: Mapped[str] = mapped_column(String(255))

@@ -31,12 +31,16 @@ async def requests_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     return {r.id: r for r in rows}
 
 
-async def running_request_id(session: AsyncSession, *, bsn: str, veiligheidshuis: str,
+async def running_request_id(session: AsyncSession, *, bsn: str, person_value: str, veiligheidshuis: str,
                              states: Collection[str]) -> int | None:
-    """The request for this person at this veiligheidshuis that is still in one of ``states``."""
+    """The request for this person (by the marking's BSN, or as typed when unmarked) at this veiligheidshuis that is
+    still in one of ``states``."""
+    same = AdviesAanvraag.person_value == person_value
+    if bsn:
+        same = or_(AdviesAanvraag.bsn == bsn, same)
     return (await session.execute(
-        select(AdviesAanvraag.id).where(AdviesAanvraag.bsn == bsn, AdviesAanvraag.veiligheidshuis == veiligheidshuis,
-                                        AdviesAanvraag.state.in_(list(states)))
+        select(AdviesAanvraag.id).where(same, AdviesAanvraag.veiligheidshuis == veiligheidshuis,
+                                        AdviesAanvraag.state.in_(list(states))).limit(1)
     )).scalar_one_or_none()
 
 
@@ -131,6 +135,15 @@ async def in_roster(session: AsyncSession, vh: str, user: str) -> bool:
         ).limit(1)
     )).first()
     return row is not None
+
+
+async def shifts_between(session: AsyncSession, vh: str, start: datetime,
+                         end: datetime) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every shift of ``vh`` that overlaps [start, end)."""
+    return [(a, b) for a, b in (await session.execute(
+        select(DienstRooster.starts_at, DienstRooster.ends_at).where(
+            DienstRooster.veiligheidshuis == vh, DienstRooster.ends_at > start, DienstRooster.starts_at < end)
+    )).all()]
 
 
 async def people_around(session: AsyncSession, vh: str, at: datetime,

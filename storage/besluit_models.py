@@ -26,6 +26,7 @@ class BesluitRow(Base):
     reclassering: Mapped[bool] = mapped_column(Boolean, default=False)
     mondeling: Mapped[bool] = mapped_column(Boolean, default=False)
     motivering: Mapped[str | None] = mapped_column(Text)
+    advies_verhouding: Mapped[str | None] = mapped_column(String(16))  # domain.afwijking.Verhouding
     status: Mapped[str] = mapped_column(String(16), default=BesluitStatus.ACTIEF.value)  # domain.lifecycles
     decided_by: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(64))

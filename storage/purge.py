@@ -17,6 +17,7 @@ from storage.models import InboxEntry, OutgoingMessage, OutgoingSubject
 from storage.redaction import mark_expired, purgeable
 from storage.registry_models import MarkeringRow
 from storage.vrijgave_models import Vrijgave
+from storage.werklijst_models import Binnenkomst
 
 FINAL_MAIL = (MailStatus.SENT, MailStatus.DEAD, MailStatus.VERVALLEN)
 REDACT_KEY = "te_redigeren"  # in purge()'s answer: case-data room messages newly queued for redaction
@@ -53,6 +54,7 @@ async def purge(session: AsyncSession, auditor: Auditor, retention: Retention, n
                                         AdviesAanvraag.closed_at < before("aanvragen")))))
     await remove("berichten", delete(OutgoingSubject).where(
         OutgoingSubject.txn_id.not_in(select(OutgoingMessage.txn_id))))
+    await remove("binnenkomsten", delete(Binnenkomst).where(Binnenkomst.came_in_at < before("binnenkomsten")))
     counts["audit"] = await prune(session, auditor, before("audit"))
     await auditor.record(session, kind="bewaring.opgeschoond", at=now,
                          details={"verwijderd": counts, "te_redigeren": to_redact})

@@ -23,6 +23,7 @@ from domain.clock import AMSTERDAM
 from domain.rapport import Cijfers, Period, Rapport, buckets, median, p90
 from storage import statistiek_models as f
 from storage.statistiek_models import StatistiekDag, StatistiekFeit
+from storage.werklijst_queries import coverage
 
 FEEDBACK_MAIL = ("terugkoppeling", "correctie")  # mail kinds that are a terugkoppeling on a decision
 TOTAL = "\x00totaal"  # accumulator key for "all veiligheidshuizen" (never a configured key)
@@ -151,14 +152,25 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
     for vh, values in rs_vh.items():
         if vh:
             per_vh[vh].respons_s = values
+    # Persons, not lookups: the known persons who came in and how many of them got a decision (issue 14).
+    cover = await coverage(session, [(c.start, c.end) for c in cuts], veiligheidshuis)
+    for vh, _ in cover:
+        if vh is not None:
+            per_vh.setdefault(vh, _Acc())  # a house with arrivals but no facts still gets its row
     if veiligheidshuis is not None:
         order = [veiligheidshuis]
     else:
         order = [*vh_keys, *sorted(k for k in per_vh if k not in set(vh_keys))]
+
+    def frozen(acc: _Acc, key: tuple[str | None, int | None]) -> Cijfers:
+        persons, fed = cover.get(key, (0, 0))
+        return replace(acc.freeze(), personen_bekend=persons, personen_teruggekoppeld=fed)
+
     return Rapport(
         period=period,
         veiligheidshuis=veiligheidshuis,
-        totaal=total.freeze(),
-        per_vh=tuple((k, per_vh[k].freeze() if k in per_vh else Cijfers()) for k in order),
-        reeks=tuple((cut, acc.freeze()) for cut, acc in zip(cuts, series, strict=True)),
+        totaal=frozen(total, (veiligheidshuis, None)),
+        per_vh=tuple((k, frozen(per_vh[k], (k, None)) if k in per_vh else Cijfers()) for k in order),
+        reeks=tuple((cut, frozen(acc, (veiligheidshuis, i))) for i, (cut, acc) in enumerate(zip(cuts, series,
+                                                                                                 strict=True))),
     )

@@ -51,6 +51,7 @@ def config(tmp_path: Path, db_url: str, mail: dict[str, Any] | None = None, **ex
         "escalatie_buiten": ["herinnering:15", "backup:30", "ruimte:60"],
         "link_sleutel": "test-link-sleutel", "basis_url": "http://127.0.0.1:1",
         "vh.utrecht.doelgroepen": ["huiselijk geweld"],
+        "vh.utrecht.zaaktypen": ["hg"],
         "vh.utrecht.room": ONCALL,
         "vh.utrecht.teamleider": LEAD,
         "vh.utrecht.termijn": "24u",
@@ -101,8 +102,13 @@ async def roster(bot: ConsoleBot, start: datetime | None = None) -> None:
     assert "Dienst utrecht" in reply, reply
 
 
+SKETCH = "feit: mishandeling partner in de woning voornemen: voorwaardelijk sepot"
+
+
 async def open_request(bot: ConsoleBot, extra: str = "") -> str:
-    reply = await bot.say(f"!aanvraag {BSN} {extra}".strip(), as_role="kpc")
+    """``!aanvraag`` with a case sketch (required) unless ``extra`` brings its own."""
+    sketch = "" if "feit:" in extra else SKETCH
+    reply = await bot.say(f"!aanvraag {BSN} {extra} {sketch}".strip(), as_role="kpc")
     assert "Aanvraag A" in reply, reply
     return reply
 
@@ -132,7 +138,10 @@ async def test_open_pings_on_call_room_mails_mailbox_and_audits(tmp_path: Path, 
         await roster(b)
         reply = await open_request(b, "vraag: loopt er een plan van aanpak?")
         assert "Aanvraag A1 verstuurd naar Veiligheidshuis regio Utrecht" in reply
-        assert "BSN ******782" in reply and BSN not in reply
+        own, ping_text = reply.split(f"[naar {ONCALL}]")
+        assert "BSN ******782" in own and BSN not in own  # the ZSM room sees the masked id
+        assert f"Advies op aanvraag A1 over BSN {BSN}" in ping_text  # the on-call person what the house may receive
+        assert "Feit: mishandeling partner in de woning" in ping_text
         assert "24-11-2026 10:00" in reply and "nog 1 d 0 u" in reply
         assert f"[naar {ONCALL}] Advies op aanvraag A1" in reply
         assert f"Dienst: {DUTY}" in reply and "plan van aanpak" in reply
@@ -148,7 +157,8 @@ async def test_open_pings_on_call_room_mails_mailbox_and_audits(tmp_path: Path, 
         kinds = [r.kind for r in await rows(b, AuditRecord, AuditRecord.kind.like("aanvraag.%"))]
         assert kinds == ["aanvraag.geopend", "aanvraag.ping"]
         steps = await rows(b, AanvraagStap)
-        assert [s.kind for s in steps] == ["ping", "herinnering", "backup", "teamleider", "verlopen"]
+        assert [s.kind for s in steps] == ["ping", "herinnering", "backup", "teamleider", "waarschuwing",
+                                           "waarschuwing", "verlopen"]
         assert steps[0].done_at is not None and all(s.done_at is None for s in steps[1:])
     finally:
         await b.close()
@@ -156,18 +166,19 @@ async def test_open_pings_on_call_room_mails_mailbox_and_audits(tmp_path: Path, 
 
 async def test_refusals_say_why_and_what_to_type(bot: ConsoleBot) -> None:
     await seed(bot, OTHER_BSN, doelgroep="veelpleger")
-    reply = await bot.say(f"!aanvraag {OTHER_BSN}", as_role="kpc")
+    reply = await bot.say(f"!aanvraag {OTHER_BSN} {SKETCH}", as_role="kpc")
     assert "valt bij utrecht onder doelgroep 'veelpleger'" in reply and "huiselijk geweld" in reply
-    assert "bij geen veiligheidshuis bekend" in await bot.say("!aanvraag 100000009", as_role="kpc")
+    assert "bij geen veiligheidshuis bekend" in await bot.say(f"!aanvraag 100000009 {SKETCH}", as_role="kpc")
     assert "elfproef" in await bot.say("!aanvraag 123456789", as_role="kpc")
-    assert "hoogstens 7 dagen" in await bot.say(f"!aanvraag {BSN} 9d", as_role="kpc")
-    assert "niet herkend" in await bot.say(f"!aanvraag {BSN} straks", as_role="kpc")
+    assert "hoogstens 7 dagen" in await bot.say(f"!aanvraag {BSN} 9d {SKETCH}", as_role="kpc")
+    assert "niet herkend" in await bot.say(f"!aanvraag {BSN} straks {SKETCH}", as_role="kpc")
     assert "Bedoelde u utrecht" in await bot.say(f"!aanvraag {BSN} vh: utrech", as_role="kpc")
-    assert "niet gemarkeerd door eemland" in await bot.say(f"!aanvraag {BSN} vh: eemland", as_role="kpc")
+    assert "niet gemarkeerd door eemland" in await bot.say(f"!aanvraag {BSN} vh: eemland {SKETCH}",
+                                                                   as_role="kpc")
     assert "niet gebruiken" in await bot.say(f"!aanvraag {BSN}", as_role="politie")
     assert "Er ontbreekt <bsn of skn>" in await bot.say("!aanvraag", as_role="kpc")
     await open_request(bot)
-    assert "Er loopt al een aanvraag" in await bot.say(f"!aanvraag {BSN}", as_role="kpc")
+    assert "Er loopt al een aanvraag" in await bot.say(f"!aanvraag {BSN} {SKETCH}", as_role="kpc")
     assert len(await rows(bot, AdviesAanvraag)) == 1
 
 
@@ -181,7 +192,7 @@ async def test_term_given_per_request_next_working_day(bot: ConsoleBot) -> None:
 async def test_list_is_most_urgent_first_and_cancel(bot: ConsoleBot) -> None:
     await seed(bot, OTHER_BSN)
     await open_request(bot, "5d")
-    await bot.say(f"!aanvraag {OTHER_BSN} 2u", as_role="ovj")
+    await bot.say(f"!aanvraag {OTHER_BSN} 2u {SKETCH}", as_role="ovj")
     listing = await bot.say("!aanvragen", as_role="kpc")
     assert listing.index("A2") < listing.index("A1")
     assert "nog 2 u 0 min" in listing and "nog 5 d 0 u" in listing
@@ -202,10 +213,10 @@ async def test_sepot_01_redacts_the_advice_request_messages_about_that_person(bo
     someone else stays. (Before, the engine wrote its messages without the hash and the sepot missed them.)"""
     await seed(bot, OTHER_BSN)
     await open_request(bot)
-    await bot.say(f"!aanvraag {OTHER_BSN}", as_role="kpc", event_id="$other")
+    await bot.say(f"!aanvraag {OTHER_BSN} {SKETCH}", as_role="kpc", event_id="$other")
     bot.runtime.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
     assert "Herinnering: aanvraag A1" in await tick(bot)
-    await bot.say("!advies A1 Voorwaardelijk sepot; het plan van aanpak loopt.", as_user=DUTY)
+    await bot.say("!advies A1 vs Voorwaardelijk sepot; het plan van aanpak loopt.", as_user=DUTY)
     subject = bot.runtime.auditor.subject_of(BSN)
     about = await rows(bot, OutgoingMessage, OutgoingMessage.subject == subject)
     txns = {r.txn_id for r in about}
@@ -283,7 +294,7 @@ async def test_ack_only_by_on_call_members_and_it_stops_escalation(bot: ConsoleB
     assert "al bevestigd" in await bot.say("!ack A1", as_user=BACKUP)
     clock.advance(timedelta(hours=5))
     assert await tick(bot) == ""
-    steps = await rows(bot, AanvraagStap, AanvraagStap.kind != "ping", AanvraagStap.kind != "verlopen")
+    steps = await rows(bot, AanvraagStap, AanvraagStap.kind.in_(["herinnering", "backup", "teamleider"]))
     assert [s.outcome for s in steps] == ["vervallen"] * 3
     assert "bevestigd door " + DUTY in await bot.say("!aanvragen", as_role="kpc")
 
@@ -310,10 +321,10 @@ async def test_reaction_on_the_ping_acknowledges(bot: ConsoleBot) -> None:
 
 async def test_answer_by_command_goes_to_zsm_thread_and_into_check(bot: ConsoleBot) -> None:
     await open_request(bot)
-    assert "te kort" in await bot.say("!advies A1 ok", as_user=DUTY)
+    assert "te kort" in await bot.say("!advies A1 vs ok", as_user=DUTY)
     assert "ontbreekt" in await bot.say("!advies A1", as_user=DUTY)
     text = "Voorwaardelijk sepot met verplichte hulpverlening; plan van aanpak loopt sinds mei."
-    reply = await bot.say(f"!advies A1 {text}", as_user=DUTY)
+    reply = await bot.say(f"!advies A1 vs {text}", as_user=DUTY)
     assert "doorgegeven aan ZSM" in reply
     req = (await rows(bot, AdviesAanvraag))[0]
     posted = await rows(bot, OutgoingMessage, OutgoingMessage.txn_id == txn_id_for("aanvraag:1", "antwoord"))
@@ -324,7 +335,8 @@ async def test_answer_by_command_goes_to_zsm_thread_and_into_check(bot: ConsoleB
     assert markering[0].advies == text and markering[0].advies_datum == date(2026, 11, 23)
     assert markering[0].bron == "advies op aanvraag"
     assert req.state == "beantwoord" and req.answered_by == DUTY
-    assert "beantwoord" in await bot.say(f"!advies A1 {text}", as_user=DUTY)
+    assert markering[0].geadviseerde_afdoening == "vs"
+    assert "beantwoord" in await bot.say(f"!advies A1 vs {text}", as_user=DUTY)
     bot.runtime.clock.advance(timedelta(days=2))  # type: ignore[attr-defined]
     assert await tick(bot) == ""  # no reminders, no expiry after an answer
 
@@ -339,8 +351,8 @@ async def test_answer_message_is_threaded_and_mentions_requester(bot: ConsoleBot
 
     assert bot.runtime.sender
     bot.runtime.sender.transport = Capture()
-    await bot.say(f"!aanvraag {BSN}", as_role="kpc", event_id="$request-event")
-    await bot.say("!advies A1 Geen bezwaar tegen een voorwaardelijk sepot, hulpverlening loopt.", as_user=DUTY)
+    await bot.say(f"!aanvraag {BSN} {SKETCH}", as_role="kpc", event_id="$request-event")
+    await bot.say("!advies A1 geen Geen bezwaar tegen een voorwaardelijk sepot, hulpverlening loopt.", as_user=DUTY)
     answer = next(m for m in sent if m["body"].startswith("Advies ontvangen"))
     assert answer["room"] == CONSOLE_ROOM
     assert answer["m.relates_to"]["m.in_reply_to"]["event_id"] == "$request-event"
@@ -359,7 +371,7 @@ async def test_expiry_tells_zsm_to_decide_without_advice(bot: ConsoleBot) -> Non
     assert f"[naar {ONCALL}] Aanvraag A1 is verlopen" in out
     req = (await rows(bot, AdviesAanvraag))[0]
     assert req.state == "verlopen"
-    assert "verlopen" in await bot.say("!advies A1 Alsnog een advies met reden erbij.", as_user=DUTY)
+    assert "verlopen" in await bot.say("!advies A1 vs Alsnog een advies met reden erbij.", as_user=DUTY)
     assert "geen open aanvragen" in await bot.say("!aanvragen", as_role="kpc")
     assert len(await rows(bot, AuditRecord, AuditRecord.kind == "aanvraag.verlopen")) == 1
 
@@ -412,7 +424,7 @@ async def test_two_processors_racing_claim_each_step_once(bot: ConsoleBot) -> No
 
     await seed(bot, OTHER_BSN)
     await open_request(bot)
-    await bot.say(f"!aanvraag {OTHER_BSN}", as_role="kpc")
+    await bot.say(f"!aanvraag {OTHER_BSN} {SKETCH}", as_role="kpc")
     bot.runtime.clock.advance(timedelta(hours=5))  # type: ignore[attr-defined]
     service = svc(bot)
     now = bot.runtime.clock.now()

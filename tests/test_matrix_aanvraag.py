@@ -51,11 +51,14 @@ async def test_ping_reaction_ack_and_answer(homeserver: Homeserver, tmp_path: Pa
             "%d-%m-%Y %H:%M")
         roster = await kpc.wait_reply(await kpc.send(zsm_room, f"!dienst utrecht {duty.user_id} {van} {tot}"))
         assert "Onbekend" not in roster.body and "niet" not in roster.body.split("\n")[0].lower(), roster.body
-        opened = await kpc.wait_reply(await kpc.send(zsm_room, f"!aanvraag {BSN} 24u vraag: actueel advies?"))
+        request = (f"!aanvraag {BSN} 24u feit: mishandeling partner voornemen: voorwaardelijk sepot "
+                   "vraag: actueel advies?")
+        opened = await kpc.wait_reply(await kpc.send(zsm_room, request))
         assert "Aanvraag A" in opened.body, opened.body
         ping = await duty.wait_for(lambda e: e.sender == bot_user and duty.user_id in
                                    (e.source["content"].get("m.mentions") or {}).get("user_ids", []), timeout=60)
-        assert ping.decrypted and "******782" in ping.body
+        # the on-call person sees the identifier their house may receive (utrecht: BSN) and the sketch
+        assert ping.decrypted and f"BSN {BSN}" in ping.body and "mishandeling partner" in ping.body
         await duty.client.room_send(oncall_room, "m.reaction", {"m.relates_to": {
             "rel_type": "m.annotation", "event_id": ping.event_id, "key": "✅"}}, ignore_unverified_devices=True)
         for _ in range(100):
@@ -66,7 +69,7 @@ async def test_ping_reaction_ack_and_answer(homeserver: Homeserver, tmp_path: Pa
             await asyncio.sleep(0.1)
         assert req.state == "bevestigd", req.state
         ref = f"A{req.id}"
-        answered = await duty.wait_reply(await duty.send(oncall_room, f"!advies {ref} Voorwaardelijk sepot."))
+        answered = await duty.wait_reply(await duty.send(oncall_room, f"!advies {ref} vs Voorwaardelijk sepot."))
         assert "Onbekend" not in answered.body
         answer = await kpc.wait_for(lambda e: e.sender == bot_user and "Voorwaardelijk sepot." in e.body, timeout=60)
         rel = answer.source["content"].get("m.relates_to") or {}

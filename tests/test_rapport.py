@@ -104,7 +104,12 @@ async def seed_history(bot: ConsoleBot) -> None:
         ])
 
 
+# Persons, not lookups (issue 14), by hand. Known at utrecht and came in: A0 (checked twice: !check and !instroom,
+# counted once), A1..A5 and MINOR; A2's technisch sepot 01 removes its arrival, so 6 persons. Of them a decision
+# after coming in stands for A0 (the vs that replaced osb), A3, A4, A5 and MINOR; A1's decision was undone: 5 of 6.
+# Twente: T (also checked twice) with its osb: 1 of 1. Total: 7 persons, 6 fed back (U and U2 are known nowhere).
 UTRECHT = Cijfers(
+    personen_bekend=6, personen_teruggekoppeld=5,
     hits_volwassen=7, hits_minderjarig=1,
     besluiten_bekend=5,                 # A0 (final: afgeweken), A3, A4, A5, MINOR
     terugkoppeling_afgeleverd=5,
@@ -117,10 +122,12 @@ UTRECHT = Cijfers(
     escalaties=(("herinnering", 3), ("backup", 6)),
     mail_afgeleverd=6,                  # five feedback mails and the referral
 )
-TWENTE = Cijfers(hits_volwassen=2, besluiten_bekend=1, terugkoppeling_afgeleverd=1, mail_afgeleverd=1,
+TWENTE = Cijfers(personen_bekend=1, personen_teruggekoppeld=1,
+                 hits_volwassen=2, besluiten_bekend=1, terugkoppeling_afgeleverd=1, mail_afgeleverd=1,
                  mail_herhaald=1, mail_dood=1)
 TOTAL = Cijfers(
     checks=14,                          # 9 + 3 by command, 2 inserted inside November
+    personen_bekend=7, personen_teruggekoppeld=6,
     hits_volwassen=9, hits_minderjarig=1, besluiten_bekend=6, terugkoppeling_afgeleverd=6,
     terugkoppeling_mediaan_s=70.0, terugkoppeling_p90_s=90.0,  # 70, 70, 70, 70, 80, 90
     advies_gevolgd=2, advies_afgeweken=2, aanmeldingen=1, aanvragen_geopend=7, aanvragen_bevestigd=6,
@@ -189,7 +196,9 @@ async def test_chat_summary(bot: ConsoleBot) -> None:
     reply = await bot.say("!rapport", as_role="kpc")  # default: the current month
     assert "Rapport 2026-11" in reply and "alle veiligheidshuizen" in reply
     assert "Raadplegingen: 14;" in reply
-    assert "bekend bij een veiligheidshuis: 10 (volwassen 9, minderjarig < 5)" in reply
+    # persons, not lookups: 10 hits came from 7 persons, 6 of whom got a decision (see UTRECHT above)
+    assert "Bekende personen binnengekomen: 7; van hen teruggekoppeld: 6 (86%)." in reply
+    assert "treffers bij een veiligheidshuis: 10 (volwassen 9, minderjarig < 5)" in reply
     assert "Besluiten over bekende personen: 6; terugkoppeling afgeleverd: 6 (100%), na mediaan 1 min (p90 2 min)" \
         in reply
     assert "Advies gevolgd: < 5; afgeweken (met motivering): < 5. Aanmeldingen: < 5." in reply
@@ -316,8 +325,8 @@ async def test_advice_requests_counted_by_the_engine(tmp_path: Path, database_ur
         at.advance(timedelta(minutes=10))
         await bot.say("!ack A1", as_user=av.DUTY)           # acknowledged
         at.advance(timedelta(minutes=20))
-        assert "Advies" in await bot.say("!advies A1 Geen bezwaar tegen sepot, plan loopt goed.", as_user=av.DUTY)
-        await bot.say(f"!aanvraag {av.OTHER_BSN}", as_role="kpc")  # A2 at 12:30, never answered
+        assert "Advies" in await bot.say("!advies A1 geen Geen bezwaar tegen sepot, plan loopt goed.", as_user=av.DUTY)
+        await bot.say(f"!aanvraag {av.OTHER_BSN} {av.SKETCH}", as_role="kpc")  # A2 at 12:30, never answered
         at.advance(timedelta(hours=25))
         await av.tick(bot)                                   # A2: herinnering, backup, teamleider, then expired
         r = await rapport_of(bot, "2026-W48", "utrecht")

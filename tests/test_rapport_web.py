@@ -35,7 +35,8 @@ TOKENS = {"jansen": "tok-jansen-0123456789abcdef", "de-vries": "tok-devries-0123
 
 # --- Known figures: Q2 2026 in three month buckets ----------------------------------------------------------------
 
-UTRECHT = Cijfers(checks=0, hits_volwassen=37, hits_minderjarig=3, besluiten_bekend=28, terugkoppeling_afgeleverd=26,
+UTRECHT = Cijfers(checks=0, personen_bekend=30, personen_teruggekoppeld=24,
+                  hits_volwassen=37, hits_minderjarig=3, besluiten_bekend=28, terugkoppeling_afgeleverd=26,
                   terugkoppeling_mediaan_s=2 * 3600, terugkoppeling_p90_s=30 * 3600, advies_gevolgd=19,
                   advies_afgeweken=6, aanmeldingen=2, aanvragen_geopend=11, aanvragen_bevestigd=9, aanvragen_op_tijd=8,
                   aanvragen_te_laat=1, aanvragen_verlopen=2, respons_mediaan_s=5400, respons_p90_s=6 * 3600,
@@ -43,19 +44,23 @@ UTRECHT = Cijfers(checks=0, hits_volwassen=37, hits_minderjarig=3, besluiten_bek
                   mail_herhaald=4, mail_dood=0)
 EEMLAND = Cijfers(hits_volwassen=6, hits_minderjarig=0, besluiten_bekend=4, terugkoppeling_afgeleverd=4,
                   advies_gevolgd=3, advies_afgeweken=1, aanvragen_geopend=2, aanvragen_op_tijd=2, mail_afgeleverd=5)
-TOTAAL = Cijfers(checks=412, hits_volwassen=43, hits_minderjarig=3, besluiten_bekend=32, terugkoppeling_afgeleverd=30,
+TOTAAL = Cijfers(checks=412, personen_bekend=35, personen_teruggekoppeld=27,
+                 hits_volwassen=43, hits_minderjarig=3, besluiten_bekend=32, terugkoppeling_afgeleverd=30,
                  terugkoppeling_mediaan_s=2 * 3600, terugkoppeling_p90_s=30 * 3600, advies_gevolgd=22,
                  advies_afgeweken=7, aanmeldingen=2, aanvragen_geopend=13, aanvragen_bevestigd=9, aanvragen_op_tijd=10,
                  aanvragen_te_laat=1, aanvragen_verlopen=2, respons_mediaan_s=5400, respons_p90_s=6 * 3600,
                  escalaties=(("herinnering", 3),), mail_afgeleverd=45, mail_herhaald=4, mail_dood=0)
 REEKS = (
-    (parse_period("2026-04"), Cijfers(hits_volwassen=12, hits_minderjarig=0, besluiten_bekend=10,
+    (parse_period("2026-04"), Cijfers(personen_bekend=10, personen_teruggekoppeld=8,
+                                      hits_volwassen=12, hits_minderjarig=0, besluiten_bekend=10,
                                       terugkoppeling_afgeleverd=9, aanvragen_geopend=6, aanvragen_op_tijd=5,
                                       respons_mediaan_s=3600, respons_p90_s=4 * 3600)),
-    (parse_period("2026-05"), Cijfers(hits_volwassen=17, hits_minderjarig=2, besluiten_bekend=13,
+    (parse_period("2026-05"), Cijfers(personen_bekend=14, personen_teruggekoppeld=12,
+                                      hits_volwassen=17, hits_minderjarig=2, besluiten_bekend=13,
                                       terugkoppeling_afgeleverd=12, aanvragen_geopend=4, aanvragen_op_tijd=3,
                                       aanvragen_verlopen=1)),
-    (parse_period("2026-06"), Cijfers(hits_volwassen=14, hits_minderjarig=1, besluiten_bekend=9,
+    (parse_period("2026-06"), Cijfers(personen_bekend=11, personen_teruggekoppeld=4,
+                                      hits_volwassen=14, hits_minderjarig=1, besluiten_bekend=9,
                                       terugkoppeling_afgeleverd=9, aanvragen_geopend=3, aanvragen_op_tijd=2,
                                       aanvragen_verlopen=1, respons_mediaan_s=2 * 3600, respons_p90_s=5 * 3600)),
 )
@@ -138,8 +143,9 @@ def test_page_shows_the_figures_with_small_counts_masked_and_the_charts() -> Non
     html = resp.text or ""
     assert resp.status == 200
     utrecht = row_cells(html, "Veiligheidshuis regio Utrecht")
-    # Instroom: checks (totals only), volwassen, minderjarig (3 -> "< 5"), aanmeldingen (2 -> "< 5")
-    assert utrecht[0] == ["–", "37", "< 5", "< 5"]
+    # Instroom: checks (totals only), persons known who came in (30), of them fed back (24), hits volwassen,
+    # minderjarig (3 -> "< 5"), aanmeldingen (2 -> "< 5"), coverage 24/30 = 80%
+    assert utrecht[0] == ["–", "30", "24", "37", "< 5", "< 5", "80%"]
     # Besluiten: 28, 26, 2 u, 30 u, 19, 6, share 93%
     assert utrecht[1] == ["28", "26", "2 u", "30 u", "19", "6", "93%"]
     assert utrecht[2] == ["11", "9", "8", "< 5", "< 5", "1 u 30 min", "6 u", "herinnering: < 5"]
@@ -147,9 +153,14 @@ def test_page_shows_the_figures_with_small_counts_masked_and_the_charts() -> Non
     eemland = row_cells(html, "Veiligheidshuis regio Amersfoort (Eemland)")
     assert eemland[1] == ["< 5", "< 5", "–", "–", "< 5", "< 5", "–"]  # no durations without 5 observations
     totaal = row_cells(html, "Totaal")
-    assert totaal[0] == ["412", "43", "< 5", "< 5"] and totaal[1][0:2] == ["32", "30"]
+    assert totaal[0] == ["412", "35", "27", "43", "< 5", "< 5", "77%"] and totaal[1][0:2] == ["32", "30"]
     charts = svgs(html)
-    assert len(charts) == 4
+    assert len(charts) == 5
+    cover = {(b.get("data-series"), b.get("data-label")): b.get("data-value")
+             for b in charts[4].iter(f"{SVG}rect") if b.get("class") == "bar"}
+    assert cover == {("binnengekomen", "2026-04"): "10", ("binnengekomen", "2026-05"): "14",
+                     ("binnengekomen", "2026-06"): "11", ("teruggekoppeld", "2026-04"): "8",
+                     ("teruggekoppeld", "2026-05"): "12", ("teruggekoppeld", "2026-06"): "< 5"}
     hits = {(b.get("data-series"), b.get("data-label")): b.get("data-value")
             for b in charts[0].iter(f"{SVG}rect") if b.get("class") == "bar"}
     assert hits == {("volwassen", "2026-04"): "12", ("volwassen", "2026-05"): "17", ("volwassen", "2026-06"): "14",
@@ -298,7 +309,7 @@ async def test_login_bearer_cookie_csv_and_audit(tmp_path: Path, database_url: s
                 assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
             async with http.get(f"{base}/rapport") as r:  # default period: the current month (June 2026)
                 page = await r.text()
-                assert r.status == 200 and 'id="periode-label">2026-06<' in page and len(svgs(page)) == 4
+                assert r.status == 200 and 'id="periode-label">2026-06<' in page and len(svgs(page)) == 5
                 assert r.headers["Content-Security-Policy"].startswith("default-src 'none'")
                 assert r.headers["X-Content-Type-Options"] == "nosniff"
             async with http.get(f"{base}/rapport", params={"periode": "2026-13"}) as r:
@@ -380,7 +391,7 @@ async def test_the_page_in_a_real_browser(tmp_path: Path, sqlite_url: str) -> No
             await page.click("#toon")
             await page.wait_for_selector("#periode-label")
             assert await page.text_content("#periode-label") == "2026-Q2"
-            assert await page.locator("svg.chart").count() == 4
+            assert await page.locator("svg.chart").count() == 5
             assert await page.locator("svg.chart").first.is_visible()
             box = await page.locator("svg.chart").first.bounding_box()
             assert box and box["width"] > 300 and box["height"] > 100

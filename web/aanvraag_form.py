@@ -28,12 +28,16 @@ _PAGE = """<!doctype html>
 <dt>Persoon</dt><dd id="persoon">{{ person }}</dd>
 <dt>Veiligheidshuis</dt><dd>{{ vh }}</dd>
 <dt>Doelgroep</dt><dd>{{ doelgroep }}</dd>
-{% if vraag %}<dt>Vraag van ZSM</dt><dd id="vraag">{{ vraag }}</dd>{% endif %}
+{% for line in schets %}<dt>{{ line.split(": ", 1)[0] }}</dt><dd class="schets">{{ line.split(": ", 1)[1] }}</dd>
+{% endfor %}{% if vraag %}<dt>Vraag van ZSM</dt><dd id="vraag">{{ vraag }}</dd>{% endif %}
 <dt>Termijn</dt><dd id="termijn">uiterlijk {{ deadline }} (Nederlandse tijd)</dd>
 </dl>
 <form method="post" action="{{ action }}">
 <input type="hidden" name="t" value="{{ token }}">
 <p><label for="naam">Uw naam</label><br><input id="naam" name="naam" required maxlength="120"></p>
+<p><label for="afdoening">Geadviseerde afdoening</label><br>
+<select id="afdoening" name="afdoening" required><option value="">kies een afdoening of 'geen'</option>
+{% for code, label in afdoeningen %}<option value="{{ code }}">{{ label }}</option>{% endfor %}</select></p>
 <p><label for="advies">Advies met reden</label><br>
 <textarea id="advies" name="advies" required rows="8" cols="70" maxlength="{{ max }}"></textarea></p>
 <p><button id="verstuur" type="submit">Advies versturen</button></p>
@@ -47,7 +51,8 @@ _HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cac
 
 
 def _page(status: int = 200, **values: object) -> web.Response:
-    body = _env.get_template("page.html").render(max=MAX_ANSWER, **values)
+    body = _env.get_template("page.html").render(max=MAX_ANSWER, afdoeningen=values.pop("afdoeningen", ()),
+                                                 **values)
     return web.Response(text=body, content_type="text/html", charset="utf-8", status=status, headers=_HEADERS)
 
 
@@ -75,8 +80,9 @@ def routes(service: AanvraagService, clock: Clock) -> list[web.RouteDef]:
                          ": een advies kan niet meer via deze link.")
         return _page(
             title=f"Advies op aanvraag {req.ref}", form=True, token=request.query.get("t", ""),
-            action=f"/aanvraag/{req.id}/antwoord", person=req.person.masked, vh=req.vh_naam,
+            action=f"/aanvraag/{req.id}/antwoord", person=req.identificatie, vh=req.vh_naam, schets=req.schets,
             doelgroep=req.doelgroep, vraag=req.vraag, deadline=format_local(req.deadline),
+            afdoeningen=service.afdoening_choices(),
         )
 
     async def submit(request: web.Request) -> web.Response:
@@ -87,13 +93,14 @@ def routes(service: AanvraagService, clock: Clock) -> list[web.RouteDef]:
             return refused
         naam = " ".join(str(form.get("naam", "")).split())[:120]
         advies = str(form.get("advies", "")).strip()
-        if not naam or not advies:
-            return _page(400, title="Niet verstuurd", message="Vul uw naam en het advies in. Ga terug en probeer "
-                         "het opnieuw.")
+        afdoening = str(form.get("afdoening", "")).strip()
+        if not naam or not advies or not afdoening:
+            return _page(400, title="Niet verstuurd", message="Vul uw naam, de geadviseerde afdoening (of 'geen') "
+                         "en het advies in. Ga terug en probeer het opnieuw.")
         if len(advies) > MAX_ANSWER:
             return _page(400, title="Niet verstuurd", message=f"Het advies is te lang (maximaal {MAX_ANSWER} tekens).")
         try:
-            req = await service.answer_from_form(request_id, naam, advies, clock.now())
+            req = await service.answer_from_form(request_id, naam, afdoening, advies, clock.now())
         except UserError as exc:
             return _page(409, title=f"Aanvraag {rules.ref_text(request_id)}", message=exc.message)
         if req is None:

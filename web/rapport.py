@@ -98,8 +98,11 @@ class Row:
 
 
 GROUPS: tuple[tuple[str, tuple[Column, ...]], ...] = (
-    ("Instroom", (Column("checks", "Checks", alleen_totaal=True), Column("hits_volwassen", "Bekend, volwassen"),
-                  Column("hits_minderjarig", "Bekend, minderjarig"), Column("aanmeldingen", "Aanmeldingen"))),
+    ("Instroom", (Column("checks", "Checks", alleen_totaal=True),
+                  Column("personen_bekend", "Bekende personen binnen"),
+                  Column("personen_teruggekoppeld", "Van hen teruggekoppeld"),
+                  Column("hits_volwassen", "Treffers, volwassen"),
+                  Column("hits_minderjarig", "Treffers, minderjarig"), Column("aanmeldingen", "Aanmeldingen"))),
     ("Besluiten en terugkoppeling", (
         Column("besluiten_bekend", "Besluiten op bekenden"), Column("terugkoppeling_afgeleverd", "Teruggekoppeld"),
         Column("terugkoppeling_mediaan_s", "Terugkoppeling mediaan", True),
@@ -171,6 +174,8 @@ def charts(rapport: Rapport) -> list[Markup]:
                    bars("aanvragen_verlopen", "verlopen")]),
         line_chart("Responstijd adviesaanvragen (uren)", labels,
                    [hours("respons_mediaan_s", "mediaan"), hours("respons_p90_s", "p90")], unit=" u"),
+        bar_chart("Dekking: bekende personen binnengekomen en teruggekoppeld", labels,
+                  [bars("personen_bekend", "binnengekomen"), bars("personen_teruggekoppeld", "teruggekoppeld")]),
     ]
 
 
@@ -221,12 +226,14 @@ _PAGE = """<!doctype html>
 {% for group, cols in groups %}
 <h2>{{ group }}</h2>
 <table class="cijfers"><thead><tr><th>Veiligheidshuis</th>{% for c in cols %}<th>{{ c.label }}</th>{% endfor %}
+{% if loop.index == 1 %}<th>Dekking terugkoppeling</th>{% endif %}
 {% if loop.index == 2 %}<th>Aandeel teruggekoppeld</th>{% endif %}{% if loop.index == 3 %}<th>Escalaties</th>{% endif %}
 </tr></thead><tbody>
 {% set gi = loop.index %}
 {% for row in rows %}{% set c = row.cijfers %}<tr{% if row.totaal %} class="totaal"{% endif %}>
 <th scope="row">{{ row.naam }}</th>
 {% for col in cols %}<td class="n">{{ cell(row, col) }}</td>{% endfor %}
+{% if gi == 1 %}<td class="n dekking">{{ share(c.personen_teruggekoppeld, c.personen_bekend) }}</td>{% endif %}
 {% if gi == 2 %}<td class="n">{{ share(c.terugkoppeling_afgeleverd, c.besluiten_bekend) }}</td>{% endif %}
 {% if gi == 3 %}<td>{{ escalaties(c) }}</td>{% endif %}</tr>
 {% endfor %}</tbody></table>

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from config.settings import Settings
+from domain.afdoeningen import Catalogus
 from domain.clock import Clock
 from domain.veiligheidshuizen import Veiligheidshuizen
 from integrations.registry import Registry
@@ -27,14 +28,15 @@ log = logging.getLogger(__name__)
 
 def build_service(settings: Settings, *, auditor: Auditor, veiligheidshuizen: Veiligheidshuizen,
                   sessions: SessionFactory, registry: Registry, mail: MailService | None,
-                  publiek: PubliekService | None = None) -> AanvraagService:
+                  publiek: PubliekService | None = None, catalogus: Catalogus | None = None) -> AanvraagService:
     return AanvraagService(load_config(settings, veiligheidshuizen), auditor, veiligheidshuizen, sessions,
-                           registry=registry, mail=mail, publiek=publiek)
+                           registry=registry, mail=mail, publiek=publiek, catalogus=catalogus)
 
 
 async def tick(service: AanvraagService, clock: Clock) -> None:
     try:
         await service.process_due(clock.now())
+        await service.roster_check(clock.now())
     except Exception as exc:
         log.error("aanvraag tick failed", extra={"error": type(exc).__name__})
 

@@ -76,7 +76,7 @@ def check_templates(settings: MailSettings) -> list[str]:
     problems = []
     templates = Templates(settings.templates)
     sample = {"persoon": "BSN 000000000", "zaak": "", "datum": "01-01-2026 00:00", "afdoening": "voorbeeld",
-              "reclassering": False, "minderjarig": False, "motivering": None, "beperkt": False,
+              "reclassering": False, "minderjarig": False, "motivering": None, "advies": "", "beperkt": False,
               "gemeente": "voorbeeld",
               "reden": "voorbeeld", "ref": "T-00000000", "vh_naam": "voorbeeld", "correctie": False,
               "vertrouwelijkheid": settings.vertrouwelijkheid_tekst}

@@ -9,7 +9,8 @@ import storage.besluit_models
 import storage.registry_models
 import storage.room_members
 import storage.statistiek_models
-import storage.vrijgave_models  # noqa: F401  (feature tables register on Base)
+import storage.vrijgave_models
+import storage.werklijst_models  # noqa: F401  (feature tables register on Base)
 from storage.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,28 @@
+"""``!werklijst``: the chat adapter of ``services.werklijst`` (known persons who came in without a decision)."""
+
+from __future__ import annotations
+
+from commands.base import Arg, CommandSpec, Context
+from commands.parsing import ParsedArgs
+from domain.roles import DECIDING_ROLES
+from services.reply import Reply
+
+
+async def handle(ctx: Context, args: ParsedArgs) -> Reply:
+    vh = args.words[0].lower() if args.words else None
+    svc = ctx.services.werklijst
+    rows = await svc.lijst(ctx.session, ctx.caller(), vh)
+    return svc.render(rows, ctx.now)
+
+
+SPEC = CommandSpec(
+    name="werklijst",
+    summary="Toon bekende personen die binnenkwamen en nog geen besluit hebben, oudste eerst.",
+    handler=handle,
+    roles=DECIDING_ROLES,
+    args=(Arg("veiligheidshuis", "alleen de personen die dit veiligheidshuis kent", optional=True),),
+    description=("Een persoon die een veiligheidshuis kent en via !check of het instroomsignaal binnenkwam, staat "
+                 "hier tot er een besluit is (na de wachttijd uit [werklijst]). Alleen gemaskeerde nummers. De bot "
+                 "zet de lijst ook op vaste tijden in de ruimte, bijvoorbeeld bij de dienstwissel."),
+    examples=("!werklijst", "!werklijst utrecht"),
+)

@@ -1,0 +1,125 @@
+"""No feedback forgotten (issue 14, point 6): ``!werklijst`` and its reminder in the ZSM room.
+
+A known person who came in (a hit by ``!check`` or the instroom signal, ``storage.werklijst_queries``) and has no
+decision after ``[werklijst] wacht_minuten`` is on the list, oldest first, with the masked id only. The reminder is
+posted at the configured local times; its transaction id names the time slot, so it is sent once per slot whatever
+the number of processes or restarts (``outgoing_message.txn_id`` is unique).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from config.werklijst import WerklijstSettings
+from domain.clock import AMSTERDAM, format_local
+from domain.errors import UserError
+from domain.rapport import format_duur
+from domain.veiligheidshuizen import Veiligheidshuizen
+from services import messages
+from services.base import Caller, Tx
+from services.messages import NewMessage, message_content, txn_id_for
+from services.reply import Bold, Code, Doc, Part, Reply
+from storage import werklijst_queries as q
+from storage.audit import Auditor
+from storage.db import SessionFactory
+
+
+@dataclass(frozen=True)
+class Regel:
+    masked: str
+    veiligheidshuis: str
+    vh_naam: str
+    came_in_at: datetime
+
+
+@dataclass
+class WerklijstService:
+    settings: WerklijstSettings
+    auditor: Auditor
+    veiligheidshuizen: Veiligheidshuizen
+    sessions: SessionFactory
+    room: str | None  # the ZSM room for the reminder
+    on_enqueued: Callable[[], None] = field(default=lambda: None)
+
+    async def came_in(self, tx: Tx, *, person_value: str, masked: str, veiligheidshuizen: Iterable[str], via: str,
+                      at: datetime) -> None:
+        """Called by ``!check`` and the instroom signal for a known person, in their transaction."""
+        houses = list(veiligheidshuizen)
+        if houses:
+            await q.add_arrivals(tx, subject=self.auditor.subject_of(person_value), masked=masked,
+                                 veiligheidshuizen=houses, via=via, at=at)
+
+    async def forget(self, tx: Tx, person_value: str) -> int:
+        """Technisch sepot 01: the arrivals of the person go with the rest of the case."""
+        return await q.delete_arrivals(tx, self.auditor.subject_of(person_value))
+
+    async def regels(self, tx: Tx, now: datetime, veiligheidshuis: str | None = None) -> list[Regel]:
+        before = now - timedelta(minutes=self.settings.wacht_minuten)
+        out = []
+        for o in await q.open_arrivals(tx, before=before, veiligheidshuis=veiligheidshuis):
+            vh = self.veiligheidshuizen.get(o.veiligheidshuis)
+            out.append(Regel(o.masked, o.veiligheidshuis, vh.naam if vh else o.veiligheidshuis, o.came_in_at))
+        return out
+
+    async def lijst(self, tx: Tx, caller: Caller, veiligheidshuis: str | None) -> list[Regel]:
+        """``!werklijst``: for the KPC; audited with the number of persons shown (no identifiers)."""
+        if veiligheidshuis is not None and self.veiligheidshuizen.get(veiligheidshuis) is None:
+            raise UserError(f"Veiligheidshuis '{veiligheidshuis[:40]}' is onbekend. Gebruik: !werklijst "
+                            "[veiligheidshuis], bijvoorbeeld !werklijst utrecht.")
+        rows = await self.regels(tx, caller.now, veiligheidshuis)
+        await caller.audit("werklijst.opgevraagd", aantal=len(rows), veiligheidshuis=veiligheidshuis)
+        return rows
+
+    def render(self, rows: list[Regel], now: datetime, *, herinnering: bool = False) -> Reply:
+        wait = self.settings.wacht_minuten
+        head = "Herinnering werklijst" if herinnering else "Werklijst"
+        if not rows:
+            return Doc().line(Bold(head), f": geen bekende personen zonder besluit (binnengekomen langer dan {wait} "
+                              "minuten geleden).").build()
+        doc = Doc().line(Bold(head), f": {len(rows)} bekende perso{'on' if len(rows) == 1 else 'nen'} binnengekomen "
+                         f"zonder besluit na {wait} minuten, oudste eerst.")
+        items: list[list[Part]] = []
+        for r in rows:
+            items.append([Bold(r.masked), f" · {r.vh_naam} · binnen sinds {format_local(r.came_in_at)} "
+                          f"({format_duur((now - r.came_in_at).total_seconds())})"])
+        doc.bullets(items)
+        doc.line("Leg het besluit vast met ", Code("!besluit <id> <afdoening>"), "; dan gaat de terugkoppeling.")
+        return doc.build(case_data=True)
+
+    # ------------------------------------------------------------------------------------------ the reminder
+
+    def last_slot(self, now: datetime) -> datetime | None:
+        """The latest configured reminder time at or before ``now`` (local time), as an aware UTC moment."""
+        if not self.settings.herinneringen:
+            return None
+        local = now.astimezone(AMSTERDAM)
+        for day in (local.date(), local.date() - timedelta(days=1)):
+            for t in sorted(self.settings.herinneringen, reverse=True):
+                slot = datetime.combine(day, t, tzinfo=AMSTERDAM)
+                if slot <= local:
+                    return slot.astimezone(now.tzinfo)
+        return None
+
+    async def remind_due(self, now: datetime) -> bool:
+        """Post the list at the latest reminder time that has passed, once per slot; nothing when the list is empty
+        or the slot is more than an hour ago (after downtime an old list is no reminder). True when one was
+        queued."""
+        slot = self.last_slot(now)
+        if slot is None or self.room is None or now - slot > timedelta(hours=1):
+            return False
+        async with self.sessions() as s, s.begin():
+            rows = await self.regels(s, now)
+            if not rows:
+                return False
+            queued = await messages.queue(s, NewMessage(
+                room_id=self.room, txn_id=txn_id_for("werklijst", slot.isoformat()), case_data=True,
+                content=message_content(self.render(rows, now, herinnering=True))), now)
+            if queued is None:
+                return False  # this slot was already reminded
+            await self.auditor.record(s, kind="werklijst.herinnering", at=now, actor=None, role=None,
+                                      details={"aantal": len(rows), "tijdstip": slot.isoformat()})
+        self.on_enqueued()
+        return True
+
