@@ -161,7 +161,8 @@ def main() -> int:
             write_config(config, f'[matrix]\nhomeserver = "http://127.0.0.1:9"\nuser_id = "{BOT}"\n', state,
                          mail_port=mail_port, ca=ca, http=False)
             import_markings(config)
-            print(f"Console: typ commando's, bijvoorbeeld !help, !check 123456782 of !aanvraag 123456782 "
+            print("Console: typ commando's, bijvoorbeeld !help, !check 123456782 of !aanvraag 123456782 "
+                  "feit: mishandeling partner in de woning voornemen: voorwaardelijk sepot "
                   f"(Ctrl-D stopt).\nMail: {VAR / 'mail' / 'new'}/ (een bestand per mail). Status: {VAR}/",
                   flush=True)
             return cli(["console", "--config", str(config), "--as", OFFICER])
@@ -182,7 +183,8 @@ De bot start. Log in met een Matrix-client (bijvoorbeeld Element) op:
   gebruiker:   officier
   wachtwoord:  {state['officer_password']}
   room:        {room.alias}   (room-id {room.room_id})
-Typ in de room !help, !check 123456782 of !aanvraag 123456782. Stoppen: Ctrl-C.
+Typ in de room !help, !check 123456782 of
+!aanvraag 123456782 feit: mishandeling partner in de woning voornemen: voorwaardelijk sepot. Stoppen: Ctrl-C.
 Mail (terugkoppeling, aanmeldingen, adviesaanvragen): {VAR / 'mail' / 'new'}/, een bestand per mail.
 Alle status (accounts, room, crypto-store, database, mail) staat in {VAR}/; verwijder die map voor een schone start.
 Gezondheid: http://127.0.0.1:{HTTP_PORT}/healthz  metrics: http://127.0.0.1:{HTTP_PORT}/metrics

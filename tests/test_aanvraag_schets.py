@@ -72,8 +72,9 @@ async def test_empty_roster_is_said_at_once_mailed_and_told_to_the_room(tmp_path
             "Aanvraag A1 verstuurd naar Veiligheidshuis regio Utrecht voor BSN ******782 (huiselijk geweld).\n"
             "Termijn: uiterlijk 24-11-2026 10:00 (nog 1 d 0 u).\n"
             "Er staat nu niemand in het rooster van de bereikbaarheidsdienst van Veiligheidshuis regio Utrecht: de "
-            "centrale mailbox is gemaild en de dienstruimte is gemeld dat niemand dienst heeft. Bel het "
-            "veiligheidshuis, of laat het rooster vullen met !dienst utrecht <@gebruiker> <van> <tot>.\n"
+            "dienstruimte is gemeld dat niemand dienst heeft; de mail aan de centrale mailbox wacht in de outbox: mail "
+            "staat uit in deze installatie (zie !outbox). Bel het veiligheidshuis, of laat het rooster vullen met "
+            "!dienst utrecht <@gebruiker> <van> <tot>.\n"
             "Intrekken: !aanvraag intrekken A1. Overzicht: !aanvragen.")
         assert "gewaarschuwd" not in own
         assert ping.endswith(

@@ -94,7 +94,7 @@ async def test_an_advies_answer_goes_direct_when_the_police_read_the_room(tmp_pa
         await open_request(bot)
         await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, POLITIE}))
         advice = "Voorwaardelijk sepot met verplichte hulpverlening; plan loopt."
-        out = await bot.say(f"!advies A1 {advice}", as_user=DUTY)
+        out = await bot.say(f"!advies A1 vs {advice}", as_user=DUTY)
         masked = "******" + BSN[-3:]
         lines = out.split("\n")
         assert f"Advies A1 over BSN {masked} staat in het directe bericht van de bot aan {KPC}." in lines

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.smtp_helpers import mail_section
-from tests.test_aanvraag import BSN, seed, start
+from tests.test_aanvraag import BSN, SKETCH, seed, start
 
 
 @pytest.mark.parametrize(("enabled", "expected"), [
@@ -21,7 +21,7 @@ async def test_aanvraag_reply_says_honestly_where_the_mail_is(tmp_path: Path, sq
     bot, _ = await start(tmp_path, sqlite_url, mail=mail_section(9, cert[0], enabled=enabled))
     try:
         await seed(bot)
-        reply = await bot.say(f"!aanvraag {BSN}", as_role="kpc")
+        reply = await bot.say(f"!aanvraag {BSN} {SKETCH}", as_role="kpc")
         assert "Aanvraag A" in reply, reply
         assert expected in reply and "gemaild" not in reply, reply
         outbox = await bot.say("!outbox", as_role="kpc")

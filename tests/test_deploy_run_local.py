@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from devtools.synapse import free_port
+from tests.test_aanvraag import SKETCH
 from tests.test_compose_as_image import officer_client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,8 @@ def local_env(state: Path, **extra: str) -> dict[str, str]:
 def test_console_has_demo_data_on_which_aanvraag_works(tmp_path: Path) -> None:
     state = tmp_path / "local"
     proc = subprocess.run([sys.executable, "-m", "devtools.local", "--console"], cwd=REPO, env=local_env(state),
-                          input="!ping\n!aanvraag 123456782\n!aanvraag 111222333\n", capture_output=True, text=True,
+                          input=f"!ping\n!aanvraag 123456782 {SKETCH}\n!aanvraag 111222333 {SKETCH}\n",
+                          capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
@@ -90,7 +92,7 @@ async def test_run_local_prints_alias_and_room_and_mail_lands_in_the_maildir(tmp
             with contextlib.suppress(AssertionError):
                 pong = await officer.wait_reply(ping, timeout=30)
         assert pong is not None and pong.body == "pong", log.read_text()[-3000:]
-        ask = await officer.send(room_id, "!aanvraag 123456782")
+        ask = await officer.send(room_id, f"!aanvraag 123456782 {SKETCH}")
         reply = await officer.wait_reply(ask, timeout=60)
         assert "Aanvraag A1" in reply.body and "gemaild" not in reply.body, reply.body
         maildir = state / "mail" / "new"

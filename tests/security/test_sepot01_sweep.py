@@ -131,8 +131,9 @@ async def test_sepot_01_leaves_nothing_about_the_person(tmp_path: Path, database
         end = start + timedelta(days=6)
         assert "Dienst utrecht" in await say(f"!dienst utrecht {DUTY} {start:%d-%m-%Y %H:%M} {end:%d-%m-%Y %H:%M}",
                                              kpc)
-        assert "Aanvraag A1" in await say(f"!aanvraag {BSN}", kpc)
-        assert "doorgegeven" in await say("!advies A1 Voorwaardelijk sepot met hulpverlening; plan loopt.", DUTY)
+        sketch = "feit: mishandeling partner in de woning voornemen: voorwaardelijk sepot"
+        assert "Aanvraag A1" in await say(f"!aanvraag {BSN} {sketch}", kpc)
+        assert "doorgegeven" in await say("!advies A1 vs Voorwaardelijk sepot met hulpverlening; plan loopt.", DUTY)
         assert "V1" in await say(f"!vraag-vrijgave {BSN} reden: voorgeleiding", ovj)
         assert "vrijgegeven" in await say("!vrijgeven V1", VERANTWOORDELIJKE)
         assert "aangemeld" in (await say(f"!aanmelden {BSN} Amersfoort vermoeden van schulden", kpc)).lower()
