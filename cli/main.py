@@ -306,26 +306,29 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_failure(line: str, exc: BaseException) -> None:
+def _log_failure(line: str, exc: BaseException, before: tuple[logging.Handler, ...]) -> None:
     """The same line in the log, when this command set one up (``run``); without handlers Python's last resort
-    would print it a second time on stderr."""
-    if logging.getLogger().handlers:
+    would print it a second time on stderr, and a handler left by an earlier call in the same process (tests, an
+    embedding program) may write to a stream that is gone."""
+    handlers = tuple(logging.getLogger().handlers)
+    if handlers and handlers != before:
         logging.getLogger("zsm-bot").error("fatal", extra={"error": type(exc).__name__, "cause": scrub(line)})
 
 
 def main(argv: list[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     _loaded.clear()
+    before = tuple(logging.getLogger().handlers)
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        _log_failure(str(exc), exc)  # first, so the plain line is the last one a person reads
+        _log_failure(str(exc), exc, before)  # first, so the plain line is the last one a person reads
         print(f"configuratiefout: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         line = explain(exc, _loaded[-1] if _loaded else None)
-        _log_failure(line, exc)
+        _log_failure(line, exc, before)
         print(f"zsm-bot gestopt: {line}", file=sys.stderr)
         return 1

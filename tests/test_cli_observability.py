@@ -87,7 +87,7 @@ async def test_escalation_gauges_count_an_open_request(tmp_path: Path) -> None:
     try:
         await test_aanvraag.seed(bot)
         await test_aanvraag.roster(bot)
-        reply = await bot.say(f"!aanvraag {test_aanvraag.BSN}", as_role="kpc")
+        reply = await bot.say(f"!aanvraag {test_aanvraag.BSN} {test_aanvraag.SKETCH}", as_role="kpc")
         assert "A1" in reply, reply
         metrics = (await bot.runtime.metrics.scrape(bot.runtime.sessions, bot.runtime.clock)).decode()
         assert value(metrics, 'zsm_aanvragen_open{state="open"}') == 1
