@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from nio import (
@@ -48,12 +49,13 @@ from domain.clock import Clock
 from domain.matrix_ids import DIRECT_PREFIX
 from services.messages import NewMessage, message_content, queue, txn_id_for
 from services.reply import text
-from storage import bot_state
+from storage import bot_state, inbox
 from storage.db import SessionFactory
+from storage.leader import SOLO, Leadership
 
 log = logging.getLogger(__name__)
 
-TOKEN_KEY = "matrix.sync_token"  # noqa: S105 (a state key, not a secret)
+TOKEN_KEY = "matrix.sync_token"  # noqa: S105 (a state key, not a secret); per device: TOKEN_KEY + ":" + device id
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
     "presence": {"types": []},
@@ -64,6 +66,8 @@ UTD_WAIT_S = 8.0
 TOKEN_STORE_INTERVAL_S = 2.0
 DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the user joined
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
+RETRY_S = 2.0  # an event whose handling failed (database unreachable) is tried again after this
+HELD_EVENT_MAX_S = 600.0  # a standby forgets a held reaction or unreadable message after this (the active had it)
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
 
@@ -197,6 +201,20 @@ class _Batch:
         self.pending = 0
 
 
+class _Work:
+    """One event to handle, kept until it is handled: by this instance, or (seen from a standby) by the active one.
+    ``command`` events are known handled by their inbox row; others only by being run here."""
+
+    __slots__ = ("batch", "command", "event_id", "run", "seen_at")
+
+    def __init__(self, batch: _Batch, event_id: str, run: Callable[[], Awaitable[None]], *, command: bool) -> None:
+        self.batch = batch
+        self.event_id = event_id
+        self.run = run
+        self.command = command
+        self.seen_at = time.monotonic()
+
+
 class MatrixBot:
     """The sync supervisor. Survives exceptions, ``SyncError`` answers, homeserver restarts and network loss."""
 
@@ -204,7 +222,7 @@ class MatrixBot:
         self, transport: MatrixTransport, dispatcher: Dispatcher, sessions: SessionFactory, clock: Clock,
         metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
         on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
-        cross_signing_secret: bytes | None = None,
+        cross_signing_secret: bytes | None = None, leader: Leadership = SOLO,
     ) -> None:
         self.cross_signing_secret = cross_signing_secret
         self.cross_signed = False
@@ -219,6 +237,13 @@ class MatrixBot:
         self.wake_sender = wake_sender
         self.on_reaction = on_reaction
         self._batches: deque[_Batch] = deque()
+        self.leader = leader
+        # Events not (yet) handled: seen while standby, or failed because the database was unreachable. They
+        # run when this instance is (again) active; their batch keeps the sync token from moving past them.
+        self._held: list[_Work] = []
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self.token_key = f"{TOKEN_KEY}:{settings.device_id}"
+        leader.add_listener(self._leadership_changed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(max_concurrent)
         self._trusted: str | None = None
@@ -230,8 +255,10 @@ class MatrixBot:
 
     # --- sync token ----------------------------------------------------------------------------------
     async def _load_token(self) -> str | None:
+        """This device's own place in the timeline: two instances (two devices) each keep theirs. The one global
+        key of earlier versions is the fallback for the device that used it."""
         async with self.sessions() as s:
-            return await bot_state.value_of(s, TOKEN_KEY)
+            return await bot_state.value_of(s, self.token_key) or await bot_state.value_of(s, TOKEN_KEY)
 
     async def _store_token(self, token: str, *, force: bool = False) -> None:
         # Written at most every TOKEN_STORE_INTERVAL_S: an older token only means re-reading a few events the
@@ -243,7 +270,7 @@ class MatrixBot:
             return
         self._stored_at = now
         async with self.sessions() as s, s.begin():
-            await bot_state.put(s, TOKEN_KEY, token, self.clock.now())
+            await bot_state.put(s, self.token_key, token, self.clock.now())
         self._stored = token
 
     def _advance_trusted(self) -> None:
@@ -275,6 +302,7 @@ class MatrixBot:
                 self._batches.append(batch)
                 if not (first and fresh_install):
                     await self._dispatch(resp, batch)
+                await self._forget_handled()
                 if not self.cross_signed and self.cross_signing_secret and not self.client.should_upload_keys:
                     await self._cross_sign()
                 since = resp.next_batch
@@ -366,37 +394,86 @@ class MatrixBot:
                     if self.settings.require_encryption and not (encrypted and room is not None and room.encrypted):
                         await self._refuse_unencrypted(room_id)
                         continue
-                    self._spawn(batch, self._handle_command(room_id, event))
+                    received = self.clock.now()
+                    self._spawn(_Work(batch, event.event_id, partial(self._handle_command, room_id, event, received),
+                                      command=True))
                 elif isinstance(event, MegolmEvent):
-                    self._spawn(batch, self._undecryptable(room_id, event))
+                    self._spawn(_Work(batch, event.event_id, partial(self._undecryptable, room_id, event,
+                                                                     self.clock.now()), command=False))
                 elif isinstance(event, ReactionEvent) and self.on_reaction is not None:
-                    self._spawn(batch, self.on_reaction(room_id, sender, event.reacts_to, event.key))
+                    self._spawn(_Work(batch, event.event_id, partial(self.on_reaction, room_id, sender,
+                                                                     event.reacts_to, event.key), command=False))
 
-    def _spawn(self, batch: _Batch, work: Awaitable[None]) -> None:
-        batch.pending += 1
+    def _spawn(self, work: _Work) -> None:
+        work.batch.pending += 1
+        if self.leader.active:
+            self._start(work)
+        else:
+            self._held.append(work)
 
+    def _start(self, work: _Work) -> None:
         async def runner() -> None:
             try:
                 async with self._limit:
-                    await work
+                    await work.run()
             except Exception as exc:
-                log.error("event handling failed", extra={"error": type(exc).__name__})
-                # The batch stays pending: its token is not trusted, so a restart retries the event.
+                # Most often the database was unreachable: nothing was committed. The event stays held (its
+                # batch pending, so the sync token does not pass it) and runs again, in this process, once the
+                # database answers and this instance is active; its age still counts from when it was received.
+                log.error("event handling failed; will retry", extra={"error": type(exc).__name__})
+                self._held.append(work)
+                self._schedule_retry()
                 return
-            batch.pending -= 1
-            self._advance_trusted()
+            self._done(work)
 
         task = asyncio.create_task(runner())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle_command(self, room_id: str, event: RoomMessageText) -> None:
+    def _done(self, work: _Work) -> None:
+        work.batch.pending -= 1
+        self._advance_trusted()
+
+    def _schedule_retry(self) -> None:
+        if self._retry_timer is None:
+            self._retry_timer = asyncio.get_running_loop().call_later(RETRY_S, self._release_held)
+
+    def _release_held(self) -> None:
+        """Run what was held, when this instance may act; otherwise it waits for the leadership callback."""
+        self._retry_timer = None
+        if not self.leader.active:
+            return
+        held, self._held = self._held, []
+        for work in held:
+            self._start(work)
+
+    def _leadership_changed(self, active: bool) -> None:
+        if active:
+            self._release_held()
+
+    async def _forget_handled(self) -> None:
+        """A standby drops held commands the active instance has handled (their inbox rows exist), so its own sync
+        token can move on; what is left is what it handles itself if it takes over."""
+        if not self._held or self.leader.active:
+            return
+        async with self.sessions() as s:
+            handled = await inbox.handled_among(s, [w.event_id for w in self._held if w.command])
+        cutoff = time.monotonic() - HELD_EVENT_MAX_S
+        keep: list[_Work] = []
+        for work in self._held:
+            if work.event_id in handled or (not work.command and work.seen_at < cutoff):
+                self._done(work)
+            else:
+                keep.append(work)
+        self._held = keep
+
+    async def _handle_command(self, room_id: str, event: RoomMessageText, received: datetime) -> None:
         relates = event.source.get("content", {}).get("m.relates_to") or {}
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         await self.dispatcher.handle(IncomingCommand(
             event_id=event.event_id, room_id=room_id, sender=event.sender, body=event.body,
             sent_at=datetime.fromtimestamp(event.server_timestamp / 1000, UTC), thread_root=thread_root,
-        ))
+        ), received_at=received)
 
     async def _refuse_unencrypted(self, room_id: str) -> None:
         """Say once, ever, why the bot does nothing here."""
@@ -410,7 +487,7 @@ class MatrixBot:
             await queue(s, NewMessage(room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key)), now)
         self.wake_sender()
 
-    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+    async def _undecryptable(self, room_id: str, event: MegolmEvent, received: datetime) -> None:
         """A command we cannot read must not meet silence.
 
         Keys often arrive a moment after the message (a new device, a late to-device message): ask for them,
@@ -431,7 +508,7 @@ class MatrixBot:
             if isinstance(late, RoomMessageText):
                 late.decrypted = True
                 if late.body.lstrip().startswith("!") and not _is_edit(late.source):
-                    await self._handle_command(room_id, late)
+                    await self._handle_command(room_id, late, received)
             return
         async with self.sessions() as s, s.begin():
             now = self.clock.now()
