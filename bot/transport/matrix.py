@@ -456,8 +456,12 @@ class MatrixBot:
         token can move on; what is left is what it handles itself if it takes over."""
         if not self._held or self.leader.active:
             return
-        async with self.sessions() as s:
-            handled = await inbox.handled_among(s, [w.event_id for w in self._held if w.command])
+        try:
+            async with self.sessions() as s:
+                handled = await inbox.handled_among(s, [w.event_id for w in self._held if w.command])
+        except Exception as exc:  # the database is away: keep holding, ask again next sync
+            log.info("held events not checked", extra={"error": type(exc).__name__})
+            return
         cutoff = time.monotonic() - HELD_EVENT_MAX_S
         keep: list[_Work] = []
         for work in self._held:

@@ -1,0 +1,135 @@
+"""Two ``zsm-bot run`` processes, own devices, one PostgreSQL database: one active, one standby. A stream of
+commands, the active one killed (SIGKILL) in the middle: the standby takes over, every command is answered once
+and every decision's mail reaches the relay once (a copy the relay accepted just before the kill may go again,
+with the same Message-ID)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from domain.advies import Markering
+from storage.besluit_models import OutboxMail
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade
+from storage.models import OutgoingMessage
+from storage.registry_queries import upsert
+from tests.harness import pg
+from tests.harness.ha import make_pair, share_keys_with, wait_until
+from tests.harness.matrix import Homeserver
+from tests.smtp_helpers import SmtpServer, free_port
+
+pytestmark = pytest.mark.matrix
+
+ADULT = "123456782"
+N = 50
+KILL_AFTER = 20  # replies seen before the active instance is killed
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    url, name = await pg.create_database()
+    try:
+        yield url
+    finally:
+        await pg.drop_database(name)
+
+
+async def _seed(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with session_factory(engine)() as s, s.begin():
+            await upsert(s, [Markering(bsn=ADULT, skn=None, geboortedatum=date(1990, 1, 1), veiligheidshuis="utrecht",
+                                       doelgroep="veelpleger", status="actief", advies="-", geadviseerde_afdoening=None,
+                                       advies_datum=date(2026, 10, 1), regisseur="R")], datetime.now(UTC))
+    finally:
+        await engine.dispose()
+
+
+async def _queues_empty(url: str, mails: int) -> bool:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s:
+            waiting = await s.scalar(select(func.count()).select_from(OutgoingMessage)
+                                     .where(OutgoingMessage.status == "pending"))
+            sent = await s.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.status == "sent"))
+        return waiting == 0 and sent == mails
+    finally:
+        await engine.dispose()
+
+
+def _is_mail_notice(ev: Any) -> bool:
+    return "verzonden aan" in str(getattr(ev, "body", ""))
+
+
+async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver, tmp_path: Path, pg_url: str,
+                                                         cert: tuple[Path, Path]) -> None:
+    smtp = SmtpServer(*cert, free_port()).start()
+    await _seed(pg_url)
+    pair = await make_pair(homeserver, tmp_path, pg_url, sections={"mail": {
+        "enabled": True, "host": "127.0.0.1", "port": smtp.port, "ca_bestand": str(cert[0]), "herroep_seconden": 0,
+        "afzender": "zsm-bot@om.example", "backoff_seconden": 0.2, "max_pogingen": 50}})
+    officer, room = pair.officer, pair.room_id
+    a, b = pair.instances
+    try:
+        a.start()
+        await wait_until(a.is_active, "the first instance to be active and ready", timeout=120)
+        await officer.wait_member(room, pair.bot_user, timeout=60)
+        b.start()
+        await wait_until(b.is_standby, "the second instance to report standby", timeout=120)
+        await share_keys_with(officer, room, pair.bot_user, b.device_id)
+
+        commands: list[str] = []
+        decisions: set[str] = set()
+        killed_at = 0.0
+        for i in range(N):
+            body = f"!besluit {ADULT} osb zaak: Z{i}" if i % 5 == 0 else "!ping"
+            event_id = await officer.send(room, body)
+            commands.append(event_id)
+            if i % 5 == 0:
+                decisions.add(event_id)
+            if i == N // 2:
+                await wait_until(lambda: sum(1 for c in commands if officer.replies_to(c)) >= KILL_AFTER,
+                                 f"{KILL_AFTER} replies from the active instance", timeout=180)
+                a.kill()
+                killed_at = time.monotonic()
+        first_after = await officer.wait_reply(commands[-1], timeout=240)
+        assert first_after is not None
+        for event_id in commands:
+            await officer.wait_reply(event_id, timeout=240)
+        failover_s = time.monotonic() - killed_at
+        await wait_until(b.is_active, "the standby to report itself active", timeout=60)
+        await wait_until(lambda: _queues_empty(pg_url, len(decisions)), "every message and mail sent", timeout=240)
+        # Everything the bot queued is sent; one more answered command proves the room has shown it all.
+        marker = await officer.send(room, "!ping")
+        await officer.wait_reply(marker, timeout=120)
+
+        answers = {c: [ev for ev in officer.replies_to(c) if not _is_mail_notice(ev)] for c in commands}
+        notices = {c: [ev for ev in officer.replies_to(c) if _is_mail_notice(ev)] for c in decisions}
+        assert {c: len(v) for c, v in answers.items() if len(v) != 1} == {}, "each command answered exactly once"
+        assert {c: len(v) for c, v in notices.items() if len(v) != 1} == {}, "each mail notice exactly once"
+
+        got = smtp.collector.message_ids()
+        engine = create_engine(pg_url)
+        try:
+            async with session_factory(engine)() as s:
+                expected = set((await s.execute(select(OutboxMail.message_id))).scalars())
+        finally:
+            await engine.dispose()
+        assert len(expected) == len(decisions) and set(got) == expected
+        repeats = Counter(got) - Counter(set(got))
+        assert sum(repeats.values()) <= 1, f"only the mail in the relay window may go twice: {repeats}"
+        print(f"failover: all {N} answered {failover_s:.1f}s after the kill; mail repeats {sum(repeats.values())}")
+    finally:
+        for inst in pair.instances:
+            inst.stop()
+        await officer.close()
+        smtp.stop()
