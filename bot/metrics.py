@@ -36,7 +36,6 @@ class Metrics:
                                      "keys: crypto store lost while device_id was kept", registry=self.registry)
         self.active_instance = Gauge("zsm_active_instance", "1 on the active instance, 0 on a standby (it syncs and "
                                      "waits for the active lock)", registry=self.registry)
-        self.active_instance.set(1)
         self._last_sync_monotonic: float | None = None
 
     def synced(self) -> None:

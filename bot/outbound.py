@@ -108,6 +108,11 @@ class Sender(DrainLoop):
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
         if not await self._claim(row_id):
             return
+        elsewhere = self.transport.sent_elsewhere(txn_id)
+        if elsewhere is not None:
+            # Claimed by a predecessor that was killed after the homeserver took the message: recorded, not resent.
+            await self._sent(row_id, room_id, elsewhere, txn_id)
+            return
         while True:
             try:
                 event_id = await self.transport.send(room_id, content, txn_id)

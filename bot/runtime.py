@@ -133,6 +133,7 @@ class Runtime:
         self.became_active = asyncio.Event()
         self._takeovers: set[asyncio.Task[None]] = set()
         self.leader.add_listener(self._leadership_changed)
+        self.metrics.active_instance.set(1 if self.leader.active else 0)
         self.ready_checks.append(self._standby_check)
 
     def _leadership_changed(self, active: bool) -> None:

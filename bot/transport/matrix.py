@@ -67,6 +67,8 @@ TOKEN_STORE_INTERVAL_S = 2.0
 DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the user joined
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
 RETRY_S = 2.0  # an event whose handling failed (database unreachable) is tried again after this
+TXN_FIELD = "nl.zsm.txn"  # the send queue's txn id, inside the (encrypted) content: another device can see it
+OWN_SENT_MEMORY = 10_000
 HELD_EVENT_MAX_S = 600.0  # a standby forgets a held reaction or unreadable message after this (the active had it)
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
@@ -86,6 +88,8 @@ class MatrixTransport:
             request_timeout=settings.sync_timeout_ms / 1000 + 30,
         )
         self.settings = settings
+        # txn id -> event id of the bot's own messages seen in the timeline (sent by any of its devices)
+        self._own_sent: dict[str, str] = {}
         self.client = AsyncClient(
             settings.homeserver, settings.user_id, device_id=settings.device_id,
             store_path=str(settings.store_path), config=config,
@@ -113,7 +117,19 @@ class MatrixTransport:
         if not isinstance(resp, LoginResponse):
             raise LoginFailed(f"matrix: inloggen mislukt ({getattr(resp, 'status_code', '?')})")
 
+    def saw_own(self, txn_id: str, event_id: str) -> None:
+        """A message of the bot (this device or another) in the timeline, by the txn id it carries."""
+        self._own_sent[txn_id] = event_id
+        if len(self._own_sent) > OWN_SENT_MEMORY:
+            del self._own_sent[next(iter(self._own_sent))]
+
+    def sent_elsewhere(self, txn_id: str) -> str | None:
+        return self._own_sent.get(txn_id)
+
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        # The txn id travels inside the content: an instance that takes over sees, in its own sync, which of its
+        # predecessor's claimed messages did reach the room, and does not send those again.
+        content = {**content, TXN_FIELD: txn_id}
         if room_id.startswith(DIRECT_PREFIX):
             room_id = await self._direct_room(room_id[len(DIRECT_PREFIX):])
         try:
@@ -243,6 +259,7 @@ class MatrixBot:
         self._held: list[_Work] = []
         self._retry_timer: asyncio.TimerHandle | None = None
         self.token_key = f"{TOKEN_KEY}:{settings.device_id}"
+        self._own_devices: frozenset[str] | None = None
         leader.add_listener(self._leadership_changed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(max_concurrent)
@@ -346,8 +363,19 @@ class MatrixBot:
             self._key_upload_result(await c.keys_upload())
         if c.should_query_keys:
             await c.keys_query()
+            self._share_with_new_own_devices()
         if c.should_claim_keys:
             await c.keys_claim(c.get_users_for_key_claiming())
+
+    def _share_with_new_own_devices(self) -> None:
+        """A new device of the bot account (a standby) must be able to read what this one sends, so it can tell
+        after a takeover which messages already reached the room. nio shares a room key only with the devices
+        known when the key was made, so a new own device starts a new room key."""
+        own = frozenset(d.id for d in self.client.device_store.active_user_devices(str(self.client.user_id)))
+        if self._own_devices is not None and own - self._own_devices:
+            for room_id in self.rooms:
+                self.client.invalidate_outbound_session(room_id)
+        self._own_devices = own
 
     def _key_upload_result(self, resp: object) -> None:
         """A crypto store lost while ``matrix.device_id`` was kept: the new account's one-time keys collide with the
@@ -385,7 +413,12 @@ class MatrixBot:
             room = self.client.rooms.get(room_id)
             for event in info.timeline.events:
                 sender = getattr(event, "sender", None)
-                if sender is None or sender == self.client.user_id:
+                if sender == self.client.user_id:
+                    txn = event.source.get("content", {}).get(TXN_FIELD)
+                    if isinstance(txn, str):
+                        self.transport.saw_own(txn, event.event_id)
+                    continue
+                if sender is None:
                     continue
                 if isinstance(event, RoomMessageText):
                     if not event.body.lstrip().startswith("!") or _is_edit(event.source):
