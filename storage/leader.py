@@ -127,6 +127,7 @@ class PgLeader:
         self._listeners: list[Callable[[bool], None]] = []
         self.won = 0  # how often this process became active (figures, tests)
         self.takeover_grace_s = TAKEOVER_GRACE_S
+        self.heartbeat_s = HEARTBEAT_S
 
     @property
     def active(self) -> bool:
@@ -165,7 +166,7 @@ class PgLeader:
                 await self._wait_for_lock(conn)
                 self._set(pid)
                 while True:
-                    await asyncio.sleep(HEARTBEAT_S)
+                    await asyncio.sleep(self.heartbeat_s)
                     await asyncio.wait_for(conn.scalar(text("SELECT 1")), HEARTBEAT_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
