@@ -1,7 +1,7 @@
 """Two ``zsm-bot run`` processes, own devices, one PostgreSQL database: one active, one standby. A stream of
 commands, the active one killed (SIGKILL) in the middle: the standby takes over, every command is answered once
 and every decision's mail reaches the relay once (a copy the relay accepted just before the kill may go again,
-with the same Message-ID)."""
+with the same Message-ID). Both devices carry the account's one cross-signing signature."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from bot.transport.cross_signing import verify
 from domain.advies import Markering
 from storage.besluit_models import OutboxMail
 from storage.db import create_engine, session_factory
@@ -22,8 +24,8 @@ from storage.migrate import upgrade
 from storage.models import OutgoingMessage
 from storage.registry_queries import upsert
 from tests.harness import pg
-from tests.harness.ha import make_pair, share_keys_with, wait_until
-from tests.harness.matrix import Homeserver
+from tests.harness.ha import Instance, make_pair, share_keys_with, wait_until
+from tests.harness.matrix import Homeserver, Officer
 from tests.smtp_helpers import SmtpServer, free_port
 
 pytestmark = pytest.mark.matrix
@@ -66,6 +68,28 @@ async def _queues_empty(url: str, mails: int) -> bool:
         await engine.dispose()
 
 
+async def _both_devices_cross_signed(officer: Officer, bot_user: str, instances: list[Instance]) -> None:
+    """One set of cross-signing keys for the account (kept in the shared database): each instance's device carries
+    a signature of the one self-signing key the master key vouches for."""
+
+    async def signed() -> bool:
+        gauges = [await inst.gauge("zsm_device_cross_signed") for inst in instances]
+        return all(g == 1 for g in gauges)
+
+    await wait_until(signed, "both devices cross-signed", timeout=120)
+    client = officer.client
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{client.homeserver}/_matrix/client/v3/keys/query", json={"device_keys": {bot_user: []}},
+            headers={"Authorization": f"Bearer {client.access_token}"}) as r:
+        keys = await r.json()
+    (mkid, mpub), = keys["master_keys"][bot_user]["keys"].items()
+    ssk = keys["self_signing_keys"][bot_user]
+    (skid, spub), = ssk["keys"].items()
+    assert verify(ssk, bot_user, mkid, mpub)
+    for inst in instances:
+        assert verify(keys["device_keys"][bot_user][inst.device_id], bot_user, skid, spub), inst.name
+
+
 def _is_mail_notice(ev: Any) -> bool:
     return "verzonden aan" in str(getattr(ev, "body", ""))
 
@@ -86,6 +110,7 @@ async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver,
         b.start()
         await wait_until(b.is_standby, "the second instance to report standby", timeout=120)
         await share_keys_with(officer, room, pair.bot_user, b.device_id)
+        await _both_devices_cross_signed(officer, pair.bot_user, [a, b])
 
         commands: list[str] = []
         decisions: set[str] = set()

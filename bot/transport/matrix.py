@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from nio import (
@@ -67,6 +69,7 @@ TOKEN_STORE_INTERVAL_S = 2.0
 DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the user joined
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
 RETRY_S = 2.0  # an event whose handling failed (database unreachable) is tried again after this
+CROSS_SIGNING_KEYS = "matrix.cross_signing_keys"  # bot_state key: the encrypted key file, shared by the instances
 TXN_FIELD = "nl.zsm.txn"  # the send queue's txn id, inside the (encrypted) content: another device can see it
 OWN_SENT_MEMORY = 10_000
 HELD_EVENT_MAX_S = 600.0  # a standby forgets a held reaction or unreadable message after this (the active had it)
@@ -340,13 +343,21 @@ class MatrixBot:
     async def _cross_sign(self) -> None:
         """Once per process, after our device keys are on the homeserver; a failure is retried next sync."""
         assert self.cross_signing_secret is not None
-        signer = CrossSigner(
-            self.settings.homeserver, self.settings.user_id, self.settings.device_id, str(self.client.access_token),
-            KeyFile(self.settings.store_path / "cross_signing.json", self.cross_signing_secret),
-            self.settings.password,
-        )
+        path = self.settings.store_path / "cross_signing.json"
         try:
+            shared = await self._shared_cross_signing_keys(path)
+            if shared is None and not self.leader.active:
+                return  # a standby signs with the account's keys once the active instance has stored them
+            signer = CrossSigner(
+                self.settings.homeserver, self.settings.user_id, self.settings.device_id,
+                str(self.client.access_token), KeyFile(path, self.cross_signing_secret), self.settings.password,
+            )
             did = await signer.ensure()
+            created = _read_if_exists(path) if shared is None else None
+            if created is not None:
+                async with self.sessions() as s, s.begin():
+                    if await bot_state.value_of(s, CROSS_SIGNING_KEYS) is None:
+                        await bot_state.put(s, CROSS_SIGNING_KEYS, created, self.clock.now())
         except Exception as exc:
             self.metrics.cross_signed.set(0)
             log.warning("cross-signing not done", extra={"error": type(exc).__name__})
@@ -354,6 +365,20 @@ class MatrixBot:
         self.cross_signed = True
         self.metrics.cross_signed.set(1)
         log.info("cross-signing", extra={"result": did})
+
+    async def _shared_cross_signing_keys(self, path: Path) -> str | None:
+        """The cross-signing keys belong to the account, not to a device: every instance signs its own device with
+        the one self-signing key, kept encrypted (with the cross-signing secret) in the shared database; the file
+        in the store is a copy of it. Only the active instance creates them (a second set would replace the
+        first on the homeserver and undo the first device's signature)."""
+        async with self.sessions() as s:
+            shared = await bot_state.value_of(s, CROSS_SIGNING_KEYS)
+        if shared is not None and _read_if_exists(path) != shared:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(shared)
+        return shared
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: to-device messages and key management."""
@@ -564,6 +589,10 @@ class MatrixBot:
 
 class _SyncFailed(Exception):
     pass
+
+
+def _read_if_exists(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
 
 
 def _is_edit(source: dict[str, Any]) -> bool:

@@ -82,12 +82,15 @@ class Instance:
         except ValueError:
             return status, {}
 
-    async def active_gauge(self) -> float | None:
+    async def gauge(self, name: str) -> float | None:
         _status, body = await asyncio.to_thread(http_get, self.port, "/metrics")
         for line in body.splitlines():
-            if line.startswith("zsm_active_instance "):
+            if line.startswith(name + " "):
                 return float(line.split()[1])
         return None
+
+    async def active_gauge(self) -> float | None:
+        return await self.gauge("zsm_active_instance")
 
     async def is_active(self) -> bool:
         status, _ = await self.readyz()
