@@ -46,9 +46,6 @@ class CountingTransport:
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
         """Nothing in this benchmark carries case data long enough to be redacted."""
 
-    def sent_elsewhere(self, txn_id: str) -> str | None:
-        return None
-
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)

@@ -82,6 +82,7 @@ async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | Non
                         on_reaction=on_reaction, leader=leader)
         bot_holder.append(bot)
         sender = runtime.sender
+        sender.sent_elsewhere = transport.sent_elsewhere
 
         async def send_after_first_sync() -> None:
             # Queued replies from before a restart wait until nio knows the rooms again.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,9 @@ class Sender(DrainLoop):
     ) -> None:
         self.sessions = sessions
         self.leader = leader
+        # txn id -> event id of a message another device of the bot already sent (the Matrix transport's view of
+        # its own sync; matrix_main wires it). A row claimed by a killed predecessor is then recorded, not resent.
+        self.sent_elsewhere: Callable[[str], str | None] = lambda txn_id: None
         self.transport = transport
         self.clock = clock
         self.auditor = auditor
@@ -108,7 +112,7 @@ class Sender(DrainLoop):
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
         if not await self._claim(row_id):
             return
-        elsewhere = self.transport.sent_elsewhere(txn_id)
+        elsewhere = self.sent_elsewhere(txn_id)
         if elsewhere is not None:
             # Claimed by a predecessor that was killed after the homeserver took the message: recorded, not resent.
             await self._sent(row_id, room_id, elsewhere, txn_id)

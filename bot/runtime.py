@@ -165,6 +165,9 @@ class Runtime:
                 if loop is not None:
                     loop.wake()
 
+    def _is_active(self) -> bool:
+        return self.leader.active
+
     async def _standby_check(self) -> str | None:
         if self.leader.active:
             return None
@@ -190,6 +193,9 @@ class Runtime:
         await asyncio.sleep(60)
         while True:
             await self.became_active.wait()  # a standby leaves the day's purge to the active instance
+            if not self.leader.active:
+                await asyncio.sleep(60)
+                continue
             try:
                 counts = await self.purge_now()
                 log.info("purge", extra={"removed": sum(n for k, n in counts.items() if k != REDACT_KEY),
@@ -218,7 +224,7 @@ class Runtime:
         if self.leader.active and not self.became_active.is_set():
             self._leadership_changed(True)  # a single process (Solo): nobody announced it
         if self.leader.active:
-            await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
+            await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake, self._is_active)
         else:
             # The deadline steps are claimed row by row (storage.aanvraag_queries); a standby starts the ticker
             # once it first wins the lock.
@@ -235,7 +241,7 @@ class Runtime:
     async def _start_ticker_when_active(self) -> None:
         await self.became_active.wait()
         assert self.sender is not None
-        await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
+        await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake, self._is_active)
 
     async def _post_signal(self, tx: Tx, result: SignaalResult, source: str, key: str) -> None:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction

@@ -1,7 +1,8 @@
 """Two ``zsm-bot run`` processes, own devices, one PostgreSQL database: one active, one standby. A stream of
 commands, the active one killed (SIGKILL) in the middle: the standby takes over, every command is answered once
 and every decision's mail reaches the relay once (a copy the relay accepted just before the kill may go again,
-with the same Message-ID). Both devices carry the account's one cross-signing signature."""
+with the same Message-ID), also when the relay is down over the kill and back after it. Both devices carry the
+account's one cross-signing signature."""
 
 from __future__ import annotations
 
@@ -94,13 +95,15 @@ def _is_mail_notice(ev: Any) -> bool:
     return "verzonden aan" in str(getattr(ev, "body", ""))
 
 
+@pytest.mark.parametrize("relay_down", [False, True], ids=["relay-up", "relay-down-over-the-kill"])
 async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver, tmp_path: Path, pg_url: str,
-                                                         cert: tuple[Path, Path]) -> None:
+                                                         cert: tuple[Path, Path], relay_down: bool) -> None:
     smtp = SmtpServer(*cert, free_port()).start()
     await _seed(pg_url)
     pair = await make_pair(homeserver, tmp_path, pg_url, sections={"mail": {
         "enabled": True, "host": "127.0.0.1", "port": smtp.port, "ca_bestand": str(cert[0]), "herroep_seconden": 0,
-        "afzender": "zsm-bot@om.example", "backoff_seconden": 0.2, "max_pogingen": 50}})
+        "afzender": "zsm-bot@om.example", "backoff_seconden": 0.2, "backoff_max_seconden": 2,
+        "max_pogingen": 100}})
     officer, room = pair.officer, pair.room_id
     a, b = pair.instances
     try:
@@ -124,8 +127,13 @@ async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver,
             if i == N // 2:
                 await wait_until(lambda: sum(1 for c in commands if officer.replies_to(c)) >= KILL_AFTER,
                                  f"{KILL_AFTER} replies from the active instance", timeout=180)
+                if relay_down:
+                    smtp.stop()
                 a.kill()
                 killed_at = time.monotonic()
+                if relay_down:
+                    await wait_until(b.is_active, "the standby to take over", timeout=60)
+                    smtp.start()
         first_after = await officer.wait_reply(commands[-1], timeout=240)
         assert first_after is not None
         for event_id in commands:

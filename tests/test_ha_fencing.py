@@ -45,9 +45,6 @@ class Recording:
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
         raise AssertionError("not used")
 
-    def sent_elsewhere(self, txn_id: str) -> str | None:
-        return None
-
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:

@@ -30,7 +30,9 @@ def build_service(settings: Settings, *, auditor: Auditor, veiligheidshuizen: Ve
                            registry=registry, mail=mail)
 
 
-async def tick(service: AanvraagService, clock: Clock) -> None:
+async def tick(service: AanvraagService, clock: Clock, active: Callable[[], bool] = lambda: True) -> None:
+    if not active():
+        return  # a standby: the active instance carries out the steps
     try:
         await service.process_due(clock.now())
     except Exception as exc:
@@ -38,7 +40,7 @@ async def tick(service: AanvraagService, clock: Clock) -> None:
 
 
 async def start(service: AanvraagService, clock: Clock, stack: AsyncExitStack,
-                wake_sender: Callable[[], None] | None) -> None:
+                wake_sender: Callable[[], None] | None, active: Callable[[], bool] = lambda: True) -> None:
     """Recover at once (every overdue step now, marked late), then tick; the ticker stops with ``stack``."""
     if wake_sender is not None:
         service.on_enqueued = wake_sender
@@ -48,7 +50,7 @@ async def start(service: AanvraagService, clock: Clock, stack: AsyncExitStack,
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(tick, "interval", args=(service, clock), seconds=service.config.tick_seconds,
+    scheduler.add_job(tick, "interval", args=(service, clock, active), seconds=service.config.tick_seconds,
                       max_instances=1, coalesce=True, id="aanvraag-tick")
     scheduler.start()
 

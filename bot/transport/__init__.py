@@ -29,8 +29,3 @@ class Transport(Protocol):
         """Redact one of the bot's own events; the same ``txn_id`` must never produce a second redaction.
         Raises ``RateLimited`` or ``SendFailed`` like ``send``."""
         ...
-
-    def sent_elsewhere(self, txn_id: str) -> str | None:
-        """The event id of a message under ``txn_id`` that another instance (device) of the bot already sent, as
-        far as this one has seen; a homeserver recognises a repeated txn id only from the same device."""
-        ...

@@ -18,9 +18,6 @@ class ConsoleTransport:
         self.out = out
         self.redacted: list[str] = []  # the console has no room history; what would have been redacted, for tests
 
-    def sent_elsewhere(self, txn_id: str) -> str | None:
-        return None
-
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
         self.redacted.append(event_id)
 

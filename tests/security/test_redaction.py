@@ -133,9 +133,6 @@ class FailingTransport:
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         raise AssertionError("not used")
 
-    def sent_elsewhere(self, txn_id: str) -> str | None:
-        return None
-
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
         self.calls.append((event_id, txn_id))
         if not self.working:
