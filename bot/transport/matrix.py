@@ -53,7 +53,7 @@ from services.messages import NewMessage, message_content, queue, txn_id_for
 from services.reply import text
 from storage import bot_state, inbox
 from storage.db import SessionFactory
-from storage.leader import SOLO, Leadership
+from storage.leader import SOLO, Leadership, database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -475,12 +475,15 @@ class MatrixBot:
                 async with self._limit:
                     await work.run()
             except Exception as exc:
-                # Most often the database was unreachable: nothing was committed. The event stays held (its
-                # batch pending, so the sync token does not pass it) and runs again, in this process, once the
-                # database answers and this instance is active; its age still counts from when it was received.
-                log.error("event handling failed; will retry", extra={"error": type(exc).__name__})
-                self._held.append(work)
-                self._schedule_retry()
+                # Its batch stays pending, so the sync token does not pass it. When the database was unreachable
+                # nothing was committed: the event is held and runs again, in this process, once the database
+                # answers and this instance is active; its age still counts from when it was received. Any other
+                # failure is left for the next start, as before (a retry loop would only repeat it).
+                retry = database_unreachable(exc)
+                log.error("event handling failed", extra={"error": type(exc).__name__, "retry": retry})
+                if retry:
+                    self._held.append(work)
+                    self._schedule_retry()
                 return
             self._done(work)
 
