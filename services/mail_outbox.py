@@ -45,6 +45,8 @@ LABELS = {"terugkoppeling": "terugkoppeling", "correctie": "correctie", "aanmeld
 # A claimed round of mail stays with its instance this long (plus a little per mail); see MailWorker._claim.
 CLAIM_LEASE_S = 60.0
 CLAIM_PER_MAIL_S = 2.0
+# How long the relay's acceptances are gathered before they are committed together (see MailWorker._recorder).
+RECORD_GATHER_S = 0.01
 
 # ------------------------------------------------------------------------------------------------ queueing
 
@@ -279,10 +281,12 @@ class MailWorker(DrainLoop):
     async def _recorder(self, queue: asyncio.Queue[int | None]) -> None:
         done = False
         while not done:
-            # No waiting to gather: an acceptance is committed at once, so the window in which a crash sends a
-            # mail again (same Message-ID) is one commit long. Acceptances that arrive during a commit share the
-            # next one, so a fast relay still gets one transaction for many mails.
+            # Acceptances are gathered for at most RECORD_GATHER_S, then committed together (and those arriving
+            # during a commit share the next one): a crash in that window sends those mails again with the same
+            # Message-ID, so it is kept short; without any gathering a fast relay costs a transaction per mail.
             ids = [await queue.get()]
+            if ids[0] is not None:
+                await asyncio.sleep(RECORD_GATHER_S)
             while not queue.empty():
                 ids.append(queue.get_nowait())
             done = None in ids
