@@ -159,10 +159,15 @@ class PgLeader:
     async def run(self) -> None:
         while True:
             conn: AsyncConnection | None = None
+            lost: int | None = None
             try:
                 conn = await asyncio.wait_for(self._engine.connect(), HEARTBEAT_TIMEOUT_S)
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 pid = int(await conn.scalar(text("SELECT pg_backend_pid()")) or 0)
+                # A connection that dies silently (a cut cable, not a closed socket) must not keep the lock on the
+                # server for the kernel's default two hours: the server probes it within half a minute.
+                for setting in ("tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5", "tcp_keepalives_count = 3"):
+                    await conn.execute(text(f"SET {setting}"))
                 await self._wait_for_lock(conn)
                 self._set(pid)
                 while True:
@@ -174,11 +179,22 @@ class PgLeader:
                 if self.active:
                     log.error("active lock lost", extra={"error": type(exc).__name__})
             finally:
+                lost = self._pid
                 self._set(None)
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), HEARTBEAT_TIMEOUT_S)
+            if lost is not None:
+                await self._end_backend(lost)
             await asyncio.sleep(POLL_S)
+
+    async def _end_backend(self, pid: int) -> None:
+        """Our lock connection failed from this side, but its server process may live on and keep the lock
+        (from the server's view nothing broke): end it over a new connection, so a standby can take over now.
+        When the database cannot be reached either, keepalives end it."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(HEARTBEAT_TIMEOUT_S), self._engine.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
     @staticmethod
     async def _wait_for_lock(conn: AsyncConnection) -> None:
