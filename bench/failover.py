@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.matrix_roundtrip import pct
 from devtools.synapse import Synapse
 from tests.harness import pg
-from tests.harness.ha import make_pair, share_keys_with, wait_until
+from tests.harness.ha import make_pair, start_active_then_standby, wait_until
 from tests.harness.matrix import PASSWORD, Homeserver, Officer
 
 
@@ -40,12 +40,7 @@ async def run(kills: int, work: Path) -> None:
         pair = await make_pair(hs, work, url)
         officer, room = pair.officer, pair.room_id
         active, standby = pair.instances
-        active.start()
-        await wait_until(active.is_active, "the first instance active", timeout=180)
-        await officer.wait_member(room, pair.bot_user, timeout=60)
-        standby.start()
-        await wait_until(standby.is_standby, "the second instance standby", timeout=180)
-        await share_keys_with(officer, room, pair.bot_user, standby.device_id)
+        await start_active_then_standby(pair)
 
         baseline: list[float] = []
         failover: list[float] = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,7 @@ from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import OutgoingMessage
 from storage.registry_queries import upsert
-from tests.harness import pg
-from tests.harness.ha import Instance, make_pair, share_keys_with, wait_until
+from tests.harness.ha import Instance, make_pair, start_active_then_standby, wait_until
 from tests.harness.matrix import Homeserver, Officer
 from tests.smtp_helpers import SmtpServer, free_port
 
@@ -34,15 +32,6 @@ pytestmark = pytest.mark.matrix
 ADULT = "123456782"
 N = 50
 KILL_AFTER = 20  # replies seen before the active instance is killed
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    url, name = await pg.create_database()
-    try:
-        yield url
-    finally:
-        await pg.drop_database(name)
 
 
 async def _seed(url: str) -> None:
@@ -107,12 +96,7 @@ async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver,
     officer, room = pair.officer, pair.room_id
     a, b = pair.instances
     try:
-        a.start()
-        await wait_until(a.is_active, "the first instance to be active and ready", timeout=120)
-        await officer.wait_member(room, pair.bot_user, timeout=60)
-        b.start()
-        await wait_until(b.is_standby, "the second instance to report standby", timeout=120)
-        await share_keys_with(officer, room, pair.bot_user, b.device_id)
+        await start_active_then_standby(pair)
         await _both_devices_cross_signed(officer, pair.bot_user, [a, b])
 
         commands: list[str] = []

@@ -5,7 +5,6 @@ the Matrix side is a recording transport (the send queue's rows and claims are w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,15 +43,6 @@ class Recording:
 
     async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
         raise AssertionError("not used")
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    url, name = await pg.create_database()
-    try:
-        yield url
-    finally:
-        await pg.drop_database(name)
 
 
 async def _no_notice(session: Tx, notices: list[RoomNotice]) -> None:

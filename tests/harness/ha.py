@@ -138,6 +138,18 @@ async def make_pair(hs: Homeserver, tmp_path: Path, database_url: str, *, count:
     return pair
 
 
+async def start_active_then_standby(pair: Pair, timeout: float = 180) -> None:
+    """The first instance until it is active and in the room, then the second until it reports standby and the
+    officer's room key reaches its device."""
+    active, standby = pair.instances[:2]
+    active.start()
+    await wait_until(active.is_active, "the first instance to be active and ready", timeout=timeout)
+    await pair.officer.wait_member(pair.room_id, pair.bot_user, timeout=60)
+    standby.start()
+    await wait_until(standby.is_standby, "the second instance to report standby", timeout=timeout)
+    await share_keys_with(pair.officer, pair.room_id, pair.bot_user, standby.device_id)
+
+
 async def share_keys_with(officer: Officer, room_id: str, user_id: str, device_id: str) -> None:
     """Wait until the officer knows the bot's new device, then start a new room key so that device gets it too.
 
