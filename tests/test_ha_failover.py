@@ -21,7 +21,7 @@ from domain.advies import Markering
 from storage.besluit_models import OutboxMail
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import OutgoingMessage
+from storage.models import BotState, OutgoingMessage
 from storage.registry_queries import upsert
 from tests.harness.ha import Instance, make_pair, start_active_then_standby, wait_until
 from tests.harness.matrix import Homeserver, Officer
@@ -111,6 +111,9 @@ async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver,
             if i == N // 2:
                 await wait_until(lambda: sum(1 for c in commands if officer.replies_to(c)) >= KILL_AFTER,
                                  f"{KILL_AFTER} replies from the active instance", timeout=180)
+                # The standby has done nothing but sync: no command handled, no message sent.
+                assert await b.gauge("zsm_messages_sent_total") == 0
+                assert await b.is_standby()
                 if relay_down:
                     smtp.stop()
                 a.kill()
@@ -139,8 +142,11 @@ async def test_sigkill_of_the_active_instance_mid_stream(homeserver: Homeserver,
         try:
             async with session_factory(engine)() as s:
                 expected = set((await s.execute(select(OutboxMail.message_id))).scalars())
+                tokens = set((await s.execute(select(BotState.key).where(BotState.key.like("matrix.sync_token%"))))
+                             .scalars())
         finally:
             await engine.dispose()
+        assert tokens == {f"matrix.sync_token:{a.device_id}", f"matrix.sync_token:{b.device_id}"}, "one per device"
         assert len(expected) == len(decisions) and set(got) == expected
         repeats = Counter(got) - Counter(set(got))
         assert sum(repeats.values()) <= 1, f"only the mail in the relay window may go twice: {repeats}"
