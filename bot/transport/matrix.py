@@ -222,7 +222,8 @@ class _Batch:
 
 class _Work:
     """One event to handle, kept until it is handled: by this instance, or (seen from a standby) by the active one.
-    ``command`` events are known handled by their inbox row; others only by being run here."""
+    A standby knows a command handled by its inbox row; other events (reactions, messages it cannot read) it
+    forgets after HELD_EVENT_MAX_S unless an inbox row turns up first."""
 
     __slots__ = ("batch", "command", "event_id", "run", "seen_at")
 
@@ -519,7 +520,8 @@ class MatrixBot:
             return
         try:
             async with self.sessions() as s:
-                handled = await inbox.handled_among(s, [w.event_id for w in self._held if w.command])
+                # every held event: an unreadable message here may have been a command the active one could read
+                handled = await inbox.handled_among(s, [w.event_id for w in self._held])
         except Exception as exc:  # the database is away: keep holding, ask again next sync
             log.info("held events not checked", extra={"error": type(exc).__name__})
             return
