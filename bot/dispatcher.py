@@ -30,6 +30,7 @@ from services.messages import NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
 from storage import inbox
 from storage.db import SessionFactory
+from storage.leader import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Dispatcher:
         if not cmd.body.lstrip().startswith("!"):
             return Outcome("ignored")
         started = time.perf_counter()
+        # ``received_at`` is when the sync first delivered the event, kept across retries after a database outage,
+        # so max_command_age_seconds measures the command's age, not the outage's length.
         received = received_at or self.services.clock.now()
         # Duplicates are recognised inside the transaction that would handle them: by a lookup at the start of a
         # command's transaction, or by the inbox row's primary key on the short answer-only paths.
@@ -153,6 +156,8 @@ class Dispatcher:
                 return await self._answer_only(cmd, received, "failed", spec.name, text(msg), role=role)
             except Exception as exc:
                 await session.rollback()
+                if database_unreachable(exc):
+                    raise  # nothing was committed: the sync loop holds the event and retries it (no crash reply)
                 return await self._crashed(cmd, received, spec, role, exc)
             try:
                 async with inbox.exactly_once():

@@ -13,6 +13,8 @@ from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
 from config.build import version
 from config.settings import Settings, database_kind
 from domain.errors import ConfigError
+from storage.db import is_sqlite
+from storage.leader import SOLO, FileLock, Leadership, PgLeader
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,32 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     if not settings.matrix.access_token and not settings.matrix.password:
         raise ConfigError("matrix: geen access_token en geen password; zet ZSM_BOT_MATRIX_ACCESS_TOKEN of "
                           "ZSM_BOT_MATRIX_PASSWORD")
-    runtime = Runtime(settings)
+    # One active instance per database. SQLite: this process alone (a second one stops here with one line).
+    # PostgreSQL: the instance that holds the advisory lock acts; the others sync as standby until it goes.
+    file_lock: FileLock | None = None
+    pg_leader: PgLeader | None = None
+    leader: Leadership = SOLO
+    if is_sqlite(settings.database_url):
+        file_lock = FileLock(settings.database_url)
+        file_lock.acquire()
+    else:
+        leader = pg_leader = PgLeader(settings.database_url)
+    try:
+        return await _run(settings, leader, pg_leader, stop, started)
+    finally:
+        if pg_leader is not None:
+            await pg_leader.close()
+        if file_lock is not None:
+            file_lock.release()
+
+
+async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | None, stop: asyncio.Event | None,
+               started: asyncio.Future[Runtime] | None) -> int:
+    runtime = Runtime(settings, leader=leader)
     transport = MatrixTransport(settings.matrix)
+    election: asyncio.Task[None] | None = None
+    if pg_leader is not None:
+        election = asyncio.create_task(pg_leader.run(), name="election")
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -57,9 +83,10 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         bot = MatrixBot(transport, runtime.dispatcher, runtime.sessions, runtime.clock, runtime.metrics,
                         settings.matrix, wake_sender=runtime.sender.wake, cross_signing_secret=secret,
                         on_reaction=on_reaction, waiting=runtime.waiting,
-                        on_members=runtime.members_changed)
+                        on_members=runtime.members_changed, leader=leader)
         bot_holder.append(bot)
         sender = runtime.sender
+        sender.sent_elsewhere = transport.sent_elsewhere
 
         async def send_after_first_sync() -> None:
             # Queued replies from before a restart wait until nio knows the rooms again.
@@ -97,5 +124,9 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         log.info("bot stopped", extra={"version": version(), "reason": "signal" if stopper in done else "task ended"})
         return 0
     finally:
+        if election is not None:
+            election.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await election
         await transport.client.close()
         await runtime.close()

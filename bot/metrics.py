@@ -63,6 +63,8 @@ class Metrics:
                                             registry=self.registry)
         self.device_conflict = Gauge("zsm_device_keys_conflict", "1 when the homeserver refuses the bot's one-time "
                                      "keys: crypto store lost while device_id was kept", registry=self.registry)
+        self.active_instance = Gauge("zsm_active_instance", "1 on the active instance, 0 on a standby (it syncs and "
+                                     "waits for the active lock)", registry=self.registry)
         self.command_seconds = Histogram(
             "zsm_command_duration_seconds", "Time from receiving a command to its committed answer, by command",
             ["command"], buckets=LATENCY_BUCKETS, registry=self.registry)

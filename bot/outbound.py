@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.metrics import Metrics
@@ -20,12 +21,17 @@ from integrations.drain_loop import DrainLoop
 from storage import outgoing
 from storage.audit import Auditor
 from storage.db import SessionFactory
+from storage.leader import SOLO, Leadership, NotActive
 from storage.outgoing import Queued
 
 log = logging.getLogger(__name__)
 
 MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 30.0
+# How long a claimed row stays with its sender. A sender that dies mid-send leaves the row claimed; it falls due
+# again after this, longer than one send may take (nio's request timeout plus 429 waits), and is then sent once
+# more under the same txn id (a repeat only if the first attempt had reached the homeserver).
+CLAIM_LEASE = timedelta(seconds=90)
 
 
 class Sender(DrainLoop):
@@ -34,9 +40,14 @@ class Sender(DrainLoop):
     loop_name = "matrix"
 
     def __init__(
-        self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor, metrics: Metrics
+        self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor, metrics: Metrics,
+        leader: Leadership = SOLO,
     ) -> None:
         self.sessions = sessions
+        self.leader = leader
+        # txn id -> event id of a message another device of the bot already sent (the Matrix transport's view of
+        # its own sync; matrix_main wires it). A row claimed by a killed predecessor is then recorded, not resent.
+        self.sent_elsewhere: Callable[[str], str | None] = lambda txn_id: None
         self.transport = transport
         self.clock = clock
         self.auditor = auditor
@@ -58,7 +69,17 @@ class Sender(DrainLoop):
 
     async def drain(self) -> float:
         """Send everything that is due, oldest first. Returns seconds until the next row falls due."""
+        try:
+            return await self._drain()
+        except NotActive:
+            self._fresh.clear()
+            return 30.0
+
+    async def _drain(self) -> float:
         async with self._lock:
+            if not self.leader.active:
+                self._fresh.clear()  # the database keeps them; the active instance sends them
+                return 30.0
             while self._fresh:
                 q = self._fresh.popleft()
                 if q.txn_id not in self._recently_sent:
@@ -70,15 +91,31 @@ class Sender(DrainLoop):
                     await s.rollback()
                 if not rows:
                     return 30.0
-                due = [r for r in rows if r.next_attempt_at <= now]
+                due = [r for r in rows if _due_at(r) <= now]
                 if not due:
-                    return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
+                    return float(max(0.05, min((_due_at(r) - now).total_seconds() for r in rows)))
                 for row in due:
                     if row.txn_id in self._recently_sent:
                         continue
                     await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
+    async def _claim(self, row_id: int) -> bool:
+        """The row is ours to send: claimed and fenced in one transaction (see storage.leader)."""
+        now = self.clock.now()
+        async with self.sessions() as s, s.begin():
+            if not await outgoing.claim(s, row_id, now, CLAIM_LEASE):
+                return False
+            await self.leader.fence(s)  # NotActive rolls the claim back and ends the drain
+        return True
+
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
+        if not await self._claim(row_id):
+            return
+        elsewhere = self.sent_elsewhere(txn_id)
+        if elsewhere is not None:
+            # Claimed by a predecessor that was killed after the homeserver took the message: recorded, not resent.
+            await self._sent(row_id, room_id, elsewhere, txn_id)
+            return
         while True:
             try:
                 event_id = await self.transport.send(room_id, content, txn_id)
@@ -106,6 +143,7 @@ class Sender(DrainLoop):
             row.sent_at = now
             row.event_id = event_id
             row.content = None
+            row.claimed_until = None
             row.attempts += 1
             await self.auditor.record(
                 s, kind="bericht.verzonden", at=now, details={"room": room_id, "event": event_id, "txn": row.txn_id},
@@ -119,6 +157,7 @@ class Sender(DrainLoop):
             if row is None:
                 return
             row.attempts = attempts
+            row.claimed_until = None
             row.last_error = reason[:255]
             if permanent and attempts >= MAX_PERMANENT_FAILURES:
                 row.status = "dead"
@@ -134,3 +173,9 @@ class Sender(DrainLoop):
                 log.warning("send failed, will retry", extra={"txn": row.txn_id, "attempt": attempts,
                                                               "reason": reason[:120]})
         self.metrics.send_errors.inc()
+
+
+def _due_at(row: Any) -> datetime:
+    """A claimed row (another instance sends it) is due again only when its claim runs out."""
+    claimed: datetime | None = row.claimed_until
+    return max(row.next_attempt_at, claimed) if claimed is not None else row.next_attempt_at  # type: ignore[no-any-return]

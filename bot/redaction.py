@@ -20,6 +20,7 @@ from services.messages import txn_id_for
 from storage import redaction as redaction_queries
 from storage.audit import Auditor
 from storage.db import SessionFactory
+from storage.leader import SOLO, Leadership, NotActive
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,16 @@ MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 60.0
 IDLE_S = 300.0  # nothing queued: the purge and sepot 01 wake the loop; this is only a safety net
 BATCH = 50
+CLAIM_LEASE = timedelta(seconds=90)  # a row taken by an instance that then died falls due again after this
 
 
 class Redactor(DrainLoop):
     loop_name = "redaction"
 
     def __init__(self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, leader: Leadership = SOLO) -> None:
         super().__init__()
+        self.leader = leader
         self.sessions = sessions
         self.transport = transport
         self.clock = clock
@@ -49,6 +52,8 @@ class Redactor(DrainLoop):
         """Redact what is due, oldest first. Returns seconds until the next retry falls due."""
         async with self._lock:
             while True:
+                if not self.leader.active:
+                    return IDLE_S
                 now = self.clock.now()
                 async with self.sessions() as s:
                     rows = await redaction_queries.pending_batch(s, BATCH)
@@ -61,13 +66,30 @@ class Redactor(DrainLoop):
                     return float(max(0.05, min(waits)))
                 done: list[int] = []
                 reasons: Counter[str] = Counter()
+                fenced_out = False
                 for row in due:
+                    try:
+                        if not await self._claim(row.id):
+                            continue
+                    except NotActive:
+                        fenced_out = True
+                        break
                     if await self._redact_one(row.id, row.room_id, row.event_id, row.redaction_reason or "",
                                               row.redaction_attempts):
                         done.append(row.id)
                         reasons[row.redaction_reason or "?"] += 1
                 if done:
                     await self._record_done(done, reasons)
+                if fenced_out:
+                    return IDLE_S  # woken again when this instance becomes active
+
+    async def _claim(self, row_id: int) -> bool:
+        """The row is ours to redact: claimed and fenced in one transaction (see storage.leader)."""
+        async with self.sessions() as s, s.begin():
+            if not await redaction_queries.claim(s, row_id, self.clock.now(), CLAIM_LEASE):
+                return False
+            await self.leader.fence(s)
+        return True
 
     async def _redact_one(self, row_id: int, room_id: str, event_id: str, reason: str, attempts: int) -> bool:
         while True:

@@ -50,9 +50,11 @@ from services.reply import text
 from services.vrijgave import VrijgaveService
 from services.werklijst import WerklijstService
 from storage.audit import Auditor
+from storage.besluit_queries import release_mail_claims
 from storage.db import SessionFactory, create_engine, ping, session_factory
+from storage.leader import SOLO, Leadership
 from storage.migrate import upgrade
-from storage.outgoing import subjects_of_replies
+from storage.outgoing import release_claims, subjects_of_replies
 from storage.purge import REDACT_KEY, purge
 from storage.statistiek_fold import fold_facts
 from web import aanvraag_form, instroom_api
@@ -81,6 +83,8 @@ class Runtime:
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
     metrics: Metrics = field(default_factory=Metrics)
+    # Who may act on the database; a standby (PostgreSQL) syncs and waits, its queues and tickers stay idle.
+    leader: Leadership = SOLO
 
     def __post_init__(self) -> None:
         check = self.settings.check
@@ -146,10 +150,53 @@ class Runtime:
         self.rapport_pages = rapport_web.install(rapport_service, self.settings, vhs, self.clock)
         self.extra_routes.extend(self.rapport_pages.routes())
         self.retention = self.settings.privacy.bewaren
+        self.became_active = asyncio.Event()
+        self._takeovers: set[asyncio.Task[None]] = set()
+        self.leader.add_listener(self._leadership_changed)
+        self.metrics.active_instance.set(1 if self.leader.active else 0)
+        self.ready_checks.append(self._standby_check)
+
+    def _leadership_changed(self, active: bool) -> None:
+        """Called by the election: the gauge, and the queues woken so a new active instance drains at once."""
+        self.metrics.active_instance.set(1 if active else 0)
+        if active:
+            self.became_active.set()
+            for loop in (self.sender, self.mail_worker, self.redactor):
+                if loop is not None:
+                    loop.wake()
+            task = asyncio.create_task(self._take_over_claims(self.leader.takeover_grace_s), name="take-over")
+            self._takeovers.add(task)
+            task.add_done_callback(self._takeovers.discard)
+
+    async def _take_over_claims(self, grace_s: float) -> None:
+        """Rows a predecessor claimed but never finished (killed mid-send) go again: under the same txn id or
+        Message-ID, so a copy that had reached the homeserver or relay is recognisable as the same message."""
+        await asyncio.sleep(grace_s)
+        try:
+            async with self.sessions() as s, s.begin():
+                await self.leader.fence(s)
+                released = await release_claims(s) + await release_mail_claims(s)
+        except Exception as exc:
+            log.warning("claims not taken over", extra={"error": type(exc).__name__})
+            return
+        if released:
+            log.info("claims taken over", extra={"rows": released})
+            for loop in (self.sender, self.mail_worker):
+                if loop is not None:
+                    loop.wake()
+
+    def _is_active(self) -> bool:
+        return self.leader.active
+
+    async def _standby_check(self) -> str | None:
+        if self.leader.active:
+            return None
+        return "standby: een ander exemplaar is actief; dit exemplaar synchroniseert en neemt het over als dat stopt"
 
     async def purge_now(self, now: datetime | None = None) -> dict[str, int]:
         """``now`` lets an operator test (or a test) purge as of a later day; the daily job uses the clock."""
         async with self.sessions() as s, s.begin():
+            await self.leader.fence(s)
             counts = await purge(s, self.auditor, self.retention, now or self.clock.now())
         await self.witness.try_publish("purge")
         if self.redactor and counts.get(REDACT_KEY):
@@ -159,12 +206,17 @@ class Runtime:
     async def fold_now(self) -> int:
         """Fold the day's anonymous facts into day counts, so reports over long periods stay fast."""
         async with self.sessions() as s, s.begin():
+            await self.leader.fence(s)
             return await fold_facts(s, self.clock.now())
 
     async def _purge_daily(self) -> None:
         """The daily purge; first a minute after start so a restart loop does not hammer the database."""
         await asyncio.sleep(60)
         while True:
+            await self.became_active.wait()  # a standby leaves the day's purge to the active instance
+            if not self.leader.active:
+                await asyncio.sleep(60)
+                continue
             try:
                 counts = await self.purge_now()
                 log.info("purge", extra={"removed": sum(n for k, n in counts.items() if k != REDACT_KEY),
@@ -187,10 +239,10 @@ class Runtime:
             await until_reachable("database", partial(upgrade, self.engine), self.waiting)
         else:
             await upgrade(self.engine)
-        self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics)
-        self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics)
+        self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
+        self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
-                                      notify=self._notify_room, on_committed=self.sender.wake)
+                                      notify=self._notify_room, on_committed=self.sender.wake, leader=self.leader)
         self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed)
         if self.mail_settings.enabled:
             task = asyncio.create_task(self.mail_worker.run(), name="mail-outbox")
@@ -198,11 +250,15 @@ class Runtime:
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind="configuratie.geladen", at=self.clock.now(),
                                       details={"bron": str(self.settings.source)})
-        await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake)
-        witness_task = asyncio.create_task(self.witness.run(), name="audit-witness")
-        self._stack.push_async_callback(_cancel, witness_task)
-        self.werklijst.on_enqueued = self.sender.wake
-        await werklijst.start(self.werklijst, self.clock, self._stack, self.aanvraag.config.tick_seconds)
+        if self.leader.active and not self.became_active.is_set():
+            self._leadership_changed(True)  # a single process (Solo): nobody announced it
+        if self.leader.active:
+            await self._start_active_work()
+        else:
+            # The deadline steps are claimed row by row (storage.aanvraag_queries); a standby starts the ticker,
+            # the werklijst reminder and the audit witness once it first wins the lock.
+            ticker = asyncio.create_task(self._start_ticker_when_active(), name="aanvraag-start")
+            self._stack.push_async_callback(_cancel, ticker)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
 
@@ -220,6 +276,19 @@ class Runtime:
             metrics_runner = await start_site(build_metrics_app(scrape), http.metrics_host, http.metrics_port)
             self._stack.push_async_callback(metrics_runner.cleanup)
             self.metrics_port = _bound_port(metrics_runner)
+
+    async def _start_ticker_when_active(self) -> None:
+        await self.became_active.wait()
+        await self._start_active_work()
+
+    async def _start_active_work(self) -> None:
+        """What only the active instance does, so a standby beside it neither steps, reminds nor publishes twice."""
+        assert self.sender is not None
+        await aanvraag.start(self.aanvraag, self.clock, self._stack, self.sender.wake, self._is_active)
+        witness_task = asyncio.create_task(self.witness.run(), name="audit-witness")
+        self._stack.push_async_callback(_cancel, witness_task)
+        self.werklijst.on_enqueued = self.sender.wake
+        await werklijst.start(self.werklijst, self.clock, self._stack, self.aanvraag.config.tick_seconds)
 
     async def _post_signal(self, tx: Tx, result: SignaalResult, source: str, key: str) -> None:
         """The instroom API's signal, composed as !instroom composes it, in the send queue in the API's transaction
@@ -266,6 +335,8 @@ class Runtime:
             subject=subjects.get(n.in_reply_to)) for n in notices], self.clock.now())
 
     async def close(self) -> None:
+        for task in list(self._takeovers):
+            await _cancel(task)
         await self._stack.aclose()
         await self.engine.dispose()
 

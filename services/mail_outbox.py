@@ -30,6 +30,7 @@ from storage import besluit_queries as q
 from storage.audit import Auditor
 from storage.besluit_models import OutboxMail
 from storage.db import SessionFactory
+from storage.leader import SOLO, Leadership, NotActive
 from storage.statistiek_models import MAIL_AFGELEVERD, MAIL_DOOD, MAIL_HERHAALD, Feit, record_facts
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,11 @@ HOLD_MARGIN_S = 5
 LABELS = {"terugkoppeling": "terugkoppeling", "correctie": "correctie", "aanmelding": "aanmelding",
           "aanvraag": "adviesaanvraag"}
 
-# How long acceptances are gathered before they are written in one transaction. A crash inside this window
-# means those mails go again with the same Message-ID, which the receiving side recognises.
-RECORD_INTERVAL_S = 0.05
+# A claimed round of mail stays with its instance this long (plus a little per mail); see MailWorker._claim.
+CLAIM_LEASE_S = 60.0
+CLAIM_PER_MAIL_S = 2.0
+# How long the relay's acceptances are gathered before they are committed together (see MailWorker._recorder).
+RECORD_GATHER_S = 0.01
 
 # ------------------------------------------------------------------------------------------------ queueing
 
@@ -180,8 +183,9 @@ class MailWorker(DrainLoop):
 
     def __init__(self, sessions: SessionFactory, settings: MailSettings, clock: Clock, auditor: Auditor,
                  notify: Notify, on_committed: Callable[[], None] = lambda: None,
-                 relay: Relay | None = None) -> None:
+                 relay: Relay | None = None, leader: Leadership = SOLO) -> None:
         self.sessions = sessions
+        self.leader = leader
         self.settings = settings
         self.clock = clock
         self.auditor = auditor
@@ -194,17 +198,27 @@ class MailWorker(DrainLoop):
         now = self.clock.now()
         async with self.sessions() as s:
             rows = await q.pending_mails(s)
-        due = [r for r in rows if r.next_attempt_at <= now]
-        later = [(r.next_attempt_at - now).total_seconds() for r in rows if r.next_attempt_at > now]
+        # A mail claimed by another instance is due again only when its claim runs out.
+        due_at = {r.id: max(r.next_attempt_at, r.claimed_until or r.next_attempt_at) for r in rows}
+        due = [r for r in rows if due_at[r.id] <= now]
+        later = [(due_at[r.id] - now).total_seconds() for r in rows if due_at[r.id] > now]
         return due, (max(0.05, min(later)) if later else 30.0)
 
     async def drain(self) -> float:
         """Send everything due over one connection. Returns seconds until the next row falls due."""
         async with self._lock:
             while True:
+                if not self.leader.active:
+                    return 30.0
                 due, delay = await self._due()
                 if not due:
                     return delay
+                try:
+                    due = await self._claim(due)
+                except NotActive:
+                    return 30.0
+                if not due:
+                    continue
                 try:
                     conn = await self.relay.open()
                 except TlsRefused as exc:
@@ -221,6 +235,18 @@ class MailWorker(DrainLoop):
                     await conn.close()
                 if broken:
                     return await self._next_delay()
+
+    async def _claim(self, due: list[OutboxMail]) -> list[OutboxMail]:
+        """This round's mails, taken for this instance and fenced in one transaction (see storage.leader): two
+        instances never hand the same mail to the relay, even in a moment when both believe they are active. The
+        lease outlasts a round of this size; a mail whose sender died goes again, with its own Message-ID, after
+        it ends."""
+        now = self.clock.now()
+        lease = timedelta(seconds=CLAIM_LEASE_S + CLAIM_PER_MAIL_S * len(due))
+        async with self.sessions() as s, s.begin():
+            taken = await q.claim_mails(s, [r.id for r in due], now, lease)
+            await self.leader.fence(s)
+        return [r for r in due if r.id in taken]
 
     async def _next_delay(self) -> float:
         _, delay = await self._due()
@@ -255,9 +281,12 @@ class MailWorker(DrainLoop):
     async def _recorder(self, queue: asyncio.Queue[int | None]) -> None:
         done = False
         while not done:
+            # Acceptances are gathered for at most RECORD_GATHER_S, then committed together (and those arriving
+            # during a commit share the next one): a crash in that window sends those mails again with the same
+            # Message-ID, so it is kept short; without any gathering a fast relay costs a transaction per mail.
             ids = [await queue.get()]
             if ids[0] is not None:
-                await asyncio.sleep(RECORD_INTERVAL_S)  # gather acceptances: one transaction for many mails
+                await asyncio.sleep(RECORD_GATHER_S)
             while not queue.empty():
                 ids.append(queue.get_nowait())
             done = None in ids
@@ -295,6 +324,7 @@ class MailWorker(DrainLoop):
             if row is None or row.status != MailStatus.PENDING:
                 return
             row.attempts += 1
+            row.claimed_until = None
             row.last_error = reason[:255]
             if fatal or row.attempts >= self.settings.max_pogingen:
                 row.status = MailStatus.DEAD

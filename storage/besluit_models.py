@@ -74,6 +74,8 @@ class OutboxMail(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set while one instance hands the mail to the relay (besluit_queries.claim_mails); cleared when done.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(255))
     room_id: Mapped[str] = mapped_column(String(255))
     event_id: Mapped[str] = mapped_column(String(255))

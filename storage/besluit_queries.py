@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.lifecycles import BesluitStatus, MailStatus
@@ -101,6 +101,29 @@ async def pending_mails(session: AsyncSession, limit: int = 500) -> list[OutboxM
     )).scalars().all())
 
 
+async def claim_mails(session: AsyncSession, mail_ids: Sequence[int], now: datetime, lease: timedelta) -> set[int]:
+    """Take these due mails for one relay round, for ``lease`` at most (the caller fences in the same
+    transaction). Returns the ones taken; a concurrent claimer's rows are skipped, not waited for."""
+    taken = set((await session.execute(
+        select(OutboxMail.id).where(
+            OutboxMail.id.in_(mail_ids), OutboxMail.status == MailStatus.PENDING, OutboxMail.next_attempt_at <= now,
+            or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until <= now),
+        ).with_for_update(skip_locked=True)
+    )).scalars())
+    if taken:
+        await session.execute(update(OutboxMail).where(OutboxMail.id.in_(taken))
+                              .values(claimed_until=now + lease).execution_options(synchronize_session=False))
+    return taken
+
+
+async def release_mail_claims(session: AsyncSession) -> int:
+    """Claims left by an instance that is gone (called by the one that now holds the active lock)."""
+    result = await session.execute(
+        update(OutboxMail).where(OutboxMail.status == MailStatus.PENDING, OutboxMail.claimed_until.is_not(None))
+        .values(claimed_until=None).execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def still_pending(session: AsyncSession, mail_ids: Sequence[int]) -> set[int]:
     """Which of these mails still wait (not undone, replaced or removed meanwhile)."""
     return set((await session.execute(
@@ -121,7 +144,7 @@ async def mark_sent(session: AsyncSession, mail_ids: Sequence[int], now: datetim
     await session.execute(
         update(OutboxMail).where(OutboxMail.id.in_([r.id for r in rows]))
         .values(status=MailStatus.SENT, sent_at=now, attempts=OutboxMail.attempts + 1, body_text=None,
-                body_html=None)
+                body_html=None, claimed_until=None)
     )
     return rows
 

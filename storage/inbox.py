@@ -8,7 +8,7 @@ this module's own exception, so the dispatcher needs no database library to reco
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -37,6 +37,14 @@ async def seen(session: AsyncSession, event_id: str) -> bool:
     """Whether this event was already handled."""
     return (await session.execute(select(InboxEntry.event_id).where(InboxEntry.event_id == event_id))).first() \
         is not None
+
+
+async def handled_among(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+    """Which of these events already have their row (a standby learns what the active instance has done)."""
+    if not event_ids:
+        return set()
+    return set((await session.execute(
+        select(InboxEntry.event_id).where(InboxEntry.event_id.in_(list(event_ids))))).scalars())
 
 
 async def record(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str | None,

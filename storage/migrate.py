@@ -6,8 +6,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATION_LOCK = 0x5A534D02  # storage.leader.ACTIVE_LOCK's neighbour
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,7 +28,12 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Under a lock, so concurrent upgrades (a ``db upgrade`` beside starting instances) run one after the other
+    and the later ones find the schema current: PostgreSQL takes a transaction-level advisory lock before Alembic
+    reads its version; SQLite's ``BEGIN IMMEDIATE`` (storage.db) already holds the database's write lock."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(_upgrade, revision)
 
 

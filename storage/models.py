@@ -64,6 +64,8 @@ class OutgoingMessage(Base):
     redaction_attempts: Mapped[int] = mapped_column(Integer, default=0)
     redaction_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set while one instance sends the row (storage.outgoing.claim); cleared when it is sent or failed.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_outgoing_pending", "status", "next_attempt_at"),

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ColumnElement, Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMessage, OutgoingSubject
@@ -108,13 +108,37 @@ async def pending_count(session: AsyncSession) -> int:
 
 
 async def pending_batch(session: AsyncSession, limit: int = 50) -> Sequence[Row[Any]]:
-    """The oldest pending rows: id, room_id, content, txn_id, attempts, next_attempt_at."""
+    """The oldest pending rows: id, room_id, content, txn_id, attempts, next_attempt_at, claimed_until."""
     return (await session.execute(
         select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.content, OutgoingMessage.txn_id,
-               OutgoingMessage.attempts, OutgoingMessage.next_attempt_at)
+               OutgoingMessage.attempts, OutgoingMessage.next_attempt_at, OutgoingMessage.claimed_until)
         .where(OutgoingMessage.status == "pending").order_by(OutgoingMessage.id).limit(limit)
     )).all()
 
 
 async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
     return await session.get(OutgoingMessage, row_id)
+
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    return or_(OutgoingMessage.claimed_until.is_(None), OutgoingMessage.claimed_until <= now)
+
+
+async def claim(session: AsyncSession, row_id: int, now: datetime, lease: timedelta) -> bool:
+    """Take a due row for one send, for ``lease`` at most (the caller fences in the same transaction). A row
+    whose sender died is released when the next active instance starts (``release_claims``) or the lease ends."""
+    result = await session.execute(
+        update(OutgoingMessage)
+        .where(OutgoingMessage.id == row_id, OutgoingMessage.status == "pending",
+               OutgoingMessage.next_attempt_at <= now, _unclaimed(now))
+        .values(claimed_until=now + lease).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def release_claims(session: AsyncSession) -> int:
+    """Claims left by an instance that is gone (called by the one that now holds the active lock)."""
+    result = await session.execute(
+        update(OutgoingMessage).where(OutgoingMessage.status == "pending", OutgoingMessage.claimed_until.is_not(None))
+        .values(claimed_until=None).execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)

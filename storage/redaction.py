@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,3 +134,14 @@ async def mark_failed(session: AsyncSession, row_id: int, *, attempts: int, erro
     else:
         row.redaction_next_at = next_at
     return True
+
+
+async def claim(session: AsyncSession, row_id: int, now: datetime, lease: timedelta) -> bool:
+    """Take a due redaction: its next attempt moves ``lease`` ahead so no other instance takes it meanwhile (the
+    caller fences in the same transaction)."""
+    result = await session.execute(
+        update(OutgoingMessage)
+        .where(OutgoingMessage.id == row_id, OutgoingMessage.redaction == "pending",
+               or_(OutgoingMessage.redaction_next_at.is_(None), OutgoingMessage.redaction_next_at <= now))
+        .values(redaction_next_at=now + lease).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0) == 1)

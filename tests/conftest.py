@@ -29,6 +29,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database only (what several processes share, or what an advisory lock needs)."""
+    url, name = await pg.create_database()
+    try:
+        yield url
+    finally:
+        await pg.drop_database(name)
+
+
+@pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
 

@@ -33,7 +33,9 @@ def build_service(settings: Settings, *, auditor: Auditor, veiligheidshuizen: Ve
                            registry=registry, mail=mail, publiek=publiek, catalogus=catalogus)
 
 
-async def tick(service: AanvraagService, clock: Clock) -> None:
+async def tick(service: AanvraagService, clock: Clock, active: Callable[[], bool] = lambda: True) -> None:
+    if not active():
+        return  # a standby: the active instance carries out the steps
     try:
         await service.process_due(clock.now())
         await service.roster_check(clock.now())
@@ -42,7 +44,7 @@ async def tick(service: AanvraagService, clock: Clock) -> None:
 
 
 async def start(service: AanvraagService, clock: Clock, stack: AsyncExitStack,
-                wake_sender: Callable[[], None] | None) -> None:
+                wake_sender: Callable[[], None] | None, active: Callable[[], bool] = lambda: True) -> None:
     """Recover at once (every overdue step now, marked late), then tick; the ticker stops with ``stack``."""
     if wake_sender is not None:
         service.on_enqueued = wake_sender
@@ -52,7 +54,7 @@ async def start(service: AanvraagService, clock: Clock, stack: AsyncExitStack,
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(tick, "interval", args=(service, clock), seconds=service.config.tick_seconds,
+    scheduler.add_job(tick, "interval", args=(service, clock, active), seconds=service.config.tick_seconds,
                       max_instances=1, coalesce=True, id="aanvraag-tick")
     scheduler.start()
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from nio import (
@@ -50,12 +53,13 @@ from domain.clock import Clock
 from domain.matrix_ids import DIRECT_PREFIX
 from services.messages import NewMessage, message_content, queue, txn_id_for
 from services.reply import text
-from storage import bot_state
+from storage import bot_state, inbox
 from storage.db import SessionFactory
+from storage.leader import SOLO, Leadership, database_unreachable
 
 log = logging.getLogger(__name__)
 
-TOKEN_KEY = "matrix.sync_token"  # noqa: S105 (a state key, not a secret)
+TOKEN_KEY = "matrix.sync_token"  # noqa: S105 (a state key, not a secret); per device: TOKEN_KEY + ":" + device id
 SYNC_FILTER: dict[str, Any] = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
     "presence": {"types": []},
@@ -66,6 +70,11 @@ UTD_WAIT_S = 8.0
 TOKEN_STORE_INTERVAL_S = 2.0
 DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the user joined
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
+RETRY_S = 2.0  # an event whose handling failed (database unreachable) is tried again after this
+CROSS_SIGNING_KEYS = "matrix.cross_signing_keys"  # bot_state key: the encrypted key file, shared by the instances
+TXN_FIELD = "nl.zsm.txn"  # the send queue's txn id, inside the (encrypted) content: another device can see it
+OWN_SENT_MEMORY = 10_000
+HELD_EVENT_MAX_S = 600.0  # a standby forgets a held reaction or unreadable message after this (the active had it)
 
 ReactionHandler = Callable[[str, str, str, str], Awaitable[None]]  # room, sender, reacted event id, key
 MembersHandler = Callable[[str, frozenset[str]], Awaitable[None]]  # room, its joined members (room state)
@@ -94,6 +103,8 @@ class MatrixTransport:
             request_timeout=settings.sync_timeout_ms / 1000 + 30,
         )
         self.settings = settings
+        # txn id -> event id of the bot's own messages seen in the timeline (sent by any of its devices)
+        self._own_sent: dict[str, str] = {}
         self.client = AsyncClient(
             settings.homeserver, settings.user_id, device_id=settings.device_id,
             store_path=str(settings.store_path), config=config,
@@ -125,7 +136,19 @@ class MatrixTransport:
         if not isinstance(resp, LoginResponse):
             raise LoginFailed(f"matrix: inloggen mislukt ({getattr(resp, 'status_code', '?')})")
 
+    def saw_own(self, txn_id: str, event_id: str) -> None:
+        """A message of the bot (this device or another) in the timeline, by the txn id it carries."""
+        self._own_sent[txn_id] = event_id
+        if len(self._own_sent) > OWN_SENT_MEMORY:
+            del self._own_sent[next(iter(self._own_sent))]
+
+    def sent_elsewhere(self, txn_id: str) -> str | None:
+        return self._own_sent.get(txn_id)
+
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        # The txn id travels inside the content: an instance that takes over sees, in its own sync, which of its
+        # predecessor's claimed messages did reach the room, and does not send those again.
+        content = {**content, TXN_FIELD: txn_id}
         if room_id.startswith(DIRECT_PREFIX):
             room_id = await self._direct_room(room_id[len(DIRECT_PREFIX):])
         try:
@@ -213,6 +236,21 @@ class _Batch:
         self.pending = 0
 
 
+class _Work:
+    """One event to handle, kept until it is handled: by this instance, or (seen from a standby) by the active one.
+    A standby knows a command handled by its inbox row; other events (reactions, messages it cannot read) it
+    forgets after HELD_EVENT_MAX_S unless an inbox row turns up first."""
+
+    __slots__ = ("batch", "command", "event_id", "run", "seen_at")
+
+    def __init__(self, batch: _Batch, event_id: str, run: Callable[[], Awaitable[None]], *, command: bool) -> None:
+        self.batch = batch
+        self.event_id = event_id
+        self.run = run
+        self.command = command
+        self.seen_at = time.monotonic()
+
+
 class MatrixBot:
     """The sync supervisor. Survives exceptions, ``SyncError`` answers, homeserver restarts and network loss."""
 
@@ -221,7 +259,7 @@ class MatrixBot:
         metrics: Metrics, settings: MatrixSettings, *, wake_sender: Callable[[], None],
         on_reaction: ReactionHandler | None = None, max_concurrent: int = 16,
         cross_signing_secret: bytes | None = None, waiting: Waiting | None = None,
-        on_members: MembersHandler | None = None,
+        on_members: MembersHandler | None = None, leader: Leadership = SOLO,
     ) -> None:
         self.waiting = waiting or Waiting()
         self.on_members = on_members
@@ -238,6 +276,14 @@ class MatrixBot:
         self.wake_sender = wake_sender
         self.on_reaction = on_reaction
         self._batches: deque[_Batch] = deque()
+        self.leader = leader
+        # Events not (yet) handled: seen while standby, or failed because the database was unreachable. They
+        # run when this instance is (again) active; their batch keeps the sync token from moving past them.
+        self._held: list[_Work] = []
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self.token_key = f"{TOKEN_KEY}:{settings.device_id}"
+        self._own_devices: frozenset[str] | None = None
+        leader.add_listener(self._leadership_changed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(max_concurrent)
         self._trusted: str | None = None
@@ -249,8 +295,10 @@ class MatrixBot:
 
     # --- sync token ----------------------------------------------------------------------------------
     async def _load_token(self) -> str | None:
+        """This device's own place in the timeline: two instances (two devices) each keep theirs. The one global
+        key of earlier versions is the fallback for the device that used it."""
         async with self.sessions() as s:
-            return await bot_state.value_of(s, TOKEN_KEY)
+            return await bot_state.value_of(s, self.token_key) or await bot_state.value_of(s, TOKEN_KEY)
 
     async def _store_token(self, token: str, *, force: bool = False) -> None:
         # Written at most every TOKEN_STORE_INTERVAL_S: an older token only means re-reading a few events the
@@ -262,7 +310,7 @@ class MatrixBot:
             return
         self._stored_at = now
         async with self.sessions() as s, s.begin():
-            await bot_state.put(s, TOKEN_KEY, token, self.clock.now())
+            await bot_state.put(s, self.token_key, token, self.clock.now())
         self._stored = token
 
     def _advance_trusted(self) -> None:
@@ -296,6 +344,7 @@ class MatrixBot:
                 self._batches.append(batch)
                 if not (first and fresh_install):
                     await self._dispatch(resp, batch)
+                await self._forget_handled()
                 if not self.cross_signed and self.cross_signing_secret and not self.client.should_upload_keys:
                     await self._cross_sign()
                 since = resp.next_batch
@@ -316,13 +365,21 @@ class MatrixBot:
     async def _cross_sign(self) -> None:
         """Once per process, after our device keys are on the homeserver; a failure is retried next sync."""
         assert self.cross_signing_secret is not None
-        signer = CrossSigner(
-            self.settings.homeserver, self.settings.user_id, self.settings.device_id, str(self.client.access_token),
-            KeyFile(self.settings.store_path / "cross_signing.json", self.cross_signing_secret),
-            self.settings.password,
-        )
+        path = self.settings.store_path / "cross_signing.json"
         try:
+            shared = await self._shared_cross_signing_keys(path)
+            if shared is None and not self.leader.active:
+                return  # a standby signs with the account's keys once the active instance has stored them
+            signer = CrossSigner(
+                self.settings.homeserver, self.settings.user_id, self.settings.device_id,
+                str(self.client.access_token), KeyFile(path, self.cross_signing_secret), self.settings.password,
+            )
             did = await signer.ensure()
+            created = _read_if_exists(path) if shared is None else None
+            if created is not None:
+                async with self.sessions() as s, s.begin():
+                    if await bot_state.value_of(s, CROSS_SIGNING_KEYS) is None:
+                        await bot_state.put(s, CROSS_SIGNING_KEYS, created, self.clock.now())
         except Exception as exc:
             self.metrics.cross_signed.set(0)
             log.warning("cross-signing not done", extra={"error": type(exc).__name__})
@@ -330,6 +387,20 @@ class MatrixBot:
         self.cross_signed = True
         self.metrics.cross_signed.set(1)
         log.info("cross-signing", extra={"result": did})
+
+    async def _shared_cross_signing_keys(self, path: Path) -> str | None:
+        """The cross-signing keys belong to the account, not to a device: every instance signs its own device with
+        the one self-signing key, kept encrypted (with the cross-signing secret) in the shared database; the file
+        in the store is a copy of it. Only the active instance creates them (a second set would replace the
+        first on the homeserver and undo the first device's signature)."""
+        async with self.sessions() as s:
+            shared = await bot_state.value_of(s, CROSS_SIGNING_KEYS)
+        if shared is not None and _read_if_exists(path) != shared:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(shared)
+        return shared
 
     async def _housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: to-device messages and key management."""
@@ -339,8 +410,19 @@ class MatrixBot:
             self._key_upload_result(await c.keys_upload())
         if c.should_query_keys:
             await c.keys_query()
+            self._share_with_new_own_devices()
         if c.should_claim_keys:
             await c.keys_claim(c.get_users_for_key_claiming())
+
+    def _share_with_new_own_devices(self) -> None:
+        """A new device of the bot account (a standby) must be able to read what this one sends, so it can tell
+        after a takeover which messages already reached the room. nio shares a room key only with the devices
+        known when the key was made, so a new own device starts a new room key."""
+        own = frozenset(d.id for d in self.client.device_store.active_user_devices(str(self.client.user_id)))
+        if self._own_devices is not None and own - self._own_devices:
+            for room_id in self.rooms:
+                self.client.invalidate_outbound_session(room_id)
+        self._own_devices = own
 
     def _key_upload_result(self, resp: object) -> None:
         """A crypto store lost while ``matrix.device_id`` was kept: the new account's one-time keys collide with the
@@ -392,7 +474,12 @@ class MatrixBot:
             room = self.client.rooms.get(room_id)
             for event in info.timeline.events:
                 sender = getattr(event, "sender", None)
-                if sender is None or sender == self.client.user_id:
+                if sender == self.client.user_id:
+                    txn = event.source.get("content", {}).get(TXN_FIELD)
+                    if isinstance(txn, str):
+                        self.transport.saw_own(txn, event.event_id)
+                    continue
+                if sender is None:
                     continue
                 if isinstance(event, RoomMessageText):
                     if not event.body.lstrip().startswith("!") or _is_edit(event.source):
@@ -401,37 +488,94 @@ class MatrixBot:
                     if self.settings.require_encryption and not (encrypted and room is not None and room.encrypted):
                         await self._refuse_unencrypted(room_id)
                         continue
-                    self._spawn(batch, self._handle_command(room_id, event))
+                    received = self.clock.now()
+                    self._spawn(_Work(batch, event.event_id, partial(self._handle_command, room_id, event, received),
+                                      command=True))
                 elif isinstance(event, MegolmEvent):
-                    self._spawn(batch, self._undecryptable(room_id, event))
+                    self._spawn(_Work(batch, event.event_id, partial(self._undecryptable, room_id, event,
+                                                                     self.clock.now()), command=False))
                 elif isinstance(event, ReactionEvent) and self.on_reaction is not None:
-                    self._spawn(batch, self.on_reaction(room_id, sender, event.reacts_to, event.key))
+                    self._spawn(_Work(batch, event.event_id, partial(self.on_reaction, room_id, sender,
+                                                                     event.reacts_to, event.key), command=False))
 
-    def _spawn(self, batch: _Batch, work: Awaitable[None]) -> None:
-        batch.pending += 1
+    def _spawn(self, work: _Work) -> None:
+        work.batch.pending += 1
+        if self.leader.active:
+            self._start(work)
+        else:
+            self._held.append(work)
 
+    def _start(self, work: _Work) -> None:
         async def runner() -> None:
             try:
                 async with self._limit:
-                    await work
+                    await work.run()
             except Exception as exc:
-                log.error("event handling failed", extra={"error": type(exc).__name__})
-                # The batch stays pending: its token is not trusted, so a restart retries the event.
+                # Its batch stays pending, so the sync token does not pass it. When the database was unreachable
+                # nothing was committed: the event is held and runs again, in this process, once the database
+                # answers and this instance is active; its age still counts from when it was received. Any other
+                # failure is left for the next start, as before (a retry loop would only repeat it).
+                retry = database_unreachable(exc)
+                log.error("event handling failed", extra={"error": type(exc).__name__, "retry": retry})
+                if retry:
+                    self._held.append(work)
+                    self._schedule_retry()
                 return
-            batch.pending -= 1
-            self._advance_trusted()
+            self._done(work)
 
         task = asyncio.create_task(runner())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle_command(self, room_id: str, event: RoomMessageText) -> None:
+    def _done(self, work: _Work) -> None:
+        work.batch.pending -= 1
+        self._advance_trusted()
+
+    def _schedule_retry(self) -> None:
+        if self._retry_timer is None:
+            self._retry_timer = asyncio.get_running_loop().call_later(RETRY_S, self._release_held)
+
+    def _release_held(self) -> None:
+        """Run what was held, when this instance may act; otherwise it waits for the leadership callback."""
+        self._retry_timer = None
+        if not self.leader.active:
+            return
+        held, self._held = self._held, []
+        for work in held:
+            self._start(work)
+
+    def _leadership_changed(self, active: bool) -> None:
+        if active:
+            self._release_held()
+
+    async def _forget_handled(self) -> None:
+        """A standby drops held commands the active instance has handled (their inbox rows exist), so its own sync
+        token can move on; what is left is what it handles itself if it takes over."""
+        if not self._held or self.leader.active:
+            return
+        try:
+            async with self.sessions() as s:
+                # every held event: an unreadable message here may have been a command the active one could read
+                handled = await inbox.handled_among(s, [w.event_id for w in self._held])
+        except Exception as exc:  # the database is away: keep holding, ask again next sync
+            log.info("held events not checked", extra={"error": type(exc).__name__})
+            return
+        cutoff = time.monotonic() - HELD_EVENT_MAX_S
+        keep: list[_Work] = []
+        for work in self._held:
+            if work.event_id in handled or (not work.command and work.seen_at < cutoff):
+                self._done(work)
+            else:
+                keep.append(work)
+        self._held = keep
+
+    async def _handle_command(self, room_id: str, event: RoomMessageText, received: datetime) -> None:
         relates = event.source.get("content", {}).get("m.relates_to") or {}
         thread_root = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
         await self.dispatcher.handle(IncomingCommand(
             event_id=event.event_id, room_id=room_id, sender=event.sender, body=event.body,
             sent_at=datetime.fromtimestamp(event.server_timestamp / 1000, UTC), thread_root=thread_root,
-        ))
+        ), received_at=received)
 
     async def _refuse_unencrypted(self, room_id: str) -> None:
         """Say once, ever, why the bot does nothing here."""
@@ -445,7 +589,7 @@ class MatrixBot:
             await queue(s, NewMessage(room_id=room_id, content=message_content(reply), txn_id=txn_id_for(key)), now)
         self.wake_sender()
 
-    async def _undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+    async def _undecryptable(self, room_id: str, event: MegolmEvent, received: datetime) -> None:
         """A command we cannot read must not meet silence.
 
         Keys often arrive a moment after the message (a new device, a late to-device message): ask for them,
@@ -466,7 +610,7 @@ class MatrixBot:
             if isinstance(late, RoomMessageText):
                 late.decrypted = True
                 if late.body.lstrip().startswith("!") and not _is_edit(late.source):
-                    await self._handle_command(room_id, late)
+                    await self._handle_command(room_id, late, received)
             return
         async with self.sessions() as s, s.begin():
             now = self.clock.now()
@@ -485,6 +629,10 @@ class MatrixBot:
 
 class _SyncFailed(Exception):
     pass
+
+
+def _read_if_exists(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
 
 
 def _is_edit(source: dict[str, Any]) -> bool:

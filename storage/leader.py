@@ -1,0 +1,210 @@
+"""Who may act on a database: one active instance, any number of standbys.
+
+PostgreSQL: the active instance holds a session-level advisory lock on a connection of its own. The lock lives
+and dies with that connection (a SIGKILL, a cut network, a database restart all end it), so a standby that asks
+for the lock every ``POLL_S`` takes over within a poll. Holding the lock is not enough to send: every claim of
+queued work calls ``fence`` inside its own transaction, which asks PostgreSQL whether this process's lock
+connection still holds the lock. An instance whose lock connection is gone claims nothing, so two instances that
+both believe they are active for a moment still never take the same row (the row update and the fence commit
+together; the other instance's update of that row waits for the commit and then finds it taken).
+
+SQLite: one process per database file. ``FileLock`` takes an OS lock on a file beside the database; a second
+process refuses to start with one Dutch line. The lock goes with the process, whatever way it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from domain.errors import ConfigError
+from storage.db import is_sqlite
+
+log = logging.getLogger(__name__)
+
+ACTIVE_LOCK = 0x5A534D01  # "ZSM" 1; below 2**31 so pg_locks shows it as objid with classid 0
+POLL_S = 0.5
+HEARTBEAT_S = 1.0
+HEARTBEAT_TIMEOUT_S = 5.0
+TAKEOVER_GRACE_S = 5.0
+
+
+class NotActive(Exception):
+    """This instance does not hold the active lock (any more): it must not claim work."""
+
+
+class Leadership(Protocol):
+    """What the queues and the sync loop ask: am I active, and (inside a claim's transaction) still so?"""
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def takeover_grace_s(self) -> float:
+        """How long a new active instance waits before it takes over the rows its predecessor had claimed: long
+        enough for a send already on the wire to finish and be recorded."""
+
+    async def fence(self, session: AsyncSession) -> None: ...
+
+    def add_listener(self, listener: Callable[[bool], None]) -> None: ...
+
+
+class Solo:
+    """A single process that needs no election: the console, tests, the SQLite bot once ``FileLock`` is taken."""
+
+    active = True
+    takeover_grace_s = 0.0  # no predecessor can still be running
+
+    async def fence(self, session: AsyncSession) -> None:
+        return None
+
+    def add_listener(self, listener: Callable[[bool], None]) -> None:
+        return None
+
+
+SOLO = Solo()
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """A failure of the connection, not of the statement: worth retrying once the database is back."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError | TimeoutError)
+
+
+class FileLock:
+    """The SQLite bot's claim on its database file; ``acquire`` refuses a second process."""
+
+    def __init__(self, database_url: str) -> None:
+        path = database_url.split(":///", 1)[-1].split("?", 1)[0]
+        self.path = Path(path + ".lock")
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 (held open for the life of the process)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise ConfigError(f"database: er draait al een zsm-bot op {self.path.with_suffix('')}; stop die eerst "
+                              "(met SQLite kan er maar één tegelijk draaien; voor een standby is PostgreSQL nodig)"
+                              ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class PgLeader:
+    """The PostgreSQL election: ``run`` asks for the lock until it has it, then keeps its connection alive; when
+    that connection fails the instance is standby again and asks anew (after an outage it may win back)."""
+
+    def __init__(self, database_url: str) -> None:
+        if is_sqlite(database_url):
+            raise ValueError("PgLeader needs PostgreSQL")
+        self._engine = create_async_engine(database_url, poolclass=NullPool)
+        self._pid: int | None = None
+        self._listeners: list[Callable[[bool], None]] = []
+        self.won = 0  # how often this process became active (figures, tests)
+        self.takeover_grace_s = TAKEOVER_GRACE_S
+        self.heartbeat_s = HEARTBEAT_S
+
+    @property
+    def active(self) -> bool:
+        return self._pid is not None
+
+    def add_listener(self, listener: Callable[[bool], None]) -> None:
+        self._listeners.append(listener)
+
+    def _set(self, pid: int | None) -> None:
+        was = self.active
+        self._pid = pid
+        if was != self.active:
+            if self.active:
+                self.won += 1
+            log.warning("leadership", extra={"active": self.active})
+            for listener in list(self._listeners):
+                listener(self.active)
+
+    async def fence(self, session: AsyncSession) -> None:
+        pid = self._pid
+        if pid is None:
+            raise NotActive
+        held = await session.scalar(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = :key "
+            "AND objsubid = 1 AND granted AND pid = :pid)"), {"key": ACTIVE_LOCK, "pid": pid})
+        if not held:
+            raise NotActive
+
+    async def run(self) -> None:
+        while True:
+            conn: AsyncConnection | None = None
+            lost: int | None = None
+            try:
+                conn = await asyncio.wait_for(self._engine.connect(), HEARTBEAT_TIMEOUT_S)
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                pid = int(await conn.scalar(text("SELECT pg_backend_pid()")) or 0)
+                # A connection that dies silently (a cut cable, not a closed socket) must not keep the lock on the
+                # server for the kernel's default two hours: the server probes it within half a minute.
+                for setting in ("tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5", "tcp_keepalives_count = 3"):
+                    await conn.execute(text(f"SET {setting}"))
+                await self._wait_for_lock(conn)
+                self._set(pid)
+                while True:
+                    await asyncio.sleep(self.heartbeat_s)
+                    await asyncio.wait_for(conn.scalar(text("SELECT 1")), HEARTBEAT_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.active:
+                    log.error("active lock lost", extra={"error": type(exc).__name__})
+            finally:
+                lost = self._pid
+                self._set(None)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), HEARTBEAT_TIMEOUT_S)
+            if lost is not None:
+                await self._end_backend(lost)
+            await asyncio.sleep(POLL_S)
+
+    async def _end_backend(self, pid: int) -> None:
+        """Our lock connection failed from this side, but its server process may live on and keep the lock
+        (from the server's view nothing broke): end it over a new connection, so a standby can take over now.
+        When the database cannot be reached either, keepalives end it."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(HEARTBEAT_TIMEOUT_S), self._engine.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    @staticmethod
+    async def _wait_for_lock(conn: AsyncConnection) -> None:
+        """Ask every POLL_S (a blocking ``pg_advisory_lock`` would not notice a dead connection of its own)."""
+        while True:
+            got = await asyncio.wait_for(
+                conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": ACTIVE_LOCK}), HEARTBEAT_TIMEOUT_S)
+            if got:
+                return
+            await asyncio.sleep(POLL_S)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
