@@ -26,7 +26,7 @@ from domain.roles import labels
 from domain.suggest import nearest
 from services import messages
 from services.base import Tx
-from services.messages import NewMessage, Queued, message_content, txn_id_for
+from services.messages import INTERACTIVE, NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
 from storage import inbox
 from storage.db import SessionFactory
@@ -209,12 +209,12 @@ class Dispatcher:
         queued.append(await messages.queue(session, NewMessage(
             room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
-            case_data=reply.case_data, subject=subject if reply.case_data else None,
+            case_data=reply.case_data, subject=subject if reply.case_data else None, priority=INTERACTIVE,
         ), now, if_absent=False))
         for i, note in enumerate(ctx.notes if ctx else []):
             queued.append(await messages.queue(session, NewMessage(
                 room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"),
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
-                subject=subject if note.reply.case_data else None,
+                subject=subject if note.reply.case_data else None, priority=INTERACTIVE,
             ), now))
         return [q for q in queued if q is not None]

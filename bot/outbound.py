@@ -57,13 +57,11 @@ class Sender(DrainLoop):
             return await outgoing.pending_count(s)
 
     async def drain(self) -> float:
-        """Send everything that is due, oldest first. Returns seconds until the next row falls due."""
+        """Send everything that is due: offered replies first, then the interactive lane, then bulk, each oldest
+        first. Returns seconds until the next row falls due."""
         async with self._lock:
-            while self._fresh:
-                q = self._fresh.popleft()
-                if q.txn_id not in self._recently_sent:
-                    await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
             while True:
+                await self._send_fresh()
                 now = self.clock.now()
                 async with self.sessions() as s:
                     rows = await outgoing.pending_batch(s, 50)
@@ -75,9 +73,18 @@ class Sender(DrainLoop):
                 if not due:
                     return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
                 for row in due:
+                    if self._fresh:
+                        break  # a reply committed meanwhile: it goes before the rest of this (bulk) batch
                     if row.txn_id in self._recently_sent:
                         continue
                     await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
+
+    async def _send_fresh(self) -> None:
+        """The rows offered after their commit (command replies): sent before anything read from the queue."""
+        while self._fresh:
+            q = self._fresh.popleft()
+            if q.txn_id not in self._recently_sent:
+                await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
 
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
         while True:

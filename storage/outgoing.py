@@ -15,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMessage
 
+# The send queue's lanes. A command's reply (and the notes it sends elsewhere) is what a person is waiting for;
+# escalations, reminders, mail notices and signals are bulk and may wait behind it. Within a lane rows go out in
+# id order, so messages of one thread keep their order: a reply lives in its command's thread, bulk messages in
+# their own (a request's ping and steps, a mail's notices), and both lanes of one thread are written in causal
+# order (the reply commits before the mail notice that reports on it is even possible).
+INTERACTIVE = 0
+BULK = 1
+
 
 @dataclass(frozen=True)
 class Queued:
@@ -38,13 +46,14 @@ class NewMessage:
     in_reply_to: str | None = None
     case_data: bool = False
     subject: str | None = None
+    priority: int = BULK
 
 
 def _row(msg: NewMessage, now: datetime) -> OutgoingMessage:
     return OutgoingMessage(
         txn_id=msg.txn_id, room_id=msg.room_id, content=msg.content, status="pending", attempts=0,
         next_attempt_at=now, created_at=now, in_reply_to=msg.in_reply_to, carries_case_data=msg.case_data,
-        subject=msg.subject,
+        subject=msg.subject, priority=msg.priority,
     )
 
 
@@ -99,11 +108,13 @@ async def pending_count(session: AsyncSession) -> int:
 
 
 async def pending_batch(session: AsyncSession, limit: int = 50) -> Sequence[Row[Any]]:
-    """The oldest pending rows: id, room_id, content, txn_id, attempts, next_attempt_at."""
+    """The pending rows next in line, interactive lane first, oldest first within a lane: id, room_id, content,
+    txn_id, attempts, next_attempt_at."""
     return (await session.execute(
         select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.content, OutgoingMessage.txn_id,
                OutgoingMessage.attempts, OutgoingMessage.next_attempt_at)
-        .where(OutgoingMessage.status == "pending").order_by(OutgoingMessage.id).limit(limit)
+        .where(OutgoingMessage.status == "pending")
+        .order_by(OutgoingMessage.priority, OutgoingMessage.id).limit(limit)
     )).all()
 
 
