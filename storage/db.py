@@ -2,11 +2,16 @@
 
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for every transaction: a deferred transaction that
 reads and later writes can fail with SQLITE_BUSY_SNAPSHOT, which no busy timeout retries, and the bot's
-transactions almost always write (the inbox row, the audit record).
+transactions almost always write (the inbox row, the audit record). The exception is ``read_only``: a reader
+(a report, a listing) gets a plain deferred ``BEGIN`` on SQLite, which in WAL mode neither takes nor waits for
+the write lock, and ``READ ONLY`` on PostgreSQL; a write in there fails instead of quietly taking the lock.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 from sqlalchemy import event, text
@@ -47,7 +52,36 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reader = bool(conn.get_execution_options().get(_READ_ONLY))
+        # query_only makes a write in a reader fail instead of quietly taking the lock; it belongs to the pooled
+        # connection, so it is switched (one statement) only when the connection changes from writer to reader.
+        if conn.info.get(_READ_ONLY, False) != reader:
+            conn.exec_driver_sql(f"PRAGMA query_only={'ON' if reader else 'OFF'}")
+            conn.info[_READ_ONLY] = reader
+        conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "zsm_read_only"
+
+
+_readers: weakref.WeakKeyDictionary[AsyncEngine, SessionFactory] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def read_only(sessions: SessionFactory) -> AsyncIterator[Tx]:
+    """A session for readers only (reports, listings): its transaction never holds or waits for the write lock,
+    so a year's report does not stall a ``!check``. It begins lazily, at the first query (a command that reads
+    nothing costs nothing), and always ends in a rollback: there is nothing to commit."""
+    engine = sessions.kw["bind"]
+    readers = _readers.get(engine)
+    if readers is None:
+        option = {"postgresql_readonly": True} if engine.dialect.name == "postgresql" else {_READ_ONLY: True}
+        readers = _readers[engine] = async_sessionmaker(engine.execution_options(**option), expire_on_commit=False)
+    async with readers() as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
