@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 from bot.aanvraag.reactions import handle_reaction
 from bot.runtime import Runtime, audit_key
+from bot.shutdown import cancel_within, stop_on_signals, within
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
 from config.settings import Settings
 from domain.errors import ConfigError
@@ -25,10 +24,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     transport = MatrixTransport(settings.matrix)
     if stop is None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
     bot_holder: list[MatrixBot] = []
 
     async def synced_recently() -> str | None:
@@ -85,11 +81,9 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
                 if isinstance(exc, LoginFailed):
                     raise ConfigError(str(exc))
                 raise exc  # type: ignore[misc]
-        for t in [*tasks, stopper]:
-            t.cancel()
-        await asyncio.gather(*tasks, stopper, return_exceptions=True)
-        await bot.drain_tasks()
+        await cancel_within([*tasks, stopper])
+        await within(bot.drain_tasks(), "matrix event handlers")
         return 0
     finally:
-        await transport.client.close()
+        await within(transport.client.close(), "matrix client")
         await runtime.close()
