@@ -3,6 +3,7 @@ figure is never read without the setting that produced it."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -10,11 +11,12 @@ from collections.abc import Mapping, Sequence
 
 
 def pct(values: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile (p in 0..100) of the values; the same rule in every benchmark."""
+    """The nearest-rank percentile (p in 0..100): the smallest value with at least p% of the values at or below
+    it. The one rule of every benchmark, so figures of different benchmarks compare."""
     if not values:
         raise ValueError("no values")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def summary(values: Sequence[float], unit: str = "ms") -> str:
