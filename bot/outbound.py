@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.metrics import Metrics
+from bot.shutdown import cancel_within
 from bot.transport import RateLimited, SendFailed, Transport
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
@@ -46,11 +47,30 @@ class Sender(DrainLoop):
         # By txn id, not row id: SQLite reuses the highest row id once the purge has removed that row, and a new
         # message under a reused id must not be taken for one already sent.
         self._recently_sent: deque[str] = deque(maxlen=10_000)
+        # The interactive lane: offered replies are sent by their own task, in order (one at a time), beside the
+        # drain, so a reply never waits for the bulk message being sent when it was committed. A txn id being
+        # sent by one of the two is claimed, so the other never sends it as well.
+        self._fresh_lock = asyncio.Lock()
+        self._claimed: set[str] = set()
+        self._express: asyncio.Task[None] | None = None
+        self._live = False
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
         self._fresh.extend(queued)
         self._wake.set()
+        if self._live and (self._express is None or self._express.done()):
+            self._express = asyncio.create_task(self._send_fresh(), name="send-interactive")
+
+    async def run(self) -> None:
+        """The send loop; from now on offered replies also go out at once on their own lane."""
+        self._live = True
+        try:
+            await super().run()
+        finally:
+            self._live = False
+            if self._express is not None:
+                await cancel_within([self._express])
 
     async def pending_count(self) -> int:
         async with self.sessions() as s:
@@ -73,18 +93,28 @@ class Sender(DrainLoop):
                 if not due:
                     return float(max(0.05, min((r.next_attempt_at - now).total_seconds() for r in rows)))
                 for row in due:
-                    if self._fresh:
-                        break  # a reply committed meanwhile: it goes before the rest of this (bulk) batch
-                    if row.txn_id in self._recently_sent:
-                        continue
-                    await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
+                    if self._fresh and not self._live:
+                        break  # no lane of their own (no send loop): the offered replies go first
+                    await self._send_claimed(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
     async def _send_fresh(self) -> None:
-        """The rows offered after their commit (command replies): sent before anything read from the queue."""
-        while self._fresh:
-            q = self._fresh.popleft()
-            if q.txn_id not in self._recently_sent:
-                await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
+        """The rows offered after their commit (command replies), in order: before anything read from the queue
+        when draining, on their own lane beside the drain when the send loop runs."""
+        async with self._fresh_lock:
+            while self._fresh:
+                q = self._fresh.popleft()
+                await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0)
+
+    async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
+                            attempts: int) -> None:
+        """Send a row unless it was sent already or the other lane is sending it right now."""
+        if txn_id in self._recently_sent or txn_id in self._claimed:
+            return
+        self._claimed.add(txn_id)
+        try:
+            await self._send_one(row_id, room_id, content, txn_id, attempts)
+        finally:
+            self._claimed.discard(txn_id)
 
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
         while True:
