@@ -20,7 +20,7 @@ from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from storage import outgoing
 from storage.audit import Auditor
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.outgoing import Queued
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,8 @@ class Sender(DrainLoop):
             while True:
                 await self._send_fresh()
                 now = self.clock.now()
-                async with self.sessions() as s:
+                async with read_only(self.sessions) as s:  # a poll: never holds or waits for the write lock
                     rows = await outgoing.pending_batch(s, 50)
-                    await s.rollback()
                 self.metrics.send_queue_length.set(len(rows))
                 if not rows:
                     return 30.0

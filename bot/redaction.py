@@ -19,7 +19,7 @@ from integrations.drain_loop import DrainLoop
 from services.messages import txn_id_for
 from storage import redaction as redaction_queries
 from storage.audit import Auditor
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ class Redactor(DrainLoop):
         async with self._lock:
             while True:
                 now = self.clock.now()
-                async with self.sessions() as s:
+                async with read_only(self.sessions) as s:  # a poll: never holds or waits for the write lock
                     rows = await redaction_queries.pending_batch(s, BATCH)
-                    await s.rollback()
                 self.metrics.redaction_queue_length.set(len(rows))
                 if not rows:
                     return IDLE_S

@@ -3,8 +3,8 @@
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for every transaction: a deferred transaction that
 reads and later writes can fail with SQLITE_BUSY_SNAPSHOT, which no busy timeout retries, and the bot's
 transactions almost always write (the inbox row, the audit record). The exception is ``read_only``: a reader
-(a report, a listing) gets a plain deferred ``BEGIN`` on SQLite, which in WAL mode neither takes nor waits for
-the write lock, and ``READ ONLY`` on PostgreSQL; a write in there fails instead of quietly taking the lock.
+(a report, a listing, a queue poll) gets a plain deferred ``BEGIN`` on SQLite, which in WAL mode neither takes
+nor waits for the write lock, and ``READ ONLY`` on PostgreSQL, where a write in there fails.
 """
 
 from __future__ import annotations
@@ -52,13 +52,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        reader = bool(conn.get_execution_options().get(_READ_ONLY))
-        # query_only makes a write in a reader fail instead of quietly taking the lock; it belongs to the pooled
-        # connection, so it is switched (one statement) only when the connection changes from writer to reader.
-        if conn.info.get(_READ_ONLY, False) != reader:
-            conn.exec_driver_sql(f"PRAGMA query_only={'ON' if reader else 'OFF'}")
-            conn.info[_READ_ONLY] = reader
-        conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+        # Not PRAGMA query_only for readers: it belongs to the pooled connection, and switching it back and forth
+        # would cost writers a statement whenever their connection last served a reader. PostgreSQL's READ ONLY
+        # (the tests run on both databases) is what catches a reader that writes.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 _READ_ONLY = "zsm_read_only"
