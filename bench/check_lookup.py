@@ -231,7 +231,7 @@ def main() -> int:
             print(f"  !check alone:          {summary(alone)}")
             print(f"  !check beside rapport: {summary(beside)}")
             print(f"  !rapport (year):       {summary(times['rapport'])}")
-            print("  " + ratio_line("!check p99 beside rapport vs alone", pct(beside, 99), pct(alone, 99)))
+            print("  " + ratio_line("!check p99", pct(beside, 99), pct(alone, 99), names=("beside rapport", "alone")))
             ok = pct(beside, 99) <= 1.2 * pct(alone, 99)
             print(f"  target p99 within 20%: {'OK' if ok else 'MISSED'}")
     return 0

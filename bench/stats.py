@@ -33,10 +33,11 @@ def print_config(name: str, settings: Mapping[str, object]) -> None:
         print(f"   {key} = {value}")
 
 
-def ratio_line(label: str, bot: float, bare: float, unit: str = "ms") -> str:
-    """A figure side by side with its bare baseline from the same run: both, the ratio and the difference."""
-    return (f"{label}: bot {bot:.2f} {unit}, bare {bare:.2f} {unit}, ratio {bot / bare:.3f}, "
-            f"extra {bot - bare:+.2f} {unit}")
+def ratio_line(label: str, value: float, base: float, unit: str = "ms",
+               names: tuple[str, str] = ("bot", "bare")) -> str:
+    """A figure side by side with its baseline from the same run: both, the ratio and the difference."""
+    return (f"{label}: {names[0]} {value:.2f} {unit}, {names[1]} {base:.2f} {unit}, ratio {value / base:.3f}, "
+            f"extra {value - base:+.2f} {unit}")
 
 
 def median(values: Sequence[float]) -> float:
