@@ -76,4 +76,4 @@ async def queue_many(tx: Tx, msgs: Sequence[NewMessage], now: datetime) -> None:
             continue
         seen.add(m.txn_id)
         fresh.append(m)
-    outgoing.add_many(tx, fresh, now)
+    await outgoing.insert_many(tx, fresh, now)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMessage
@@ -76,9 +76,14 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime) -> Q
     return Queued(row.id, msg.room_id, msg.content, msg.txn_id)
 
 
-def add_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
-    """Add rows to the transaction without a flush per row (written at the next flush or commit)."""
-    session.add_all([_row(m, now) for m in msgs])
+async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
+    """Write rows in one statement (executemany), without an ORM object per row: a tick after downtime queues
+    thousands of escalations at once, and building and flushing an object for each was most of its time."""
+    rows = [{"txn_id": m.txn_id, "room_id": m.room_id, "content": m.content, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now, "in_reply_to": m.in_reply_to,
+             "carries_case_data": m.case_data, "subject": m.subject, "priority": m.priority} for m in msgs]
+    if rows:
+        await session.execute(insert(OutgoingMessage).execution_options(render_nulls=True), rows)
 
 
 async def subjects_of_replies(session: AsyncSession, event_ids: Iterable[str]) -> dict[str, str]:
