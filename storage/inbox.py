@@ -2,9 +2,9 @@
 
 The dispatcher writes the row first thing in a command's transaction (``claim``), in the same transaction as
 the command's effects and reply; a second delivery collides on its primary key, which rolls the duplicate back
-as a whole. A read-only command looks the event up (``seen``) and writes the row at the end (``record``). That
-collision reaches the dispatcher as ``AlreadyRecorded``, this module's own exception, so the dispatcher needs no
-database library to recognise it.
+as a whole. A read-only command writes the row at the end (``record``), with its reply, and collides there.
+That collision reaches the dispatcher as ``AlreadyRecorded``, this module's own exception, so the dispatcher
+needs no database library to recognise it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,12 +41,6 @@ async def claim(session: AsyncSession, *, event_id: str, room_id: str, sender: s
     command ends otherwise the transaction rolls back, row included, and the answer-only path writes its own."""
     await record(session, event_id=event_id, room_id=room_id, sender=sender, command=command, outcome="handled",
                  received_at=received_at, handled_at=handled_at)
-
-
-async def seen(session: AsyncSession, event_id: str) -> bool:
-    """Whether this event was already handled."""
-    return (await session.execute(select(InboxEntry.event_id).where(InboxEntry.event_id == event_id))).first() \
-        is not None
 
 
 async def record(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str | None,

@@ -61,6 +61,9 @@ async def start(service: AanvraagService, clock: Clock, stack: AsyncExitStack,
         finally:
             running.discard(task)
 
+    # A tick still running when the next falls due is skipped (max_instances=1): normal for a busy tick at a
+    # quarter second, not worth a warning four times a second.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(tracked_tick, "interval", seconds=service.config.tick_seconds,
                       max_instances=1, coalesce=True, id="aanvraag-tick")
