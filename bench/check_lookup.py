@@ -182,7 +182,8 @@ def main() -> int:
     parser.add_argument("--rapport-checks", type=int, default=200, help="lookups in the !rapport phase")
     args = parser.parse_args()
     print_config("bench.check_lookup", {
-        "rows": args.rows, "lookups": args.lookups, "database": args.database_url or "SQLite in a temp dir",
+        "rows": args.rows, "lookups": args.lookups,
+        "database": args.database_url.split(":", 1)[0] or "SQLite in a temp dir",
         "seed": args.seed, "rapport phase": f"{args.rapport_checks} lookups, a year of {args.rapport_besluiten:,} "
                                             "decisions" if args.rapport_besluiten else "skipped",
         "measured": "received -> committed, send loop and redactor running", "target": "p99 < 5 ms"})
