@@ -61,7 +61,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 _READ_ONLY = "zsm_read_only"
 
 
-_readers: weakref.WeakKeyDictionary[AsyncEngine, SessionFactory] = weakref.WeakKeyDictionary()
+# Keyed by the writers' factory, whose reader factory refers to the engine, never back to that key (keyed by the
+# engine itself, the entry would keep its own key alive).
+_readers: weakref.WeakKeyDictionary[SessionFactory, SessionFactory] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
@@ -69,11 +71,11 @@ async def read_only(sessions: SessionFactory) -> AsyncIterator[Tx]:
     """A session for readers only (reports, listings): its transaction never holds or waits for the write lock,
     so a year's report does not stall a ``!check``. It begins lazily, at the first query (a command that reads
     nothing costs nothing), and always ends in a rollback: there is nothing to commit."""
-    engine = sessions.kw["bind"]
-    readers = _readers.get(engine)
+    readers = _readers.get(sessions)
     if readers is None:
+        engine = sessions.kw["bind"]
         option = {"postgresql_readonly": True} if engine.dialect.name == "postgresql" else {_READ_ONLY: True}
-        readers = _readers[engine] = async_sessionmaker(engine.execution_options(**option), expire_on_commit=False)
+        readers = _readers[sessions] = async_sessionmaker(engine.execution_options(**option), expire_on_commit=False)
     async with readers() as session:
         try:
             yield session
