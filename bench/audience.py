@@ -20,7 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.matrix_roundtrip import pct
+from bench.stats import pct
 from bot.dispatcher import IncomingCommand
 from bot.runtime import Runtime
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport

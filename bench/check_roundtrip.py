@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from bench.check_lookup import generate
-from bench.matrix_roundtrip import BOT, ECHO, alternate, pct, report, stand
+from bench.matrix_roundtrip import BOT, ECHO, alternate, report, stand
+from bench.stats import pct, print_config
 from cli.main import main as cli_main
 
 TARGET = 1.2
@@ -34,6 +35,9 @@ def phase(started: float, what: str) -> float:
 
 
 async def run(work: Path, n: int, markings: int, block: int, seed: int) -> int:
+    print_config("bench.check_roundtrip", {"n": n, "markings": markings, "block": block, "seed": seed,
+                                           "homeserver": "Synapse on loopback", "room": "encrypted",
+                                           "database": "SQLite (bot)", "target": f"ratio <= {TARGET}"})
     t0 = time.perf_counter()
     rng = random.Random(seed)
     data = work / "markeringen.csv"

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.matrix_roundtrip import pct
+from bench.stats import pct
 from devtools.synapse import Synapse
 from tests.harness import pg
 from tests.harness.ha import make_pair, start_active_then_standby, wait_until

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, select, text
 
+from bench.stats import print_config
 from domain.rapport import Period, parse_period
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
@@ -204,6 +205,8 @@ async def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--alleen", choices=("sqlite", "postgresql"))
     args = ap.parse_args()
+    print_config("bench.rapport", {"besluiten": args.besluiten, "runs": args.runs,
+                                   "databases": args.alleen or "sqlite and postgresql", "target": "< 1 s per rapport"})
     began = time.perf_counter()
     rows = generate(args.besluiten)
     print(f"{len(rows)} feiten gemaakt voor {len(VHS)} veiligheidshuizen, {args.besluiten} besluiten "

@@ -26,10 +26,10 @@ from domain.roles import labels
 from domain.suggest import nearest
 from services import messages
 from services.base import Tx
-from services.messages import NewMessage, Queued, message_content, txn_id_for
+from services.messages import INTERACTIVE, NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
 from storage import inbox
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.leader import database_unreachable
 
 log = logging.getLogger(__name__)
@@ -128,46 +128,93 @@ class Dispatcher:
         if problem:
             msg = f"{problem} Gebruik: {spec.usage} — zie !help {spec.name}."
             return await self._answer_only(cmd, received, "invalid", spec.name, text(msg), role=role)
+        if spec.reads_only(args):
+            return await self._run_read_only(cmd, received, spec, role, args)
         return await self._run(cmd, received, spec, role, args)
+
+    async def _run_read_only(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
+                             args: Any) -> Outcome:
+        """A command that only reads: the handler runs in a reader transaction (``storage.db.read_only``: no
+        write lock held or waited for), then the inbox row, its audit records and the reply commit in one short
+        write transaction.
+
+        Exactly once still holds: the handler has no effects, so the only things written are written together,
+        after it; a second delivery is recognised by the inbox row's key in that commit, which rolls its audit
+        records and reply back with it. A duplicate thus costs a recomputed answer, never a second reply, and
+        the common case no lookup. A crash before the commit leaves nothing: the redelivery answers again."""
+        deferred: list[dict[str, Any]] = []
+        async with read_only(self.sessions) as session:
+            ctx = Context(
+                sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
+                now=self.services.clock.now(), session=session, services=self.services, deferred_audit=deferred,
+            )
+            failure: Exception | None = None
+            try:
+                reply = await asyncio.wait_for(
+                    spec.handler(ctx, args), timeout=self.settings.matrix.command_timeout_seconds
+                )
+            except Exception as exc:  # answered below, after the reader transaction has ended
+                failure = exc
+        if failure is not None:
+            return await self._failed(cmd, received, spec, role, failure)
+        async with self.sessions() as session:
+            try:
+                async with inbox.exactly_once():
+                    for record in deferred:
+                        await self.services.auditor.record(session, **record)
+                    queued = await self._finish(session, cmd, received, "handled", spec.name, reply, ctx)
+                    await session.commit()
+            except inbox.AlreadyRecorded:
+                await session.rollback()
+                return Outcome("duplicate", spec.name)
+        self._on_committed(queued)
+        return Outcome("handled", spec.name)
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
         async with self.sessions() as session:
-            if await inbox.seen(session, cmd.event_id):
-                await session.rollback()
-                return Outcome("duplicate", spec.name)
             ctx = Context(
                 sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
                 now=self.services.clock.now(), session=session, services=self.services,
             )
             try:
+                async with inbox.exactly_once():
+                    await inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender,
+                                      command=spec.name, received_at=received, handled_at=ctx.now)
+            except inbox.AlreadyRecorded:
+                await session.rollback()
+                return Outcome("duplicate", spec.name)
+            try:
                 reply = await asyncio.wait_for(
                     spec.handler(ctx, args), timeout=self.settings.matrix.command_timeout_seconds
                 )
                 status = "handled"
-            except UserError as exc:
-                await session.rollback()
-                return await self._answer_only(cmd, received, "invalid", spec.name, text(exc.message), role=role,
-                                               audit=exc.audit)
-            except TimeoutError:
-                await session.rollback()
-                self.metrics.errors.inc()
-                msg = f"!{spec.name} duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
-                return await self._answer_only(cmd, received, "failed", spec.name, text(msg), role=role)
             except Exception as exc:
                 await session.rollback()
-                if database_unreachable(exc):
-                    raise  # nothing was committed: the sync loop holds the event and retries it (no crash reply)
-                return await self._crashed(cmd, received, spec, role, exc)
+                return await self._failed(cmd, received, spec, role, exc)
             try:
                 async with inbox.exactly_once():
-                    queued = await self._finish(session, cmd, received, status, spec.name, reply, ctx)
+                    queued = await self._queue_replies(session, cmd, reply, ctx)
                     await session.commit()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
         self._on_committed(queued)
         return Outcome(status, spec.name)
+
+    async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
+                      exc: Exception) -> Outcome:
+        """The answer to a handler that did not return a reply (its transaction already rolled back)."""
+        if database_unreachable(exc):
+            raise exc  # nothing was committed: the sync loop holds the event and retries it (no crash reply)
+        if isinstance(exc, UserError):
+            return await self._answer_only(cmd, received, "invalid", spec.name, text(exc.message), role=role,
+                                           audit=exc.audit)
+        if isinstance(exc, TimeoutError):
+            self.metrics.errors.inc()
+            msg = f"!{spec.name} duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
+            return await self._answer_only(cmd, received, "failed", spec.name, text(msg), role=role)
+        return await self._crashed(cmd, received, spec, role, exc)
 
     async def _crashed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                        exc: Exception) -> Outcome:
@@ -206,22 +253,27 @@ class Dispatcher:
         self, session: Tx, cmd: IncomingCommand, received: datetime, status: str,
         command: str | None, reply: Reply, ctx: Context | None,
     ) -> list[Queued]:
-        now = self.services.clock.now()
         await inbox.record(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command,
-                           outcome=status, received_at=received, handled_at=now)
+                           outcome=status, received_at=received, handled_at=self.services.clock.now())
+        return await self._queue_replies(session, cmd, reply, ctx)
+
+    async def _queue_replies(self, session: Tx, cmd: IncomingCommand, reply: Reply,
+                             ctx: Context | None) -> list[Queued]:
+        """The reply (one statement) and the notes of a command, in the interactive lane of the send queue."""
+        now = self.services.clock.now()
         subject = ctx.subjects[0] if ctx and ctx.subjects else None
         queued: list[Queued | None] = []
         queued.append(await messages.queue(session, NewMessage(
             room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
-            case_data=reply.case_data, subject=subject if reply.case_data else None,
+            case_data=reply.case_data, subject=subject if reply.case_data else None, priority=INTERACTIVE,
             also_about=tuple(ctx.subjects[1:]) if ctx and reply.case_data else (),
         ), now, if_absent=False))
         for i, note in enumerate(ctx.notes if ctx else []):
             queued.append(await messages.queue(session, NewMessage(
                 room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"),
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
-                subject=subject if note.reply.case_data else None,
+                subject=subject if note.reply.case_data else None, priority=INTERACTIVE,
                 also_about=tuple(ctx.subjects[1:]) if ctx and note.reply.case_data else (),
             ), now))
         return [q for q in queued if q is not None]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 from bot.aanvraag.reactions import handle_reaction
 from bot.runtime import Runtime, audit_key
+from bot.shutdown import cancel_within, stop_on_signals, within
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
 from config.build import version
 from config.settings import Settings, database_kind
@@ -52,10 +51,7 @@ async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | Non
         election = asyncio.create_task(pg_leader.run(), name="election")
     if stop is None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
     bot_holder: list[MatrixBot] = []
 
     async def synced_recently() -> str | None:
@@ -117,16 +113,12 @@ async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | Non
                 if isinstance(exc, LoginFailed):
                     raise ConfigError(str(exc))
                 raise exc  # type: ignore[misc]
-        for t in [*tasks, stopper]:
-            t.cancel()
-        await asyncio.gather(*tasks, stopper, return_exceptions=True)
-        await bot.drain_tasks()
+        await cancel_within([*tasks, stopper])
+        await within(bot.drain_tasks(), "matrix event handlers")
         log.info("bot stopped", extra={"version": version(), "reason": "signal" if stopper in done else "task ended"})
         return 0
     finally:
         if election is not None:
-            election.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await election
-        await transport.client.close()
+            await cancel_within([election])
+        await within(transport.client.close(), "matrix client")
         await runtime.close()

@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.metrics import Metrics
+from bot.shutdown import cancel_within
 from bot.transport import RateLimited, SendFailed, Transport
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from storage import outgoing
 from storage.audit import Auditor
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
 from storage.outgoing import Queued
 
@@ -57,18 +58,45 @@ class Sender(DrainLoop):
         # By txn id, not row id: SQLite reuses the highest row id once the purge has removed that row, and a new
         # message under a reused id must not be taken for one already sent.
         self._recently_sent: deque[str] = deque(maxlen=10_000)
+        # The interactive lane: offered replies are sent by their own task, in order (one at a time), beside the
+        # drain, so a reply never waits for the bulk message being sent when it was committed. A txn id being
+        # sent by one of the two is claimed, so the other never sends it as well.
+        self._fresh_lock = asyncio.Lock()
+        self._claimed: set[str] = set()
+        self._express: asyncio.Task[None] | None = None
+        self._live = False
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
         self._fresh.extend(queued)
         self._wake.set()
+        if self._live and (self._express is None or self._express.done()):
+            self._express = asyncio.create_task(self._express_lane(), name="send-interactive")
+
+    async def _express_lane(self) -> None:
+        try:
+            await self._send_fresh()
+        except NotActive:
+            self._fresh.clear()  # fenced out: the active instance sends them from the database
+
+    async def run(self) -> None:
+        """The send loop; from now on offered replies also go out at once on their own lane."""
+        self._live = True
+        try:
+            await super().run()
+        finally:
+            self._live = False
+            if self._express is not None:
+                await cancel_within([self._express])
 
     async def pending_count(self) -> int:
         async with self.sessions() as s:
             return await outgoing.pending_count(s)
 
     async def drain(self) -> float:
-        """Send everything that is due, oldest first. Returns seconds until the next row falls due."""
+        """Send everything that is due: offered replies first, then the interactive lane, then bulk, each oldest
+        first. Returns seconds until the next row falls due. An instance that is not (or no longer) active sends
+        nothing: the database keeps the rows for the active one."""
         try:
             return await self._drain()
         except NotActive:
@@ -78,26 +106,44 @@ class Sender(DrainLoop):
     async def _drain(self) -> float:
         async with self._lock:
             if not self.leader.active:
-                self._fresh.clear()  # the database keeps them; the active instance sends them
+                self._fresh.clear()
                 return 30.0
-            while self._fresh:
-                q = self._fresh.popleft()
-                if q.txn_id not in self._recently_sent:
-                    await self._send_one(q.id, q.room_id, q.content, q.txn_id, 0)
             while True:
+                await self._send_fresh()
                 now = self.clock.now()
-                async with self.sessions() as s:
+                async with read_only(self.sessions) as s:  # a poll: never holds or waits for the write lock
                     rows = await outgoing.pending_batch(s, 50)
-                    await s.rollback()
                 if not rows:
                     return 30.0
                 due = [r for r in rows if _due_at(r) <= now]
                 if not due:
                     return float(max(0.05, min((_due_at(r) - now).total_seconds() for r in rows)))
                 for row in due:
-                    if row.txn_id in self._recently_sent:
-                        continue
-                    await self._send_one(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
+                    if self._fresh and not self._live:
+                        break  # no lane of their own (no send loop): the offered replies go first
+                    await self._send_claimed(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
+
+    async def _send_fresh(self) -> None:
+        """The rows offered after their commit (command replies), in order: before anything read from the queue
+        when draining, on their own lane beside the drain when the send loop runs."""
+        async with self._fresh_lock:
+            while self._fresh:
+                if not self.leader.active:
+                    self._fresh.clear()
+                    return
+                q = self._fresh.popleft()
+                await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0)
+
+    async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
+                            attempts: int) -> None:
+        """Send a row unless it was sent already or the other lane is sending it right now."""
+        if txn_id in self._recently_sent or txn_id in self._claimed:
+            return
+        self._claimed.add(txn_id)
+        try:
+            await self._send_one(row_id, room_id, content, txn_id, attempts)
+        finally:
+            self._claimed.discard(txn_id)
 
     async def _claim(self, row_id: int) -> bool:
         """The row is ours to send: claimed and fenced in one transaction (see storage.leader)."""

@@ -19,7 +19,7 @@ from integrations.drain_loop import DrainLoop
 from services.messages import txn_id_for
 from storage import redaction as redaction_queries
 from storage.audit import Auditor
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,8 @@ class Redactor(DrainLoop):
                 if not self.leader.active:
                     return IDLE_S
                 now = self.clock.now()
-                async with self.sessions() as s:
+                async with read_only(self.sessions) as s:  # a poll: never holds or waits for the write lock
                     rows = await redaction_queries.pending_batch(s, BATCH)
-                    await s.rollback()
                 if not rows:
                     return IDLE_S
                 due = [r for r in rows if r.redaction_next_at is None or r.redaction_next_at <= now]

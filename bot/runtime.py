@@ -7,7 +7,6 @@ holds for the room as well.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -26,6 +25,7 @@ from bot.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from bot.outbound import Sender
 from bot.redaction import Redactor
+from bot.shutdown import cancel_within, within
 from bot.transport import Transport
 from bot.transport.console import CONSOLE_ROOM
 from commands import default_table
@@ -335,16 +335,14 @@ class Runtime:
             subject=subjects.get(n.in_reply_to)) for n in notices], self.clock.now())
 
     async def close(self) -> None:
-        for task in list(self._takeovers):
-            await _cancel(task)
+        """Stop the tickers and loops (each within a grace period), then close the database connections."""
+        await cancel_within(list(self._takeovers))
         await self._stack.aclose()
-        await self.engine.dispose()
+        await within(self.engine.dispose(), "engine.dispose")
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_within([task])
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     from bot.runtime import Runtime
+    from bot.shutdown import cancel_within, stop_on_signals
     from bot.transport.console import ConsoleTransport, run_console
 
     settings = _settings(args)
@@ -56,11 +57,17 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise ConfigError(f"users: {args.as_user} heeft geen rol in {settings.source}; voeg hem toe onder [users]")
 
     async def main() -> int:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
         runtime = Runtime(settings)
         try:
             await runtime.start(ConsoleTransport(sys.stdout), http=False)
             assert runtime.dispatcher and runtime.sender
-            return await run_console(runtime.dispatcher, runtime.sender, args.as_user)
+            console = asyncio.create_task(run_console(runtime.dispatcher, runtime.sender, args.as_user))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({console, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await cancel_within([console, stopper])
+            return 0 if console.cancelled() else console.result()
         finally:
             await runtime.close()
 

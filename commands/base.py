@@ -98,6 +98,9 @@ class Context:
     # Keyed hashes of the persons this command audited, in order: the dispatcher stores the first on the reply
     # row so the bot's messages about a person can be found again (sepot 01 redaction).
     subjects: list[str] = field(default_factory=list)
+    # A read-only command (``CommandSpec.read_only``) runs in a reader transaction that cannot write: its audit
+    # records wait here and the dispatcher writes them with the inbox row and the reply, in one short commit.
+    deferred_audit: list[dict[str, Any]] | None = None
 
     async def audit(self, kind: str, *, person: str | None = None, subject: str | None = None,
                     **details: Any) -> None:
@@ -107,10 +110,12 @@ class Context:
             subject = self.services.auditor.subject_of(person)
         if subject and subject not in self.subjects:
             self.subjects.append(subject)
-        await self.services.auditor.record(
-            self.session, kind=kind, at=self.now, actor=self.sender, role=self.role, subject=subject,
-            details={"event": self.event_id, **details},
-        )
+        record: dict[str, Any] = {"kind": kind, "at": self.now, "actor": self.sender, "role": self.role,
+                                  "subject": subject, "details": {"event": self.event_id, **details}}
+        if self.deferred_audit is not None:
+            self.deferred_audit.append(record)
+            return
+        await self.services.auditor.record(self.session, **record)
 
     def caller(self) -> Caller:
         """This command as a service sees it; audit records a service writes land in ``subjects`` as well."""
@@ -134,6 +139,13 @@ class CommandSpec:
     description: str = ""
     examples: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # Whether the handler only reads (for these arguments): then it runs in a reader transaction that neither
+    # holds nor waits for the write lock (a year's !rapport does not stall a !check), and only its inbox row,
+    # audit records and reply are written, afterwards, in one short write transaction.
+    read_only: bool | Callable[[ParsedArgs], bool] = False
+
+    def reads_only(self, args: ParsedArgs) -> bool:
+        return self.read_only(args) if callable(self.read_only) else self.read_only
 
     @property
     def usage(self) -> str:

@@ -57,4 +57,5 @@ SPEC = CommandSpec(
     description="Zonder argument: de lijst van commando's die u met uw rol mag gebruiken.",
     examples=("!help", "!help check"),
     aliases=("hulp",),
+    read_only=True,
 )

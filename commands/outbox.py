@@ -56,4 +56,5 @@ SPEC = CommandSpec(
     args=(Arg("actie", "opnieuw <ref> of bevestig <ref>", optional=True, variadic=True),),
     named=(Named("weging", "bij bevestig: de afweging waarom deze terugkoppeling nodig is (strikt profiel)"),),
     examples=("!outbox", "!outbox opnieuw T-1A2B3C4D", "!outbox bevestig T-1A2B3C4D weging: plan loopt, VH moet weten"),
+    read_only=lambda args: not args.words,  # the listing reads; opnieuw and bevestig write
 )

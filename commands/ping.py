@@ -19,4 +19,5 @@ SPEC = CommandSpec(
     roles=EVERYONE,
     description="Antwoordt direct met 'pong'. Handig om te zien of de bot bereikbaar is.",
     examples=("!ping",),
+    read_only=True,
 )

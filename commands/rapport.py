@@ -93,4 +93,5 @@ SPEC = CommandSpec(
     description=("Alleen totalen, nooit personen: aantallen van 1 tot 4 staan als '< 5', een mediaan of p90 alleen "
                  "bij minstens 5 waarnemingen. Dezelfde cijfers: zsm-bot rapport en de webpagina /rapport."),
     examples=("!rapport", "!rapport 2026-10", "!rapport 2026-Q4 utrecht", "!rapport 2026-10-01..2026-10-15"),
+    read_only=True,
 )

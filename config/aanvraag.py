@@ -171,7 +171,7 @@ def parse_aanvraag(r: ConfigReader) -> AanvraagConfig:
         default_term=_term(section.get("termijn", "24u"), f"{where}.termijn"),
         office_chain=office, after_hours_chain=after, per_vh=per_vh,
         link_key=str(section.get("link_sleutel", "")), base_url=str(section.get("basis_url", "")).rstrip("/"),
-        tick_seconds=_get_number(section, "tik_seconden", where, 1.0),
+        tick_seconds=_get_number(section, "tik_seconden", where, AanvraagConfig.tick_seconds),
         late_after=timedelta(seconds=_get_int(section, "te_laat_na_seconden", where, 5)),
         waarschuwingen=warnings, roostercontrole=roster_check,
     )

@@ -4,7 +4,6 @@ or until the next row falls due. A failing drain is logged by type and retried; 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 log = logging.getLogger(__name__)
@@ -35,5 +34,14 @@ class DrainLoop:
             except Exception as exc:
                 log.error("queue error", extra={"queue": self.loop_name, "error": type(exc).__name__})
                 delay = self.error_delay_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        """Until woken or ``delay`` passed. Not ``asyncio.wait_for(event.wait())``: on Python 3.11 a cancel that
+        reaches wait_for while it cancels its inner wait could leave the loop 'cancelling' for ever, and a stop
+        (SIGTERM, asyncio.run's exit) then hung on it."""
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=delay)
+        finally:
+            waiter.cancel()

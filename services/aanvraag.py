@@ -39,7 +39,7 @@ from storage import aanvraag_queries as q
 from storage import outgoing
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster
 from storage.audit import Auditor
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.registry_queries import upsert
 from storage.statistiek_models import (
     AANVRAAG_BEANTWOORD,
@@ -656,9 +656,8 @@ class AanvraagService:
         claimed = 0
         last_id = 0
         while True:
-            async with self.sessions() as s:
+            async with read_only(self.sessions) as s:  # the tick's probe: never holds or waits for the write lock
                 rows = await q.due_steps(s, now, after_id=last_id, limit=batch)
-                await s.rollback()
             if not rows:
                 break
             last_id = rows[-1].id

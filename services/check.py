@@ -85,7 +85,7 @@ class CheckService:
                                uitkomst="register onbereikbaar", bron=registry.name, velden=[])
             return CheckResult(person, registry.name, zaak, unavailable=True)
         today = local(caller.now).date()
-        zicht = await self.vrijgave.zicht(tx, caller, person)
+        zicht = await self.vrijgave.zicht(tx, caller, person, houses={m.veiligheidshuis for m in markeringen})
         shown = check_fields(markeringen, zicht, self.veiligheidshuizen, today)
         await caller.audit(
             "register.raadpleging", person=person.value, soort=person.kind, zaak=zaak, via="check",

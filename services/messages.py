@@ -4,6 +4,8 @@ is queued here, in the caller's transaction, as a row of ``outgoing_message`` th
 The transaction id is derived from what caused the message (the command's event id, a request and its step), so
 a message is queued once and a resend after a crash or a 429 is recognised by the homeserver as the same one.
 A message about a person carries that person's keyed hash (``subject``), so a technisch sepot 01 finds it.
+A message goes in the bulk lane unless its writer says a person is waiting for it (``INTERACTIVE``: a command's
+reply and notes); the send loop serves that lane first.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Any
 from services.base import Tx
 from services.reply import Reply
 from storage import outgoing
-from storage.outgoing import NewMessage, Queued
+from storage.outgoing import BULK, INTERACTIVE, NewMessage, Queued
 
-__all__ = ["NewMessage", "Queued", "message_content", "queue", "queue_many", "txn_id_for"]
+__all__ = ["BULK", "INTERACTIVE", "NewMessage", "Queued", "message_content", "queue", "queue_many", "txn_id_for"]
 
 
 def txn_id_for(source_event_id: str, purpose: str = "reply") -> str:
@@ -74,4 +76,4 @@ async def queue_many(tx: Tx, msgs: Sequence[NewMessage], now: datetime) -> None:
             continue
         seen.add(m.txn_id)
         fresh.append(m)
-    outgoing.add_many(tx, fresh, now)
+    await outgoing.insert_many(tx, fresh, now)

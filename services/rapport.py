@@ -1,9 +1,10 @@
 """The management figures of issue 7 as one use case, for ``!rapport``, ``zsm-bot rapport`` and ``/rapport``.
 
 Every way of asking computes the same ``Rapport`` (``storage.rapport_queries.compute_rapport``, aggregates only)
-and leaves an audit record saying who asked for which period. The chat command works in the dispatcher's
-transaction; the CLI and the web page get a transaction of their own here, so the page never holds a write
-transaction while it renders.
+and leaves an audit record saying who asked for which period. Computing only reads, always in a reader
+transaction (``storage.db.read_only``), so a year's report never holds the write lock: the chat command is
+read-only (the dispatcher writes its audit record with the reply), the CLI and the web page get a reader
+transaction of their own here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from domain.rapport import Period, Rapport
 from domain.veiligheidshuizen import Veiligheidshuizen
 from services.base import Caller, Tx
 from storage.audit import Auditor
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.rapport_queries import compute_rapport
 
 
@@ -37,17 +38,19 @@ class RapportService:
         return rapport
 
     async def export(self, period: Period, veiligheidshuis: str | None, *, actor: str, via: str) -> Rapport:
-        """A script's export (``zsm-bot rapport``): the figures and their audit record in one transaction."""
+        """A script's export (``zsm-bot rapport``): the figures in a reader transaction, then their audit record
+        in a short write transaction (a record of a report that then failed to print is the safe side)."""
+        rapport = await self.figures(period, veiligheidshuis)
         async with self.sessions() as s, s.begin():
-            rapport = await self._compute(s, period, veiligheidshuis)
             await self.auditor.record(s, kind="rapport.opgevraagd", at=self.clock.now(), actor=actor,
                                       details={"periode": period.label, "veiligheidshuis": veiligheidshuis,
                                                "via": via})
         return rapport
 
     async def figures(self, period: Period, veiligheidshuis: str | None) -> Rapport:
-        """The figures for the web page, in a transaction of their own (the page audits its views itself)."""
-        async with self.sessions() as s, s.begin():
+        """The figures for the web page, in a reader transaction of their own that neither holds nor waits for
+        the write lock (the page audits its views itself)."""
+        async with read_only(self.sessions) as s:
             return await self._compute(s, period, veiligheidshuis)
 
     async def audit(self, kind: str, actor: str, **details: Any) -> None:

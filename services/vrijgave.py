@@ -9,7 +9,7 @@ auditor's keyed hash. Pings and notices are composed by the chat adapter from th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -102,18 +102,27 @@ class VrijgaveService:
         return self.publiek is not None and not await self.publiek.room_sees(
             tx, row.room_id, row.requested_by, ("veiligheidshuis", "advies"), None)
 
-    async def zicht(self, tx: Tx, caller: Caller, person: PersonId) -> Zicht:
+    async def zicht(self, tx: Tx, caller: Caller, person: PersonId, houses: Iterable[str] | None = None) -> Zicht:
         """The caller's view of one person: role fields, own region and the releases valid in this room.
 
-        Releases go to the OM (the deciding roles) in the room that asked; other roles never see released advice."""
+        Releases go to the OM (the deciding roles) in the room that asked; other roles never see released advice.
+        ``houses``: the veiligheidshuizen that know the person; a release only changes what is shown for a
+        hit-no-hit house among them, so without one the release lookup (a statement per !check) is skipped."""
         vrijgaven: dict[str, str] = {}
-        if caller.role in DECIDING_ROLES:
+        if caller.role in DECIDING_ROLES and (houses is None or self._any_strict(houses)):
             subject = self.auditor.subject_of(person.value)
             for row in await valid_releases(tx, subject, caller.room_id, caller.now):
                 vrijgaven[row.veiligheidshuis] = (f"vrijgegeven door {row.decided_by} op "
                                                   f"{format_local(row.decided_at)} ({ref_text(row.id)})"
                                                   if row.decided_at else "vrijgegeven")
         return Zicht(self.velden.get(caller.role, GEEN), regio=self.regio, vrijgaven=vrijgaven)
+
+    def _any_strict(self, houses: Iterable[str]) -> bool:
+        for key in houses:
+            vh = self.veiligheidshuizen.get(key)
+            if vh is None or vh.profiel != "generiek":
+                return True
+        return False
 
     async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,
                     reden_typed: str | None) -> VraagResult:

@@ -2,11 +2,16 @@
 
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for every transaction: a deferred transaction that
 reads and later writes can fail with SQLITE_BUSY_SNAPSHOT, which no busy timeout retries, and the bot's
-transactions almost always write (the inbox row, the audit record).
+transactions almost always write (the inbox row, the audit record). The exception is ``read_only``: a reader
+(a report, a listing, a queue poll) gets a plain deferred ``BEGIN`` on SQLite, which in WAL mode neither takes
+nor waits for the write lock, and ``READ ONLY`` on PostgreSQL, where a write in there fails.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 from sqlalchemy import event, text
@@ -47,7 +52,35 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Not PRAGMA query_only for readers: it belongs to the pooled connection, and switching it back and forth
+        # would cost writers a statement whenever their connection last served a reader. PostgreSQL's READ ONLY
+        # (the tests run on both databases) is what catches a reader that writes.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "zsm_read_only"
+
+
+# Keyed by the writers' factory, whose reader factory refers to the engine, never back to that key (keyed by the
+# engine itself, the entry would keep its own key alive).
+_readers: weakref.WeakKeyDictionary[SessionFactory, SessionFactory] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def read_only(sessions: SessionFactory) -> AsyncIterator[Tx]:
+    """A session for readers only (reports, listings): its transaction never holds or waits for the write lock,
+    so a year's report does not stall a ``!check``. It begins lazily, at the first query (a command that reads
+    nothing costs nothing), and always ends in a rollback: there is nothing to commit."""
+    readers = _readers.get(sessions)
+    if readers is None:
+        engine = sessions.kw["bind"]
+        option = {"postgresql_readonly": True} if engine.dialect.name == "postgresql" else {_READ_ONLY: True}
+        readers = _readers[sessions] = async_sessionmaker(engine.execution_options(**option), expire_on_commit=False)
+    async with readers() as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

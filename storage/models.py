@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.types import UTCDateTime
@@ -66,9 +66,13 @@ class OutgoingMessage(Base):
     redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set while one instance sends the row (storage.outgoing.claim); cleared when it is sent or failed.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The lane (``storage.outgoing.INTERACTIVE`` or ``BULK``): the send loop serves lane 0 first, each lane in id
+    # order.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
 
     __table_args__ = (
         Index("ix_outgoing_pending", "status", "next_attempt_at"),
+        Index("ix_outgoing_lane", "status", "priority", "id"),
         Index("ix_outgoing_redaction", "redaction", "redaction_next_at"),
         Index("ix_outgoing_subject", "subject"),
     )

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutgoingMessage, OutgoingSubject
+
+# The send queue's lanes. A command's reply (and the notes it sends elsewhere) is what a person is waiting for;
+# escalations, reminders, mail notices and signals are bulk and may wait behind it. Within a lane rows go out in
+# id order, so messages of one thread keep their order: a reply lives in its command's thread, bulk messages in
+# their own (a request's ping and steps, a mail's notices), and both lanes of one thread are written in causal
+# order (the reply commits before the mail notice that reports on it is even possible).
+INTERACTIVE = 0
+BULK = 1
 
 
 @dataclass(frozen=True)
@@ -39,13 +47,14 @@ class NewMessage:
     case_data: bool = False
     subject: str | None = None
     also_about: tuple[str, ...] = ()  # further persons' keyed hashes (storage.models.OutgoingSubject)
+    priority: int = BULK
 
 
 def _row(msg: NewMessage, now: datetime) -> OutgoingMessage:
     return OutgoingMessage(
         txn_id=msg.txn_id, room_id=msg.room_id, content=msg.content, status="pending", attempts=0,
         next_attempt_at=now, created_at=now, in_reply_to=msg.in_reply_to, carries_case_data=msg.case_data,
-        subject=msg.subject,
+        subject=msg.subject, priority=msg.priority,
     )
 
 
@@ -69,10 +78,15 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime) -> Q
     return Queued(row.id, msg.room_id, msg.content, msg.txn_id)
 
 
-def add_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
-    """Add rows to the transaction without a flush per row (written at the next flush or commit)."""
+async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
+    """Write rows in one statement (executemany), without an ORM object per row: a tick after downtime queues
+    thousands of escalations at once, and building and flushing an object for each was most of its time."""
     msgs = list(msgs)
-    session.add_all([_row(m, now) for m in msgs])
+    rows = [{"txn_id": m.txn_id, "room_id": m.room_id, "content": m.content, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now, "in_reply_to": m.in_reply_to,
+             "carries_case_data": m.case_data, "subject": m.subject, "priority": m.priority} for m in msgs]
+    if rows:
+        await session.execute(insert(OutgoingMessage).execution_options(render_nulls=True), rows)
     _also_about(session, msgs)
 
 
@@ -108,11 +122,13 @@ async def pending_count(session: AsyncSession) -> int:
 
 
 async def pending_batch(session: AsyncSession, limit: int = 50) -> Sequence[Row[Any]]:
-    """The oldest pending rows: id, room_id, content, txn_id, attempts, next_attempt_at, claimed_until."""
+    """The pending rows next in line, interactive lane first, oldest first within a lane: id, room_id, content,
+    txn_id, attempts, next_attempt_at, claimed_until."""
     return (await session.execute(
         select(OutgoingMessage.id, OutgoingMessage.room_id, OutgoingMessage.content, OutgoingMessage.txn_id,
                OutgoingMessage.attempts, OutgoingMessage.next_attempt_at, OutgoingMessage.claimed_until)
-        .where(OutgoingMessage.status == "pending").order_by(OutgoingMessage.id).limit(limit)
+        .where(OutgoingMessage.status == "pending")
+        .order_by(OutgoingMessage.priority, OutgoingMessage.id).limit(limit)
     )).all()
 
 

@@ -9,6 +9,7 @@ period is scanned once for the totals, the per-house figures and the chart serie
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -128,19 +129,32 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
             *where, t.duration_s.is_not(None),
             ((t.kind == f.MAIL_AFGELEVERD) & t.outcome.in_(FEEDBACK_MAIL)) | (t.kind == f.AANVRAAG_BEANTWOORD))
     )
-    fb_total, rs_total = total.feedback_s, total.respons_s
-    fb_series, rs_series = [a.feedback_s for a in series], [a.respons_s for a in series]
-    fb_vh: dict[str, list[float]] = defaultdict(list)
-    rs_vh: dict[str, list[float]] = defaultdict(list)
     # Folded durations: one short text per day and key.
     folded = await conn.execute(
         select(_day_bucket_expr(cuts), d.veiligheidshuis, d.kind == f.MAIL_AFGELEVERD, d.duren).where(
             *day_where, d.duren.is_not(None),
             ((d.kind == f.MAIL_AFGELEVERD) & d.outcome.in_(FEEDBACK_MAIL)) | (d.kind == f.AANVRAAG_BEANTWOORD))
     )
+    # Parsing a year of durations and the medians take a few hundred milliseconds of Python: in a worker thread,
+    # so the event loop (a !check arriving meanwhile) gets the interpreter at every switch interval instead of
+    # waiting for the whole report.
+    # Persons, not lookups: the known persons who came in and how many of them got a decision (issue 14).
+    cover = await coverage(session, [(c.start, c.end) for c in cuts], veiligheidshuis)
+    return await asyncio.to_thread(_assemble, period, veiligheidshuis, vh_keys, cuts, total, series, per_vh,
+                                   durations.all(), folded.all(), cover)
+
+
+def _assemble(period: Period, veiligheidshuis: str | None, vh_keys: Sequence[str], cuts: list[Period], total: _Acc,
+              series: list[_Acc], per_vh: dict[str, _Acc], duration_rows: Sequence[Any],
+              folded_rows: Sequence[Any], cover: dict[tuple[str | None, int | None], tuple[int, int]]) -> Rapport:
+    """The durations into their collections, and every accumulator frozen into figures."""
+    fb_total, rs_total = total.feedback_s, total.respons_s
+    fb_series, rs_series = [a.feedback_s for a in series], [a.respons_s for a in series]
+    fb_vh: dict[str, list[float]] = defaultdict(list)
+    rs_vh: dict[str, list[float]] = defaultdict(list)
     # Raw facts carry one duration each, folded days a list: both land in the same three collections.
-    raw = ((b, vh, is_mail, (seconds,)) for b, vh, is_mail, seconds in durations.all())
-    days = ((b, vh, is_mail, [float(v) for v in text.split(",")]) for b, vh, is_mail, text in folded.all())
+    raw = ((b, vh, is_mail, (seconds,)) for b, vh, is_mail, seconds in duration_rows)
+    days = ((b, vh, is_mail, [float(v) for v in text.split(",")]) for b, vh, is_mail, text in folded_rows)
     for b, vh, is_mail, values in chain(raw, days):
         into_total, into_series, into_vh = (fb_total, fb_series, fb_vh) if is_mail else (rs_total, rs_series, rs_vh)
         into_total.extend(values)
@@ -152,8 +166,6 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
     for vh, values in rs_vh.items():
         if vh:
             per_vh[vh].respons_s = values
-    # Persons, not lookups: the known persons who came in and how many of them got a decision (issue 14).
-    cover = await coverage(session, [(c.start, c.end) for c in cuts], veiligheidshuis)
     for vh, _ in cover:
         if vh is not None:
             per_vh.setdefault(vh, _Acc())  # a house with arrivals but no facts still gets its row

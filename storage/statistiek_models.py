@@ -108,7 +108,9 @@ async def record_facts(session: AsyncSession, facts: Iterable[Feit]) -> None:
     """Insert in the caller's transaction (never commits): the fact stands or falls with the event it counts."""
     rows = [_row(f) for f in facts]
     if rows:
-        await session.execute(insert(StatistiekFeit), rows)
+        # render_nulls keeps every row's column list the same, so the rows of one command go in one statement
+        # instead of one per distinct set of non-null columns.
+        await session.execute(insert(StatistiekFeit).execution_options(render_nulls=True), rows)
 
 
 async def record_fact(session: AsyncSession, *, kind: str, at: datetime, veiligheidshuis: str | None = None,

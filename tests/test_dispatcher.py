@@ -82,7 +82,7 @@ async def test_messages_sent_are_audited(console_bot_any_db: ConsoleBot) -> None
 
 
 async def test_a_colliding_inbox_row_is_already_recorded(console_bot_any_db: ConsoleBot) -> None:
-    """Two deliveries that both passed ``inbox.seen``: the second one's row collides on the event id, and the
+    """Two deliveries racing: the second one's row collides on the event id, and the
     dispatcher learns it as ``storage.inbox.AlreadyRecorded`` (no database library of its own)."""
     bot = console_bot_any_db
     assert await bot.say("!ping", event_id="$race") == "pong"

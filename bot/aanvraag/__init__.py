@@ -8,10 +8,13 @@ passed in explicitly, so this module does not import the runtime that calls it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
+from bot.shutdown import cancel_within
 from config.settings import Settings
 from domain.afdoeningen import Catalogus
 from domain.clock import Clock
@@ -53,12 +56,29 @@ async def start(service: AanvraagService, clock: Clock, stack: AsyncExitStack,
         return
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    running: set[asyncio.Task[Any]] = set()
+
+    async def tracked_tick() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await tick(service, clock, active)
+        finally:
+            running.discard(task)
+
+    # A tick still running when the next falls due is skipped (max_instances=1): normal for a busy tick at a
+    # quarter second, not worth a warning four times a second.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(tick, "interval", args=(service, clock, active), seconds=service.config.tick_seconds,
+    scheduler.add_job(tracked_tick, "interval", seconds=service.config.tick_seconds,
                       max_instances=1, coalesce=True, id="aanvraag-tick")
     scheduler.start()
 
     async def stop() -> None:
+        # The scheduler does not wait for a running tick; a tick left running at exit would be cancelled by
+        # asyncio.run in the middle of its query, after the engine is gone. So it is cancelled and awaited here.
         scheduler.shutdown(wait=False)
+        await cancel_within(list(running))
 
     stack.push_async_callback(stop)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 import uuid
 from typing import Any, TextIO
 
@@ -28,13 +30,32 @@ class ConsoleTransport:
         return f"$console-{txn_id}"
 
 
-async def run_console(dispatcher: Dispatcher, sender: Sender, user_id: str, stdin: TextIO | None = None) -> int:
-    """Read commands line by line until EOF; each reply is printed before the next line is read."""
-    stdin = stdin or sys.stdin
+def _read_lines(stdin: TextIO) -> asyncio.Queue[str | None]:
+    """Lines from a daemon thread (None at the end): a read blocked on the terminal neither delays a stop nor
+    keeps the process alive at exit, as a read in the loop's default executor would (asyncio.run waits for it)."""
     loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def put(line: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody is reading any more
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    def read() -> None:
+        for line in iter(stdin.readline, ""):
+            put(line)
+        put(None)
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return lines
+
+
+async def run_console(dispatcher: Dispatcher, sender: Sender, user_id: str, stdin: TextIO | None = None) -> int:
+    """Read commands line by line until EOF; each reply is printed before the next line is read. A stop
+    (SIGTERM, SIGINT) cancels this coroutine: a command in progress rolls back as a whole."""
+    lines = _read_lines(stdin or sys.stdin)
     await sender.drain()
     while True:
-        line = await loop.run_in_executor(None, stdin.readline)
+        line = await lines.get()
         if not line:
             return 0
         body = line.rstrip("\n")

@@ -1,0 +1,148 @@
+"""How much database work a command costs, and that readers never hold the write lock.
+
+The statement bounds document the design (counted by a SQLAlchemy event listener on the real engine, both
+databases; SQLite counts its ``BEGIN`` as a statement, PostgreSQL begins through the driver):
+- ``!ping`` and ``!help``: exactly what exactly-once needs, the inbox row and the reply (plus ``BEGIN``).
+- ``!check``: inbox row (written first, it is the duplicate check), registry lookup, audit record (three: the
+  chain head is read, moved and the record inserted; storage/audit.py's design), the fact rows in one
+  statement, the reply. The release lookup only runs when a hit-no-hit veiligheidshuis knows the person.
+- a read-only command (``!rapport``): its queries in a reader transaction, then inbox row, audit record and reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from bot.dispatcher import IncomingCommand, Outcome
+from bot.transport.console import CONSOLE_ROOM
+from commands.base import Context
+from commands.parsing import ParsedArgs
+from services.reply import Reply
+from storage.db import read_only
+from storage.models import AuditRecord, InboxEntry, OutgoingMessage
+from tests.harness.config import user_for
+from tests.harness.console import ConsoleBot
+from tests.harness.markings import bsn, markering, seed, start_bot
+
+PING_MAX = 3
+CHECK_MAX = 8
+RAPPORT_WRITES_MAX = 6  # BEGIN, inbox row, audit record (3), reply
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, database_url: str) -> AsyncIterator[ConsoleBot]:
+    # No ticker: the listener counts every statement on the engine, and only the command's may be counted.
+    b = await start_bot(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+@contextmanager
+def counted(bot: ConsoleBot) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(" ".join(statement.split())[:60].upper())
+
+    engine = bot.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def handle(bot: ConsoleBot, body: str, event_id: str, role: str = "ovj") -> Outcome:
+    assert bot.runtime.dispatcher
+    return await bot.runtime.dispatcher.handle(IncomingCommand(
+        event_id=event_id, room_id=CONSOLE_ROOM, sender=user_for(role), body=body, sent_at=bot.runtime.clock.now()))
+
+
+async def test_statements_per_command(bot: ConsoleBot) -> None:
+    known = bsn(1)
+    await seed(bot, markering(known))
+    for body, bound in (("!ping", PING_MAX), ("!help", PING_MAX), (f"!check {known}", CHECK_MAX),
+                        (f"!check {bsn(2)}", CHECK_MAX)):
+        with counted(bot) as statements:
+            outcome = await handle(bot, body, f"$count-{body}")
+        assert outcome.status == "handled", body
+        assert len(statements) <= bound, (body, statements)
+        assert not any(s.startswith("SELECT INBOX") for s in statements), statements  # no lookup
+    with counted(bot) as statements:
+        assert (await handle(bot, "!rapport 2026-06", "$count-rapport", role="kpc")).status == "handled"
+    first_write = next(i for i, s in enumerate(statements)
+                       if s.startswith(("INSERT", "UPDATE", "BEGIN IMMEDIATE", "SELECT AUDIT_HEAD")))
+    assert all(not s.startswith(("INSERT", "UPDATE", "DELETE")) for s in statements[:first_write]), statements
+    assert len(statements[first_write:]) <= RAPPORT_WRITES_MAX, statements
+
+
+async def test_a_duplicate_is_refused_before_any_work(bot: ConsoleBot) -> None:
+    known = bsn(3)
+    await seed(bot, markering(known))
+    assert (await handle(bot, f"!check {known}", "$twice")).status == "handled"
+    with counted(bot) as statements:
+        assert (await handle(bot, f"!check {known}", "$twice")).status == "duplicate"
+    assert not any(s.startswith("SELECT") and "MARKERING" in s for s in statements), statements
+    assert (await handle(bot, "!rapport 2026-06", "$twice-rapport", role="kpc")).status == "handled"
+    assert (await handle(bot, "!rapport 2026-06", "$twice-rapport", role="kpc")).status == "duplicate"
+    async with bot.runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 2
+        assert await s.scalar(select(func.count()).select_from(OutgoingMessage)) == 2
+        assert await s.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.kind == "rapport.opgevraagd")) == 1
+        assert await s.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.kind == "register.raadpleging")) == 1
+
+
+async def test_a_long_report_does_not_stall_a_check(bot: ConsoleBot) -> None:
+    """The report is parked inside its transaction (after its queries and its audit call) until the !check has
+    been committed; with the report in the write transaction the !check would wait behind it."""
+    known = bsn(4)
+    await seed(bot, markering(known))
+    spec = bot.runtime.services.table.get("rapport")
+    assert spec is not None
+    original = spec.handler
+    parked, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_report(ctx: Context, args: ParsedArgs) -> Reply:
+        reply = await original(ctx, args)
+        parked.set()
+        await release.wait()
+        return reply
+
+    object.__setattr__(spec, "handler", slow_report)
+    try:
+        report = asyncio.create_task(handle(bot, "!rapport 2026-01-01..2026-12-31", "$year", role="kpc"))
+        await asyncio.wait_for(parked.wait(), timeout=20)
+        # The bound is a safety net against a hang, not a timing assertion.
+        assert (await asyncio.wait_for(handle(bot, f"!check {known}", "$during"), timeout=20)).status == "handled"
+        assert not report.done()
+        release.set()
+        assert (await asyncio.wait_for(report, timeout=20)).status == "handled"
+    finally:
+        release.set()
+        object.__setattr__(spec, "handler", original)
+    async with bot.runtime.sessions() as s:
+        kinds = [k for (k,) in (await s.execute(select(AuditRecord.kind).order_by(AuditRecord.id))).all()]
+    assert kinds[-2:] == ["register.raadpleging", "rapport.opgevraagd"]  # each written when it committed
+
+
+async def test_a_reader_cannot_write(bot: ConsoleBot, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite readers are a deferred BEGIN without enforcement; PostgreSQL's READ ONLY catches writes")
+    async with read_only(bot.runtime.sessions) as s:
+        assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 0
+        with pytest.raises(Exception) as refused:
+            await s.execute(text("INSERT INTO bot_state (key, value, updated_at) VALUES ('k', 'v', '2026-01-01')"))
+    assert "read" in str(refused.value).lower()
+    async with bot.runtime.sessions() as s, s.begin():  # the pooled connection writes again afterwards
+        await s.execute(text("INSERT INTO bot_state (key, value, updated_at) VALUES ('k', 'v', '2026-01-01')"))
