@@ -239,6 +239,12 @@ class Runtime:
             await until_reachable("database", partial(upgrade, self.engine), self.waiting)
         else:
             await upgrade(self.engine)
+        prepare = getattr(self.services.registry, "prepare", None)  # a shared registry database: migrate it too
+        if prepare is not None:
+            if wait:
+                await until_reachable("registry", prepare, self.waiting)
+            else:
+                await prepare()
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,

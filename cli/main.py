@@ -152,14 +152,17 @@ def cmd_import(args: argparse.Namespace) -> int:
         from bot.runtime import audit_key
         from storage.audit import Auditor
 
-        engine = create_engine(settings.database_url)
+        # Into the shared registry database when [registry] database_url names one: imported once, found by
+        # every location. Its audit record goes into that database's own trail, beside the markings it changed.
+        url = settings.registry.builtin_url(settings.database_url)
+        engine = create_engine(url)
         try:
             await upgrade(engine)
             now = SystemClock().now()
             result = await import_file(
                 Path(args.file), session_factory(engine), vhs, now=now, today=local(now).date(),
                 volledig=args.volledig or [], auditor=Auditor(audit_key(settings)),
-                database_url=settings.database_url,
+                database_url=url,
             )
         finally:
             await engine.dispose()

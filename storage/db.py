@@ -22,6 +22,8 @@ SessionFactory = async_sessionmaker[AsyncSession]
 # The transaction handle a use case works in (re-exported as ``services.base.Tx``): outside storage/ it is only
 # passed along, never used to speak SQL, so no module there needs the database library.
 Tx: TypeAlias = AsyncSession
+# An engine, as the adapters that own a second database (the shared registry) hold it without the library.
+Engine: TypeAlias = AsyncEngine
 
 
 def is_sqlite(url: str) -> bool:

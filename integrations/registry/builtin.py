@@ -1,24 +1,51 @@
-"""The built-in registry in the bot's own database: the embedded default. Its queries are
-``storage.registry_queries``."""
+"""The built-in registry: markings in a database, filled by ``zsm-bot import``. Its queries are
+``storage.registry_queries``.
+
+Two places it can live. In the bot's own database (the embedded default) a lookup reads in the command's own
+transaction: one connection per command. In a registry database of its own (``[registry] database_url``), shared
+by every ZSM location, a lookup reads there in a short reader transaction of its own, and the command's
+transaction only holds the location's state (its inbox row, decisions, mail, figures, audit records).
+"""
 
 from __future__ import annotations
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
-from storage.db import SessionFactory, Tx
+from storage.db import Engine, SessionFactory, Tx, create_engine, read_only, session_factory
+from storage.migrate import upgrade
 from storage.registry_queries import markeringen_of
 
 
 class BuiltinRegistry:
     name = "ingebouwd register"
 
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, *, engine: Engine | None = None) -> None:
         self.sessions = sessions
+        # Set when the registry has a database of its own: that engine is ours to migrate and to close.
+        self._engine = engine
+
+    @classmethod
+    def shared(cls, database_url: str) -> BuiltinRegistry:
+        """The registry in its own database, shared by the locations."""
+        engine = create_engine(database_url)
+        return cls(session_factory(engine), engine=engine)
+
+    @property
+    def separate(self) -> bool:
+        return self._engine is not None
 
     async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
-        if session is not None:
+        if session is not None and not self.separate:
             return await markeringen_of(session, person.kind, person.value)
-        async with self.sessions() as s:
-            found = await markeringen_of(s, person.kind, person.value)
-            await s.rollback()
-        return found
+        async with read_only(self.sessions) as s:
+            return await markeringen_of(s, person.kind, person.value)
+
+    async def prepare(self) -> None:
+        """At start: the registry database gets the same migrations as the bot's own (under the migration lock,
+        so locations starting together take turns); only its ``markering`` table is used there."""
+        if self._engine is not None:
+            await upgrade(self._engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()

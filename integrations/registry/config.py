@@ -10,7 +10,10 @@ from storage.db import SessionFactory
 
 
 def build_registry(settings: RegistrySettings, sessions: SessionFactory) -> Registry:
-    """The http adapter when ``[registry] adapter = "http"``, else the built-in registry in the bot's database."""
+    """The http adapter when ``[registry] adapter = "http"``; else the built-in registry, in the shared registry
+    database when ``[registry] database_url`` names one, in the bot's own database otherwise."""
     if settings.http is None:
+        if settings.database_url:
+            return BuiltinRegistry.shared(settings.database_url)
         return BuiltinRegistry(sessions)
     return HttpRegistry(settings.http)
