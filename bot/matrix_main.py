@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from bot.aanvraag.reactions import handle_reaction
+from bot.coldstart import until_reachable
 from bot.runtime import Runtime, audit_key
 from bot.shutdown import cancel_within, stop_on_signals, within
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
@@ -13,7 +14,7 @@ from config.build import version
 from config.settings import Settings, database_kind
 from domain.errors import ConfigError
 from storage.db import is_sqlite
-from storage.leader import SOLO, FileLock, Leadership, PgLeader
+from storage.leader import SOLO, DeviceClaim, FileLock, Leadership, PgLeader
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,19 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
     # PostgreSQL: the instance that holds the advisory lock acts; the others sync as standby until it goes.
     file_lock: FileLock | None = None
     pg_leader: PgLeader | None = None
+    device: DeviceClaim | None = None  # PostgreSQL: one live process per Matrix device
     leader: Leadership = SOLO
     if is_sqlite(settings.database_url):
         file_lock = FileLock(settings.database_url)
         file_lock.acquire()
     else:
         leader = pg_leader = PgLeader(settings.database_url)
+        device = DeviceClaim(settings.database_url, settings.matrix.user_id, settings.matrix.device_id)
     try:
-        return await _run(settings, leader, pg_leader, stop, started)
+        return await _run(settings, leader, pg_leader, stop, started, device)
     finally:
+        if device is not None:
+            await device.close()
         if pg_leader is not None:
             await pg_leader.close()
         if file_lock is not None:
@@ -43,12 +48,11 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
 
 
 async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | None, stop: asyncio.Event | None,
-               started: asyncio.Future[Runtime] | None) -> int:
+               started: asyncio.Future[Runtime] | None, device: DeviceClaim | None = None) -> int:
     runtime = Runtime(settings, leader=leader)
     transport = MatrixTransport(settings.matrix)
     election: asyncio.Task[None] | None = None
-    if pg_leader is not None:
-        election = asyncio.create_task(pg_leader.run(), name="election")
+    keeper: asyncio.Task[None] | None = None
     if stop is None:
         stop = asyncio.Event()
         stop_on_signals(stop)
@@ -67,6 +71,12 @@ async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | Non
     runtime.ready_checks.append(synced_recently)
     runtime.ready_checks.append(device_usable)
     try:
+        if device is not None:
+            # Before the election and the login: a second process with this device stops here, with one line.
+            await until_reachable("database", device.acquire, runtime.waiting)
+            keeper = asyncio.create_task(device.run(), name="device-claim")
+        if pg_leader is not None:
+            election = asyncio.create_task(pg_leader.run(), name="election")
         await runtime.start(transport, wait=True)
         assert runtime.dispatcher and runtime.sender
         secret = None
@@ -120,5 +130,7 @@ async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | Non
     finally:
         if election is not None:
             await cancel_within([election])
+        if keeper is not None:
+            await cancel_within([keeper])
         await within(transport.client.close(), "matrix client")
         await runtime.close()

@@ -8,6 +8,10 @@ connection still holds the lock. An instance whose lock connection is gone claim
 both believe they are active for a moment still never take the same row (the row update and the fence commit
 together; the other instance's update of that row waits for the commit and then finds it taken).
 
+Each PostgreSQL instance also claims its Matrix device (``DeviceClaim``): a second advisory lock, keyed by the
+user and device id, held on a connection of its own for the life of the process. Two processes with the same
+``matrix.device_id`` would fight over that device's keys; the second one refuses to start with one Dutch line.
+
 SQLite: one process per database file. ``FileLock`` takes an OS lock on a file beside the database; a second
 process refuses to start with one Dutch line. The lock goes with the process, whatever way it ends.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -207,4 +212,82 @@ class PgLeader:
             await asyncio.sleep(POLL_S)
 
     async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def device_lock_key(user_id: str, device_id: str) -> int:
+    """A signed 64-bit advisory-lock key for one Matrix device (a hash: the election's small key cannot collide
+    with it but by a 1 in 2**63 chance)."""
+    digest = hashlib.sha256(f"zsm-bot device {user_id} {device_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class DeviceInUse(ConfigError):
+    """Another live process on this database runs with the same Matrix device."""
+
+
+class DeviceClaim:
+    """This process's claim on its Matrix device, on PostgreSQL: an advisory lock on a connection of its own, so it
+    is held exactly while the process (and its connection) lives; a killed process frees it at once.
+
+    ``acquire`` at start refuses a second process with the same device. ``run`` keeps the connection alive and, if it
+    is lost (a database outage), takes the lock again once the database is back; should another process have taken
+    the device meanwhile, it says so in the log (it cannot stop what already runs)."""
+
+    def __init__(self, database_url: str, user_id: str, device_id: str) -> None:
+        if is_sqlite(database_url):
+            raise ValueError("DeviceClaim needs PostgreSQL (SQLite allows one process per database file)")
+        self.device_id = device_id
+        self.key = device_lock_key(user_id, device_id)
+        self._engine = create_async_engine(database_url, poolclass=NullPool)
+        self._conn: AsyncConnection | None = None
+
+    def _refusal(self) -> DeviceInUse:
+        return DeviceInUse(
+            f"matrix.device_id: er draait al een zsm-bot met apparaat {self.device_id!r} op deze database; geef elk "
+            "exemplaar een eigen matrix.device_id en store_path")
+
+    async def _take(self) -> bool:
+        conn = await asyncio.wait_for(self._engine.connect(), HEARTBEAT_TIMEOUT_S)
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            got = bool(await asyncio.wait_for(
+                conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}), HEARTBEAT_TIMEOUT_S))
+        except BaseException:
+            await conn.close()
+            raise
+        if not got:
+            await conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    async def acquire(self) -> None:
+        """Claim the device, or raise ``DeviceInUse`` while another live process holds it."""
+        if not await self._take():
+            raise self._refusal()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self._conn is None and not await self._take():
+                    log.error("device claimed by another process", extra={"device": self.device_id})
+                while self._conn is not None:
+                    await asyncio.sleep(HEARTBEAT_S)
+                    await asyncio.wait_for(self._conn.scalar(text("SELECT 1")), HEARTBEAT_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("device claim connection lost", extra={"error": type(exc).__name__})
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self._conn.close(), HEARTBEAT_TIMEOUT_S)
+                self._conn = None
+            await asyncio.sleep(POLL_S * 4)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
         await self._engine.dispose()
