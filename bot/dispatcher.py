@@ -13,11 +13,11 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.metrics import Metrics
-from bot.ratelimit import TokenBucket
+from bot.ratelimit import WINDOW_S, TokenBucket
 from commands.base import CommandSpec, CommandTable, Context, Services
 from commands.parsing import parse_args, split_command
 from domain.clock import format_local
@@ -88,6 +88,12 @@ class Dispatcher:
 
     async def _handle(self, cmd: IncomingCommand, received: datetime) -> Outcome:
         name, rest = split_command(cmd.body)
+        if not self.limiter.knows(cmd.sender):
+            # First sight of this user in this process (a start, a takeover): the bucket starts from the user's
+            # last minute in the inbox. A database failure here is retried like any other (outage recovery).
+            async with read_only(self.sessions) as s:
+                recent = await inbox.counted_since(s, cmd.sender, received - timedelta(seconds=WINDOW_S))
+            self.limiter.seed(cmd.sender, recent)
         wait = self.limiter.take(cmd.sender)
         if wait > 0:
             msg = (f"U geeft te veel commando's kort na elkaar; dit commando is niet uitgevoerd. "

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,3 +58,12 @@ async def record(session: AsyncSession, *, event_id: str, room_id: str, sender: 
     session.add(InboxEntry(event_id=event_id, room_id=room_id, sender=sender, command=command, outcome=outcome,
                            received_at=received_at, handled_at=handled_at))
     await session.flush()
+
+
+async def counted_since(session: AsyncSession, sender: str, since: datetime) -> int:
+    """How many of ``sender``'s commands were received since ``since`` and counted against the rate limit (every
+    outcome but ``limited``): what an instance that just took over knows of the user's current minute."""
+    return int(await session.scalar(
+        select(func.count()).select_from(InboxEntry)
+        .where(InboxEntry.sender == sender, InboxEntry.received_at >= since, InboxEntry.outcome != "limited")
+    ) or 0)

@@ -35,6 +35,9 @@ class InboxEntry(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     handled_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    # storage.inbox.counted_since: a user's last minute, read when an instance first sees that user.
+    __table_args__ = (Index("ix_inbox_sender_received", "sender", "received_at"),)
+
 
 class OutgoingMessage(Base):
     """The single outbound Matrix queue. Content is cleared once sent: the room has it, we need not."""
