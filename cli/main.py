@@ -80,16 +80,18 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
 
-    async def main() -> str | None:
-        engine = create_engine(settings.database_url)
+    async def main(url: str) -> str | None:
+        engine = create_engine(url)
         try:
             await upgrade(engine)
             return await current_revision(engine)
         finally:
             await engine.dispose()
 
-    rev = asyncio.run(main())
+    rev = asyncio.run(main(settings.database_url))
     print(f"database bijgewerkt tot revisie {rev}")
+    if settings.registry.database_url:  # the shared registry database ([registry] database_url) as well
+        print(f"registerdatabase bijgewerkt tot revisie {asyncio.run(main(settings.registry.database_url))}")
     return 0
 
 

@@ -162,3 +162,15 @@ def test_bad_registry_database_settings_are_refused_with_one_line(
     assert cli_main(["import", "--config", str(config), str(tmp_path / "none.csv")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err and message in err[-1] and "Traceback" not in "\n".join(err), err
+
+
+async def test_db_upgrade_and_the_environment_reach_the_registry_database(
+        tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The password belongs in the environment: ``ZSM_BOT_REGISTRY_DATABASE_URL`` sets the key; ``db upgrade``
+    migrates the registry database beside the bot's own."""
+    monkeypatch.setenv("ZSM_BOT_REGISTRY_DATABASE_URL", pg_url)
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'own.db'}")
+    assert await asyncio.to_thread(cli_main, ["db", "upgrade", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "database bijgewerkt tot revisie" in out and "registerdatabase bijgewerkt tot revisie" in out
+    assert await count(pg_url, select(func.count()).select_from(MarkeringRow)) == 0  # the table is there
