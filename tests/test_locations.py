@@ -1,15 +1,16 @@
 """Several ZSM locations, one national registry (docs/deployment.md, "Several ZSM locations").
 
-Two console bots, each a location with its own ``[zsm] regio`` and its own SQLite state database, read one shared
-registry database on PostgreSQL (``[registry] database_url``). A file imported once with ``zsm-bot import`` is
-found by ``!check`` at both; a decision at one location is mailed, queued and counted there only; and what the
-region governs (a hit-no-hit veiligheidshuis of one's own region is named, one elsewhere is "known elsewhere")
-differs as configured.
+Two console bots, each a location with its own ``[zsm] regio`` and its own state database (a SQLite file, or a
+PostgreSQL database), read one shared registry database on PostgreSQL (``[registry] database_url``). A file
+imported once with ``zsm-bot import`` is found by ``!check`` at both; a decision at one location is mailed, queued
+and counted there only; and what the region governs (a hit-no-hit veiligheidshuis of one's own region is named,
+one elsewhere is "known elsewhere") differs as configured.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from storage.besluit_models import OutboxMail
 from storage.db import create_engine, session_factory
 from storage.models import AuditRecord
 from storage.registry_models import MarkeringRow
+from tests.harness import pg
 from tests.harness.config import VEILIGHEIDSHUIZEN, strict_vh_block, write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import bsn
@@ -34,13 +36,14 @@ DECIDED = [bsn(60 + i) for i in range(5)]  # five decisions at location A: the r
 STRICT = bsn(70)  # known to utrecht (generiek) and to "strikt", a hit-no-hit veiligheidshuis in regio "Test"
 
 
-def location(tmp_path: Path, name: str, regio: str, registry_url: str, smtp: SmtpServer, cert: Path) -> Path:
+def location(tmp_path: Path, name: str, regio: str, registry_url: str, smtp: SmtpServer, cert: Path,
+             state_url: str | None = None) -> Path:
     home = tmp_path / name
     home.mkdir()
     vh_file = home / "vh.toml"
     vh_file.write_text(VEILIGHEIDSHUIZEN.read_text(encoding="utf-8") + strict_vh_block(regio="Test"),
                        encoding="utf-8")
-    return write_config(home, f"sqlite+aiosqlite:///{home / 'state.db'}", sections={
+    return write_config(home, state_url or f"sqlite+aiosqlite:///{home / 'state.db'}", sections={
         "zsm": {"regio": regio},
         "registry": {"database_url": registry_url},
         "referentie": {"veiligheidshuizen": str(vh_file)},
@@ -70,10 +73,24 @@ def cert_path(cert: tuple[Path, Path]) -> Path:
     return cert[0]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def state_urls(request: pytest.FixtureRequest) -> AsyncIterator[list[str | None]]:
+    """Each location's own state database: a SQLite file in its folder, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield [None, None]
+        return
+    made = [await pg.create_database(), await pg.create_database()]
+    try:
+        yield [url for url, _ in made]
+    finally:
+        for _, name in made:
+            await pg.drop_database(name)
+
+
 async def test_two_locations_share_one_registry_and_keep_their_own_state(
-        tmp_path: Path, pg_url: str, smtp: SmtpServer, cert_path: Path) -> None:
-    config_a = location(tmp_path, "a", "Test", pg_url, smtp, cert_path)
-    config_b = location(tmp_path, "b", "Midden-Nederland", pg_url, smtp, cert_path)
+        tmp_path: Path, pg_url: str, smtp: SmtpServer, cert_path: Path, state_urls: list[str | None]) -> None:
+    config_a = location(tmp_path, "a", "Test", pg_url, smtp, cert_path, state_urls[0])
+    config_b = location(tmp_path, "b", "Midden-Nederland", pg_url, smtp, cert_path, state_urls[1])
     # Imported once, from location A's configuration, into the shared registry database.
     markings = write_csv(tmp_path / "landelijk.csv", [
         *(row(60 + i, advies_datum="2026-10-01", geadviseerde_afdoening="osb") for i in range(5)),
