@@ -242,7 +242,7 @@ class Runtime:
         prepare = getattr(self.services.registry, "prepare", None)  # a shared registry database: migrate it too
         if prepare is not None:
             if wait:
-                await until_reachable("registry", prepare, self.waiting)
+                await until_reachable("registerdatabase", prepare, self.waiting)
             else:
                 await prepare()
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)

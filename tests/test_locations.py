@@ -28,7 +28,8 @@ from tests.harness import pg
 from tests.harness.config import VEILIGHEIDSHUIZEN, strict_vh_block, write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import bsn
-from tests.smtp_helpers import SmtpServer, mail_section
+from tests.harness.tcp_proxy import TcpProxy
+from tests.smtp_helpers import SmtpServer, free_port, mail_section
 from tests.test_registry_import import row, write_csv
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -191,3 +192,35 @@ async def test_db_upgrade_and_the_environment_reach_the_registry_database(
     out = capsys.readouterr().out
     assert "database bijgewerkt tot revisie" in out and "registerdatabase bijgewerkt tot revisie" in out
     assert await count(pg_url, select(func.count()).select_from(MarkeringRow)) == 0  # the table is there
+
+
+async def test_registry_database_down_is_told_plainly_and_back_without_a_restart(tmp_path: Path) -> None:
+    """The shared registry database behind a TCP proxy that the test stops: the location's own database stays up,
+    so a !check is answered at once that the registry cannot be reached (and audited so), and once the registry
+    is back the next one finds the marking, without a restart."""
+    url, name = await pg.create_database()
+    proxy = TcpProxy("127.0.0.1", 5432, free_port())
+    await proxy.start()
+    registry_url = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    own = f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+    config = write_config(tmp_path, own, sections={"registry": {"database_url": registry_url}})
+    markings = write_csv(tmp_path / "m.csv", [row(90, advies_datum="2026-10-01")])
+    try:
+        assert await asyncio.to_thread(cli_main, ["import", "--config", str(config), str(markings)]) == 0
+        bot = await ConsoleBot.start(config, clock=FixedClock(START))
+        try:
+            assert "Bekend bij 1 veiligheidshuis" in await bot.say(f"!check {bsn(90)}", as_role="ovj")
+            await proxy.stop()
+            down = await bot.say(f"!check {bsn(90)}", as_role="ovj")
+            assert "niet bereikbaar" in down and "Bekend bij" not in down and bsn(90) not in down, down
+            assert "Traceback" not in down
+            unreachable = select(func.count()).select_from(AuditRecord).where(
+                AuditRecord.kind == "register.raadpleging")
+            assert await count(own, unreachable) == 2
+            await proxy.start()
+            assert "Bekend bij 1 veiligheidshuis" in await bot.say(f"!check {bsn(90)}", as_role="ovj")
+        finally:
+            await bot.close()
+    finally:
+        await proxy.stop()
+        await pg.drop_database(name)

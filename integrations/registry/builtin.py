@@ -9,11 +9,19 @@ transaction only holds the location's state (its inbox row, decisions, mail, fig
 
 from __future__ import annotations
 
+import asyncio
+
 from domain.advies import Markering
 from domain.identifiers import PersonId
+from integrations.registry.base import RegistryUnavailable
 from storage.db import Engine, SessionFactory, Tx, create_engine, read_only, session_factory
+from storage.leader import database_unreachable
 from storage.migrate import upgrade
 from storage.registry_queries import markeringen_of
+
+# A lookup in the shared registry database takes milliseconds; one that hangs (a cut network, a connection that
+# does not come) ends here, and the command is answered that the registry cannot be reached.
+LOOKUP_TIMEOUT_S = 10.0
 
 
 class BuiltinRegistry:
@@ -37,8 +45,15 @@ class BuiltinRegistry:
     async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
         if session is not None and not self.separate:
             return await markeringen_of(session, person.kind, person.value)
-        async with read_only(self.sessions) as s:
-            return await markeringen_of(s, person.kind, person.value)
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_S), read_only(self.sessions) as s:
+                return await markeringen_of(s, person.kind, person.value)
+        except Exception as exc:
+            # The registry database down while the location's own is up: the user is told plainly (as with the
+            # http adapter), the command is answered and audited; nothing is guessed, nothing waits for it.
+            if self.separate and database_unreachable(exc):
+                raise RegistryUnavailable(type(exc).__name__) from None
+            raise
 
     async def prepare(self) -> None:
         """At start: the registry database gets the same migrations as the bot's own (under the migration lock,
