@@ -266,6 +266,7 @@ class DeviceClaim:
         """Claim the device, or raise ``DeviceInUse`` while another live process holds it."""
         if not await self._take():
             raise self._refusal()
+        log.info("device claimed", extra={"device": self.device_id})
 
     async def run(self) -> None:
         while True:
