@@ -126,7 +126,7 @@ class Runtime:
             vrijgave=vrijgave, instroom=instroom_service, werklijst=self.werklijst,
             rapport=rapport_service, aanvraag=self.aanvraag,
             besluit=BesluitService(auditor=self.auditor, catalogus=catalogus,
-                                   veiligheidshuizen=vhs, registry=registry, mail=mail),
+                                   veiligheidshuizen=vhs, registry=registry, mail=mail, publiek=self.publiek),
             aanmelden=AanmeldService(auditor=self.auditor, veiligheidshuizen=vhs, mail=mail),
             outbox=OutboxService(self.auditor),
         )

@@ -271,9 +271,10 @@ class AanvraagService:
         elif not markeringen:
             raise UserError(f"{person.masked} is bij geen veiligheidshuis bekend. Geef het veiligheidshuis en het "
                             "zaaktype: 'vh: <sleutel> type: <code>', bijvoorbeeld vh: utrecht type: hg.")
+        # A typed case type is checked also for a person eligible by doelgroep: the request is recorded under it.
         eligible: list[tuple[str, Markering | None]] = [
             (m.veiligheidshuis, m) for m in markeringen
-            if self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep)
+            if (typed is None and self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep))
             or self.config.vh(m.veiligheidshuis).prioritised_type(typed)]
         if not eligible and vh and not markeringen and self.config.vh(vh).prioritised_type(typed):
             eligible = [(vh, None)]  # an unmarked suspect in a case type this house prioritised
@@ -281,7 +282,7 @@ class AanvraagService:
             key = vh or markeringen[0].veiligheidshuis
             agreed = self.config.vh(key)
             parts = []
-            if markeringen:
+            if markeringen and not agreed.prioritised(markeringen[0].doelgroep):
                 parts.append(f"{person.masked} valt bij {key} onder doelgroep '{markeringen[0].doelgroep}'")
             if typed:
                 parts.append(f"zaaktype {rules.zaaktype_text(typed)} is met {key} niet als prioritair afgesproken")
@@ -406,7 +407,7 @@ class AanvraagService:
         lines = [
             "Geachte collega,",
             "",
-            f"ZSM vraagt uw veiligheidshuis om een advies (advies op aanvraag {ref}) over {person.masked},",
+            f"ZSM vraagt uw veiligheidshuis om een advies (advies op aanvraag {ref}) over {self.identificatie(req)},",
             f"doelgroep {req.doelgroep}. Het advies is nodig uiterlijk {format_local(req.deadline)} "
             "(Nederlandse tijd).",
         ]

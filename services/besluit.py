@@ -20,10 +20,12 @@ from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.lifecycles import BesluitStatus, MailStatus, may_become
+from domain.matrix_ids import direct_target
 from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.mail_outbox import MailService
+from services.publiek import PubliekService
 from storage import besluit_queries as q
 from storage import werklijst_queries
 from storage.audit import Auditor
@@ -31,6 +33,11 @@ from storage.besluit_models import BesluitRow, OutboxMail
 from storage.purge import remove_person
 from storage.redaction import mark_case
 from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
+
+# The confirmation tells whether and where the person is known (the houses fed back, or none): dat-informatie.
+CONFIRMATION_FIELDS = frozenset({"veiligheidshuis"})
+# "followed" or "deviated from" the advice discloses the advised afdoening as well.
+RELATION_FIELDS = frozenset({"geadviseerde_afdoening"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class BesluitVastgelegd:
     mails: tuple[GeplandeMail, ...]
     herroep_seconden: int
     zonder_mailbox: tuple[str, ...]  # recipient keys with no configured house: feed back by word of mouth
+    direct_to: str | None = None  # not every reader of the room may see it: the confirmation goes to this room
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,9 @@ def _facts(figures: list[list[object]], at: datetime, aantal: int) -> list[Feit]
 
 class BesluitService:
     def __init__(self, *, auditor: Auditor, catalogus: Catalogus, veiligheidshuizen: Veiligheidshuizen,
-                 registry: Registry, mail: MailService) -> None:
+                 registry: Registry, mail: MailService, publiek: PubliekService | None = None) -> None:
         self.auditor = auditor
+        self.publiek = publiek
         self.catalogus = catalogus
         self.veiligheidshuizen = veiligheidshuizen
         self.registry = registry
@@ -214,11 +223,28 @@ class BesluitService:
                         "beperkt": outcome.inhoud == "beperkt",
                     })
                 mails.append(GeplandeMail(queued.ref, kind == "correctie", vh.naam, concept))
+        minor = any(k.minderjarig for k in kennis) if kennis else None
+        needed = CONFIRMATION_FIELDS | (
+            RELATION_FIELDS if outcome.verhouding in (Verhouding.GEVOLGD, Verhouding.AFGEWEKEN) else frozenset())
         return BesluitVastgelegd(
             vraag=vraag, vervangt=bool(active), verhouding=outcome.verhouding, vervallen=cancelled,
             uitleg=outcome.uitleg,
             mondeling_aan=tuple(vh.naam for vh in targets) if vraag.mondeling else (), mails=tuple(mails),
-            herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing)
+            herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing,
+            direct_to=await self._audience(tx, act, person, needed, minor))
+
+    async def _audience(self, tx: Tx, act: Caller, person: PersonId, needed: frozenset[str],
+                        minor: bool | None) -> str | None:
+        """Where the confirmation goes: the room when every reader may see what it says (``services.publiek``),
+        else the decider's direct room (returned), and the room gets a notice with the masked id only."""
+        if self.publiek is None:
+            return None
+        if await self.publiek.room_sees(tx, act.room_id, act.sender, needed, minor):
+            for group in (minor,) if minor is not None else (False, True):
+                await self.publiek.shown(tx, act.room_id, group, needed, act.now)
+            return None
+        await act.audit("bericht.direct", person=person.value, aan=act.sender, velden=sorted(needed))
+        return direct_target(act.sender)
 
     async def _remove_case(self, tx: Tx, act: Caller, person: PersonId, earlier: list[BesluitRow],
                            mails: list[OutboxMail]) -> ZaakVerwijderd:

@@ -154,3 +154,41 @@ async def test_a_released_advice_stays_out_of_a_room_with_reclassering(tmp_path:
         assert "Advies: Voorwaardelijk sepot" in om_room and "[naar direct" not in om_room
     finally:
         await bot.close()
+
+
+async def test_a_decision_confirmation_goes_direct_when_the_police_read_the_room(tmp_path: Path,
+                                                                                 database_url: str) -> None:
+    """The ``!besluit`` confirmation says where the person is known and whether the advice was followed: beside a
+    politie member the room reads only that it went direct, the officer the full confirmation."""
+    bot = await start_bot(tmp_path, database_url)
+    try:
+        person = bsn(98)
+        masked = "******" + person[-3:]
+        await seed(bot, markering(person, geadviseerde_afdoening="vs"))
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, POLITIE}))
+        out = await bot.say(f"!besluit {person} vs", as_role="ovj")
+        room, direct = out.split("\n", 1)
+        assert room == (f"Besluit voor BSN {masked} vastgelegd; de bevestiging staat in uw directe bericht van de "
+                        "bot.")
+        assert direct.startswith(f"[naar direct:{OVJ}] Besluit vastgelegd voor BSN {masked}")
+        assert "Advies van het veiligheidshuis: gevolgd." in direct and "Utrecht" in direct
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, KPC}))
+        again = await bot.say(f"!besluit {person} vs zaak: 2", as_role="ovj")
+        assert again.startswith(f"Besluit vastgelegd voor BSN {masked}") and "[naar direct" not in again
+    finally:
+        await bot.close()
+
+
+async def test_a_decision_on_an_unknown_person_beside_the_police_says_nothing_of_the_houses(
+        tmp_path: Path, database_url: str) -> None:
+    """"Not known to any house" is dat-informatie too: the police do not read it in the room."""
+    bot = await start_bot(tmp_path, database_url)
+    try:
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, POLITIE}))
+        out = await bot.say(f"!besluit {bsn(99)} osb", as_role="ovj")
+        room, direct = out.split("\n", 1)
+        assert room == (f"Besluit voor BSN ******{bsn(99)[-3:]} vastgelegd; de bevestiging staat in uw directe "
+                        "bericht van de bot.")
+        assert direct.startswith(f"[naar direct:{OVJ}] Besluit vastgelegd")
+    finally:
+        await bot.close()
