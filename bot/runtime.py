@@ -52,6 +52,7 @@ from services.werklijst import WerklijstService
 from storage.audit import Auditor
 from storage.besluit_queries import release_mail_claims
 from storage.db import SessionFactory, create_engine, ping, session_factory
+from storage.inbox import senders_of
 from storage.leader import SOLO, Leadership
 from storage.migrate import upgrade
 from storage.outgoing import release_claims, subjects_of_replies
@@ -329,10 +330,17 @@ class Runtime:
         if not notices:
             return
         subjects = await subjects_of_replies(session, (n.in_reply_to for n in notices))
-        await messages.queue_many(session, [NewMessage(
-            room_id=n.room_id, content=message_content(text(n.text), in_reply_to=n.in_reply_to),
-            txn_id=txn_id_for(n.in_reply_to, n.purpose), in_reply_to=n.in_reply_to, case_data=True,
-            subject=subjects.get(n.in_reply_to)) for n in notices], self.clock.now())
+        senders = await senders_of(session, (n.in_reply_to for n in notices))
+        now = self.clock.now()
+        routed: list[NewMessage] = []
+        for n in notices:  # they name the house: shown as far as every reader may see that (services.publiek)
+            asker = senders.get(n.in_reply_to)
+            routed += await self.publiek.route(session, NewMessage(
+                room_id=n.room_id, content=message_content(text(n.text), in_reply_to=n.in_reply_to),
+                txn_id=txn_id_for(n.in_reply_to, n.purpose), in_reply_to=n.in_reply_to, case_data=True,
+                subject=subjects.get(n.in_reply_to)), text(n.text), asker=asker, notice=n.notice(asker),
+                needed=("veiligheidshuis",), minor=None, now=now)
+        await messages.queue_many(session, routed, now)
 
     async def close(self) -> None:
         """Stop the tickers and loops (each within a grace period), then close the database connections."""

@@ -33,7 +33,7 @@ from services import messages
 from services.base import Tx
 from services.mail_outbox import MailService
 from services.messages import NewMessage, message_content, txn_id_for
-from services.publiek import PubliekService
+from services.publiek import PubliekService, direct_notice
 from services.reply import Bold, Code, Doc, Italic, Reply
 from storage import aanvraag_queries as q
 from storage import outgoing
@@ -697,11 +697,11 @@ class AanvraagService:
         if kind == "verlopen":
             if req.state in rules.EXPIRY_STOPS_AT:
                 return "vervallen"
-            return self._expire(req, now, late, batch)
+            return await self._expire(s, req, now, late, batch)
         if kind == "waarschuwing":
             if req.state in rules.EXPIRY_STOPS_AT:
                 return "vervallen"
-            return self._warn(req, seq, now, late, batch)
+            return await self._warn(s, req, seq, now, late, batch)
         if req.state in rules.ESCALATION_STOPS_AT:
             return "vervallen"
         if not req.oncall_room:
@@ -745,7 +745,24 @@ class AanvraagService:
         batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
         return "gedaan"
 
-    def _warn(self, req: AdviesAanvraag, seq: int, now: datetime, late: bool, batch: _Batch) -> str:
+    async def _to_requester(self, s: Tx, req: AdviesAanvraag, msg: NewMessage, reply: Reply, what: str,
+                            now: datetime, batch: _Batch) -> None:
+        """A notice in the ZSM room about the request (it names the house and the masked person): in the room only
+        as far as every reader may see that the person is known there (``services.publiek``), else a short
+        notice there and the text in the requester's direct room."""
+        if self.publiek is None:
+            batch.queue(msg)
+            return
+        row = await q.marking_of(s, req.bsn, req.veiligheidshuis) if req.bsn else None
+        minor = (is_minor(row.geboortedatum, now.astimezone(AMSTERDAM).date())
+                 if row is not None and row.geboortedatum is not None else None)
+        person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
+        for routed in await self.publiek.route(
+                s, msg, reply, asker=req.requested_by, notice=direct_notice(what, person.masked, req.requested_by),
+                needed=("veiligheidshuis",), minor=minor, now=now):
+            batch.queue(routed)
+
+    async def _warn(self, s: Tx, req: AdviesAanvraag, seq: int, now: datetime, late: bool, batch: _Batch) -> str:
         """Before the term ends, the requester and the KPC (in the ZSM room, in the request's thread) hear that no
         advice has come yet, so the case is decided on time with or without it."""
         ref = rules.ref_text(req.id)
@@ -760,15 +777,17 @@ class AanvraagService:
         doc.line("KPC: bewaak de termijn; komt er geen advies, dan beslist ZSM op tijd zonder.")
         if late:
             doc.line(Italic("Deze melding komt later dan gepland: de bot was tijdelijk niet beschikbaar."))
-        batch.queue(NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"),
-                               case_data=True, in_reply_to=req.event_id, subject=self.subject_of(req),
-                               content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                                       mentions=(req.requested_by,))))
+        reply = doc.build(case_data=True)
+        await self._to_requester(s, req, NewMessage(
+            room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"), case_data=True,
+            in_reply_to=req.event_id, subject=self.subject_of(req),
+            content=message_content(reply, in_reply_to=req.event_id, mentions=(req.requested_by,))),
+            reply, f"Waarschuwing over aanvraag {ref}", now, batch)
         batch.audit(kind="aanvraag.waarschuwing", at=now, person=req.person_value,
                     details={"aanvraag": ref, "te_laat": late})
         return "gedaan"
 
-    def _expire(self, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
+    async def _expire(self, s: Tx, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
         ref = rules.ref_text(req.id)
         req.state = rules.AanvraagStatus.EXPIRED
         req.closed_at = now
@@ -779,10 +798,12 @@ class AanvraagService:
                          f"geen advies gegeven over {person.masked} vóór {format_local(req.deadline)}.")
         doc.line(Bold("Beslis deze zaak zonder het advies van het veiligheidshuis."),
                  " De aanvraag is gesloten als verlopen.")
-        batch.queue(NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), case_data=True,
-                               in_reply_to=req.event_id, subject=subject,
-                               content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                                       mentions=(req.requested_by,))))
+        reply = doc.build(case_data=True)
+        await self._to_requester(s, req, NewMessage(
+            room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), case_data=True,
+            in_reply_to=req.event_id, subject=subject,
+            content=message_content(reply, in_reply_to=req.event_id, mentions=(req.requested_by,))),
+            reply, f"Verlopen aanvraag {ref}", now, batch)
         if req.oncall_room:
             note = Doc().line(f"Aanvraag {ref} is verlopen zonder advies; ZSM beslist zonder. "
                               "Een advies kan niet meer via deze aanvraag.").build()

@@ -6,7 +6,7 @@ the bot's direct room (console: ``[naar direct:<user>]``)."""
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +21,7 @@ from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW, bsn, markering, seed, start_bot
 from tests.security.test_covenant_profiles import start as start_strict
 from tests.security.test_covenant_profiles import strict_config
-from tests.test_aanvraag import BSN, DUTY, open_request, roster
+from tests.test_aanvraag import BSN, DUTY, open_request, roster, tick
 from tests.test_aanvraag import seed as seed_aanvraag
 from tests.test_aanvraag import start as start_aanvraag
 
@@ -190,5 +190,35 @@ async def test_a_decision_on_an_unknown_person_beside_the_police_says_nothing_of
         assert room == (f"Besluit voor BSN ******{bsn(99)[-3:]} vastgelegd; de bevestiging staat in uw directe "
                         "bericht van de bot.")
         assert direct.startswith(f"[naar direct:{OVJ}] Besluit vastgelegd")
+    finally:
+        await bot.close()
+
+
+async def test_term_warnings_and_expiry_go_direct_when_the_police_read_the_room(tmp_path: Path,
+                                                                                 sqlite_url: str) -> None:
+    """The warning before the term ends and the expiry name the house and the masked person: beside a politie
+    member the room reads a notice, the requester (KPC) the text in the direct room."""
+    bot, clock = await start_aanvraag(tmp_path, sqlite_url)
+    try:
+        await seed_aanvraag(bot)
+        await roster(bot)
+        await open_request(bot)  # Monday 10:00, term 24 h: warnings 18 h (75 %) and 23 h after, expiry at 24 h
+        await bot.say("!ack A1", as_user=DUTY)  # no escalations in the on-call room
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, POLITIE}))
+        masked = "******" + BSN[-3:]
+        clock.advance(timedelta(hours=18))
+        warned = await tick(bot)
+        room, direct = warned.split("\n", 1)
+        assert room == (f"Waarschuwing over aanvraag A1 over BSN {masked} staat in het directe bericht van de bot aan "
+                        f"{KPC}.")
+        assert direct.startswith(f"[naar direct:{KPC}] Termijn loopt af (A1): nog geen advies van Veiligheidshuis "
+                                 f"regio Utrecht over BSN {masked}")
+        clock.advance(timedelta(hours=6))
+        expired = await tick(bot)
+        assert (f"Verlopen aanvraag A1 over BSN {masked} staat in het directe bericht van de bot aan {KPC}."
+                in expired.split("\n"))
+        assert (f"[naar direct:{KPC}] Termijn verstreken (A1): Veiligheidshuis regio Utrecht heeft geen advies"
+                in expired)
+        assert not any("Utrecht" in line for line in expired.split("\n") if not line.startswith("[naar direct"))
     finally:
         await bot.close()
