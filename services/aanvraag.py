@@ -506,6 +506,7 @@ class AanvraagService:
         req.answered_by = user
         req.answered_at = now
         req.answer = text
+        req.advies_afdoening = geadviseerd  # the deviation rule reads it when no marking carries the advice
         req.closed_at = now
         row = await q.marking_of(session, req.bsn, req.veiligheidshuis)
         if row is not None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain.aanvraag import AanvraagStatus
 from domain.advies import Freshness, freshness, is_minor
 from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
-from domain.afwijking import Verhouding, weeg
+from domain.afwijking import GEEN, Verhouding, weeg
 from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import PersonId
@@ -26,8 +27,8 @@ from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.mail_outbox import MailService
 from services.publiek import PubliekService
+from storage import aanvraag_queries, werklijst_queries
 from storage import besluit_queries as q
-from storage import werklijst_queries
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.purge import remove_person
@@ -144,6 +145,16 @@ class BesluitService:
             out.append(Kennis(m.veiligheidshuis, is_minor(m.geboortedatum, today), advised,
                               freshness(m.advies_datum, today) is not Freshness.NOT_CURRENT))
         skn = next((m.skn for m in markings if m.skn), None)
+        # An advice given on request for a suspect the house had not marked lives on the request only: it counts as
+        # that house's advice (deviation duty, feedback to the house that advised, figures). Age unknown: adult.
+        marked = {m.veiligheidshuis for m in markings}
+        values = [person.value, *(v for m in markings for v in (m.bsn, m.skn) if v)]
+        for vh, code, at in await aanvraag_queries.answered_advice(tx, values, AanvraagStatus.ANSWERED):
+            if vh in marked:
+                continue  # the answer replaced that marking's advice already
+            marked.add(vh)
+            advised = code if code == GEEN else (hit.code if (hit := self.catalogus.get(code)) else code)
+            out.append(Kennis(vh, False, advised, freshness(local(at).date(), today) is not Freshness.NOT_CURRENT))
         return out, skn
 
     @staticmethod

@@ -187,3 +187,29 @@ async def test_advies_geen_gives_no_duty(tmp_path: Path, sqlite_url: str) -> Non
         assert [r.advies_verhouding for r in await decisions(bot)] == ["geen_advies"]
     finally:
         await bot.close()
+
+
+async def test_an_advies_answer_on_an_unmarked_suspect_brings_the_deviation_duty(tmp_path: Path,
+                                                                                  sqlite_url: str) -> None:
+    """No house marked the suspect, so the !advies answer has no marking to replace: it is kept on the request and
+    the next !besluit weighs it like a marking's advice (issue 14: deviation after an answer on request)."""
+    from tests.test_aanvraag import roster
+    from tests.test_aanvraag import start as start_aanvraag
+
+    unmarked = "111222333"
+    bot, _clock = await start_aanvraag(tmp_path, sqlite_url)
+    try:
+        await roster(bot)
+        opened = await bot.say(f"!aanvraag {unmarked} type: hg vh: utrecht feit: mishandeling partner in de woning "
+                               "voornemen: voorwaardelijk sepot", as_role="kpc")
+        assert opened.startswith("Aanvraag A1 verstuurd"), opened
+        await bot.say("!advies A1 vs Voorwaardelijk sepot met hulpverlening.", as_user="@jan.dienst:localhost")
+        refused = await bot.say(f"!besluit {unmarked} osb", as_role="ovj")
+        assert refused == ("Dit wijkt af van het actuele advies van Veiligheidshuis regio Utrecht (vs). Voeg een "
+                           "motivering toe: 'motivering: <reden van afwijken>'.")
+        deviated = await bot.say(f"!besluit {unmarked} osb motivering: eerder geweld", as_role="ovj")
+        assert "Afgeweken van het advies van het veiligheidshuis; motivering: eerder geweld." in deviated
+        followed = await bot.say(f"!besluit {unmarked} vs zaak: 2", as_role="ovj")
+        assert "Advies van het veiligheidshuis: gevolgd." in followed
+    finally:
+        await bot.close()

@@ -26,6 +26,7 @@ from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from config.settings import load_settings
 from domain.advies import Markering
 from domain.clock import AMSTERDAM, FixedClock
+from storage.aanvraag_queries import answered_advice
 from storage.registry_models import MarkeringRow
 from storage.registry_queries import upsert
 from tests.harness.config import (
@@ -153,6 +154,8 @@ async def test_sepot_01_leaves_nothing_about_the_person(tmp_path: Path, database
         async with runtime.sessions() as s:
             marks = list((await s.execute(select(MarkeringRow).where(MarkeringRow.bsn == BSN))).scalars())
         assert all(m.bron != "advies op aanvraag" for m in marks)  # the !advies answer left the registry
+        async with runtime.sessions() as s:  # and its coded afdoening, kept on the request, went with the request
+            assert await answered_advice(s, [BSN, SKN], "beantwoord") == []
 
         about = {e for e, (_, body) in transport.sent.items() if any(x in body for x in NEEDLES)}
         rooms = {transport.sent[e][0] for e in about}
