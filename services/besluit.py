@@ -93,8 +93,9 @@ class BesluitIngetrokken:
 
 
 def besluit_figures(afd: Afdoening, kennis: list[Kennis]) -> list[list[object]]:
-    """[veiligheidshuis, gevolgd|afgeweken|geen_advies, minderjarig] per house that knows the person. Kept in the
-    decision's audit record, so a later replacement or undo can take back exactly what this decision counted."""
+    """[veiligheidshuis, gevolgd|afgeweken|vrijgesteld|geen_advies, minderjarig] per house that knows the person.
+    Kept in the decision's audit record, so a later replacement or undo can take back exactly what this decision
+    counted."""
     per_vh: dict[str, Kennis] = {}
     for k in kennis:
         first = per_vh.get(k.veiligheidshuis)
