@@ -35,6 +35,7 @@ from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings, database_kind
 from domain.clock import Clock, SystemClock, local
 from domain.errors import ConfigError
+from domain.veiligheidshuizen import Veiligheidshuizen
 from integrations.registry.config import build_registry
 from services import messages
 from services.aanmelden import AanmeldService
@@ -120,6 +121,7 @@ class Runtime:
         self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
                                                sessions=self.sessions, registry=registry, mail=mail,
                                                publiek=self.publiek, catalogus=catalogus)
+        self._wire_digest(vhs)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
@@ -321,6 +323,20 @@ class Runtime:
             self.mail_worker.wake()
         if self.redactor:
             self.redactor.wake()  # a sepot 01 may have marked earlier messages
+
+    def _wire_digest(self, vhs: Veiligheidshuizen) -> None:
+        """The shift-start digest ([werklijst] dienststart) uses the office hours and on-call rooms of [aanvraag]."""
+        rooms: dict[str, str] = {}
+        for key in self.settings.werklijst.dienststart:
+            if vhs.get(key) is None:
+                raise ConfigError(f"werklijst.dienststart: onbekend veiligheidshuis {key!r}")
+            room = self.aanvraag.config.vh(key).room_id
+            if room is None:
+                raise ConfigError(f"werklijst.dienststart: {key} heeft geen dienstruimte; zet [aanvraag] "
+                                  f"vh.{key}.room")
+            rooms[key] = room
+        self.werklijst.calendar = self.aanvraag.config.calendar
+        self.werklijst.digest_rooms = rooms
 
     async def _notify_room(self, session: Tx, notices: list[RoomNotice]) -> None:
         """The mail worker's way to speak in the room: thread replies to the command, via the send queue.

@@ -74,6 +74,8 @@ def config(tmp_path: Path, database_url: str) -> Path:
                      "escalatie_kantoor": ["herinnering:60"], "escalatie_buiten": ["herinnering:15"],
                      "vh.utrecht.doelgroepen": ["huiselijk geweld"], "vh.utrecht.room": ONCALL,
                      "vh.utrecht.termijn": "24u"},
+        # the shift-start digest keeps the identifier utrecht may receive on each arrival: removed with it
+        "werklijst": {"dienststart": ["utrecht"]},
     })
 
 
@@ -141,6 +143,7 @@ async def test_sepot_01_leaves_nothing_about_the_person(tmp_path: Path, database
         decided = await say(f"!besluit {BSN} vs zaak: 2026-1", ovj)
         assert "Besluit" in decided or "besluit" in decided
         assert await sweep(runtime), "the scenario must have stored the person somewhere"
+        assert any(t == "binnenkomst" and row["identificatie"] == f"BSN {BSN}" for t, row in await sweep(runtime))
 
         removed = await say(f"!besluit {BSN} 01 zaak: 2026-1", ovj)
         assert "Technisch sepot 01" in removed and not any(x in removed for x in NEEDLES)
