@@ -39,6 +39,9 @@ from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
 CONFIRMATION_FIELDS = frozenset({"veiligheidshuis"})
 # "followed" or "deviated from" the advice discloses the advised afdoening as well.
 RELATION_FIELDS = frozenset({"geadviseerde_afdoening"})
+DEVIATION_UNSEEN = ("Dit wijkt af van een actueel advies van een veiligheidshuis; niet elk lid van deze room mag "
+                    "zien welk (!check toont het u in een direct bericht). Voeg een motivering toe: 'motivering: "
+                    "<reden van afwijken>'.")
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,10 @@ class BesluitService:
         referred = await q.referred_houses(tx, subject)
         outcome = feedback_for(afd, kennis, aangemeld_bij=referred, motivering=vraag.motivering)
         if outcome.weigering:
+            minor = any(k.minderjarig for k in kennis) if kennis else None
+            if self.publiek is not None and not await self.publiek.room_sees(
+                    tx, act.room_id, act.sender, CONFIRMATION_FIELDS | RELATION_FIELDS, minor):
+                raise UserError(DEVIATION_UNSEEN)  # the refusal would name the house and its advice
             message = outcome.weigering
             for k in kennis:
                 if (known := self.veiligheidshuizen.get(k.veiligheidshuis)) is not None:

@@ -166,6 +166,10 @@ async def test_a_decision_confirmation_goes_direct_when_the_police_read_the_room
         masked = "******" + person[-3:]
         await seed(bot, markering(person, geadviseerde_afdoening="vs"))
         await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, POLITIE}))
+        refused = await bot.say(f"!besluit {person} osb", as_role="ovj")  # deviates: the refusal names no house
+        assert refused == ("Dit wijkt af van een actueel advies van een veiligheidshuis; niet elk lid van deze room "
+                           "mag zien welk (!check toont het u in een direct bericht). Voeg een motivering toe: "
+                           "'motivering: <reden van afwijken>'.")
         out = await bot.say(f"!besluit {person} vs", as_role="ovj")
         room, direct = out.split("\n", 1)
         assert room == (f"Besluit voor BSN {masked} vastgelegd; de bevestiging staat in uw directe bericht van de "
