@@ -27,6 +27,7 @@ from domain.afwijking import GEEN
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
+from domain.matrix_ids import direct_target
 from domain.suggest import nearest
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen, mail_identifier
 from services import messages
@@ -125,6 +126,7 @@ class AanvraagView:
     identificatie: str = ""  # as the veiligheidshuis may receive it (ping, form), never shown in the ZSM room
     schets: tuple[str, ...] = ()  # the case sketch, one Dutch line each
     dienst: str | None = None  # who was on duty when it was opened (set by open)
+    direct_to: str | None = None  # set by open when not every reader of the room may see the house and doelgroep
 
     @property
     def active(self) -> bool:
@@ -316,7 +318,12 @@ class AanvraagService:
                                       person=person, vh_key=vh_key, markering=markering, term=term, vraag=vraag,
                                       schets=schets)
         duty = await self.on_duty(tx, vh_key, now)
-        return replace(self.view(req), dienst=duty.user_id if duty else None)
+        direct_to = None
+        if self.publiek is not None:
+            minor = is_minor(markering.geboortedatum, now.astimezone(AMSTERDAM).date()) if markering else None
+            if not await self.publiek.room_sees(tx, room_id, sender, ("veiligheidshuis", "doelgroep"), minor):
+                direct_to = direct_target(sender)  # the confirmation names the house and the doelgroep
+        return replace(self.view(req), dienst=duty.user_id if duty else None, direct_to=direct_to)
 
     async def open_request(
         self, session: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str,

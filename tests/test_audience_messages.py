@@ -226,3 +226,24 @@ async def test_term_warnings_and_expiry_go_direct_when_the_police_read_the_room(
         assert not any("Utrecht" in line for line in expired.split("\n") if not line.startswith("[naar direct"))
     finally:
         await bot.close()
+
+
+async def test_an_advice_request_confirmation_goes_direct_when_the_police_read_the_room(tmp_path: Path,
+                                                                                        sqlite_url: str) -> None:
+    """"Aanvraag A1 verstuurd naar <house> voor <masked> (<doelgroep>)" tells where the person is known and in which
+    target group: beside a politie member the room reads only that it went, the KPC the rest in the direct room."""
+    bot, _ = await start_aanvraag(tmp_path, sqlite_url)
+    try:
+        await seed_aanvraag(bot)
+        await roster(bot)
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, POLITIE}))
+        out = await open_request(bot)
+        masked = "******" + BSN[-3:]
+        lines = out.split("\n")
+        assert lines[0] == (f"Aanvraag A1 voor BSN {masked} is verstuurd; de details staan in uw directe bericht van "
+                            "de bot.")
+        assert f"[naar direct:{KPC}] Aanvraag A1 verstuurd naar Veiligheidshuis regio Utrecht voor BSN {masked} " \
+               "(huiselijk geweld)." in lines
+        assert not any("huiselijk geweld" in line for line in lines if line.startswith("Aanvraag A1 voor"))
+    finally:
+        await bot.close()
