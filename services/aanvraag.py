@@ -253,17 +253,13 @@ class AanvraagService:
             raise UserError(f"Onbekend zaaktype '{code[:20]}'.{hint} Schrijf 'type: <code>' met een van: {known}.")
         return code
 
-    async def open(
-        self, tx: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str, person: PersonId,
-        term_words: str, vraag: str | None, vh: str | None, schets: Schets,
-    ) -> AanvraagView:
-        """``!aanvraag``: for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one named),
-        or, with ``type:``, in a case type that house prioritised (also when it has not marked the person); with no
-        request for that person running there; refused in Dutch otherwise."""
+    async def _eligible(self, tx: Tx, person: PersonId, vh: str | None,
+                        typed: str | None) -> tuple[str, Markering | None]:
+        """The one house whose prioritised doelgroep or case type this request falls under; refused in Dutch
+        (naming the house and the doelgroep: ``open`` says less where not every reader may see that)."""
         if self.registry is None:
             raise UserError("Advies op aanvraag is in deze installatie niet beschikbaar.")
         markeringen = await self.registry.lookup(person, session=tx)
-        typed = schets.zaaktype
         if vh:
             markeringen = [m for m in markeringen if m.veiligheidshuis == vh]
             if not markeringen and not typed:
@@ -298,7 +294,20 @@ class AanvraagService:
             keys = ", ".join(k for k, _ in eligible)
             raise UserError(f"{person.masked} valt bij meer veiligheidshuizen onder een prioritaire afspraak "
                             f"({keys}). Kies er één met 'vh: <sleutel>'.")
-        vh_key, markering = eligible[0]
+        return eligible[0]
+
+    async def open(
+        self, tx: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str, person: PersonId,
+        term_words: str, vraag: str | None, vh: str | None, schets: Schets,
+    ) -> AanvraagView:
+        """``!aanvraag``: for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one named),
+        or, with ``type:``, in a case type that house prioritised (also when it has not marked the person); with no
+        request for that person running there; refused in Dutch otherwise."""
+        try:
+            vh_key, markering = await self._eligible(tx, person, vh, schets.zaaktype)
+        except UserError:
+            await self._refuse_unseen(tx, room_id, sender, person)
+            raise
         try:
             term = rules.parse_term(term_words) if term_words else self.config.term_for(vh_key)
         except rules.TermError as exc:
@@ -307,6 +316,7 @@ class AanvraagService:
         existing = await q.running_request_id(tx, bsn=bsn, person_value=person.value, veiligheidshuis=vh_key,
                                               states=rules.ACTIVE)
         if existing is not None:
+            await self._refuse_unseen(tx, room_id, sender, person)
             raise UserError(f"Er loopt al een aanvraag voor {person.masked} bij {vh_key}: "
                             f"{rules.ref_text(existing)}. Typ !aanvragen om de stand te zien.")
         if vraag and len(vraag) > 1000:
@@ -324,6 +334,15 @@ class AanvraagService:
             if not await self.publiek.room_sees(tx, room_id, sender, ("veiligheidshuis", "doelgroep"), minor):
                 direct_to = direct_target(sender)  # the confirmation names the house and the doelgroep
         return replace(self.view(req), dienst=duty.user_id if duty else None, direct_to=direct_to)
+
+    async def _refuse_unseen(self, tx: Tx, room_id: str, sender: str, person: PersonId) -> None:
+        """A refusal that names the house and the doelgroep is for a room whose every reader may see them; elsewhere
+        one line that says where to look instead."""
+        if self.publiek is not None and not await self.publiek.room_sees(
+                tx, room_id, sender, ("veiligheidshuis", "doelgroep"), None):
+            raise UserError(f"Advies op aanvraag voor {person.masked} kan zo niet; niet elk lid van deze room mag zien "
+                            "waarom. !check toont u in een direct bericht waar de persoon bekend is; geef dan "
+                            "'vh: <sleutel> type: <code>'.")
 
     async def open_request(
         self, session: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str,

@@ -247,3 +247,22 @@ async def test_an_advice_request_confirmation_goes_direct_when_the_police_read_t
         assert not any("huiselijk geweld" in line for line in lines if line.startswith("Aanvraag A1 voor"))
     finally:
         await bot.close()
+
+
+async def test_an_advice_request_refusal_beside_the_police_names_no_house(tmp_path: Path, sqlite_url: str) -> None:
+    """"valt bij utrecht onder doelgroep 'veelpleger'" and "bij geen veiligheidshuis bekend" are dat-informatie:
+    beside a politie member the refusal says where to look instead."""
+    bot, _ = await start_aanvraag(tmp_path, sqlite_url)
+    try:
+        await seed_aanvraag(bot, doelgroep="veelpleger")
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, POLITIE}))
+        sketch = "feit: mishandeling partner in de woning voornemen: voorwaardelijk sepot"
+        said = [await bot.say(f"!aanvraag {p} {sketch}", as_role="kpc") for p in (BSN, "111222333")]
+        assert said == [f"Advies op aanvraag voor BSN ******{p[-3:]} kan zo niet; niet elk lid van deze room mag zien "
+                        "waarom. !check toont u in een direct bericht waar de persoon bekend is; geef dan 'vh: "
+                        "<sleutel> type: <code>'." for p in (BSN, "111222333")]
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, OVJ}))
+        assert "valt bij utrecht onder doelgroep 'veelpleger'" in await bot.say(f"!aanvraag {BSN} {sketch}",
+                                                                                as_role="kpc")
+    finally:
+        await bot.close()
