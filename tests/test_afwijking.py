@@ -190,14 +190,14 @@ async def test_advies_geen_gives_no_duty(tmp_path: Path, sqlite_url: str) -> Non
 
 
 async def test_an_advies_answer_on_an_unmarked_suspect_brings_the_deviation_duty(tmp_path: Path,
-                                                                                  sqlite_url: str) -> None:
+                                                                                  database_url: str) -> None:
     """No house marked the suspect, so the !advies answer has no marking to replace: it is kept on the request and
     the next !besluit weighs it like a marking's advice (issue 14: deviation after an answer on request)."""
     from tests.test_aanvraag import roster
     from tests.test_aanvraag import start as start_aanvraag
 
     unmarked = "111222333"
-    bot, _clock = await start_aanvraag(tmp_path, sqlite_url)
+    bot, _clock = await start_aanvraag(tmp_path, database_url)
     try:
         await roster(bot)
         opened = await bot.say(f"!aanvraag {unmarked} type: hg vh: utrecht feit: mishandeling partner in de woning "

@@ -71,8 +71,8 @@ async def digest(bot: ConsoleBot, when: datetime) -> tuple[int, str]:
     return count, out.strip()
 
 
-async def test_the_digest_at_the_start_of_office_hours(tmp_path: Path, sqlite_url: str) -> None:
-    bot, clock = await start(tmp_path, sqlite_url, {"dienststart": ["utrecht"]})
+async def test_the_digest_at_the_start_of_office_hours(tmp_path: Path, database_url: str) -> None:
+    bot, clock = await start(tmp_path, database_url, {"dienststart": ["utrecht"]})
     try:
         await weekend(bot, clock)
         assert await digest(bot, at(30, 8, 29)) == (0, "")
