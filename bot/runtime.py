@@ -325,7 +325,8 @@ class Runtime:
             self.redactor.wake()  # a sepot 01 may have marked earlier messages
 
     def _wire_digest(self, vhs: Veiligheidshuizen) -> None:
-        """The shift-start digest ([werklijst] dienststart) uses the office hours and on-call rooms of [aanvraag]."""
+        """The shift-start digest ([werklijst] dienststart) uses the office hours and on-call rooms of [aanvraag];
+        the list and its reminder follow the room's audience."""
         rooms: dict[str, str] = {}
         for key in self.settings.werklijst.dienststart:
             if vhs.get(key) is None:
@@ -337,6 +338,7 @@ class Runtime:
             rooms[key] = room
         self.werklijst.calendar = self.aanvraag.config.calendar
         self.werklijst.digest_rooms = rooms
+        self.werklijst.publiek = self.publiek
 
     async def _notify_room(self, session: Tx, notices: list[RoomNotice]) -> None:
         """The mail worker's way to speak in the room: thread replies to the command, via the send queue.

@@ -146,7 +146,12 @@ async def handle_aanvragen(ctx: Context, args: ParsedArgs) -> Reply:
                  else "nog niet bevestigd")
         items.append([Bold(r.ref), f" · {r.person.masked} · {r.veiligheidshuis} · ",
                       Bold(rules.describe_left(r.deadline, ctx.now)), f" (tot {format_local(r.deadline)}) · {state}"])
-    return Doc().heading(f"Open aanvragen ({len(rows)}), meest dringend eerst").bullets(items).build(case_data=True)
+    reply = Doc().heading(f"Open aanvragen ({len(rows)}), meest dringend eerst").bullets(items).build(case_data=True)
+    direct_to = await service(ctx).list_direct_to(ctx.session, ctx.room_id, ctx.sender)
+    if direct_to is not None:
+        ctx.send_elsewhere(OutgoingNote(direct_to, reply, key="aanvragen-details"))
+        return Doc().line(f"Open aanvragen ({len(rows)}): de lijst staat in uw directe bericht van de bot.").build()
+    return reply
 
 
 AANVRAGEN = CommandSpec(

@@ -27,7 +27,6 @@ from domain.afwijking import GEEN
 from domain.clock import AMSTERDAM, format_local
 from domain.errors import ConfigError, UserError
 from domain.identifiers import PersonId
-from domain.matrix_ids import direct_target
 from domain.suggest import nearest
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen, mail_identifier
 from services import messages
@@ -220,6 +219,12 @@ class AanvraagService:
             identificatie=self.identificatie(req), schets=tuple(sketch_lines(req)),
         )
 
+    async def list_direct_to(self, tx: Tx, room_id: str, asker: str) -> str | None:
+        """``!aanvragen`` names each person's house: the asker's direct room when not every reader may see that."""
+        if self.publiek is None:
+            return None
+        return await self.publiek.direct_for(tx, room_id, asker, ("veiligheidshuis",), None)
+
     async def active(self, tx: Tx, *, limit: int = 50) -> list[AanvraagView]:
         """The open and acknowledged requests, most urgent first."""
         return [self.view(r) for r in await q.requests_in_states(tx, rules.ACTIVE, limit=limit)]
@@ -329,10 +334,9 @@ class AanvraagService:
                                       schets=schets)
         duty = await self.on_duty(tx, vh_key, now)
         direct_to = None
-        if self.publiek is not None:
+        if self.publiek is not None:  # the confirmation names the house and the doelgroep
             minor = is_minor(markering.geboortedatum, now.astimezone(AMSTERDAM).date()) if markering else None
-            if not await self.publiek.room_sees(tx, room_id, sender, ("veiligheidshuis", "doelgroep"), minor):
-                direct_to = direct_target(sender)  # the confirmation names the house and the doelgroep
+            direct_to = await self.publiek.direct_for(tx, room_id, sender, ("veiligheidshuis", "doelgroep"), minor)
         return replace(self.view(req), dienst=duty.user_id if duty else None, direct_to=direct_to)
 
     async def _refuse_unseen(self, tx: Tx, room_id: str, sender: str, person: PersonId) -> None:

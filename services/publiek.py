@@ -108,6 +108,12 @@ class PubliekService:
         needed = frozenset(needed)
         return all(needed <= room.voor(g) for g in ((minor,) if minor is not None else (False, True)))
 
+    async def direct_for(self, tx: Tx, room_id: str, asker: str, needed: Iterable[str],
+                         minor: bool | None) -> str | None:
+        """For a command's reply composed in full: None when every reader of the room may see ``needed``, else the
+        asker's direct room, where the adapter sends the reply while the room reads a notice with the masked id."""
+        return None if await self.room_sees(tx, room_id, asker, needed, minor) else direct_target(asker)
+
     async def deliver(self, tx: Tx, msg: NewMessage, reply: Reply, *, asker: str, masked: str, what: str,
                       needed: Iterable[str], minor: bool | None, now: datetime) -> bool:
         """Queue a message with case data for its room if every reader may see ``needed``; otherwise the room

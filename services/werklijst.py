@@ -22,10 +22,13 @@ from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from services import messages
 from services.base import Caller, Tx
 from services.messages import NewMessage, message_content, txn_id_for
+from services.publiek import PubliekService
 from services.reply import Bold, Code, Doc, Part, Reply
 from storage import werklijst_queries as q
 from storage.audit import Auditor
 from storage.db import SessionFactory
+
+LIST_FIELDS = frozenset({"veiligheidshuis"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class WerklijstService:
     # the shift-start digest ([werklijst] dienststart): the office hours and each digest house's on-call room
     calendar: WorkCalendar | None = None
     digest_rooms: Mapping[str, str] = field(default_factory=dict)
+    # the room's audience: the list names each person's house (dat-informatie)
+    publiek: PubliekService | None = None
 
     async def came_in(self, tx: Tx, *, person_value: str, masked: str, veiligheidshuizen: Iterable[str], via: str,
                       at: datetime) -> None:
@@ -91,6 +96,12 @@ class WerklijstService:
         await caller.audit("werklijst.opgevraagd", aantal=len(rows), veiligheidshuis=veiligheidshuis)
         return rows
 
+    async def direct_to(self, tx: Tx, caller: Caller) -> str | None:
+        """``!werklijst`` goes to the asker's direct room when not every reader of the room may see the houses."""
+        if self.publiek is None:
+            return None
+        return await self.publiek.direct_for(tx, caller.room_id, caller.sender, LIST_FIELDS, None)
+
     def render(self, rows: list[Regel], now: datetime, *, herinnering: bool = False) -> Reply:
         wait = self.settings.wacht_minuten
         head = "Herinnering werklijst" if herinnering else "Werklijst"
@@ -132,9 +143,15 @@ class WerklijstService:
             rows = await self.regels(s, now)
             if not rows:
                 return False
+            reply = self.render(rows, now, herinnering=True)
+            if self.publiek is not None and not await self.publiek.room_sees(s, self.room, None, LIST_FIELDS, None):
+                reply = Doc().line(Bold("Herinnering werklijst"), f": {len(rows)} bekende perso"
+                                   f"{'on' if len(rows) == 1 else 'nen'} zonder besluit. Niet elk lid van deze room "
+                                   "mag de lijst zien; een OvJ, parketsecretaris of KPC ziet hem met ",
+                                   Code("!werklijst"), ".").build()
             queued = await messages.queue(s, NewMessage(
                 room_id=self.room, txn_id=txn_id_for("werklijst", slot.isoformat()), case_data=True,
-                content=message_content(self.render(rows, now, herinnering=True))), now)
+                content=message_content(reply)), now)
             if queued is None:
                 return False  # this slot was already reminded
             await self.auditor.record(s, kind="werklijst.herinnering", at=now, actor=None, role=None,

@@ -266,3 +266,21 @@ async def test_an_advice_request_refusal_beside_the_police_names_no_house(tmp_pa
                                                                                 as_role="kpc")
     finally:
         await bot.close()
+
+
+async def test_the_list_of_advice_requests_goes_direct_beside_the_police(tmp_path: Path, sqlite_url: str) -> None:
+    bot, _ = await start_aanvraag(tmp_path, sqlite_url)
+    try:
+        await seed_aanvraag(bot)
+        await roster(bot)
+        await open_request(bot)
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, POLITIE}))
+        out = await bot.say("!aanvragen", as_role="kpc")
+        room, direct = out.split("\n", 1)
+        assert room == "Open aanvragen (1): de lijst staat in uw directe bericht van de bot."
+        assert direct.startswith(f"[naar direct:{KPC}] Open aanvragen (1), meest dringend eerst")
+        assert "utrecht" in direct and "utrecht" not in room
+        await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({KPC, OVJ}))
+        assert (await bot.say("!aanvragen", as_role="kpc")).startswith("Open aanvragen (1), meest dringend eerst")
+    finally:
+        await bot.close()
