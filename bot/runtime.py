@@ -35,6 +35,7 @@ from config.reference import load_afdoeningen, load_veiligheidshuizen
 from config.settings import Settings, database_kind
 from domain.clock import Clock, SystemClock, local
 from domain.errors import ConfigError
+from domain.veiligheidshuizen import Veiligheidshuizen
 from integrations.registry.config import build_registry
 from services import messages
 from services.aanmelden import AanmeldService
@@ -52,6 +53,7 @@ from services.werklijst import WerklijstService
 from storage.audit import Auditor
 from storage.besluit_queries import release_mail_claims
 from storage.db import SessionFactory, create_engine, ping, session_factory
+from storage.inbox import senders_of
 from storage.leader import SOLO, Leadership
 from storage.migrate import upgrade
 from storage.outgoing import release_claims, subjects_of_replies
@@ -119,6 +121,7 @@ class Runtime:
         self.aanvraag = aanvraag.build_service(self.settings, auditor=self.auditor, veiligheidshuizen=vhs,
                                                sessions=self.sessions, registry=registry, mail=mail,
                                                publiek=self.publiek, catalogus=catalogus)
+        self._wire_digest(vhs)
         self.services = Services(
             settings=self.settings, auditor=self.auditor, clock=self.clock, table=default_table(),
             veiligheidshuizen=vhs, registry=registry,
@@ -126,7 +129,7 @@ class Runtime:
             vrijgave=vrijgave, instroom=instroom_service, werklijst=self.werklijst,
             rapport=rapport_service, aanvraag=self.aanvraag,
             besluit=BesluitService(auditor=self.auditor, catalogus=catalogus,
-                                   veiligheidshuizen=vhs, registry=registry, mail=mail),
+                                   veiligheidshuizen=vhs, registry=registry, mail=mail, publiek=self.publiek),
             aanmelden=AanmeldService(auditor=self.auditor, veiligheidshuizen=vhs, mail=mail),
             outbox=OutboxService(self.auditor),
         )
@@ -327,6 +330,22 @@ class Runtime:
         if self.redactor:
             self.redactor.wake()  # a sepot 01 may have marked earlier messages
 
+    def _wire_digest(self, vhs: Veiligheidshuizen) -> None:
+        """The shift-start digest ([werklijst] dienststart) uses the office hours and on-call rooms of [aanvraag];
+        the list and its reminder follow the room's audience."""
+        rooms: dict[str, str] = {}
+        for key in self.settings.werklijst.dienststart:
+            if vhs.get(key) is None:
+                raise ConfigError(f"werklijst.dienststart: onbekend veiligheidshuis {key!r}")
+            room = self.aanvraag.config.vh(key).room_id
+            if room is None:
+                raise ConfigError(f"werklijst.dienststart: {key} heeft geen dienstruimte; zet [aanvraag] "
+                                  f"vh.{key}.room")
+            rooms[key] = room
+        self.werklijst.calendar = self.aanvraag.config.calendar
+        self.werklijst.digest_rooms = rooms
+        self.werklijst.publiek = self.publiek
+
     async def _notify_room(self, session: Tx, notices: list[RoomNotice]) -> None:
         """The mail worker's way to speak in the room: thread replies to the command, via the send queue.
 
@@ -335,10 +354,17 @@ class Runtime:
         if not notices:
             return
         subjects = await subjects_of_replies(session, (n.in_reply_to for n in notices))
-        await messages.queue_many(session, [NewMessage(
-            room_id=n.room_id, content=message_content(text(n.text), in_reply_to=n.in_reply_to),
-            txn_id=txn_id_for(n.in_reply_to, n.purpose), in_reply_to=n.in_reply_to, case_data=True,
-            subject=subjects.get(n.in_reply_to)) for n in notices], self.clock.now())
+        senders = await senders_of(session, (n.in_reply_to for n in notices))
+        now = self.clock.now()
+        routed: list[NewMessage] = []
+        for n in notices:  # they name the house: shown as far as every reader may see that (services.publiek)
+            asker = senders.get(n.in_reply_to)
+            routed += await self.publiek.route(session, NewMessage(
+                room_id=n.room_id, content=message_content(text(n.text), in_reply_to=n.in_reply_to),
+                txn_id=txn_id_for(n.in_reply_to, n.purpose), in_reply_to=n.in_reply_to, case_data=True,
+                subject=subjects.get(n.in_reply_to)), text(n.text), asker=asker, notice=n.notice(asker),
+                needed=("veiligheidshuis",), minor=None, now=now)
+        await messages.queue_many(session, routed, now)
 
     async def close(self) -> None:
         """Stop the tickers and loops (each within a grace period), then close the database connections."""

@@ -15,12 +15,14 @@ log = logging.getLogger(__name__)
 async def tick(service: WerklijstService, clock: Clock) -> None:
     try:
         await service.remind_due(clock.now())
+        await service.digest_due(clock.now())
     except Exception as exc:  # a failed tick is retried at the next one; the slot is still open
         log.error("werklijst tick failed", extra={"error": type(exc).__name__})
 
 
 async def start(service: WerklijstService, clock: Clock, stack: AsyncExitStack, every_s: float) -> None:
-    if every_s <= 0 or not service.settings.herinneringen or service.room is None:
+    reminder = bool(service.settings.herinneringen) and service.room is not None
+    if every_s <= 0 or not (reminder or service.digest_rooms):
         return
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 

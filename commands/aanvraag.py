@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from commands.base import Arg, CommandSpec, Context, Named
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from domain import aanvraag as rules
 from domain.clock import format_local
@@ -94,6 +94,10 @@ async def handle_aanvraag(ctx: Context, args: ParsedArgs) -> Reply:
             "gewaarschuwd in de dienstruimte" if req.has_oncall_room else
             "niet via Matrix bereikbaar (geen dienstruimte ingesteld)") + f"; {mail}.")
     doc.line("Intrekken: ", Code(f"!aanvraag intrekken {ref}"), ". Overzicht: ", Code("!aanvragen"), ".")
+    if req.direct_to is not None:  # not every reader of the room may see the house and the doelgroep
+        ctx.send_elsewhere(OutgoingNote(req.direct_to, doc.build(case_data=True), key="aanvraag-details"))
+        return Doc().line(f"Aanvraag {ref} voor {person.masked} is verstuurd; de details staan in uw directe "
+                          "bericht van de bot.").build(case_data=True)
     return doc.build(case_data=True)
 
 
@@ -142,7 +146,12 @@ async def handle_aanvragen(ctx: Context, args: ParsedArgs) -> Reply:
                  else "nog niet bevestigd")
         items.append([Bold(r.ref), f" · {r.person.masked} · {r.veiligheidshuis} · ",
                       Bold(rules.describe_left(r.deadline, ctx.now)), f" (tot {format_local(r.deadline)}) · {state}"])
-    return Doc().heading(f"Open aanvragen ({len(rows)}), meest dringend eerst").bullets(items).build(case_data=True)
+    reply = Doc().heading(f"Open aanvragen ({len(rows)}), meest dringend eerst").bullets(items).build(case_data=True)
+    direct_to = await service(ctx).list_direct_to(ctx.session, ctx.room_id, ctx.sender)
+    if direct_to is not None:
+        ctx.send_elsewhere(OutgoingNote(direct_to, reply, key="aanvragen-details"))
+        return Doc().line(f"Open aanvragen ({len(rows)}): de lijst staat in uw directe bericht van de bot.").build()
+    return reply
 
 
 AANVRAGEN = CommandSpec(

@@ -6,7 +6,7 @@ transaction, and renders the Dutch reply from what it returns.
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.parsing import ParsedArgs
 from domain.afwijking import Verhouding
 from domain.errors import UserError
@@ -73,6 +73,10 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
                                                                    motivering))
     if isinstance(result, ZaakVerwijderd):
         return render_removed(result)
+    if result.direct_to is not None:
+        ctx.send_elsewhere(OutgoingNote(result.direct_to, render_decided(result), key="besluit-details"))
+        return Doc().line(f"Besluit voor {person.masked} vastgelegd; de bevestiging staat in uw directe bericht van "
+                          "de bot.").build(case_data=True)
     return render_decided(result)
 
 

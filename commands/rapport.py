@@ -57,7 +57,8 @@ def summary(doc: Doc, c: Cijfers, *, national: bool) -> Doc:
     doc.line(f"Besluiten over bekende personen: {n(c.besluiten_bekend)}; terugkoppeling afgeleverd: "
              f"{n(c.terugkoppeling_afgeleverd)}{_share(c.terugkoppeling_afgeleverd, c.besluiten_bekend)}, "
              f"na mediaan {format_duur(c.terugkoppeling_mediaan_s)} (p90 {format_duur(c.terugkoppeling_p90_s)}).")
-    doc.line(f"Advies gevolgd: {n(c.advies_gevolgd)}; afgeweken (met motivering): {n(c.advies_afgeweken)}. "
+    doc.line(f"Advies gevolgd: {n(c.advies_gevolgd)}; afgeweken (met motivering): {n(c.advies_afgeweken)}; "
+             f"vrijgesteld (technisch sepot, selectie minderjarige): {n(c.advies_vrijgesteld)}. "
              f"Aanmeldingen: {n(c.aanmeldingen)}.")
     answered = c.aanvragen_op_tijd + c.aanvragen_te_laat
     doc.line(f"Adviesaanvragen: {n(c.aanvragen_geopend)} geopend, {n(c.aanvragen_bevestigd)} bevestigd, "

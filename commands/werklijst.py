@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context
+from commands.base import Arg, CommandSpec, Context, OutgoingNote
 from commands.parsing import ParsedArgs
 from domain.roles import DECIDING_ROLES
-from services.reply import Reply
+from services.reply import Doc, Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     vh = args.words[0].lower() if args.words else None
     svc = ctx.services.werklijst
     rows = await svc.lijst(ctx.session, ctx.caller(), vh)
-    return svc.render(rows, ctx.now)
+    reply = svc.render(rows, ctx.now)
+    direct_to = await svc.direct_to(ctx.session, ctx.caller())
+    if direct_to is not None and rows:  # not every reader of the room may see the houses
+        ctx.send_elsewhere(OutgoingNote(direct_to, reply, key="werklijst-details"))
+        return Doc().line(f"Werklijst ({len(rows)}): de lijst staat in uw directe bericht van de bot.").build()
+    return reply
 
 
 SPEC = CommandSpec(

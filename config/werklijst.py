@@ -16,7 +16,7 @@ from config.reader import ConfigReader
 from domain.errors import ConfigError
 from domain.matrix_ids import ROOM_ID
 
-KEYS = ("wacht_minuten", "herinneringen", "ruimte")
+KEYS = ("wacht_minuten", "herinneringen", "ruimte", "dienststart")
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
@@ -25,6 +25,9 @@ class WerklijstSettings:
     wacht_minuten: int = 120
     herinneringen: tuple[time, ...] = (time(7, 30), time(15, 30), time(23, 0))
     ruimte: str | None = None  # the ZSM room for the reminder; None: the first room in [matrix] rooms
+    # veiligheidshuizen (keys) whose on-call room ([aanvraag] vh.<key>.room) gets, at the start of office hours, the
+    # known clients who came in while it was closed; off (empty) by default
+    dienststart: tuple[str, ...] = ()
 
 
 def parse_werklijst(r: ConfigReader) -> WerklijstSettings:
@@ -42,4 +45,8 @@ def parse_werklijst(r: ConfigReader) -> WerklijstSettings:
     room = r.text("ruimte", None)
     if room is not None and not ROOM_ID.match(room):
         raise ConfigError(f"werklijst.ruimte: verwacht een room-id als !abc:example.nl, kreeg {room!r}")
-    return WerklijstSettings(wacht_minuten=wait, herinneringen=tuple(sorted(set(times))), ruimte=room)
+    digest = r.data.get("dienststart", [])
+    if not isinstance(digest, list) or not all(isinstance(k, str) and k.strip() for k in digest):
+        raise ConfigError("werklijst.dienststart: verwacht een lijst veiligheidshuizen als [\"utrecht\"] (of [])")
+    return WerklijstSettings(wacht_minuten=wait, herinneringen=tuple(sorted(set(times))), ruimte=room,
+                             dienststart=tuple(dict.fromkeys(k.strip() for k in digest)))

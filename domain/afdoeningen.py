@@ -147,7 +147,7 @@ def feedback_for(
 
 
 def advies_uitkomst(afdoening: Afdoening, k: Kennis) -> str:
-    """How a decision relates to one veiligheidshuis's advice, for the figures: ``gevolgd``, ``afgeweken`` or
-    ``geen_advies`` (an exempt decision, domain.afwijking, is neither followed nor deviated from)."""
-    v = verhouding(afdoening.code, afdoening.technisch, afdoening.selectie, k)
-    return "geen_advies" if v is Verhouding.VRIJGESTELD else v.value
+    """How a decision relates to one veiligheidshuis's advice, for the figures: ``gevolgd``, ``afgeweken``,
+    ``vrijgesteld`` (an exempt decision, domain.afwijking: neither followed nor deviated from, and counted apart so
+    it does not swell "no advice") or ``geen_advies``."""
+    return verhouding(afdoening.code, afdoening.technisch, afdoening.selectie, k).value

@@ -143,6 +143,7 @@ class Cijfers:
     terugkoppeling_p90_s: float | None = None
     advies_gevolgd: int = 0
     advies_afgeweken: int = 0             # deviated from a current advice (always with a motivation)
+    advies_vrijgesteld: int = 0           # exempt: technical sepot, a minor's selection-stage decision
     aanmeldingen: int = 0
     aanvragen_geopend: int = 0
     aanvragen_bevestigd: int = 0
@@ -198,7 +199,8 @@ KOLOMMEN: tuple[tuple[str, str], ...] = (
     ("hits_minderjarig", "hits_minderjarig"),
     ("besluiten_bekend", "besluiten_bekend"), ("terugkoppeling_afgeleverd", "terugkoppeling_afgeleverd"),
     ("terugkoppeling_mediaan_s", "terugkoppeling_mediaan_s"), ("terugkoppeling_p90_s", "terugkoppeling_p90_s"),
-    ("advies_gevolgd", "advies_gevolgd"), ("advies_afgeweken", "advies_afgeweken"), ("aanmeldingen", "aanmeldingen"),
+    ("advies_gevolgd", "advies_gevolgd"), ("advies_afgeweken", "advies_afgeweken"),
+    ("advies_vrijgesteld", "advies_vrijgesteld"), ("aanmeldingen", "aanmeldingen"),
     ("aanvragen_geopend", "aanvragen_geopend"), ("aanvragen_bevestigd", "aanvragen_bevestigd"),
     ("aanvragen_op_tijd", "aanvragen_op_tijd"), ("aanvragen_te_laat", "aanvragen_te_laat"),
     ("aanvragen_verlopen", "aanvragen_verlopen"), ("respons_mediaan_s", "respons_mediaan_s"),

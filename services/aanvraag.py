@@ -33,7 +33,7 @@ from services import messages
 from services.base import Tx
 from services.mail_outbox import MailService
 from services.messages import NewMessage, message_content, txn_id_for
-from services.publiek import PubliekService
+from services.publiek import PubliekService, direct_notice
 from services.reply import Bold, Code, Doc, Italic, Reply
 from storage import aanvraag_queries as q
 from storage import outgoing
@@ -125,6 +125,7 @@ class AanvraagView:
     identificatie: str = ""  # as the veiligheidshuis may receive it (ping, form), never shown in the ZSM room
     schets: tuple[str, ...] = ()  # the case sketch, one Dutch line each
     dienst: str | None = None  # who was on duty when it was opened (set by open)
+    direct_to: str | None = None  # set by open when not every reader of the room may see the house and doelgroep
 
     @property
     def active(self) -> bool:
@@ -218,6 +219,12 @@ class AanvraagService:
             identificatie=self.identificatie(req), schets=tuple(sketch_lines(req)),
         )
 
+    async def list_direct_to(self, tx: Tx, room_id: str, asker: str) -> str | None:
+        """``!aanvragen`` names each person's house: the asker's direct room when not every reader may see that."""
+        if self.publiek is None:
+            return None
+        return await self.publiek.direct_for(tx, room_id, asker, ("veiligheidshuis",), None)
+
     async def active(self, tx: Tx, *, limit: int = 50) -> list[AanvraagView]:
         """The open and acknowledged requests, most urgent first."""
         return [self.view(r) for r in await q.requests_in_states(tx, rules.ACTIVE, limit=limit)]
@@ -251,17 +258,13 @@ class AanvraagService:
             raise UserError(f"Onbekend zaaktype '{code[:20]}'.{hint} Schrijf 'type: <code>' met een van: {known}.")
         return code
 
-    async def open(
-        self, tx: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str, person: PersonId,
-        term_words: str, vraag: str | None, vh: str | None, schets: Schets,
-    ) -> AanvraagView:
-        """``!aanvraag``: for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one named),
-        or, with ``type:``, in a case type that house prioritised (also when it has not marked the person); with no
-        request for that person running there; refused in Dutch otherwise."""
+    async def _eligible(self, tx: Tx, person: PersonId, vh: str | None,
+                        typed: str | None) -> tuple[str, Markering | None]:
+        """The one house whose prioritised doelgroep or case type this request falls under; refused in Dutch
+        (naming the house and the doelgroep: ``open`` says less where not every reader may see that)."""
         if self.registry is None:
             raise UserError("Advies op aanvraag is in deze installatie niet beschikbaar.")
         markeringen = await self.registry.lookup(person, session=tx)
-        typed = schets.zaaktype
         if vh:
             markeringen = [m for m in markeringen if m.veiligheidshuis == vh]
             if not markeringen and not typed:
@@ -271,9 +274,10 @@ class AanvraagService:
         elif not markeringen:
             raise UserError(f"{person.masked} is bij geen veiligheidshuis bekend. Geef het veiligheidshuis en het "
                             "zaaktype: 'vh: <sleutel> type: <code>', bijvoorbeeld vh: utrecht type: hg.")
+        # A typed case type is checked also for a person eligible by doelgroep: the request is recorded under it.
         eligible: list[tuple[str, Markering | None]] = [
             (m.veiligheidshuis, m) for m in markeringen
-            if self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep)
+            if (typed is None and self.config.vh(m.veiligheidshuis).prioritised(m.doelgroep))
             or self.config.vh(m.veiligheidshuis).prioritised_type(typed)]
         if not eligible and vh and not markeringen and self.config.vh(vh).prioritised_type(typed):
             eligible = [(vh, None)]  # an unmarked suspect in a case type this house prioritised
@@ -281,7 +285,7 @@ class AanvraagService:
             key = vh or markeringen[0].veiligheidshuis
             agreed = self.config.vh(key)
             parts = []
-            if markeringen:
+            if markeringen and not agreed.prioritised(markeringen[0].doelgroep):
                 parts.append(f"{person.masked} valt bij {key} onder doelgroep '{markeringen[0].doelgroep}'")
             if typed:
                 parts.append(f"zaaktype {rules.zaaktype_text(typed)} is met {key} niet als prioritair afgesproken")
@@ -295,7 +299,20 @@ class AanvraagService:
             keys = ", ".join(k for k, _ in eligible)
             raise UserError(f"{person.masked} valt bij meer veiligheidshuizen onder een prioritaire afspraak "
                             f"({keys}). Kies er één met 'vh: <sleutel>'.")
-        vh_key, markering = eligible[0]
+        return eligible[0]
+
+    async def open(
+        self, tx: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str, person: PersonId,
+        term_words: str, vraag: str | None, vh: str | None, schets: Schets,
+    ) -> AanvraagView:
+        """``!aanvraag``: for a person in a prioritised doelgroep of exactly one veiligheidshuis (or the one named),
+        or, with ``type:``, in a case type that house prioritised (also when it has not marked the person); with no
+        request for that person running there; refused in Dutch otherwise."""
+        try:
+            vh_key, markering = await self._eligible(tx, person, vh, schets.zaaktype)
+        except UserError:
+            await self._refuse_unseen(tx, room_id, sender, person)
+            raise
         try:
             term = rules.parse_term(term_words) if term_words else self.config.term_for(vh_key)
         except rules.TermError as exc:
@@ -304,6 +321,7 @@ class AanvraagService:
         existing = await q.running_request_id(tx, bsn=bsn, person_value=person.value, veiligheidshuis=vh_key,
                                               states=rules.ACTIVE)
         if existing is not None:
+            await self._refuse_unseen(tx, room_id, sender, person)
             raise UserError(f"Er loopt al een aanvraag voor {person.masked} bij {vh_key}: "
                             f"{rules.ref_text(existing)}. Typ !aanvragen om de stand te zien.")
         if vraag and len(vraag) > 1000:
@@ -315,7 +333,20 @@ class AanvraagService:
                                       person=person, vh_key=vh_key, markering=markering, term=term, vraag=vraag,
                                       schets=schets)
         duty = await self.on_duty(tx, vh_key, now)
-        return replace(self.view(req), dienst=duty.user_id if duty else None)
+        direct_to = None
+        if self.publiek is not None:  # the confirmation names the house and the doelgroep
+            minor = is_minor(markering.geboortedatum, now.astimezone(AMSTERDAM).date()) if markering else None
+            direct_to = await self.publiek.direct_for(tx, room_id, sender, ("veiligheidshuis", "doelgroep"), minor)
+        return replace(self.view(req), dienst=duty.user_id if duty else None, direct_to=direct_to)
+
+    async def _refuse_unseen(self, tx: Tx, room_id: str, sender: str, person: PersonId) -> None:
+        """A refusal that names the house and the doelgroep is for a room whose every reader may see them; elsewhere
+        one line that says where to look instead."""
+        if self.publiek is not None and not await self.publiek.room_sees(
+                tx, room_id, sender, ("veiligheidshuis", "doelgroep"), None):
+            raise UserError(f"Advies op aanvraag voor {person.masked} kan zo niet; niet elk lid van deze room mag zien "
+                            "waarom. !check toont u in een direct bericht waar de persoon bekend is; geef dan "
+                            "'vh: <sleutel> type: <code>'.")
 
     async def open_request(
         self, session: Tx, *, now: datetime, sender: str, role: str, room_id: str, event_id: str,
@@ -406,7 +437,7 @@ class AanvraagService:
         lines = [
             "Geachte collega,",
             "",
-            f"ZSM vraagt uw veiligheidshuis om een advies (advies op aanvraag {ref}) over {person.masked},",
+            f"ZSM vraagt uw veiligheidshuis om een advies (advies op aanvraag {ref}) over {self.identificatie(req)},",
             f"doelgroep {req.doelgroep}. Het advies is nodig uiterlijk {format_local(req.deadline)} "
             "(Nederlandse tijd).",
         ]
@@ -505,6 +536,7 @@ class AanvraagService:
         req.answered_by = user
         req.answered_at = now
         req.answer = text
+        req.advies_afdoening = geadviseerd  # the deviation rule reads it when no marking carries the advice
         req.closed_at = now
         row = await q.marking_of(session, req.bsn, req.veiligheidshuis)
         if row is not None:
@@ -696,11 +728,11 @@ class AanvraagService:
         if kind == "verlopen":
             if req.state in rules.EXPIRY_STOPS_AT:
                 return "vervallen"
-            return self._expire(req, now, late, batch)
+            return await self._expire(s, req, now, late, batch)
         if kind == "waarschuwing":
             if req.state in rules.EXPIRY_STOPS_AT:
                 return "vervallen"
-            return self._warn(req, seq, now, late, batch)
+            return await self._warn(s, req, seq, now, late, batch)
         if req.state in rules.ESCALATION_STOPS_AT:
             return "vervallen"
         if not req.oncall_room:
@@ -744,7 +776,24 @@ class AanvraagService:
         batch.facts.append(Feit(ESCALATIE, now, req.veiligheidshuis, step=kind))
         return "gedaan"
 
-    def _warn(self, req: AdviesAanvraag, seq: int, now: datetime, late: bool, batch: _Batch) -> str:
+    async def _to_requester(self, s: Tx, req: AdviesAanvraag, msg: NewMessage, reply: Reply, what: str,
+                            now: datetime, batch: _Batch) -> None:
+        """A notice in the ZSM room about the request (it names the house and the masked person): in the room only
+        as far as every reader may see that the person is known there (``services.publiek``), else a short
+        notice there and the text in the requester's direct room."""
+        if self.publiek is None:
+            batch.queue(msg)
+            return
+        row = await q.marking_of(s, req.bsn, req.veiligheidshuis) if req.bsn else None
+        minor = (is_minor(row.geboortedatum, now.astimezone(AMSTERDAM).date())
+                 if row is not None and row.geboortedatum is not None else None)
+        person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
+        for routed in await self.publiek.route(
+                s, msg, reply, asker=req.requested_by, notice=direct_notice(what, person.masked, req.requested_by),
+                needed=("veiligheidshuis",), minor=minor, now=now):
+            batch.queue(routed)
+
+    async def _warn(self, s: Tx, req: AdviesAanvraag, seq: int, now: datetime, late: bool, batch: _Batch) -> str:
         """Before the term ends, the requester and the KPC (in the ZSM room, in the request's thread) hear that no
         advice has come yet, so the case is decided on time with or without it."""
         ref = rules.ref_text(req.id)
@@ -759,15 +808,17 @@ class AanvraagService:
         doc.line("KPC: bewaak de termijn; komt er geen advies, dan beslist ZSM op tijd zonder.")
         if late:
             doc.line(Italic("Deze melding komt later dan gepland: de bot was tijdelijk niet beschikbaar."))
-        batch.queue(NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"),
-                               case_data=True, in_reply_to=req.event_id, subject=self.subject_of(req),
-                               content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                                       mentions=(req.requested_by,))))
+        reply = doc.build(case_data=True)
+        await self._to_requester(s, req, NewMessage(
+            room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), f"stap{seq}"), case_data=True,
+            in_reply_to=req.event_id, subject=self.subject_of(req),
+            content=message_content(reply, in_reply_to=req.event_id, mentions=(req.requested_by,))),
+            reply, f"Waarschuwing over aanvraag {ref}", now, batch)
         batch.audit(kind="aanvraag.waarschuwing", at=now, person=req.person_value,
                     details={"aanvraag": ref, "te_laat": late})
         return "gedaan"
 
-    def _expire(self, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
+    async def _expire(self, s: Tx, req: AdviesAanvraag, now: datetime, late: bool, batch: _Batch) -> str:
         ref = rules.ref_text(req.id)
         req.state = rules.AanvraagStatus.EXPIRED
         req.closed_at = now
@@ -778,10 +829,12 @@ class AanvraagService:
                          f"geen advies gegeven over {person.masked} vóór {format_local(req.deadline)}.")
         doc.line(Bold("Beslis deze zaak zonder het advies van het veiligheidshuis."),
                  " De aanvraag is gesloten als verlopen.")
-        batch.queue(NewMessage(room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), case_data=True,
-                               in_reply_to=req.event_id, subject=subject,
-                               content=message_content(doc.build(case_data=True), in_reply_to=req.event_id,
-                                                       mentions=(req.requested_by,))))
+        reply = doc.build(case_data=True)
+        await self._to_requester(s, req, NewMessage(
+            room_id=req.room_id, txn_id=txn_id_for(source_of(req.id), "verlopen"), case_data=True,
+            in_reply_to=req.event_id, subject=subject,
+            content=message_content(reply, in_reply_to=req.event_id, mentions=(req.requested_by,))),
+            reply, f"Verlopen aanvraag {ref}", now, batch)
         if req.oncall_room:
             note = Doc().line(f"Aanvraag {ref} is verlopen zonder advies; ZSM beslist zonder. "
                               "Een advies kan niet meer via deze aanvraag.").build()

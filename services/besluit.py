@@ -13,24 +13,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain.aanvraag import AanvraagStatus
 from domain.advies import Freshness, freshness, is_minor
 from domain.afdoeningen import Afdoening, Catalogus, Kennis, advies_uitkomst, feedback_for
-from domain.afwijking import Verhouding, weeg
+from domain.afwijking import GEEN, Verhouding, weeg
 from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.lifecycles import BesluitStatus, MailStatus, may_become
+from domain.matrix_ids import direct_target
 from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.mail_outbox import MailService
+from services.publiek import PubliekService
+from storage import aanvraag_queries, werklijst_queries
 from storage import besluit_queries as q
-from storage import werklijst_queries
 from storage.audit import Auditor
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.purge import remove_person
 from storage.redaction import mark_case
 from storage.statistiek_models import BESLUIT_BEKEND, Feit, record_facts
+
+# The confirmation tells whether and where the person is known (the houses fed back, or none): dat-informatie.
+CONFIRMATION_FIELDS = frozenset({"veiligheidshuis"})
+# "followed" or "deviated from" the advice discloses the advised afdoening as well.
+RELATION_FIELDS = frozenset({"geadviseerde_afdoening"})
+DEVIATION_UNSEEN = ("Dit wijkt af van een actueel advies van een veiligheidshuis; niet elk lid van deze room mag "
+                    "zien welk (!check toont het u in een direct bericht). Voeg een motivering toe: 'motivering: "
+                    "<reden van afwijken>'.")
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class BesluitVastgelegd:
     mails: tuple[GeplandeMail, ...]
     herroep_seconden: int
     zonder_mailbox: tuple[str, ...]  # recipient keys with no configured house: feed back by word of mouth
+    direct_to: str | None = None  # not every reader of the room may see it: the confirmation goes to this room
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,9 @@ class BesluitIngetrokken:
 
 
 def besluit_figures(afd: Afdoening, kennis: list[Kennis]) -> list[list[object]]:
-    """[veiligheidshuis, gevolgd|afgeweken|geen_advies, minderjarig] per house that knows the person. Kept in the
-    decision's audit record, so a later replacement or undo can take back exactly what this decision counted."""
+    """[veiligheidshuis, gevolgd|afgeweken|vrijgesteld|geen_advies, minderjarig] per house that knows the person.
+    Kept in the decision's audit record, so a later replacement or undo can take back exactly what this decision
+    counted."""
     per_vh: dict[str, Kennis] = {}
     for k in kennis:
         first = per_vh.get(k.veiligheidshuis)
@@ -102,8 +115,9 @@ def _facts(figures: list[list[object]], at: datetime, aantal: int) -> list[Feit]
 
 class BesluitService:
     def __init__(self, *, auditor: Auditor, catalogus: Catalogus, veiligheidshuizen: Veiligheidshuizen,
-                 registry: Registry, mail: MailService) -> None:
+                 registry: Registry, mail: MailService, publiek: PubliekService | None = None) -> None:
         self.auditor = auditor
+        self.publiek = publiek
         self.catalogus = catalogus
         self.veiligheidshuizen = veiligheidshuizen
         self.registry = registry
@@ -135,6 +149,16 @@ class BesluitService:
             out.append(Kennis(m.veiligheidshuis, is_minor(m.geboortedatum, today), advised,
                               freshness(m.advies_datum, today) is not Freshness.NOT_CURRENT))
         skn = next((m.skn for m in markings if m.skn), None)
+        # An advice given on request for a suspect the house had not marked lives on the request only: it counts as
+        # that house's advice (deviation duty, feedback to the house that advised, figures). Age unknown: adult.
+        marked = {m.veiligheidshuis for m in markings}
+        values = [person.value, *(v for m in markings for v in (m.bsn, m.skn) if v)]
+        for vh, code, at in await aanvraag_queries.answered_advice(tx, values, AanvraagStatus.ANSWERED):
+            if vh in marked:
+                continue  # the answer replaced that marking's advice already
+            marked.add(vh)
+            advised = code if code == GEEN else (hit.code if (hit := self.catalogus.get(code)) else code)
+            out.append(Kennis(vh, False, advised, freshness(local(at).date(), today) is not Freshness.NOT_CURRENT))
         return out, skn
 
     @staticmethod
@@ -163,6 +187,10 @@ class BesluitService:
         referred = await q.referred_houses(tx, subject)
         outcome = feedback_for(afd, kennis, aangemeld_bij=referred, motivering=vraag.motivering)
         if outcome.weigering:
+            minor = any(k.minderjarig for k in kennis) if kennis else None
+            if self.publiek is not None and not await self.publiek.room_sees(
+                    tx, act.room_id, act.sender, CONFIRMATION_FIELDS | RELATION_FIELDS, minor):
+                raise UserError(DEVIATION_UNSEEN)  # the refusal would name the house and its advice
             message = outcome.weigering
             for k in kennis:
                 if (known := self.veiligheidshuizen.get(k.veiligheidshuis)) is not None:
@@ -214,11 +242,28 @@ class BesluitService:
                         "beperkt": outcome.inhoud == "beperkt",
                     })
                 mails.append(GeplandeMail(queued.ref, kind == "correctie", vh.naam, concept))
+        minor = any(k.minderjarig for k in kennis) if kennis else None
+        needed = CONFIRMATION_FIELDS | (
+            RELATION_FIELDS if outcome.verhouding in (Verhouding.GEVOLGD, Verhouding.AFGEWEKEN) else frozenset())
         return BesluitVastgelegd(
             vraag=vraag, vervangt=bool(active), verhouding=outcome.verhouding, vervallen=cancelled,
             uitleg=outcome.uitleg,
             mondeling_aan=tuple(vh.naam for vh in targets) if vraag.mondeling else (), mails=tuple(mails),
-            herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing)
+            herroep_seconden=self.mail.settings.herroep_seconden, zonder_mailbox=missing,
+            direct_to=await self._audience(tx, act, person, needed, minor))
+
+    async def _audience(self, tx: Tx, act: Caller, person: PersonId, needed: frozenset[str],
+                        minor: bool | None) -> str | None:
+        """Where the confirmation goes: the room when every reader may see what it says (``services.publiek``),
+        else the decider's direct room (returned), and the room gets a notice with the masked id only."""
+        if self.publiek is None:
+            return None
+        if await self.publiek.room_sees(tx, act.room_id, act.sender, needed, minor):
+            for group in (minor,) if minor is not None else (False, True):
+                await self.publiek.shown(tx, act.room_id, group, needed, act.now)
+            return None
+        await act.audit("bericht.direct", person=person.value, aan=act.sender, velden=sorted(needed))
+        return direct_target(act.sender)
 
     async def _remove_case(self, tx: Tx, act: Caller, person: PersonId, earlier: list[BesluitRow],
                            mails: list[OutboxMail]) -> ZaakVerwijderd:

@@ -158,6 +158,14 @@ class RoomNotice:
     in_reply_to: str
     text: str
     purpose: str
+    ref: str = ""  # the mail's reference: what the room reads when the text names a house not all may see
+
+    def notice(self, asker: str | None) -> str:
+        """The room's share when not every reader may see where the person is known (``services.publiek``)."""
+        if asker is None:
+            return (f"Melding over mail {self.ref}: niet elk lid van deze room mag die zien; de KPC ziet hem met "
+                    "!outbox.")
+        return f"Melding over mail {self.ref} staat in het directe bericht van de bot aan {asker}."
 
 
 Notify = Callable[[Tx, list[RoomNotice]], Awaitable[None]]
@@ -310,7 +318,7 @@ class MailWorker(DrainLoop):
             await self.notify(s, [RoomNotice(
                 r.room_id, r.event_id,
                 f"{LABELS.get(r.kind, r.kind)} verzonden aan {r.recipient} "
-                f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden") for r in rows])
+                f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden", r.ref) for r in rows])
             await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
                 {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
                 for r in rows]})
@@ -335,7 +343,7 @@ class MailWorker(DrainLoop):
                     row.room_id, row.event_id,
                     f"Mail {row.ref} aan {row.veiligheidshuis} is NIET verzonden na {row.attempts} poging(en): "
                     f"{reason}. Na herstel: !outbox opnieuw {row.ref}",
-                    f"mail-{row.ref}-dood-{row.attempts}")])
+                    f"mail-{row.ref}-dood-{row.attempts}", row.ref)])
                 log.error("mail dead", extra={"ref": row.ref, "reason": reason[:120]})
             else:
                 backoff = min(self.settings.backoff_max_seconden,

@@ -108,24 +108,38 @@ class PubliekService:
         needed = frozenset(needed)
         return all(needed <= room.voor(g) for g in ((minor,) if minor is not None else (False, True)))
 
+    async def direct_for(self, tx: Tx, room_id: str, asker: str, needed: Iterable[str],
+                         minor: bool | None) -> str | None:
+        """For a command's reply composed in full: None when every reader of the room may see ``needed``, else the
+        asker's direct room, where the adapter sends the reply while the room reads a notice with the masked id."""
+        return None if await self.room_sees(tx, room_id, asker, needed, minor) else direct_target(asker)
+
     async def deliver(self, tx: Tx, msg: NewMessage, reply: Reply, *, asker: str, masked: str, what: str,
                       needed: Iterable[str], minor: bool | None, now: datetime) -> bool:
         """Queue a message with case data for its room if every reader may see ``needed``; otherwise the room
         gets a short notice with the masked id (in the same thread) and ``reply`` goes to the asker's direct
         room. Both carry the person's subject, so a sepot 01 redacts them. True when it went direct."""
+        routed = await self.route(tx, msg, reply, asker=asker, notice=direct_notice(what, masked, asker),
+                                  needed=needed, minor=minor, now=now)
+        await messages.queue_many(tx, routed, now)
+        return len(routed) > 1
+
+    async def route(self, tx: Tx, msg: NewMessage, reply: Reply, *, asker: str | None, notice: str,
+                    needed: Iterable[str], minor: bool | None, now: datetime) -> list[NewMessage]:
+        """``deliver`` without the queueing, for callers that write a batch of messages at once: ``[msg]`` when
+        every reader may see ``needed``, else the room's ``notice`` and (with an asker) ``reply`` for the asker's
+        direct room."""
         needed = frozenset(needed)
         if await self.room_sees(tx, msg.room_id, asker, needed, minor):
             for group in (minor,) if minor is not None else (False, True):
                 await self.shown(tx, msg.room_id, group, needed, now)
-            await messages.queue(tx, msg, now)
-            return False
-        await messages.queue_many(tx, [
-            replace(msg, case_data=True, content=message_content(
-                text(direct_notice(what, masked, asker)), in_reply_to=msg.in_reply_to, mentions=(asker,))),
-            NewMessage(room_id=direct_target(asker), txn_id=txn_id_for(msg.txn_id, "direct"),
-                       content=message_content(reply), case_data=True, subject=msg.subject),
-        ], now)
-        return True
+            return [msg]
+        routed = [replace(msg, case_data=True, content=message_content(
+            text(notice), in_reply_to=msg.in_reply_to, mentions=(asker,) if asker else ()))]
+        if asker is not None:
+            routed.append(NewMessage(room_id=direct_target(asker), txn_id=txn_id_for(msg.txn_id, "direct"),
+                                     content=message_content(reply), case_data=True, subject=msg.subject))
+        return routed
 
 
 def mixed_room_notes(rooms: Mapping[str, Iterable[str]], configured: Iterable[str], users: Mapping[str, str],

@@ -47,6 +47,7 @@ class AdviesAanvraag(Base):
     answered_by: Mapped[str | None] = mapped_column(String(255))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answer: Mapped[str | None] = mapped_column(Text)
+    advies_afdoening: Mapped[str | None] = mapped_column(String(32))  # the answer's coded afdoening, or "geen"
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_aanvraag_state_deadline", "state", "deadline"),)

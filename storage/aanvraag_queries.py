@@ -68,6 +68,20 @@ async def add_request(session: AsyncSession, req: AdviesAanvraag, steps: Sequenc
                                  outcome="gedaan" if kind == "ping" else None))
 
 
+async def answered_advice(session: AsyncSession, values: Collection[str],
+                          state: str) -> list[tuple[str, str, datetime]]:
+    """(veiligheidshuis, coded afdoening, answered at) of the answered requests about a person, newest first: the
+    advice a house gave on request, also where it had not marked the person."""
+    if not values:
+        return []
+    rows = (await session.execute(
+        select(AdviesAanvraag.veiligheidshuis, AdviesAanvraag.advies_afdoening, AdviesAanvraag.answered_at).where(
+            or_(AdviesAanvraag.bsn.in_(list(values)), AdviesAanvraag.person_value.in_(list(values))),
+            AdviesAanvraag.state == state, AdviesAanvraag.advies_afdoening.is_not(None),
+            AdviesAanvraag.answered_at.is_not(None)).order_by(AdviesAanvraag.answered_at.desc()))).all()
+    return [(vh, code, at) for vh, code, at in rows if code is not None and at is not None]
+
+
 async def marking_of(session: AsyncSession, bsn: str, veiligheidshuis: str) -> MarkeringRow | None:
     return (await session.execute(
         select(MarkeringRow).where(MarkeringRow.bsn == bsn, MarkeringRow.veiligheidshuis == veiligheidshuis)

@@ -9,7 +9,7 @@ needs no database library to recognise it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -50,6 +50,16 @@ async def handled_among(session: AsyncSession, event_ids: Sequence[str]) -> set[
         return set()
     return set((await session.execute(
         select(InboxEntry.event_id).where(InboxEntry.event_id.in_(list(event_ids))))).scalars())
+
+
+async def senders_of(session: AsyncSession, event_ids: Iterable[str]) -> dict[str, str]:
+    """Who typed these command events: a later notice about the command (a mail sent) goes to them when not every
+    reader of the room may see it."""
+    wanted = set(event_ids)
+    if not wanted:
+        return {}
+    return {e: u for e, u in (await session.execute(
+        select(InboxEntry.event_id, InboxEntry.sender).where(InboxEntry.event_id.in_(wanted)))).all()}
 
 
 async def record(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str | None,

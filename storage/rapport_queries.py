@@ -51,6 +51,8 @@ class _Acc:
                 n["advies_gevolgd"] += count
             elif outcome == "afgeweken":
                 n["advies_afgeweken"] += count
+            elif outcome == "vrijgesteld":
+                n["advies_vrijgesteld"] += count
         elif kind == f.MAIL_AFGELEVERD:
             n["mail_afgeleverd"] += count
             if outcome in FEEDBACK_MAIL:

@@ -22,6 +22,9 @@ class Binnenkomst(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     subject: Mapped[str] = mapped_column(String(64))
     masked: Mapped[str] = mapped_column(String(32))  # as shown in the room (last digits only)
+    # what this house may receive (domain.veiligheidshuizen.mail_identifier), only for a house that asked for the
+    # shift-start digest ([werklijst] dienststart); None otherwise
+    identificatie: Mapped[str | None] = mapped_column(String(32))
     veiligheidshuis: Mapped[str] = mapped_column(String(64))
     via: Mapped[str] = mapped_column(String(16))  # check | instroom
     came_in_at: Mapped[datetime] = mapped_column(UTCDateTime())

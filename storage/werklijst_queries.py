@@ -4,7 +4,7 @@ transaction; none commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,11 +17,36 @@ from storage.werklijst_models import Binnenkomst
 
 
 async def add_arrivals(session: AsyncSession, *, subject: str, masked: str, veiligheidshuizen: Iterable[str],
-                       via: str, at: datetime) -> None:
+                       via: str, at: datetime, identificatie: Mapping[str, str] | None = None) -> None:
     """One row per house that knows the person; a second lookup of the same person adds rows, which the readers
-    fold (a person counts once)."""
+    fold (a person counts once). ``identificatie``: per house, the identifier it may receive (digest houses only)."""
+    ids = identificatie or {}
     for vh in sorted(set(veiligheidshuizen)):
-        session.add(Binnenkomst(subject=subject, masked=masked, veiligheidshuis=vh, via=via, came_in_at=at))
+        session.add(Binnenkomst(subject=subject, masked=masked, veiligheidshuis=vh, via=via, came_in_at=at,
+                                identificatie=ids.get(vh)))
+
+
+@dataclass(frozen=True)
+class Aankomst:
+    """A known person who came in within a window, for the shift-start digest of one house."""
+
+    subject: str
+    masked: str
+    identificatie: str | None
+    came_in_at: datetime  # the first arrival in the window
+
+
+async def arrivals_between(session: AsyncSession, veiligheidshuis: str, start: datetime,
+                           end: datetime, *, limit: int = 200) -> list[Aankomst]:
+    """The house's known persons who came in at or after ``start`` and before ``end``, once per person, oldest
+    first."""
+    first = func.min(Binnenkomst.came_in_at).label("first")
+    rows = (await session.execute(
+        select(Binnenkomst.subject, func.max(Binnenkomst.masked), func.max(Binnenkomst.identificatie), first)
+        .where(Binnenkomst.veiligheidshuis == veiligheidshuis, Binnenkomst.came_in_at >= start,
+               Binnenkomst.came_in_at < end)
+        .group_by(Binnenkomst.subject).order_by(first).limit(limit))).all()
+    return [Aankomst(subject, masked, ident, at) for subject, masked, ident, at in rows]
 
 
 async def delete_arrivals(session: AsyncSession, subject: str) -> int:

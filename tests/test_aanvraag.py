@@ -152,7 +152,11 @@ async def test_open_pings_on_call_room_mails_mailbox_and_audits(tmp_path: Path, 
         mail = (await rows(b, OutboxMail))[0]  # the one mail outbox, written in the request's transaction
         assert mail.kind == "aanvraag" and mail.recipient == "terugkoppeling@vh-utrecht.example"
         assert mail.mail_subject == "[ZSM] Advies op aanvraag A1 - antwoord uiterlijk 24-11-2026 10:00"
-        assert "/aanvraag/1/antwoord?t=" in (mail.body_text or "") and BSN not in (mail.body_text or "")
+        body = mail.body_text or ""
+        assert "/aanvraag/1/antwoord?t=" in body and "******" not in body
+        # the identifier this house may receive (identificatie) and the case sketch, as in the ping and the form
+        assert f"(advies op aanvraag A1) over BSN {BSN}," in body
+        assert "Feit: mishandeling partner in de woning" in body
         assert mail.subject_hash == b.runtime.auditor.subject_of(BSN) and "VERTROUWELIJK" in (mail.body_text or "")
         kinds = [r.kind for r in await rows(b, AuditRecord, AuditRecord.kind.like("aanvraag.%"))]
         assert kinds == ["aanvraag.geopend", "aanvraag.ping"]

@@ -62,6 +62,22 @@ async def test_every_bad_input_says_what_to_type(tmp_path: Path, sqlite_url: str
         await bot.close()
 
 
+async def test_a_type_is_checked_also_for_a_person_eligible_by_doelgroep(tmp_path: Path, sqlite_url: str) -> None:
+    bot, _clock = await start(tmp_path, sqlite_url)
+    try:
+        await seed(bot)  # marked by utrecht in doelgroep "huiselijk geweld", which utrecht prioritised
+        reply = await bot.say(f"!aanvraag {BSN} {SKETCH} type: ehg", as_role="kpc")
+        assert reply == ("Advies op aanvraag kan niet: zaaktype ehg (ernstig huiselijk geweld) is met utrecht niet als "
+                         "prioritair afgesproken. Prioritair afgesproken met utrecht: doelgroep huiselijk geweld, "
+                         "type: hg (huiselijk geweld). Gebruik !check voor het bestaande advies.")
+        assert await rows(bot, AdviesAanvraag) == []
+        opened = await bot.say(f"!aanvraag {BSN} {SKETCH} type: hg", as_role="kpc")
+        assert opened.startswith("Aanvraag A1 verstuurd naar Veiligheidshuis regio Utrecht")
+        assert [r.zaaktype for r in await rows(bot, AdviesAanvraag)] == ["hg"]
+    finally:
+        await bot.close()
+
+
 async def test_empty_roster_is_said_at_once_mailed_and_told_to_the_room(tmp_path: Path, sqlite_url: str) -> None:
     bot, _clock = await start(tmp_path, sqlite_url)
     try:

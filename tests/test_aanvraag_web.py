@@ -132,7 +132,10 @@ async def test_mail_reaches_the_mailbox_over_smtp(tmp_path: Path, sqlite_url: st
         assert msg["Subject"].startswith("[ZSM] Advies op aanvraag A1 - antwoord uiterlijk")
         assert msg["Message-ID"] and not msg.is_multipart()  # plain text only, no empty HTML part
         body = msg.get_payload(decode=True).decode()
-        assert "/aanvraag/1/antwoord?t=" in body and "VERTROUWELIJK" in body and BSN not in body
+        assert "/aanvraag/1/antwoord?t=" in body and "VERTROUWELIJK" in body
+        # the identifier this house may receive (utrecht: the BSN), never the masked form, and the case sketch
+        assert f"(advies op aanvraag A1) over BSN {BSN}," in body and "******" not in body
+        assert "Feit: mishandeling partner in de woning" in body and "Voorgenomen besluit: voorwaardelijk sepot" in body
         row = (await rows(bot, OutboxMail))[0]
         assert row.status == "sent" and row.body_text is None
         await bot.runtime.sender.drain()

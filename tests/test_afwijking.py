@@ -131,7 +131,7 @@ def test_rule_table() -> None:
         assert a is not None
         assert weeg(a.code, a.technisch, a.selectie, [k]).verhouding is want, (code, k)
         assert feedback_for(a, [k]).weigering is None or want is Verhouding.AFGEWEKEN
-        assert advies_uitkomst(a, k) == ("geen_advies" if want is Verhouding.VRIJGESTELD else want.value)
+        assert advies_uitkomst(a, k) == want.value  # exempt decisions are counted apart ("vrijgesteld")
 
 
 async def test_advies_answer_needs_a_code_and_then_steers_besluit(tmp_path: Path, sqlite_url: str) -> None:
@@ -185,5 +185,31 @@ async def test_advies_geen_gives_no_duty(tmp_path: Path, sqlite_url: str) -> Non
         assert reply.startswith("Besluit vastgelegd voor BSN ******782: Dagvaarding politierechter.\n"
                                 "Terugkoppeling:")
         assert [r.advies_verhouding for r in await decisions(bot)] == ["geen_advies"]
+    finally:
+        await bot.close()
+
+
+async def test_an_advies_answer_on_an_unmarked_suspect_brings_the_deviation_duty(tmp_path: Path,
+                                                                                  database_url: str) -> None:
+    """No house marked the suspect, so the !advies answer has no marking to replace: it is kept on the request and
+    the next !besluit weighs it like a marking's advice (issue 14: deviation after an answer on request)."""
+    from tests.test_aanvraag import roster
+    from tests.test_aanvraag import start as start_aanvraag
+
+    unmarked = "111222333"
+    bot, _clock = await start_aanvraag(tmp_path, database_url)
+    try:
+        await roster(bot)
+        opened = await bot.say(f"!aanvraag {unmarked} type: hg vh: utrecht feit: mishandeling partner in de woning "
+                               "voornemen: voorwaardelijk sepot", as_role="kpc")
+        assert opened.startswith("Aanvraag A1 verstuurd"), opened
+        await bot.say("!advies A1 vs Voorwaardelijk sepot met hulpverlening.", as_user="@jan.dienst:localhost")
+        refused = await bot.say(f"!besluit {unmarked} osb", as_role="ovj")
+        assert refused == ("Dit wijkt af van het actuele advies van Veiligheidshuis regio Utrecht (vs). Voeg een "
+                           "motivering toe: 'motivering: <reden van afwijken>'.")
+        deviated = await bot.say(f"!besluit {unmarked} osb motivering: eerder geweld", as_role="ovj")
+        assert "Afgeweken van het advies van het veiligheidshuis; motivering: eerder geweld." in deviated
+        followed = await bot.say(f"!besluit {unmarked} vs zaak: 2", as_role="ovj")
+        assert "Advies van het veiligheidshuis: gevolgd." in followed
     finally:
         await bot.close()

@@ -160,6 +160,24 @@ async def test_known_adult_gets_feedback_over_starttls(tmp_path: Path, database_
         await bot.close()
 
 
+async def test_mail_notice_goes_direct_when_the_police_read_the_room(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    """"Terugkoppeling verzonden aan <mailbox> (<house>)" tells where the person is known: beside a politie member
+    the room reads the mail's reference only, the officer who decided the full notice in the direct room."""
+    from bot.transport.console import CONSOLE_ROOM
+    from tests.harness.config import user_for
+
+    ovj = user_for("ovj")
+    await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({ovj, user_for("politie")}))
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj", event_id="$besluit-politie")
+    seen = await deliver(bot)
+    assert len(smtp.collector.received) == 1
+    [ref] = [r.ref for r in await outbox_rows(bot)]
+    lines = seen.strip().split("\n")
+    assert f"Melding over mail {ref} staat in het directe bericht van de bot aan {ovj}." in lines
+    assert f"[naar direct:{ovj}] terugkoppeling verzonden aan {UTRECHT} (utrecht, {ref})" in lines
+    assert not any("utrecht" in line for line in lines if not line.startswith("[naar direct"))
+
+
 async def test_other_sepot_is_limited(bot: ConsoleBot, smtp: SmtpServer) -> None:
     await bot.say(f"!besluit {ADULT} 02 motivering: bewijs ontbreekt", as_role="ovj")
     await deliver(bot)

@@ -72,7 +72,7 @@ async def seed_history(bot: ConsoleBot) -> None:
         assert "Besluit vastgelegd" in await say(f"!besluit {p} osb")
     clock(bot).set(START + timedelta(seconds=50))
     assert "Besluit vastgelegd" in await say(f"!besluit {A[5]} pr motivering: licht feit")  # afgeweken
-    assert "Besluit vastgelegd" in await say(f"!besluit {MINOR} halt")  # minor + Halt: geen_advies
+    assert "Besluit vastgelegd" in await say(f"!besluit {MINOR} halt")  # minor + Halt (selection): vrijgesteld
     assert "Besluit vastgelegd" in await say(f"!besluit {T} osb")       # twente, no advice: geen_advies
     # A[0] replaced (gevolgd -> afgeweken), A[1] undone, A[2] technisch sepot 01: each takes its count back.
     assert "vervangt" in await say(f"!besluit {A[0]} vs motivering: eerder contact")
@@ -112,6 +112,7 @@ UTRECHT = Cijfers(
     personen_bekend=6, personen_teruggekoppeld=5,
     hits_volwassen=7, hits_minderjarig=1,
     besluiten_bekend=5,                 # A0 (final: afgeweken), A3, A4, A5, MINOR
+    advies_vrijgesteld=1,               # MINOR's Halt: a selection-stage decision, counted apart (not "no advice")
     terugkoppeling_afgeleverd=5,
     terugkoppeling_mediaan_s=70.0,      # sorted delays 70, 70, 70, 80, 90
     terugkoppeling_p90_s=90.0,          # nearest rank ceil(4.5) = 5th
@@ -128,7 +129,7 @@ TWENTE = Cijfers(personen_bekend=1, personen_teruggekoppeld=1,
 TOTAL = Cijfers(
     checks=14,                          # 9 + 3 by command, 2 inserted inside November
     personen_bekend=7, personen_teruggekoppeld=6,
-    hits_volwassen=9, hits_minderjarig=1, besluiten_bekend=6, terugkoppeling_afgeleverd=6,
+    hits_volwassen=9, hits_minderjarig=1, besluiten_bekend=6, terugkoppeling_afgeleverd=6, advies_vrijgesteld=1,
     terugkoppeling_mediaan_s=70.0, terugkoppeling_p90_s=90.0,  # 70, 70, 70, 70, 80, 90
     advies_gevolgd=2, advies_afgeweken=2, aanmeldingen=1, aanvragen_geopend=7, aanvragen_bevestigd=6,
     aanvragen_op_tijd=5, aanvragen_te_laat=1, aanvragen_verlopen=1, respons_mediaan_s=3.5 * 3600,
@@ -201,7 +202,8 @@ async def test_chat_summary(bot: ConsoleBot) -> None:
     assert "treffers bij een veiligheidshuis: 10 (volwassen 9, minderjarig < 5)" in reply
     assert "Besluiten over bekende personen: 6; terugkoppeling afgeleverd: 6 (100%), na mediaan 1 min (p90 2 min)" \
         in reply
-    assert "Advies gevolgd: < 5; afgeweken (met motivering): < 5. Aanmeldingen: < 5." in reply
+    assert ("Advies gevolgd: < 5; afgeweken (met motivering): < 5; vrijgesteld (technisch sepot, selectie "
+            "minderjarige): < 5. Aanmeldingen: < 5.") in reply
     assert "7 geopend, 6 bevestigd, 5 op tijd en < 5 te laat beantwoord, < 5 verlopen" in reply
     assert "antwoord na mediaan 3 u 30 min (p90 2 d, 6 antwoorden)" in reply
     assert "Escalaties: herinnering < 5, backup 6." in reply

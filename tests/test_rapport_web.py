@@ -38,7 +38,8 @@ TOKENS = {"jansen": "tok-jansen-0123456789abcdef", "de-vries": "tok-devries-0123
 UTRECHT = Cijfers(checks=0, personen_bekend=30, personen_teruggekoppeld=24,
                   hits_volwassen=37, hits_minderjarig=3, besluiten_bekend=28, terugkoppeling_afgeleverd=26,
                   terugkoppeling_mediaan_s=2 * 3600, terugkoppeling_p90_s=30 * 3600, advies_gevolgd=19,
-                  advies_afgeweken=6, aanmeldingen=2, aanvragen_geopend=11, aanvragen_bevestigd=9, aanvragen_op_tijd=8,
+                  advies_afgeweken=6, advies_vrijgesteld=5, aanmeldingen=2, aanvragen_geopend=11, aanvragen_bevestigd=9,
+                  aanvragen_op_tijd=8,
                   aanvragen_te_laat=1, aanvragen_verlopen=2, respons_mediaan_s=5400, respons_p90_s=6 * 3600,
                   escalaties=(("herinnering", 3), ("backup", 0)), mail_afgeleverd=40,
                   mail_herhaald=4, mail_dood=0)
@@ -47,7 +48,8 @@ EEMLAND = Cijfers(hits_volwassen=6, hits_minderjarig=0, besluiten_bekend=4, teru
 TOTAAL = Cijfers(checks=412, personen_bekend=35, personen_teruggekoppeld=27,
                  hits_volwassen=43, hits_minderjarig=3, besluiten_bekend=32, terugkoppeling_afgeleverd=30,
                  terugkoppeling_mediaan_s=2 * 3600, terugkoppeling_p90_s=30 * 3600, advies_gevolgd=22,
-                 advies_afgeweken=7, aanmeldingen=2, aanvragen_geopend=13, aanvragen_bevestigd=9, aanvragen_op_tijd=10,
+                 advies_afgeweken=7, advies_vrijgesteld=5, aanmeldingen=2, aanvragen_geopend=13, aanvragen_bevestigd=9,
+                 aanvragen_op_tijd=10,
                  aanvragen_te_laat=1, aanvragen_verlopen=2, respons_mediaan_s=5400, respons_p90_s=6 * 3600,
                  escalaties=(("herinnering", 3),), mail_afgeleverd=45, mail_herhaald=4, mail_dood=0)
 REEKS = (
@@ -146,12 +148,12 @@ def test_page_shows_the_figures_with_small_counts_masked_and_the_charts() -> Non
     # Instroom: checks (totals only), persons known who came in (30), of them fed back (24), hits volwassen,
     # minderjarig (3 -> "< 5"), aanmeldingen (2 -> "< 5"), coverage 24/30 = 80%
     assert utrecht[0] == ["–", "30", "24", "37", "< 5", "< 5", "80%"]
-    # Besluiten: 28, 26, 2 u, 30 u, 19, 6, share 93%
-    assert utrecht[1] == ["28", "26", "2 u", "30 u", "19", "6", "93%"]
+    # Besluiten: 28, 26, 2 u, 30 u, 19 followed, 6 deviated, 5 exempt, share 93%
+    assert utrecht[1] == ["28", "26", "2 u", "30 u", "19", "6", "5", "93%"]
     assert utrecht[2] == ["11", "9", "8", "< 5", "< 5", "1 u 30 min", "6 u", "herinnering: < 5"]
     assert utrecht[3] == ["40", "< 5", "0"]
     eemland = row_cells(html, "Veiligheidshuis regio Amersfoort (Eemland)")
-    assert eemland[1] == ["< 5", "< 5", "–", "–", "< 5", "< 5", "–"]  # no durations without 5 observations
+    assert eemland[1] == ["< 5", "< 5", "–", "–", "< 5", "< 5", "0", "–"]  # no durations without 5 observations
     totaal = row_cells(html, "Totaal")
     assert totaal[0] == ["412", "35", "27", "43", "< 5", "< 5", "77%"] and totaal[1][0:2] == ["32", "30"]
     charts = svgs(html)

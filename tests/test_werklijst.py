@@ -24,7 +24,7 @@ from services.messages import txn_id_for
 from services.werklijst import WerklijstService
 from storage.models import AuditRecord, OutgoingMessage
 from storage.registry_queries import upsert
-from tests.harness.config import write_config
+from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import bsn
 from tests.smtp_helpers import SmtpServer, mail_section
@@ -115,6 +115,7 @@ async def test_werklijst_over_the_day(bot: ConsoleBot) -> None:
 async def test_reminder_at_shift_change_once(bot: ConsoleBot) -> None:
     await history(bot, until=at(20, 11, 14, 20))
     svc: WerklijstService = bot.runtime.services.werklijst
+    await bot.runtime.members_changed(ZSM_ROOM, frozenset({user_for("ovj"), user_for("kpc")}))  # the OM's room
     assert await svc.remind_due(at(20, 11, 15, 29)) is False  # last slot 07:30, more than an hour ago
     assert await svc.remind_due(at(20, 11, 15, 30)) is True
     assert await svc.remind_due(at(20, 11, 15, 45)) is False  # the same slot: once
@@ -125,6 +126,28 @@ async def test_reminder_at_shift_change_once(bot: ConsoleBot) -> None:
     assert sent[0].content is not None and str(sent[0].content["body"]).startswith(
         "Herinnering werklijst: 3 bekende personen binnengekomen zonder besluit na 120 minuten, oudste eerst.")
     assert len(await rows(bot, AuditRecord, AuditRecord.kind == "werklijst.herinnering")) == 1
+
+
+async def test_list_and_reminder_beside_the_police_name_no_house(bot: ConsoleBot) -> None:
+    """The list names each person's house (dat-informatie): beside a politie member the reminder gives only the
+    count and !werklijst goes to the asker's direct room."""
+    from bot.transport.console import CONSOLE_ROOM
+
+    await history(bot, until=at(20, 11, 14, 20))
+    kpc, politie = user_for("kpc"), user_for("politie")
+    await bot.runtime.members_changed(ZSM_ROOM, frozenset({kpc, politie}))
+    svc: WerklijstService = bot.runtime.services.werklijst
+    assert await svc.remind_due(at(20, 11, 15, 30)) is True
+    [sent] = await rows(bot, OutgoingMessage, OutgoingMessage.room_id == ZSM_ROOM)
+    assert sent.content is not None and sent.content["body"] == (
+        "Herinnering werklijst: 3 bekende personen zonder besluit. Niet elk lid van deze room mag de lijst zien; "
+        "een OvJ, parketsecretaris of KPC ziet hem met !werklijst.")
+    await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({kpc, politie}))
+    clock(bot).set(at(20, 11, 15, 30))
+    out = await bot.say("!werklijst", as_role="kpc")
+    room, direct = out.split("\n", 1)
+    assert room == "Werklijst (3): de lijst staat in uw directe bericht van de bot."
+    assert direct.startswith(f"[naar direct:{kpc}] Werklijst: 3 bekende personen") and UT in direct
 
 
 async def test_bad_input_and_roles(bot: ConsoleBot) -> None:

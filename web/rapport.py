@@ -107,7 +107,8 @@ GROUPS: tuple[tuple[str, tuple[Column, ...]], ...] = (
         Column("besluiten_bekend", "Besluiten op bekenden"), Column("terugkoppeling_afgeleverd", "Teruggekoppeld"),
         Column("terugkoppeling_mediaan_s", "Terugkoppeling mediaan", True),
         Column("terugkoppeling_p90_s", "Terugkoppeling p90", True),
-        Column("advies_gevolgd", "Advies gevolgd"), Column("advies_afgeweken", "Afgeweken (gemotiveerd)"))),
+        Column("advies_gevolgd", "Advies gevolgd"), Column("advies_afgeweken", "Afgeweken (gemotiveerd)"),
+        Column("advies_vrijgesteld", "Vrijgesteld (technisch sepot, selectie minderjarige)"))),
     ("Adviesaanvragen", (
         Column("aanvragen_geopend", "Geopend"), Column("aanvragen_bevestigd", "Bevestigd"),
         Column("aanvragen_op_tijd", "Op tijd beantwoord"), Column("aanvragen_te_laat", "Te laat beantwoord"),

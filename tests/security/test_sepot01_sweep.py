@@ -26,6 +26,7 @@ from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from config.settings import load_settings
 from domain.advies import Markering
 from domain.clock import AMSTERDAM, FixedClock
+from storage.aanvraag_queries import answered_advice
 from storage.registry_models import MarkeringRow
 from storage.registry_queries import upsert
 from tests.harness.config import (
@@ -73,6 +74,8 @@ def config(tmp_path: Path, database_url: str) -> Path:
                      "escalatie_kantoor": ["herinnering:60"], "escalatie_buiten": ["herinnering:15"],
                      "vh.utrecht.doelgroepen": ["huiselijk geweld"], "vh.utrecht.room": ONCALL,
                      "vh.utrecht.termijn": "24u"},
+        # the shift-start digest keeps the identifier utrecht may receive on each arrival: removed with it
+        "werklijst": {"dienststart": ["utrecht"]},
     })
 
 
@@ -140,6 +143,7 @@ async def test_sepot_01_leaves_nothing_about_the_person(tmp_path: Path, database
         decided = await say(f"!besluit {BSN} vs zaak: 2026-1", ovj)
         assert "Besluit" in decided or "besluit" in decided
         assert await sweep(runtime), "the scenario must have stored the person somewhere"
+        assert any(t == "binnenkomst" and row["identificatie"] == f"BSN {BSN}" for t, row in await sweep(runtime))
 
         removed = await say(f"!besluit {BSN} 01 zaak: 2026-1", ovj)
         assert "Technisch sepot 01" in removed and not any(x in removed for x in NEEDLES)
@@ -153,6 +157,8 @@ async def test_sepot_01_leaves_nothing_about_the_person(tmp_path: Path, database
         async with runtime.sessions() as s:
             marks = list((await s.execute(select(MarkeringRow).where(MarkeringRow.bsn == BSN))).scalars())
         assert all(m.bron != "advies op aanvraag" for m in marks)  # the !advies answer left the registry
+        async with runtime.sessions() as s:  # and its coded afdoening, kept on the request, went with the request
+            assert await answered_advice(s, [BSN, SKN], "beantwoord") == []
 
         about = {e for e, (_, body) in transport.sent.items() if any(x in body for x in NEEDLES)}
         rooms = {transport.sent[e][0] for e in about}
