@@ -136,6 +136,8 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         # What the start is waiting for (the database, the homeserver): /readyz says it while it lasts.
         self.waiting = Waiting()
+        # Set once the database is reachable and upgraded: until then the web feature routes answer 503.
+        self.database_ready = False
         self.ready_checks: list[ReadyCheck] = [self.waiting.ready_check]
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
@@ -239,6 +241,7 @@ class Runtime:
             await until_reachable("database", partial(upgrade, self.engine), self.waiting)
         else:
             await upgrade(self.engine)
+        self.database_ready = True
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
@@ -267,7 +270,7 @@ class Runtime:
         scrape = partial(self.metrics.scrape, self.sessions, self.clock)
         separate = http.metrics_port is not None
         app = build_app(partial(ping, self.sessions), None if separate else scrape, self.ready_checks,
-                        self.extra_routes)
+                        self.extra_routes, database_ready=lambda: self.database_ready)
         runner = await start_site(app, http.host, http.port)
         self._stack.push_async_callback(runner.cleanup)
         self.http_port = _bound_port(runner)
