@@ -64,11 +64,16 @@ from web.ops import ReadyCheck, build_app, build_metrics_app, start_site
 log = logging.getLogger(__name__)
 
 
+def audit_key_path(settings: Settings) -> Path:
+    """Where the generated key lives when ``audit.key`` is not set: ``var/`` beside the configuration file."""
+    return default_var_dir(settings) / "audit.key"
+
+
 def audit_key(settings: Settings) -> bytes:
     """The configured key; for the embedded default a generated key file beside the configuration."""
     if settings.audit.key:
         return settings.audit.key.encode()
-    path = settings.source.resolve().parent / "var" / "audit.key"
+    path = audit_key_path(settings)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

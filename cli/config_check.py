@@ -12,10 +12,13 @@ catalogue, templates, registry, deadlines, report pages) without connecting to a
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+from bot.runtime import audit_key_path
+from cli.failures import creatable
 from commands import default_table
 from config.reference import load_veiligheidshuizen
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings, sqlite_path
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
 from integrations.mail.compose import check_templates
 
@@ -43,8 +46,9 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         problems.append("matrix.rooms is leeg: noem minstens één room waarin de bot commando's aanneemt")
     if not m.require_encryption:
         notes.append("matrix.require_encryption = false: de bot handelt ook in onversleutelde rooms")
-    if not settings.audit.key:
-        notes.append("audit.key niet gezet: de sleutel wordt in var/audit.key bewaard; zet ZSM_BOT_AUDIT_KEY")
+    if not settings.audit.key and audit_key_path(settings).exists():
+        notes.append(f"audit.key niet gezet: de sleutel staat in {audit_key_path(settings)}; zet ZSM_BOT_AUDIT_KEY "
+                     "in productie")
     witness_room = settings.audit.witness_room
     if witness_room is not None and witness_room not in m.rooms:
         notes.append(f"audit.witness_room {witness_room} staat niet in matrix.rooms; de bot moet er lid van zijn")
@@ -100,9 +104,15 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
 
 
 def startup_findings(settings: Settings) -> tuple[list[str], list[str]]:
-    """Problems (``run`` refuses to start) and notes (it starts, but read them), for check-config and run alike."""
+    """Problems (``run`` refuses to start) and notes (it starts, but read them), for check-config and run alike.
+
+    Writes nothing: check-config may run in a folder the operator is still preparing, so what ``run`` would create
+    (the database folder and file, the crypto store, the audit key file) is named in one note instead."""
     problems, notes = check(settings)
     problems[:0] = _what_run_loads(settings)
+    created = would_create(settings)
+    if created:
+        notes.insert(0, "run maakt aan: " + ", ".join(created))
     return problems, notes
 
 
@@ -115,15 +125,40 @@ def refuse_unless_startable(settings: Settings) -> list[str]:
     return notes
 
 
+def would_create(settings: Settings) -> list[str]:
+    """What ``run`` creates on its first start and is not there yet, in Dutch, with absolute paths."""
+    created: list[str] = []
+    database = sqlite_path(settings.database_url)
+    if database is not None and not database.exists():
+        if not database.parent.exists():
+            created.append(f"map {database.parent}")
+        created.append(f"databasebestand {database}")
+    store = settings.matrix.store_path.resolve()
+    if not store.exists():
+        created.append(f"map {store} (crypto-opslag)")
+    key_file = audit_key_path(settings)
+    if not settings.audit.key and not key_file.exists():
+        created.append(f"sleutelbestand {key_file} (audit.key niet gezet; zet ZSM_BOT_AUDIT_KEY in productie)")
+    return created
+
+
 def _what_run_loads(settings: Settings) -> list[str]:
-    """Everything ``Runtime`` loads at construction, and the crypto store folder the Matrix transport creates."""
+    """Everything ``Runtime`` loads at construction, and whether the crypto store folder the Matrix transport
+    creates can be made; without creating either the folder or the audit key file."""
     problems: list[str] = []
     store = settings.matrix.store_path
-    try:
-        store.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        problems.append(f"matrix.store_path: map {store} kan niet worden aangemaakt ({exc.strerror}); kies een pad "
-                        "waar de bot mag schrijven")
+    problem = creatable(store)
+    if problem:
+        problems.append(f"matrix.store_path: map {store} kan niet worden aangemaakt of beschreven ({problem}); kies "
+                        "een pad waar de bot mag schrijven")
+    if not settings.audit.key:
+        key_file = audit_key_path(settings)
+        problem = None if key_file.exists() else creatable(key_file.parent)
+        if problem:
+            problems.append(f"audit.key: sleutelbestand {key_file} kan niet worden aangemaakt ({problem}); zet "
+                            "ZSM_BOT_AUDIT_KEY")
+        # The runtime would write the key file now; the check builds it with a stand-in key instead.
+        settings = replace(settings, audit=replace(settings.audit, key="check-config"))
     from bot.runtime import Runtime
 
     async def build() -> None:

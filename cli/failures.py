@@ -21,12 +21,21 @@ from bot.coldstart import causes
 from config.settings import ConfigError, Settings, redact_url, sqlite_path
 
 
-def prepare_database_path(settings: Settings) -> None:
-    """Create the folder of a SQLite file, or say in one line which path the bot cannot use (every command)."""
+def prepare_database_path(settings: Settings, *, create: bool = True) -> Path | None:
+    """Create the folder of a SQLite file, or say in one line which path the bot cannot use (every command).
+
+    ``create`` False (check-config, which writes nothing): the same checks, and the missing folder is returned, for
+    the line that says what ``run`` would create."""
     path = sqlite_path(settings.database_url)
     if path is None:
-        return
+        return None
     folder = path.parent
+    if not create and not folder.exists():
+        problem = creatable(folder)
+        if problem:
+            raise ConfigError(f"database.url: map {folder} kan niet worden aangemaakt ({problem}); kies een pad "
+                              "waar de bot mag schrijven")
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -43,6 +52,21 @@ def prepare_database_path(settings: Settings) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"database.url: de bot mag niet schrijven in map {folder}; geef schrijfrechten of kies "
                           "een ander pad")
+    return None
+
+
+def creatable(folder: Path) -> str | None:
+    """Why the bot could not create ``folder`` or write in it, found without creating anything: a file in the way
+    or a folder it may not write in; None when ``mkdir -p`` and writing there would work."""
+    for parent in [folder, *folder.parents]:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            return f"{parent} is een bestand, geen map"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"geen schrijfrechten in {parent}"
+        return None
+    return None
 
 
 def _first_file(folder: Path) -> Path:

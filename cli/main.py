@@ -24,11 +24,12 @@ EXIT_CONFIG = 2
 _loaded: list[Settings] = []
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """Load the configuration and make the SQLite folder (every command), or stop with the one line."""
+def _settings(args: argparse.Namespace, *, create: bool = True) -> Settings:
+    """Load the configuration and make the SQLite folder (every command but check-config, which only checks that
+    it could), or stop with the one line."""
     settings = load_settings(resolve_config_path(args.config))
     _loaded.append(settings)
-    prepare_database_path(settings)
+    prepare_database_path(settings, create=create)
     return settings
 
 
@@ -97,7 +98,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from cli.config_check import startup_findings
     from services.publiek import stored_room_notes
 
-    settings = _settings(args)
+    settings = _settings(args, create=False)
     problems, notes = startup_findings(settings)
     notes += asyncio.run(stored_room_notes(settings.database_url, settings.matrix.rooms, settings.users,
                                            settings.velden, settings.matrix.user_id))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from config.reference import EXAMPLE_CONFIG, packaged
 from config.settings import load_settings
 from tests.harness.config import write_config
 from tests.smtp_helpers import free_port
@@ -64,6 +65,54 @@ def test_every_command_creates_the_sqlite_folder(tmp_path: Path) -> None:
     proc = zsm_bot("db", "upgrade", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "diep" / "in" / "de" / "map" / "bot.db").is_file()
+
+
+def listing(folder: Path) -> list[tuple[str, int]]:
+    """Every path below ``folder`` with its size (0 for a folder): what a command may have added or changed."""
+    return sorted((str(p.relative_to(folder)), p.stat().st_size if p.is_file() else 0) for p in folder.rglob("*"))
+
+
+def test_check_config_writes_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "leeg"
+    empty.mkdir()
+    proc = zsm_bot("check-config", cwd=empty)
+    one_line_failure(proc, "configuratiebestand zsm-bot.toml bestaat niet")
+    assert listing(empty) == []
+
+    folder = tmp_path / "nieuw"
+    folder.mkdir()
+    (folder / "zsm-bot.toml").write_text(packaged(EXAMPLE_CONFIG).read_text("utf-8"), encoding="utf-8")
+    before = listing(folder)
+    proc = zsm_bot("check-config", cwd=folder, env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+    assert proc.returncode == 0, proc.stderr
+    assert listing(folder) == before
+    created = [line for line in proc.stdout.splitlines() if line.startswith("let op: run maakt aan: ")]
+    assert len(created) == 1, proc.stdout
+    for path in (folder / "var", folder / "var" / "zsm-bot.db", folder / "var" / "matrix-store",
+                 folder / "var" / "audit.key"):
+        assert str(path) in created[0], created[0]
+    assert proc.stderr == ""  # no warning of a generated key: none was generated
+
+    # once run's files are there, the line is gone and still nothing changes
+    assert zsm_bot("init", str(tmp_path / "andere")).returncode == 0
+    prepared = tmp_path / "andere"
+    assert zsm_bot("db", "upgrade", cwd=prepared).returncode == 0
+    before = listing(prepared)
+    proc = zsm_bot("check-config", cwd=prepared,
+                   env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t", "ZSM_BOT_AUDIT_KEY": "k" * 32})
+    assert proc.returncode == 0, proc.stderr
+    assert "run maakt aan" not in proc.stdout
+    assert listing(prepared) == before
+
+
+def test_check_config_names_a_store_folder_it_could_not_create(tmp_path: Path) -> None:
+    (tmp_path / "blok").write_text("geen map", encoding="utf-8")
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections={"matrix": {"store_path": "blok/store"}})
+    for args in (["check-config"], ["run"]):
+        proc = zsm_bot(*args, "--config", str(path), env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+        assert proc.returncode == 2, proc.stderr
+        assert f"matrix.store_path: map {tmp_path / 'blok' / 'store'} kan niet worden aangemaakt" in proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 def test_missing_config_folder(tmp_path: Path) -> None:
