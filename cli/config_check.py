@@ -52,6 +52,10 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     witness_room = settings.audit.witness_room
     if witness_room is not None and witness_room not in m.rooms:
         notes.append(f"audit.witness_room {witness_room} staat niet in matrix.rooms; de bot moet er lid van zijn")
+    werklijst_room = settings.werklijst.ruimte
+    if werklijst_room is not None and werklijst_room not in m.rooms:
+        problems.append(f"werklijst.ruimte: {werklijst_room} staat niet in matrix.rooms; de bot treedt daar niet toe "
+                        "en kan er de werklijst niet plaatsen; voeg de room toe aan matrix.rooms of kies er een uit")
     if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
         notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
     _check_registry_sections(settings, problems, notes)

@@ -72,6 +72,8 @@ def _cases() -> Iterator[Any]:
                        id="no-credentials")
     yield pytest.param({"matrix": {"password": "x", "rooms": []}}, {}, None, id="no-rooms")
     yield pytest.param({"mail": {"templates": "tpl-ontbreekt"}}, {}, None, id="templates-missing")
+    # a room setting outside matrix.rooms: the bot never joins it (issue 12)
+    yield pytest.param({"werklijst": {"ruimte": "!elders:localhost"}}, {}, None, id="werklijst-ruimte-not-joined")
 
 
 def _write(tmp_path: Path, sections: dict[str, dict[str, Any]], users: dict[str, str] | None) -> Path:
