@@ -222,3 +222,72 @@ def test_run_logs_its_failure_line_as_well(tmp_path: Path) -> None:
     assert lines[-1].startswith("configuratiefout: afdoeningen: bestand "), proc.stderr
     logged = [line for line in lines if line.startswith("{") and '"fatal"' in line]
     assert len(logged) == 1 and f"ontbreekt-{port}.toml bestaat niet" in logged[0], proc.stderr
+
+
+# Typical operator mistakes: each one Dutch line that names the fix, for every command that meets it.
+@pytest.mark.parametrize(("url", "fixed"), [
+    ("postgres://zsm:geheim@db:5432/zsm", "postgresql+asyncpg://zsm:***@db:5432/zsm"),
+    ("postgresql://zsm@db/zsm", "postgresql+asyncpg://zsm@db/zsm"),
+    ("sqlite:///var/bot.db", "sqlite+aiosqlite:///var/bot.db"),
+])
+def test_wrong_database_url_scheme(tmp_path: Path, url: str, fixed: str) -> None:
+    path = write_config(tmp_path, url)
+    for args in (["check-config"], ["db", "upgrade"]):
+        proc = zsm_bot(*args, "--config", str(path))
+        one_line_failure(proc, f"database.url: {url.split('://')[0]}:// wordt niet ondersteund; schrijf {fixed}")
+        assert "geheim" not in proc.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_homeserver_without_scheme(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db",
+                        sections={"matrix": {"homeserver": "matrix.example.nl"}})
+    for args in (["check-config"], ["run"]):
+        proc = zsm_bot(*args, "--config", str(path), env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+        one_line_failure(proc, "matrix.homeserver: verwacht een URL als https://matrix.example.nl, kreeg "
+                               "'matrix.example.nl' (zonder http:// of https://); schrijf https://matrix.example.nl")
+        assert proc.returncode == 2
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('{"matrix": {"homeserver": "https://matrix.example.nl"}}\n', "regel 1, kolom 1: ongeldige regel"),
+    ("matrix:\n  homeserver: https://matrix.example.nl\n", "regel 1, kolom 7: '=' verwacht na de sleutel"),
+    ("[matrix\nhomeserver = \"https://matrix.example.nl\"\n", "regel 1, kolom 8: ']' ontbreekt"),
+])
+def test_config_file_that_is_not_toml(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "zsm-bot.toml"
+    path.write_text(text, encoding="utf-8")
+    proc = zsm_bot("check-config", "--config", str(path))
+    one_line_failure(proc, f"configuratiebestand {path} is geen geldige TOML ({reason}")
+    assert "zsm-bot init" in proc.stderr and proc.returncode == 2
+
+
+def test_relative_path_resolved_against_the_config_folder(tmp_path: Path) -> None:
+    """The operator keeps the data beside the folder they type in, and names it relative to that folder; the bot
+    reads it relative to the configuration file, and says so with the path that was meant."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "afdoeningen.toml").write_bytes(packaged("afdoeningen.toml").read_bytes())
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    path = write_config(conf, "sqlite+aiosqlite:///bot.db",
+                        sections={"referentie": {"afdoeningen": "data/afdoeningen.toml"},
+                                  "matrix": {"rooms": ["!zsm:localhost"]}})
+    proc = zsm_bot("check-config", "--config", "conf/zsm-bot.toml", cwd=tmp_path,
+                   env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"fout: afdoeningen: bestand {conf / 'data' / 'afdoeningen.toml'} bestaat niet; bedoelde u "
+        f"{tmp_path / 'data' / 'afdoeningen.toml'}? Een relatief pad in de configuratie geldt vanaf de map van het "
+        "configuratiebestand; schrijf het pad voluit"]
+    assert path.parent == conf
+
+
+def test_run_without_an_access_token(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections={"matrix": {"rooms": ["!zsm:localhost"]},
+                                                                          "logging": {"format": "text"}})
+    proc = zsm_bot("run", "--config", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    # run logs the line too (its log is on stderr); the plain line is the last a person reads
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "configuratiefout: matrix: geen access_token en geen password; zet ZSM_BOT_MATRIX_ACCESS_TOKEN of "
+        "ZSM_BOT_MATRIX_PASSWORD")
