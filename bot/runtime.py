@@ -79,7 +79,8 @@ def audit_key(settings: Settings) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
-        log.warning("audit key generated in a file; set ZSM_BOT_AUDIT_KEY in production", extra={"path": str(path)})
+        log.warning("auditsleutel aangemaakt in een bestand; zet ZSM_BOT_AUDIT_KEY in productie",
+                    extra={"path": str(path)})
     return path.read_text().strip().encode()
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bot.logs import setup_logging
 from cli.failures import explain, prepare_database_path, scrub
@@ -20,6 +22,47 @@ from config.build import version
 from config.settings import ConfigError, Settings, load_settings, resolve_config_path
 
 EXIT_CONFIG = 2
+
+
+class DutchHelp(argparse.RawDescriptionHelpFormatter):
+    """argparse's own words (usage, section titles) in Dutch, like the rest of the help; descriptions and epilogs
+    keep their line breaks (the import format is a table)."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "gebruik: " if prefix is None else prefix)
+
+
+_ARGPARSE_ERRORS = (
+    (re.compile(r"the following arguments are required: (.*)"), "{0} ontbreekt"),
+    (re.compile(r"argument (?:<commando>|subcommand|db_command): invalid choice: '([^']*)' \(choose from (.*)\)"),
+     "onbekend commando '{0}'; kies uit {1}"),
+    (re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)"),
+     "{0}: onbekende waarde '{1}'; kies uit {2}"),
+    (re.compile(r"unrecognized arguments: (.*)"), "onbekend argument: {0}"),
+    (re.compile(r"argument (\S+): expected one argument"), "{0}: verwacht een waarde"),
+    (re.compile(r"argument (\S+): not allowed with argument (\S+)"), "{0} en {1} gaan niet samen"),
+)
+
+
+class DutchParser(argparse.ArgumentParser):
+    """A mistake on the command line is one Dutch line naming the fix (argparse's own is English, after the usage)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DutchHelp)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "argumenten"
+        self._optionals.title = "opties"
+        self.add_argument("-h", "--help", action="help", help="toon deze hulp en stop")
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, dutch in _ARGPARSE_ERRORS:
+            m = pattern.fullmatch(message)
+            if m:
+                message = dutch.format(*(g.replace("subcommand", "<commando>").replace("db_command", "<commando>")
+                                         for g in m.groups()))
+                break
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message}; zie {self.prog} --help\n")
 # The settings of this invocation once loaded, so a failure line can name the database and the homeserver.
 _loaded: list[Settings] = []
 
@@ -146,8 +189,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     settings = _settings(args)
-    setup_logging("WARNING", "text")
     vhs = load_veiligheidshuizen(settings.veiligheidshuizen_path)
+    _readable("import", Path(args.file))
+    for vh in args.volledig or []:
+        _known_vh("import: --volledig", vh, vhs.keys())
+    setup_logging("WARNING", "text")  # after the checks: their one line is not logged a second time
+    if settings.registry.adapter != "builtin":
+        print(f"let op: registry.adapter = \"{settings.registry.adapter}\": de bot leest dit ingebouwde register pas "
+              "met registry.adapter = \"builtin\"", file=sys.stderr)
 
     async def main() -> int:
         from bot.runtime import audit_key
@@ -170,13 +219,39 @@ def cmd_import(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+IMPORT_OUTCOME = """
+uitkomst:
+  Exitstatus 0: geslaagd (aantallen nieuw, bijgewerkt, ongewijzigd, verwijderd); 1: geweigerd, per foute
+  regel het regelnummer en de reden; 2: het bestand ontbreekt, een onbekend veiligheidshuis bij --volledig
+  of een fout in de configuratie. Een bestand in Windows-1252 (Excel "CSV") wordt geweigerd; zet het om:
+  iconv -f windows-1252 -t utf-8 in.csv > uit.csv
+  De database wordt eerst bijgewerkt (zoals zsm-bot db upgrade); elke import staat in de audittrail.
+"""
+
+
+def _readable(command: str, path: Path) -> None:
+    """The input file of an import, checked before the database is touched: one line naming the path."""
+    if not path.exists():
+        raise ConfigError(f"{command}: bestand {path} bestaat niet; controleer het pad")
+    if not path.is_file():
+        raise ConfigError(f"{command}: {path} is geen bestand")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{command}: bestand {path} is niet leesbaar voor deze gebruiker; controleer de rechten")
+
+
+def _known_vh(what: str, vh: str, known: Iterable[str]) -> None:
+    keys = sorted(known)
+    if vh not in keys:
+        raise ConfigError(f"{what}: veiligheidshuis {vh!r} is onbekend; kies uit {', '.join(keys)}")
+
+
 def _import_args(p: argparse.ArgumentParser) -> None:
     from integrations.registry.importer import HELP
 
     p.description = "Laad markeringen in het ingebouwde register (registry.adapter = \"builtin\")."
-    p.epilog = HELP
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("file", help="CSV (UTF-8, kopregel, ; of ,) of JSON lines met markeringen; zie hieronder")
+    p.epilog = HELP + IMPORT_OUTCOME
+    p.add_argument("file", metavar="bestand",
+                   help="CSV (UTF-8, kopregel, ; of ,) of JSON lines met markeringen; zie hieronder")
     p.add_argument("--volledig", action="append", metavar="VH",
                    help="het bestand is de volledige set van dit veiligheidshuis: wat ontbreekt wordt verwijderd "
                         "(mag vaker)")
@@ -194,13 +269,16 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     settings = _settings(args)
-    if load_veiligheidshuizen(settings.veiligheidshuizen_path).get(args.vh) is None:
-        raise ConfigError(f"dienst-import: veiligheidshuis {args.vh!r} is onbekend")
+    _known_vh("dienst-import: --vh", args.vh, load_veiligheidshuizen(settings.veiligheidshuizen_path).keys())
+    _readable("dienst-import", Path(args.bestand))
     try:
         data = Path(args.bestand).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"dienst-import: {args.bestand} is niet leesbaar ({exc.strerror})") from None
-    shifts = parse_roster(data)
+        raise ConfigError(f"dienst-import: bestand {args.bestand} is niet leesbaar ({exc.strerror})") from None
+    try:
+        shifts = parse_roster(data)
+    except ConfigError as exc:  # the roster reader does not know the file's name; the operator needs it
+        raise ConfigError(str(exc).replace("dienst-import: ", f"dienst-import: {args.bestand}: ", 1)) from None
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
@@ -216,10 +294,28 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
     return 0
 
 
+DIENST_IMPORT_HELP = """\
+bestandsformaat:
+  Elke VEVENT is een dienst: DTSTART en DTEND (met TZID of in UTC; zonder tijdzone: Nederlandse tijd).
+  De eerste Matrix-id in SUMMARY (anders DESCRIPTION) heeft dienst; een Matrix-id na 'backup' of
+  'achterwacht' is de achterwacht. Voorbeeld: SUMMARY:Dienst @jan.devries:example.nl backup @p.smit:example.nl
+
+gedrag:
+  Herhalende diensten (RRULE, RDATE, EXDATE, verplaatst met RECURRENCE-ID) worden uitgevouwen in
+  Nederlandse tijd, van een week terug tot een jaar vooruit; importeer het bestand af en toe opnieuw om het
+  jaar mee te laten schuiven. Opnieuw importeren vervangt diensten met dezelfde UID (niets dubbel). Een
+  dienst die later uit het bestand verdwijnt, blijft staan tot zijn einde. De database wordt eerst
+  bijgewerkt; de import staat in de audittrail. Exitstatus 0: ingelezen; 2: bestand, --vh of configuratie fout.
+
+voorbeeld:
+  zsm-bot dienst-import --vh utrecht rooster.ics
+"""
+
+
 def _dienst_import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis")
-    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten; herhalende diensten (RRULE) worden "
-                                   "uitgevouwen tot een jaar vooruit, in Nederlandse tijd")
+    p.epilog = DIENST_IMPORT_HELP
+    p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis (uit veiligheidshuizen.toml)")
+    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten; zie hieronder")
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -265,8 +361,10 @@ def _no_args(p: argparse.ArgumentParser) -> None:
 
 SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
     ("run", "start de Matrix-bot", _no_args, cmd_run),
-    ("console", "voer commando's uit vanaf standaardinvoer", _console_args, cmd_console),
-    ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
+    ("console", "voer chatcommando's uit vanaf standaardinvoer, zonder Matrix (als de gebruiker van --as)",
+     _console_args, cmd_console),
+    ("check-config", "controleer alles wat run laadt, zonder iets te schrijven; exit 2 als run zou weigeren",
+     _no_args, cmd_check_config),
     ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
     ("purge", "verwijder wat zijn bewaartermijn voorbij is (draait ook dagelijks)", _no_args, cmd_purge),
     ("rapport", "managementcijfers als csv of json (alleen totalen, kleine aantallen als '< 5')", _rapport_args,
@@ -278,15 +376,21 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zsm-bot", description="ZSM-afstemmingsbot")
-    parser.add_argument("--version", action="version", version=f"zsm-bot {version()}")
-    sub = parser.add_subparsers(dest="subcommand", required=True)
-    init = sub.add_parser("init", help="schrijf een start-configuratie (zsm-bot.toml) en maak de mappen aan")
+    parser = DutchParser(prog="zsm-bot", description=(
+        "ZSM-afstemmingsbot. Elk commando leest de configuratie uit --config, anders $ZSM_BOT_CONFIG,\n"
+        "anders ./zsm-bot.toml. De eerste keer: zsm-bot init, check-config, db upgrade en run.\n"
+        "zsm-bot <commando> --help toont de opties van een commando."))
+    parser.add_argument("--version", action="version", version=f"zsm-bot {version()}", help="toon de versie en stop")
+    sub = parser.add_subparsers(dest="subcommand", required=True, title="commando's", metavar="<commando>")
+    init = sub.add_parser("init", help="schrijf een start-configuratie (zsm-bot.toml) en maak de mappen aan",
+                          description="Schrijf het becommentarieerde voorbeeld als DIR/zsm-bot.toml (nooit over een "
+                          "bestaand\nbestand heen), maak de mappen die het noemt en zet voorbeeld-markeringen.csv "
+                          "klaar.")
     init.add_argument("dir", nargs="?", default=".", help="map voor zsm-bot.toml (standaard de huidige map)")
     init.set_defaults(func=cmd_init)
 
     def add(name: str, helptext: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
         p.add_argument("--config", help="pad naar het TOML-bestand (anders $ZSM_BOT_CONFIG, anders ./zsm-bot.toml)")
         return p
 
@@ -294,9 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, helptext)
         configure(p)
         p.set_defaults(func=func)
-    db = sub.add_parser("db", help="database-onderhoud")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    up = db_sub.add_parser("upgrade", help="pas de migraties toe")
+    db = sub.add_parser("db", help="database-onderhoud: zsm-bot db upgrade past de migraties toe")
+    db_sub = db.add_subparsers(dest="db_command", required=True, title="commando's", metavar="<commando>")
+    up = db_sub.add_parser("upgrade", help="pas de migraties toe (maakt een SQLite-bestand aan als het er niet is)",
+                           description="Breng de database op de nieuwste revisie; run, import en dienst-import doen "
+                           "dat ook zelf.")
     up.add_argument("--config", help="pad naar het TOML-bestand")
     up.set_defaults(func=cmd_db_upgrade)
     return parser

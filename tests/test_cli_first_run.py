@@ -3,6 +3,7 @@ exit status, never a traceback. Every case runs the real ``zsm-bot`` entry point
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from config.reference import EXAMPLE_CONFIG, packaged
+from config.reference import EXAMPLE_CONFIG, EXAMPLE_IMPORT, packaged
 from config.settings import load_settings
 from tests.harness.config import write_config
 from tests.smtp_helpers import free_port
@@ -291,3 +292,68 @@ def test_run_without_an_access_token(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1] == (
         "configuratiefout: matrix: geen access_token en geen password; zet ZSM_BOT_MATRIX_ACCESS_TOKEN of "
         "ZSM_BOT_MATRIX_PASSWORD")
+
+
+def test_help_lists_every_subcommand_in_dutch() -> None:
+    from cli.main import build_parser
+
+    top = zsm_bot("--help")
+    assert top.returncode == 0
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {c.dest: c.help for c in sub._choices_actions}
+    assert set(listed) == set(sub.choices), "every subcommand has a one-line purpose"
+    for name, purpose in listed.items():
+        assert purpose and name in top.stdout, name
+    for name in [*sub.choices, "db upgrade"]:
+        text = zsm_bot(*name.split(), "--help").stdout
+        for english in ("usage:", "show this help", "positional arguments", "options:"):
+            assert english not in text, (name, english)
+        assert text.startswith(f"gebruik: zsm-bot {name}"), text
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["frob"], "zsm-bot: onbekend commando 'frob'; kies uit 'init', 'run'"),
+    ([], "zsm-bot: <commando> ontbreekt; zie zsm-bot --help"),
+    (["dienst-import", "rooster.ics"], "zsm-bot dienst-import: --vh ontbreekt; zie zsm-bot dienst-import --help"),
+    (["run", "--bla"], "zsm-bot: onbekend argument: --bla"),
+])
+def test_command_line_mistakes(args: list[str], expected: str) -> None:
+    proc = zsm_bot(*args)
+    one_line_failure(proc, expected)
+    assert proc.returncode == 2
+
+
+def test_dienst_import_help_matches_the_reader_and_the_docs(tmp_path: Path) -> None:
+    from integrations.rooster_ical import HORIZON_DAYS, LOOKBACK_DAYS
+
+    text = " ".join(zsm_bot("dienst-import", "--help").stdout.split())
+    docs = " ".join((Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text(encoding="utf-8").split())
+    assert LOOKBACK_DAYS == 7 and 365 <= HORIZON_DAYS <= 366
+    assert "van een week terug tot een jaar vooruit" in text and "from a week ago to a year ahead" in docs
+    for word in ("RRULE", "RDATE", "EXDATE", "RECURRENCE-ID", "UID", "SUMMARY", "DESCRIPTION", "backup",
+                 "achterwacht", "TZID"):
+        assert word in text and word in docs, word
+
+    config = write_config(tmp_path, "sqlite+aiosqlite:///bot.db")
+    for args, expected in (
+        (["--vh", "atlantis", "rooster.ics"], "dienst-import: --vh: veiligheidshuis 'atlantis' is onbekend; kies uit "),
+        (["--vh", "utrecht", str(tmp_path / "weg.ics")], f"dienst-import: bestand {tmp_path / 'weg.ics'} bestaat niet"),
+    ):
+        one_line_failure(zsm_bot("dienst-import", "--config", str(config), *args), expected)
+    notical = tmp_path / "rooster.ics"
+    notical.write_text("geen agenda\n", encoding="utf-8")
+    one_line_failure(zsm_bot("dienst-import", "--config", str(config), "--vh", "utrecht", str(notical)),
+                     f"dienst-import: {notical}: het bestand is geen geldig iCalendar-bestand")
+
+
+def test_import_help_and_its_refusals_before_the_database(tmp_path: Path) -> None:
+    text = zsm_bot("import", "--help").stdout
+    assert "iconv -f windows-1252 -t utf-8" in text and "Exitstatus 0" in text
+    config = write_config(tmp_path, "sqlite+aiosqlite:///bot.db")
+    one_line_failure(zsm_bot("import", "--config", str(config), str(tmp_path / "weg.csv")),
+                     f"import: bestand {tmp_path / 'weg.csv'} bestaat niet; controleer het pad")
+    example = tmp_path / "m.csv"
+    example.write_bytes(packaged(EXAMPLE_IMPORT).read_bytes())
+    one_line_failure(zsm_bot("import", "--config", str(config), "--volledig", "atlantis", str(example)),
+                     "import: --volledig: veiligheidshuis 'atlantis' is onbekend; kies uit ")
+    assert not (tmp_path / "bot.db").exists()  # refused before the database was touched
