@@ -20,6 +20,7 @@ from bot.logs import setup_logging
 from cli.failures import explain, prepare_database_path, scrub
 from config.build import version
 from config.settings import ConfigError, Settings, load_settings, resolve_config_path
+from domain.matrix_ids import USER_ID
 
 EXIT_CONFIG = 2
 
@@ -96,9 +97,13 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.transport.console import ConsoleTransport, run_console
 
     settings = _settings(args)
-    setup_logging(settings.logging.level if args.verbose else "WARNING", "text")
+    if not USER_ID.match(args.as_user):
+        raise ConfigError(f"console --as: verwacht een Matrix-id als @ovj.jansen:example.nl, kreeg {args.as_user!r}")
     if settings.role_of(args.as_user) is None:
-        raise ConfigError(f"users: {args.as_user} heeft geen rol in {settings.source}; voeg hem toe onder [users]")
+        known = ", ".join(sorted(settings.users)[:5]) or "geen"
+        raise ConfigError(f"console --as: {args.as_user} heeft geen rol in {settings.source}; voeg hem toe onder "
+                          f"[users] of kies een gebruiker die er staat ({known})")
+    setup_logging(settings.logging.level if args.verbose else "WARNING", "text")  # after the checks: one line
 
     async def main() -> int:
         stop = asyncio.Event()

@@ -357,3 +357,11 @@ def test_import_help_and_its_refusals_before_the_database(tmp_path: Path) -> Non
     one_line_failure(zsm_bot("import", "--config", str(config), "--volledig", "atlantis", str(example)),
                      "import: --volledig: veiligheidshuis 'atlantis' is onbekend; kies uit ")
     assert not (tmp_path / "bot.db").exists()  # refused before the database was touched
+
+
+def test_console_as_someone_without_a_role(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections={"logging": {"format": "text"}})
+    one_line_failure(zsm_bot("console", "--config", str(config), "--as", "@niemand:localhost"),
+                     "console --as: @niemand:localhost heeft geen rol in ")
+    one_line_failure(zsm_bot("console", "--config", str(config), "--as", "niemand"),
+                     "console --as: verwacht een Matrix-id als @ovj.jansen:example.nl, kreeg 'niemand'")
