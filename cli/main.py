@@ -148,8 +148,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     settings = _settings(args, create=False)
     problems, notes = startup_findings(settings)
-    notes += asyncio.run(stored_room_notes(settings.database_url, settings.matrix.rooms, settings.users,
-                                           settings.velden, settings.matrix.user_id))
+    try:
+        notes += asyncio.run(stored_room_notes(settings.database_url, settings.matrix.rooms, settings.users,
+                                               settings.velden, settings.matrix.user_id))
+    except Exception as exc:
+        from bot.coldstart import unreachable
+
+        if not unreachable(exc):
+            raise  # a refusal (password, unknown database) stops run as well: the one line, exit 1
+        # run waits for a database that is not up yet (cold start), so this is no reason to refuse
+        notes.append(f"{explain(exc, settings)}; run wacht daarop, de opgeslagen room-leden zijn niet "
+                     "gecontroleerd")
     for note in notes:
         print(f"let op: {note}")
     for problem in problems:

@@ -365,3 +365,16 @@ def test_console_as_someone_without_a_role(tmp_path: Path) -> None:
                      "console --as: @niemand:localhost heeft geen rol in ")
     one_line_failure(zsm_bot("console", "--config", str(config), "--as", "niemand"),
                      "console --as: verwacht een Matrix-id als @ovj.jansen:example.nl, kreeg 'niemand'")
+
+
+def test_check_config_with_a_database_that_is_not_up_yet(tmp_path: Path) -> None:
+    """run waits for a database that refuses connections (cold start), so check-config does not call that a
+    reason to refuse; it says it in a note."""
+    port = free_port()
+    path = write_config(tmp_path, f"postgresql+asyncpg://zsm:geheim@127.0.0.1:{port}/zsm",
+                        sections={"matrix": {"rooms": ["!zsm:localhost"]}})
+    proc = zsm_bot("check-config", "--config", str(path), env={"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"})
+    assert proc.returncode == 0, proc.stderr
+    assert (f"let op: database postgresql+asyncpg://zsm:***@127.0.0.1:{port}/zsm op 127.0.0.1:{port} is niet "
+            "bereikbaar (verbinding geweigerd)") in proc.stdout
+    assert "geheim" not in proc.stdout + proc.stderr
