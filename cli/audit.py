@@ -129,6 +129,11 @@ async def _verify(settings: Settings, engine: AsyncEngine, args: argparse.Namesp
         return 0
     for line in result.problems:
         print(f"auditketen: {line}", file=sys.stderr)
+    from cli.config_check import audit_key_mismatch
+
+    mismatch = audit_key_mismatch(settings)
+    if mismatch:
+        print(f"let op: {mismatch}", file=sys.stderr)
     return 1
 
 

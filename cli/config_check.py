@@ -46,6 +46,9 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         problems.append("matrix.rooms is leeg: noem minstens één room waarin de bot commando's aanneemt")
     if not m.require_encryption:
         notes.append("matrix.require_encryption = false: de bot handelt ook in onversleutelde rooms")
+    mismatch = audit_key_mismatch(settings)
+    if mismatch:
+        notes.append(mismatch)
     if not settings.audit.key and audit_key_path(settings).exists():
         notes.append(f"audit.key niet gezet: de sleutel staat in {audit_key_path(settings)}; zet ZSM_BOT_AUDIT_KEY "
                      "in productie")
@@ -105,6 +108,22 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
             problems.append(f"permissions.{command}: geeft {labels(unexpected)} een recht dat PRIVACY.md niet toestaat "
                             f"(alleen {labels(expected)})")
     return problems, notes
+
+
+def audit_key_mismatch(settings: Settings) -> str | None:
+    """The usual mistake after a first run without ``ZSM_BOT_AUDIT_KEY``: the operator sets a new key, and every
+    record signed with the generated one no longer verifies (``zsm-bot audit verify`` calls them altered)."""
+    path = audit_key_path(settings)
+    if not settings.audit.key or not path.is_file():
+        return None
+    try:
+        generated = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if generated == settings.audit.key:
+        return None
+    return (f"audit.key verschilt van de sleutel in {path}, waarmee de bot eerder tekende; de records van toen "
+            "kloppen niet met de nieuwe sleutel: zet ZSM_BOT_AUDIT_KEY op de inhoud van dat bestand")
 
 
 def startup_findings(settings: Settings) -> tuple[list[str], list[str]]:

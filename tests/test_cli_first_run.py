@@ -378,3 +378,24 @@ def test_check_config_with_a_database_that_is_not_up_yet(tmp_path: Path) -> None
     assert (f"let op: database postgresql+asyncpg://zsm:***@127.0.0.1:{port}/zsm op 127.0.0.1:{port} is niet "
             "bereikbaar (verbinding geweigerd)") in proc.stdout
     assert "geheim" not in proc.stdout + proc.stderr
+
+
+def test_a_new_audit_key_after_a_run_with_the_generated_one(tmp_path: Path) -> None:
+    """The first run without ZSM_BOT_AUDIT_KEY signs with var/audit.key; an operator who then sets a new key is
+    told why the old records no longer verify, and what to set instead."""
+    assert zsm_bot("init", str(tmp_path)).returncode == 0
+    example = tmp_path / "voorbeeld-markeringen.csv"
+    assert zsm_bot("import", str(example), cwd=tmp_path).returncode == 0  # signed with the generated key
+    key_file = tmp_path / "var" / "audit.key"
+    assert key_file.is_file()
+    new_key = {"ZSM_BOT_AUDIT_KEY": "n" * 32, "ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"}
+    verify = zsm_bot("audit", "verify", cwd=tmp_path, env=new_key)
+    assert verify.returncode == 1
+    assert verify.stderr.strip().splitlines()[-1] == (
+        f"let op: audit.key verschilt van de sleutel in {key_file}, waarmee de bot eerder tekende; de records van "
+        "toen kloppen niet met de nieuwe sleutel: zet ZSM_BOT_AUDIT_KEY op de inhoud van dat bestand")
+    check = zsm_bot("check-config", cwd=tmp_path, env=new_key)
+    assert f"let op: audit.key verschilt van de sleutel in {key_file}" in check.stdout
+    same = {"ZSM_BOT_AUDIT_KEY": key_file.read_text(encoding="utf-8").strip(), "ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"}
+    assert zsm_bot("audit", "verify", cwd=tmp_path, env=same).returncode == 0
+    assert "audit.key verschilt" not in zsm_bot("check-config", cwd=tmp_path, env=same).stdout
