@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.coldstart import reason
 from bot.runtime import Runtime
 from bot.transport.console import ConsoleTransport
 from config.settings import load_settings
@@ -230,6 +232,9 @@ async def test_web_routes_answer_503_while_waiting_for_the_database(tmp_path: Pa
     starting = asyncio.create_task(runtime.start(ConsoleTransport(io.StringIO()), wait=True))
     try:
         await eventually(lambda: waiting_for(getattr(runtime, "http_port", None), "database"))
+        _, ready = await readyz(runtime.http_port)
+        assert any(p.startswith("wacht op database (poging") and "verbinding geweigerd" in p
+                   for p in ready["problems"]), ready
         waiting = await feature_calls(runtime.http_port)
         for route, (status, body, retry_after) in waiting.items():
             assert status == 503, (route, status, body)
@@ -250,3 +255,17 @@ async def test_web_routes_answer_503_while_waiting_for_the_database(tmp_path: Pa
             await starting
         await runtime.close()
         await pg.drop_database(name)
+
+
+def test_the_reason_of_waiting_is_said_in_dutch() -> None:
+    """The log line and /readyz say why the peer is not reachable, with the class an operator can search for."""
+    def chained(cause: BaseException) -> BaseException:
+        try:
+            raise OSError("wrapper") from cause
+        except OSError as exc:
+            return exc
+
+    assert reason(chained(socket.gaierror(-2, "Name or service not known"))) == "host onbekend, OSError"
+    assert reason(ConnectionRefusedError(111, "refused")) == "verbinding geweigerd, ConnectionRefusedError"
+    assert reason(TimeoutError()) == "geen antwoord binnen de tijd, TimeoutError"
+    assert reason(RuntimeError("anders")) == "RuntimeError"
