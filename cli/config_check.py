@@ -17,6 +17,7 @@ from dataclasses import replace
 from bot.runtime import audit_key_path
 from cli.failures import creatable
 from commands import default_table
+from config.reader import os_reason
 from config.reference import load_veiligheidshuizen
 from config.settings import ConfigError, Settings, sqlite_path
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
@@ -193,7 +194,7 @@ def _what_run_loads(settings: Settings) -> list[str]:
     except ConfigError as exc:
         problems.append(str(exc))
     except OSError as exc:
-        problems.append(f"{exc.filename or 'bestand'}: {exc.strerror}; controleer het pad en de rechten")
+        problems.append(f"{exc.filename or 'bestand'}: {os_reason(exc)}; controleer het pad en de rechten")
     return problems
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.coldstart import causes
+from config.reader import os_reason
 from config.settings import ConfigError, Settings, redact_url, sqlite_path
 
 
@@ -42,7 +43,7 @@ def prepare_database_path(settings: Settings, *, create: bool = True) -> Path | 
         raise ConfigError(f"database.url: {_first_file(folder)} is een bestand, geen map; kies in database.url een "
                           "pad in een map") from None
     except OSError as exc:
-        raise ConfigError(f"database.url: map {folder} kan niet worden aangemaakt ({exc.strerror}); kies een pad "
+        raise ConfigError(f"database.url: map {folder} kan niet worden aangemaakt ({os_reason(exc)}); kies een pad "
                           "waar de bot mag schrijven") from None
     if not folder.is_dir():
         raise ConfigError(f"database.url: {folder} is geen map; kies in database.url een pad in een map")
@@ -110,7 +111,7 @@ def explain(exc: BaseException, settings: Settings | None) -> str:
                 "controleer matrix.homeserver en of de homeserver draait")
     for e in chain:
         if isinstance(e, OSError) and e.filename:
-            return f"{e.filename}: {e.strerror or type(e).__name__}; controleer het pad en de rechten"
+            return f"{e.filename}: {os_reason(e)}; controleer het pad en de rechten"
     return f"onverwachte fout ({type(exc).__name__}); zie het log"
 
 
@@ -127,7 +128,7 @@ def _os_reason(chain: list[BaseException]) -> str | None:
         if isinstance(e, TimeoutError):
             return "geen antwoord binnen de tijd"
         if isinstance(e, OSError) and e.strerror:
-            return e.strerror
+            return os_reason(e)
     return None
 
 

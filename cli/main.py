@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from bot.logs import setup_logging
 from cli.failures import explain, prepare_database_path, scrub
 from config.build import version
+from config.reader import os_reason
 from config.settings import ConfigError, Settings, load_settings, resolve_config_path
 from domain.matrix_ids import USER_ID
 
@@ -288,7 +289,7 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
     try:
         data = Path(args.bestand).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"dienst-import: bestand {args.bestand} is niet leesbaar ({exc.strerror})") from None
+        raise ConfigError(f"dienst-import: bestand {args.bestand} is niet leesbaar ({os_reason(exc)})") from None
     try:
         shifts = parse_roster(data)
     except ConfigError as exc:  # the roster reader does not know the file's name; the operator needs it

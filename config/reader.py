@@ -6,6 +6,7 @@ value from the environment is coerced, and how an unknown key is refused with th
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -172,3 +173,20 @@ def near_path(missing: Path) -> Path | None:
         if candidate != missing and candidate.exists():
             return candidate
     return None
+
+
+_OS_REASONS = {
+    errno.EACCES: "geen toegang", errno.EPERM: "geen toestemming", errno.ENOENT: "bestaat niet",
+    errno.ENOTDIR: "een deel van het pad is geen map", errno.EISDIR: "is een map", errno.EEXIST: "bestaat al",
+    errno.EROFS: "alleen-lezen bestandssysteem", errno.ENOSPC: "schijf vol", errno.EDQUOT: "schijfquotum op",
+    errno.ENAMETOOLONG: "pad te lang", errno.ELOOP: "te veel symbolische links",
+    errno.ECONNREFUSED: "verbinding geweigerd", errno.EHOSTUNREACH: "host onbereikbaar",
+    errno.ENETUNREACH: "netwerk onbereikbaar", errno.ETIMEDOUT: "geen antwoord binnen de tijd",
+}
+
+
+def os_reason(exc: OSError) -> str:
+    """The operating system's reason in Dutch ("Permission denied" is English in every message it lands in)."""
+    if exc.errno in _OS_REASONS:
+        return _OS_REASONS[exc.errno]
+    return exc.strerror or type(exc).__name__

@@ -13,7 +13,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from config.reader import near_path, toml_problem
+from config.reader import near_path, os_reason, toml_problem
 from domain.afdoeningen import Catalogus, parse_afdoeningen
 from domain.errors import ConfigError
 from domain.veiligheidshuizen import Veiligheidshuizen, parse_veiligheidshuizen
@@ -48,7 +48,7 @@ def load_blocks(source: Path | None, default: str, what: str, block: str) -> lis
                 "configuratiebestand; schrijf het pad voluit") if meant else ""
         raise ConfigError(f"{what}: bestand {where} bestaat niet{hint}") from None
     except OSError as exc:
-        raise ConfigError(f"{what}: bestand {where} is niet leesbaar ({exc.strerror})") from None
+        raise ConfigError(f"{what}: bestand {where} is niet leesbaar ({os_reason(exc)})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -29,7 +29,7 @@ from config.mail import MailSettings, parse_mail_settings
 from config.permissions import parse_permissions, parse_role_fields, parse_users
 from config.privacy import PrivacySettings, parse_privacy
 from config.rapport import RapportSettings, parse_rapport
-from config.reader import ConfigReader, EnvValue, resolve_path, toml_problem, unknown
+from config.reader import ConfigReader, EnvValue, os_reason, resolve_path, toml_problem, unknown
 from config.registry import RegistrySettings, parse_registry
 from config.werklijst import WerklijstSettings, parse_werklijst
 from domain.aanvraag import AanvraagConfig
@@ -177,7 +177,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
             f"configuratiebestand {path} bestaat niet; geef --config <pad> of zet {ENV_CONFIG}"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"configuratiebestand {path} is niet leesbaar ({exc.strerror})") from None
+        raise ConfigError(f"configuratiebestand {path} is niet leesbaar ({os_reason(exc)})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

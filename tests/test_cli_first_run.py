@@ -399,3 +399,22 @@ def test_a_new_audit_key_after_a_run_with_the_generated_one(tmp_path: Path) -> N
     same = {"ZSM_BOT_AUDIT_KEY": key_file.read_text(encoding="utf-8").strip(), "ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"}
     assert zsm_bot("audit", "verify", cwd=tmp_path, env=same).returncode == 0
     assert "audit.key verschilt" not in zsm_bot("check-config", cwd=tmp_path, env=same).stdout
+
+
+def test_init_into_a_file_or_below_one(tmp_path: Path) -> None:
+    blocker = tmp_path / "bestand"
+    blocker.write_text("geen map", encoding="utf-8")
+    one_line_failure(zsm_bot("init", str(blocker)), f"init: {blocker} is een bestand, geen map")
+    one_line_failure(zsm_bot("init", str(blocker / "sub")),
+                     f"init: kan {blocker / 'sub' / 'zsm-bot.toml'} niet schrijven (een deel van het pad is geen map)")
+
+
+def test_the_reasons_of_the_operating_system_are_dutch() -> None:
+    import errno
+
+    from config.reader import os_reason
+
+    assert os_reason(PermissionError(errno.EACCES, "Permission denied")) == "geen toegang"
+    assert os_reason(OSError(errno.EROFS, "Read-only file system")) == "alleen-lezen bestandssysteem"
+    assert os_reason(OSError(errno.ENOSPC, "No space left on device")) == "schijf vol"
+    assert os_reason(OSError(errno.EBADF, "Bad file descriptor")) == "Bad file descriptor"  # rare: as the OS says
