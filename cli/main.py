@@ -24,6 +24,7 @@ from config.settings import ConfigError, Settings, load_settings, resolve_config
 from domain.matrix_ids import USER_ID
 
 EXIT_CONFIG = 2
+CONFIG_HELP = "pad naar het TOML-bestand (anders $ZSM_BOT_CONFIG, anders ./zsm-bot.toml)"
 
 
 class DutchHelp(argparse.RawDescriptionHelpFormatter):
@@ -366,7 +367,8 @@ async def upgrade_only(runtime: Any) -> None:
 
 
 def _console_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
+    p.add_argument("--as", dest="as_user", metavar="MATRIX-ID", required=True,
+                   help="de gebruiker (uit [users]) namens wie de commando's gaan; zijn rol geldt")
     p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
 
 
@@ -406,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, helptext: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
-        p.add_argument("--config", help="pad naar het TOML-bestand (anders $ZSM_BOT_CONFIG, anders ./zsm-bot.toml)")
+        p.add_argument("--config", metavar="PAD", help=CONFIG_HELP)
         return p
 
     for name, helptext, configure, func in SUBCOMMANDS:
@@ -418,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_sub.add_parser("upgrade", help="pas de migraties toe (maakt een SQLite-bestand aan als het er niet is)",
                            description="Breng de database op de nieuwste revisie; run, import en dienst-import doen "
                            "dat ook zelf.")
-    up.add_argument("--config", help="pad naar het TOML-bestand")
+    up.add_argument("--config", metavar="PAD", help=CONFIG_HELP)
     up.set_defaults(func=cmd_db_upgrade)
     return parser
 
