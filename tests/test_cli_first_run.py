@@ -418,3 +418,15 @@ def test_the_reasons_of_the_operating_system_are_dutch() -> None:
     assert os_reason(OSError(errno.EROFS, "Read-only file system")) == "alleen-lezen bestandssysteem"
     assert os_reason(OSError(errno.ENOSPC, "No space left on device")) == "schijf vol"
     assert os_reason(OSError(errno.EBADF, "Bad file descriptor")) == "Bad file descriptor"  # rare: as the OS says
+
+
+def test_help_of_a_command_does_not_call_a_required_part_optional(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "sqlite+aiosqlite:///bot.db")
+    proc = subprocess.run([sys.executable, "-m", "cli", "console", "--config", str(config), "--as", "@ovj:localhost"],
+                          input="!help aanvraag\n!help besluit\n", capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("ZSM_BOT_")})
+    assert proc.returncode == 0, proc.stderr
+    assert "feit: het feit in een paar woorden (verplicht)\n" in proc.stdout, proc.stdout
+    assert "(verplicht) (optioneel)" not in proc.stdout
+    assert "motivering: verplicht als het besluit afwijkt van een actueel advies\n" in proc.stdout
+    assert "vraag: wat ZSM wil weten (optioneel)" in proc.stdout
