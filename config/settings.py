@@ -176,6 +176,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(
             f"configuratiebestand {path} bestaat niet; geef --config <pad> of zet {ENV_CONFIG}"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuratiebestand {path} is een map; geef het bestand: --config "
+                          f"{path / DEFAULT_CONFIG_PATH}") from None
     except OSError as exc:
         raise ConfigError(f"configuratiebestand {path} is niet leesbaar ({os_reason(exc)})") from None
     try:

@@ -430,3 +430,9 @@ def test_help_of_a_command_does_not_call_a_required_part_optional(tmp_path: Path
     assert "(verplicht) (optioneel)" not in proc.stdout
     assert "motivering: verplicht als het besluit afwijkt van een actueel advies\n" in proc.stdout
     assert "vraag: wat ZSM wil weten (optioneel)" in proc.stdout
+
+
+def test_config_that_is_a_folder(tmp_path: Path) -> None:
+    one_line_failure(zsm_bot("check-config", "--config", str(tmp_path)),
+                     f"configuratiebestand {tmp_path} is een map; geef het bestand: --config "
+                     f"{tmp_path / 'zsm-bot.toml'}")
