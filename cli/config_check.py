@@ -25,6 +25,7 @@ from integrations.mail.compose import check_templates
 
 # Commands whose rights follow from the privacy frame: veiligheidshuis information only for the roles that weigh it
 # (never the police), decisions only for the deciding roles.
+MIN_AUDIT_KEY = 32  # characters; a generated key is 64 hex digits
 SENSITIVE: dict[str, frozenset[str]] = {
     "check": VH_INFO_ROLES,
     "instroom": VH_INFO_ROLES,
@@ -47,6 +48,9 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         problems.append("matrix.rooms is leeg: noem minstens één room waarin de bot commando's aanneemt")
     if not m.require_encryption:
         notes.append("matrix.require_encryption = false: de bot handelt ook in onversleutelde rooms")
+    if settings.audit.key and len(settings.audit.key) < MIN_AUDIT_KEY:
+        notes.append(f"audit.key is korter dan {MIN_AUDIT_KEY} tekens: wie hem raadt kan de auditketen herschrijven; "
+                     "maak een sterke sleutel, bijvoorbeeld met: openssl rand -hex 32")
     mismatch = audit_key_mismatch(settings)
     if mismatch:
         notes.append(mismatch)

@@ -433,7 +433,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     for path in folders:
         print(f"{'map' if path.is_dir() else 'voorbeeld'} aangemaakt: {path}")
     print("volgende stap: pas homeserver, user_id, rooms en users aan, zet ZSM_BOT_MATRIX_ACCESS_TOKEN en "
-          f"ZSM_BOT_AUDIT_KEY, en draai: zsm-bot check-config --config {target}")
+          "ZSM_BOT_AUDIT_KEY (een sterke sleutel: openssl rand -hex 32; bewaar hem, de auditketen hangt ervan af), "
+          f"en draai: zsm-bot check-config --config {target}")
     return 0
 
 

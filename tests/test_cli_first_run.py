@@ -436,3 +436,13 @@ def test_config_that_is_a_folder(tmp_path: Path) -> None:
     one_line_failure(zsm_bot("check-config", "--config", str(tmp_path)),
                      f"configuratiebestand {tmp_path} is een map; geef het bestand: --config "
                      f"{tmp_path / 'zsm-bot.toml'}")
+
+
+def test_a_weak_audit_key_is_noted(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite+aiosqlite:///bot.db", sections={"matrix": {"rooms": ["!zsm:localhost"]}})
+    env = {"ZSM_BOT_MATRIX_ACCESS_TOKEN": "t"}
+    weak = zsm_bot("check-config", "--config", str(path), env={**env, "ZSM_BOT_AUDIT_KEY": "change-me"})
+    assert weak.returncode == 0, weak.stderr
+    assert "let op: audit.key is korter dan 32 tekens" in weak.stdout and "openssl rand -hex 32" in weak.stdout
+    strong = zsm_bot("check-config", "--config", str(path), env={**env, "ZSM_BOT_AUDIT_KEY": "a" * 64})
+    assert "audit.key is korter" not in strong.stdout
