@@ -48,6 +48,18 @@ def unreachable(exc: BaseException) -> bool:
     return False
 
 
+def reason(exc: BaseException) -> str:
+    """Why the peer cannot be reached, in Dutch, with the exception class an operator may search for."""
+    for current in causes(exc):
+        if isinstance(current, socket.gaierror) or "DNS" in type(current).__name__:
+            return f"host onbekend, {type(exc).__name__}"
+        if isinstance(current, ConnectionRefusedError):
+            return f"verbinding geweigerd, {type(exc).__name__}"
+        if isinstance(current, TimeoutError):
+            return f"geen antwoord binnen de tijd, {type(exc).__name__}"
+    return type(exc).__name__
+
+
 class Waiting:
     """What the start-up is waiting for, if anything: read by ``/readyz``."""
 
@@ -73,8 +85,9 @@ async def until_reachable(what: str, attempt: Callable[[], Awaitable[T]], waitin
                 raise
             failures += 1
             wait = min(cap_s, delay) * (0.8 + 0.4 * random.random())
-            waiting.reasons[what] = f"wacht op {what} (poging {failures} mislukt: {type(exc).__name__})"
-            log.warning(f"wacht op {what}: niet bereikbaar, opnieuw over {wait:.1f}s",
+            why = reason(exc)
+            waiting.reasons[what] = f"wacht op {what} (poging {failures} mislukt: {why})"
+            log.warning(f"wacht op {what}: niet bereikbaar ({why}), opnieuw over {wait:.1f}s",
                         extra={"waiting_for": what, "attempt": failures, "wait_s": round(wait, 2),
                                "error": type(exc).__name__})
             await asyncio.sleep(wait)

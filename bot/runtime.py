@@ -66,17 +66,23 @@ from web.ops import ReadyCheck, build_app, build_metrics_app, start_site
 log = logging.getLogger(__name__)
 
 
+def audit_key_path(settings: Settings) -> Path:
+    """Where the generated key lives when ``audit.key`` is not set: ``var/`` beside the configuration file."""
+    return default_var_dir(settings) / "audit.key"
+
+
 def audit_key(settings: Settings) -> bytes:
     """The configured key; for the embedded default a generated key file beside the configuration."""
     if settings.audit.key:
         return settings.audit.key.encode()
-    path = settings.source.resolve().parent / "var" / "audit.key"
+    path = audit_key_path(settings)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
-        log.warning("audit key generated in a file; set ZSM_BOT_AUDIT_KEY in production", extra={"path": str(path)})
+        log.warning("auditsleutel aangemaakt in een bestand; zet ZSM_BOT_AUDIT_KEY in productie",
+                    extra={"path": str(path)})
     return path.read_text().strip().encode()
 
 
@@ -139,6 +145,8 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         # What the start is waiting for (the database, the homeserver): /readyz says it while it lasts.
         self.waiting = Waiting()
+        # Set once the database is reachable and upgraded: until then the web feature routes answer 503.
+        self.database_ready = False
         self.ready_checks: list[ReadyCheck] = [self.waiting.ready_check]
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
@@ -248,6 +256,7 @@ class Runtime:
                 await until_reachable("registerdatabase", prepare, self.waiting)
             else:
                 await prepare()
+        self.database_ready = True
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
@@ -276,7 +285,7 @@ class Runtime:
         scrape = partial(self.metrics.scrape, self.sessions, self.clock)
         separate = http.metrics_port is not None
         app = build_app(partial(ping, self.sessions), None if separate else scrape, self.ready_checks,
-                        self.extra_routes)
+                        self.extra_routes, database_ready=lambda: self.database_ready)
         runner = await start_site(app, http.host, http.port)
         self._stack.push_async_callback(runner.cleanup)
         self.http_port = _bound_port(runner)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.runtime import audit_key, default_var_dir
+from config.reader import os_reason
 from config.settings import Settings
 from domain.identifiers import InvalidIdentifier, parse_person_id
 from domain.regimes import regime_of
@@ -52,7 +53,7 @@ def read_witnesses(path: str) -> list[Witness] | str:
     try:
         lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
-        return f"--witness {path}: niet leesbaar ({exc.strerror}); geef een logbestand met 'audit witness'-regels"
+        return f"--witness {path}: niet leesbaar ({os_reason(exc)}); geef een logbestand met 'audit witness'-regels"
     found = []
     for n, line in enumerate(lines, 1):
         seq, mac = _SEQ.search(line), _MAC.search(line)
@@ -129,6 +130,11 @@ async def _verify(settings: Settings, engine: AsyncEngine, args: argparse.Namesp
         return 0
     for line in result.problems:
         print(f"auditketen: {line}", file=sys.stderr)
+    from cli.config_check import audit_key_mismatch
+
+    mismatch = audit_key_mismatch(settings)
+    if mismatch:
+        print(f"let op: {mismatch}", file=sys.stderr)
     return 1
 
 

@@ -12,15 +12,20 @@ catalogue, templates, registry, deadlines, report pages) without connecting to a
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+from bot.runtime import audit_key_path
+from cli.failures import creatable
 from commands import default_table
+from config.reader import os_reason
 from config.reference import load_veiligheidshuizen
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings, sqlite_path
 from domain.roles import DECIDING_ROLES, ROLES, VH_INFO_ROLES, labels
 from integrations.mail.compose import check_templates
 
 # Commands whose rights follow from the privacy frame: veiligheidshuis information only for the roles that weigh it
 # (never the police), decisions only for the deciding roles.
+MIN_AUDIT_KEY = 32  # characters; a generated key is 64 hex digits
 SENSITIVE: dict[str, frozenset[str]] = {
     "check": VH_INFO_ROLES,
     "instroom": VH_INFO_ROLES,
@@ -43,11 +48,22 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
         problems.append("matrix.rooms is leeg: noem minstens één room waarin de bot commando's aanneemt")
     if not m.require_encryption:
         notes.append("matrix.require_encryption = false: de bot handelt ook in onversleutelde rooms")
-    if not settings.audit.key:
-        notes.append("audit.key niet gezet: de sleutel wordt in var/audit.key bewaard; zet ZSM_BOT_AUDIT_KEY")
+    if settings.audit.key and len(settings.audit.key) < MIN_AUDIT_KEY:
+        notes.append(f"audit.key is korter dan {MIN_AUDIT_KEY} tekens: wie hem raadt kan de auditketen herschrijven; "
+                     "maak een sterke sleutel, bijvoorbeeld met: openssl rand -hex 32")
+    mismatch = audit_key_mismatch(settings)
+    if mismatch:
+        notes.append(mismatch)
+    if not settings.audit.key and audit_key_path(settings).exists():
+        notes.append(f"audit.key niet gezet: de sleutel staat in {audit_key_path(settings)}; zet ZSM_BOT_AUDIT_KEY "
+                     "in productie")
     witness_room = settings.audit.witness_room
     if witness_room is not None and witness_room not in m.rooms:
         notes.append(f"audit.witness_room {witness_room} staat niet in matrix.rooms; de bot moet er lid van zijn")
+    werklijst_room = settings.werklijst.ruimte
+    if werklijst_room is not None and werklijst_room not in m.rooms:
+        problems.append(f"werklijst.ruimte: {werklijst_room} staat niet in matrix.rooms; de bot treedt daar niet toe "
+                        "en kan er de werklijst niet plaatsen; voeg de room toe aan matrix.rooms of kies er een uit")
     if settings.http.enabled and settings.http.host not in ("127.0.0.1", "::1", "localhost"):
         notes.append(f"http.host = {settings.http.host}: de beheerserver luistert niet alleen op loopback")
     _check_registry_sections(settings, problems, notes)
@@ -99,10 +115,32 @@ def check(settings: Settings) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
+def audit_key_mismatch(settings: Settings) -> str | None:
+    """The usual mistake after a first run without ``ZSM_BOT_AUDIT_KEY``: the operator sets a new key, and every
+    record signed with the generated one no longer verifies (``zsm-bot audit verify`` calls them altered)."""
+    path = audit_key_path(settings)
+    if not settings.audit.key or not path.is_file():
+        return None
+    try:
+        generated = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if generated == settings.audit.key:
+        return None
+    return (f"audit.key verschilt van de sleutel in {path}, waarmee de bot eerder tekende; de records van toen "
+            "kloppen niet met de nieuwe sleutel: zet ZSM_BOT_AUDIT_KEY op de inhoud van dat bestand")
+
+
 def startup_findings(settings: Settings) -> tuple[list[str], list[str]]:
-    """Problems (``run`` refuses to start) and notes (it starts, but read them), for check-config and run alike."""
+    """Problems (``run`` refuses to start) and notes (it starts, but read them), for check-config and run alike.
+
+    Writes nothing: check-config may run in a folder the operator is still preparing, so what ``run`` would create
+    (the database folder and file, the crypto store, the audit key file) is named in one note instead."""
     problems, notes = check(settings)
     problems[:0] = _what_run_loads(settings)
+    created = would_create(settings)
+    if created:
+        notes.insert(0, "run maakt aan: " + ", ".join(created))
     return problems, notes
 
 
@@ -115,15 +153,40 @@ def refuse_unless_startable(settings: Settings) -> list[str]:
     return notes
 
 
+def would_create(settings: Settings) -> list[str]:
+    """What ``run`` creates on its first start and is not there yet, in Dutch, with absolute paths."""
+    created: list[str] = []
+    database = sqlite_path(settings.database_url)
+    if database is not None and not database.exists():
+        if not database.parent.exists():
+            created.append(f"map {database.parent}")
+        created.append(f"databasebestand {database}")
+    store = settings.matrix.store_path.resolve()
+    if not store.exists():
+        created.append(f"map {store} (crypto-opslag)")
+    key_file = audit_key_path(settings)
+    if not settings.audit.key and not key_file.exists():
+        created.append(f"sleutelbestand {key_file} (audit.key niet gezet; zet ZSM_BOT_AUDIT_KEY in productie)")
+    return created
+
+
 def _what_run_loads(settings: Settings) -> list[str]:
-    """Everything ``Runtime`` loads at construction, and the crypto store folder the Matrix transport creates."""
+    """Everything ``Runtime`` loads at construction, and whether the crypto store folder the Matrix transport
+    creates can be made; without creating either the folder or the audit key file."""
     problems: list[str] = []
     store = settings.matrix.store_path
-    try:
-        store.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        problems.append(f"matrix.store_path: map {store} kan niet worden aangemaakt ({exc.strerror}); kies een pad "
-                        "waar de bot mag schrijven")
+    problem = creatable(store)
+    if problem:
+        problems.append(f"matrix.store_path: map {store} kan niet worden aangemaakt of beschreven ({problem}); kies "
+                        "een pad waar de bot mag schrijven")
+    if not settings.audit.key:
+        key_file = audit_key_path(settings)
+        problem = None if key_file.exists() else creatable(key_file.parent)
+        if problem:
+            problems.append(f"audit.key: sleutelbestand {key_file} kan niet worden aangemaakt ({problem}); zet "
+                            "ZSM_BOT_AUDIT_KEY")
+        # The runtime would write the key file now; the check builds it with a stand-in key instead.
+        settings = replace(settings, audit=replace(settings.audit, key="check-config"))
     from bot.runtime import Runtime
 
     async def build() -> None:
@@ -135,7 +198,7 @@ def _what_run_loads(settings: Settings) -> list[str]:
     except ConfigError as exc:
         problems.append(str(exc))
     except OSError as exc:
-        problems.append(f"{exc.filename or 'bestand'}: {exc.strerror}; controleer het pad en de rechten")
+        problems.append(f"{exc.filename or 'bestand'}: {os_reason(exc)}; controleer het pad en de rechten")
     return problems
 
 

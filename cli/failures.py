@@ -18,22 +18,32 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.coldstart import causes
+from config.reader import os_reason
 from config.settings import ConfigError, Settings, redact_url, sqlite_path
 
 
-def prepare_database_path(settings: Settings) -> None:
-    """Create the folder of a SQLite file, or say in one line which path the bot cannot use (every command)."""
+def prepare_database_path(settings: Settings, *, create: bool = True) -> Path | None:
+    """Create the folder of a SQLite file, or say in one line which path the bot cannot use (every command).
+
+    ``create`` False (check-config, which writes nothing): the same checks, and the missing folder is returned, for
+    the line that says what ``run`` would create."""
     path = sqlite_path(settings.database_url)
     if path is None:
-        return
+        return None
     folder = path.parent
+    if not create and not folder.exists():
+        problem = creatable(folder)
+        if problem:
+            raise ConfigError(f"database.url: map {folder} kan niet worden aangemaakt ({problem}); kies een pad "
+                              "waar de bot mag schrijven")
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise ConfigError(f"database.url: {_first_file(folder)} is een bestand, geen map; kies in database.url een "
                           "pad in een map") from None
     except OSError as exc:
-        raise ConfigError(f"database.url: map {folder} kan niet worden aangemaakt ({exc.strerror}); kies een pad "
+        raise ConfigError(f"database.url: map {folder} kan niet worden aangemaakt ({os_reason(exc)}); kies een pad "
                           "waar de bot mag schrijven") from None
     if not folder.is_dir():
         raise ConfigError(f"database.url: {folder} is geen map; kies in database.url een pad in een map")
@@ -43,6 +53,21 @@ def prepare_database_path(settings: Settings) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"database.url: de bot mag niet schrijven in map {folder}; geef schrijfrechten of kies "
                           "een ander pad")
+    return None
+
+
+def creatable(folder: Path) -> str | None:
+    """Why the bot could not create ``folder`` or write in it, found without creating anything: a file in the way
+    or a folder it may not write in; None when ``mkdir -p`` and writing there would work."""
+    for parent in [folder, *folder.parents]:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            return f"{parent} is een bestand, geen map"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"geen schrijfrechten in {parent}"
+        return None
+    return None
 
 
 def _first_file(folder: Path) -> Path:
@@ -86,7 +111,7 @@ def explain(exc: BaseException, settings: Settings | None) -> str:
                 "controleer matrix.homeserver en of de homeserver draait")
     for e in chain:
         if isinstance(e, OSError) and e.filename:
-            return f"{e.filename}: {e.strerror or type(e).__name__}; controleer het pad en de rechten"
+            return f"{e.filename}: {os_reason(e)}; controleer het pad en de rechten"
     return f"onverwachte fout ({type(exc).__name__}); zie het log"
 
 
@@ -103,7 +128,7 @@ def _os_reason(chain: list[BaseException]) -> str | None:
         if isinstance(e, TimeoutError):
             return "geen antwoord binnen de tijd"
         if isinstance(e, OSError) and e.strerror:
-            return e.strerror
+            return os_reason(e)
     return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from config.reader import os_reason
 from config.reference import EXAMPLE_CONFIG, EXAMPLE_IMPORT, packaged
 from config.settings import DEFAULT_CONFIG_PATH, ConfigError, load_settings, sqlite_path
 
@@ -18,6 +19,8 @@ def write_starter(folder: Path) -> tuple[Path, list[Path]]:
     """The written file and what was created for it: the database folder, the crypto store, and the example import
     file (docs/import.md), which is only written when no file of that name is there."""
     target = folder / DEFAULT_CONFIG_PATH
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"init: {folder} is een bestand, geen map; geef een map: zsm-bot init <map>")
     if target.exists():
         raise ConfigError(f"init: {target} bestaat al en wordt niet overschreven; verwijder of hernoem het, of geef "
                           "een andere map: zsm-bot init <map>")
@@ -29,7 +32,7 @@ def write_starter(folder: Path) -> tuple[Path, list[Path]]:
     except FileExistsError:
         raise ConfigError(f"init: {target} bestaat al en wordt niet overschreven; verwijder of hernoem het") from None
     except OSError as exc:
-        raise ConfigError(f"init: kan {target} niet schrijven ({exc.strerror}); kies een map waar u mag schrijven") \
+        raise ConfigError(f"init: kan {target} niet schrijven ({os_reason(exc)}); kies een map waar u mag schrijven") \
             from None
     settings = load_settings(target, environ={})
     wanted = [settings.matrix.store_path]
@@ -43,7 +46,7 @@ def write_starter(folder: Path) -> tuple[Path, list[Path]]:
         try:
             path.mkdir(parents=True, mode=0o700)
         except OSError as exc:
-            raise ConfigError(f"init: kan map {path} niet aanmaken ({exc.strerror})") from None
+            raise ConfigError(f"init: kan map {path} niet aanmaken ({os_reason(exc)})") from None
         created.append(path)
     example = folder / EXAMPLE_IMPORT
     if not example.exists():

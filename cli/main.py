@@ -9,26 +9,73 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bot.logs import setup_logging
 from cli.failures import explain, prepare_database_path, scrub
 from config.build import version
+from config.reader import os_reason
 from config.settings import ConfigError, Settings, load_settings, resolve_config_path
+from domain.matrix_ids import USER_ID
 
 EXIT_CONFIG = 2
+CONFIG_HELP = "pad naar het TOML-bestand (anders $ZSM_BOT_CONFIG, anders ./zsm-bot.toml)"
+
+
+class DutchHelp(argparse.RawDescriptionHelpFormatter):
+    """argparse's own words (usage, section titles) in Dutch, like the rest of the help; descriptions and epilogs
+    keep their line breaks (the import format is a table)."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "gebruik: " if prefix is None else prefix)
+
+
+_ARGPARSE_ERRORS = (
+    (re.compile(r"the following arguments are required: (.*)"), "{0} ontbreekt"),
+    (re.compile(r"argument (?:<commando>|subcommand|db_command): invalid choice: '([^']*)' \(choose from (.*)\)"),
+     "onbekend commando '{0}'; kies uit {1}"),
+    (re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)"),
+     "{0}: onbekende waarde '{1}'; kies uit {2}"),
+    (re.compile(r"unrecognized arguments: (.*)"), "onbekend argument: {0}"),
+    (re.compile(r"argument (\S+): expected one argument"), "{0}: verwacht een waarde"),
+    (re.compile(r"argument (\S+): not allowed with argument (\S+)"), "{0} en {1} gaan niet samen"),
+)
+
+
+class DutchParser(argparse.ArgumentParser):
+    """A mistake on the command line is one Dutch line naming the fix (argparse's own is English, after the usage)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DutchHelp)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "argumenten"
+        self._optionals.title = "opties"
+        self.add_argument("-h", "--help", action="help", help="toon deze hulp en stop")
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, dutch in _ARGPARSE_ERRORS:
+            m = pattern.fullmatch(message)
+            if m:
+                message = dutch.format(*(g.replace("subcommand", "<commando>").replace("db_command", "<commando>")
+                                         for g in m.groups()))
+                break
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message}; zie {self.prog} --help\n")
 # The settings of this invocation once loaded, so a failure line can name the database and the homeserver.
 _loaded: list[Settings] = []
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """Load the configuration and make the SQLite folder (every command), or stop with the one line."""
+def _settings(args: argparse.Namespace, *, create: bool = True) -> Settings:
+    """Load the configuration and make the SQLite folder (every command but check-config, which only checks that
+    it could), or stop with the one line."""
     settings = load_settings(resolve_config_path(args.config))
     _loaded.append(settings)
-    prepare_database_path(settings)
+    prepare_database_path(settings, create=create)
     return settings
 
 
@@ -52,9 +99,13 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.transport.console import ConsoleTransport, run_console
 
     settings = _settings(args)
-    setup_logging(settings.logging.level if args.verbose else "WARNING", "text")
+    if not USER_ID.match(args.as_user):
+        raise ConfigError(f"console --as: verwacht een Matrix-id als @ovj.jansen:example.nl, kreeg {args.as_user!r}")
     if settings.role_of(args.as_user) is None:
-        raise ConfigError(f"users: {args.as_user} heeft geen rol in {settings.source}; voeg hem toe onder [users]")
+        known = ", ".join(sorted(settings.users)[:5]) or "geen"
+        raise ConfigError(f"console --as: {args.as_user} heeft geen rol in {settings.source}; voeg hem toe onder "
+                          f"[users] of kies een gebruiker die er staat ({known})")
+    setup_logging(settings.logging.level if args.verbose else "WARNING", "text")  # after the checks: one line
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -99,10 +150,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from cli.config_check import startup_findings
     from services.publiek import stored_room_notes
 
-    settings = _settings(args)
+    settings = _settings(args, create=False)
     problems, notes = startup_findings(settings)
-    notes += asyncio.run(stored_room_notes(settings.database_url, settings.matrix.rooms, settings.users,
-                                           settings.velden, settings.matrix.user_id))
+    try:
+        notes += asyncio.run(stored_room_notes(settings.database_url, settings.matrix.rooms, settings.users,
+                                               settings.velden, settings.matrix.user_id))
+    except Exception as exc:
+        from bot.coldstart import unreachable
+
+        if not unreachable(exc):
+            raise  # a refusal (password, unknown database) stops run as well: the one line, exit 1
+        # run waits for a database that is not up yet (cold start), so this is no reason to refuse
+        notes.append(f"{explain(exc, settings)}; run wacht daarop, de opgeslagen room-leden zijn niet "
+                     "gecontroleerd")
     for note in notes:
         print(f"let op: {note}")
     for problem in problems:
@@ -147,8 +207,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     settings = _settings(args)
-    setup_logging("WARNING", "text")
     vhs = load_veiligheidshuizen(settings.veiligheidshuizen_path)
+    _readable("import", Path(args.file))
+    for vh in args.volledig or []:
+        _known_vh("import: --volledig", vh, vhs.keys())
+    setup_logging("WARNING", "text")  # after the checks: their one line is not logged a second time
+    if settings.registry.adapter != "builtin":
+        print(f"let op: registry.adapter = \"{settings.registry.adapter}\": de bot leest dit ingebouwde register pas "
+              "met registry.adapter = \"builtin\"", file=sys.stderr)
 
     async def main() -> int:
         from bot.runtime import audit_key
@@ -174,13 +240,39 @@ def cmd_import(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+IMPORT_OUTCOME = """
+uitkomst:
+  Exitstatus 0: geslaagd (aantallen nieuw, bijgewerkt, ongewijzigd, verwijderd); 1: geweigerd, per foute
+  regel het regelnummer en de reden; 2: het bestand ontbreekt, een onbekend veiligheidshuis bij --volledig
+  of een fout in de configuratie. Een bestand in Windows-1252 (Excel "CSV") wordt geweigerd; zet het om:
+  iconv -f windows-1252 -t utf-8 in.csv > uit.csv
+  De database wordt eerst bijgewerkt (zoals zsm-bot db upgrade); elke import staat in de audittrail.
+"""
+
+
+def _readable(command: str, path: Path) -> None:
+    """The input file of an import, checked before the database is touched: one line naming the path."""
+    if not path.exists():
+        raise ConfigError(f"{command}: bestand {path} bestaat niet; controleer het pad")
+    if not path.is_file():
+        raise ConfigError(f"{command}: {path} is geen bestand")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{command}: bestand {path} is niet leesbaar voor deze gebruiker; controleer de rechten")
+
+
+def _known_vh(what: str, vh: str, known: Iterable[str]) -> None:
+    keys = sorted(known)
+    if vh not in keys:
+        raise ConfigError(f"{what}: veiligheidshuis {vh!r} is onbekend; kies uit {', '.join(keys)}")
+
+
 def _import_args(p: argparse.ArgumentParser) -> None:
     from integrations.registry.importer import HELP
 
     p.description = "Laad markeringen in het ingebouwde register (registry.adapter = \"builtin\")."
-    p.epilog = HELP
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("file", help="CSV (UTF-8, kopregel, ; of ,) of JSON lines met markeringen; zie hieronder")
+    p.epilog = HELP + IMPORT_OUTCOME
+    p.add_argument("file", metavar="bestand",
+                   help="CSV (UTF-8, kopregel, ; of ,) of JSON lines met markeringen; zie hieronder")
     p.add_argument("--volledig", action="append", metavar="VH",
                    help="het bestand is de volledige set van dit veiligheidshuis: wat ontbreekt wordt verwijderd "
                         "(mag vaker)")
@@ -198,13 +290,16 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     settings = _settings(args)
-    if load_veiligheidshuizen(settings.veiligheidshuizen_path).get(args.vh) is None:
-        raise ConfigError(f"dienst-import: veiligheidshuis {args.vh!r} is onbekend")
+    _known_vh("dienst-import: --vh", args.vh, load_veiligheidshuizen(settings.veiligheidshuizen_path).keys())
+    _readable("dienst-import", Path(args.bestand))
     try:
         data = Path(args.bestand).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"dienst-import: {args.bestand} is niet leesbaar ({exc.strerror})") from None
-    shifts = parse_roster(data)
+        raise ConfigError(f"dienst-import: bestand {args.bestand} is niet leesbaar ({os_reason(exc)})") from None
+    try:
+        shifts = parse_roster(data)
+    except ConfigError as exc:  # the roster reader does not know the file's name; the operator needs it
+        raise ConfigError(str(exc).replace("dienst-import: ", f"dienst-import: {args.bestand}: ", 1)) from None
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
@@ -220,10 +315,28 @@ def cmd_dienst_import(args: argparse.Namespace) -> int:
     return 0
 
 
+DIENST_IMPORT_HELP = """\
+bestandsformaat:
+  Elke VEVENT is een dienst: DTSTART en DTEND (met TZID of in UTC; zonder tijdzone: Nederlandse tijd).
+  De eerste Matrix-id in SUMMARY (anders DESCRIPTION) heeft dienst; een Matrix-id na 'backup' of
+  'achterwacht' is de achterwacht. Voorbeeld: SUMMARY:Dienst @jan.devries:example.nl backup @p.smit:example.nl
+
+gedrag:
+  Herhalende diensten (RRULE, RDATE, EXDATE, verplaatst met RECURRENCE-ID) worden uitgevouwen in
+  Nederlandse tijd, van een week terug tot een jaar vooruit; importeer het bestand af en toe opnieuw om het
+  jaar mee te laten schuiven. Opnieuw importeren vervangt diensten met dezelfde UID (niets dubbel). Een
+  dienst die later uit het bestand verdwijnt, blijft staan tot zijn einde. De database wordt eerst
+  bijgewerkt; de import staat in de audittrail. Exitstatus 0: ingelezen; 2: bestand, --vh of configuratie fout.
+
+voorbeeld:
+  zsm-bot dienst-import --vh utrecht rooster.ics
+"""
+
+
 def _dienst_import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis")
-    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten; herhalende diensten (RRULE) worden "
-                                   "uitgevouwen tot een jaar vooruit, in Nederlandse tijd")
+    p.epilog = DIENST_IMPORT_HELP
+    p.add_argument("--vh", required=True, help="sleutel van het veiligheidshuis (uit veiligheidshuizen.toml)")
+    p.add_argument("bestand", help="iCalendar-bestand (.ics) met de diensten; zie hieronder")
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -259,7 +372,8 @@ async def upgrade_only(runtime: Any) -> None:
 
 
 def _console_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as", dest="as_user", required=True, help="Matrix-id waarvan de rol geldt")
+    p.add_argument("--as", dest="as_user", metavar="MATRIX-ID", required=True,
+                   help="de gebruiker (uit [users]) namens wie de commando's gaan; zijn rol geldt")
     p.add_argument("-v", "--verbose", action="store_true", help="log op het niveau uit de configuratie")
 
 
@@ -269,8 +383,10 @@ def _no_args(p: argparse.ArgumentParser) -> None:
 
 SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
     ("run", "start de Matrix-bot", _no_args, cmd_run),
-    ("console", "voer commando's uit vanaf standaardinvoer", _console_args, cmd_console),
-    ("check-config", "controleer de configuratie en stop", _no_args, cmd_check_config),
+    ("console", "voer chatcommando's uit vanaf standaardinvoer, zonder Matrix (als de gebruiker van --as)",
+     _console_args, cmd_console),
+    ("check-config", "controleer alles wat run laadt, zonder iets te schrijven; exit 2 als run zou weigeren",
+     _no_args, cmd_check_config),
     ("audit", "controleer de auditketen of exporteer voor inzage", _audit_args, cmd_audit),
     ("purge", "verwijder wat zijn bewaartermijn voorbij is (draait ook dagelijks)", _no_args, cmd_purge),
     ("rapport", "managementcijfers als csv of json (alleen totalen, kleine aantallen als '< 5')", _rapport_args,
@@ -282,26 +398,34 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Cal
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zsm-bot", description="ZSM-afstemmingsbot")
-    parser.add_argument("--version", action="version", version=f"zsm-bot {version()}")
-    sub = parser.add_subparsers(dest="subcommand", required=True)
-    init = sub.add_parser("init", help="schrijf een start-configuratie (zsm-bot.toml) en maak de mappen aan")
+    parser = DutchParser(prog="zsm-bot", description=(
+        "ZSM-afstemmingsbot. Elk commando leest de configuratie uit --config, anders $ZSM_BOT_CONFIG,\n"
+        "anders ./zsm-bot.toml. De eerste keer: zsm-bot init, check-config, db upgrade en run.\n"
+        "zsm-bot <commando> --help toont de opties van een commando."))
+    parser.add_argument("--version", action="version", version=f"zsm-bot {version()}", help="toon de versie en stop")
+    sub = parser.add_subparsers(dest="subcommand", required=True, title="commando's", metavar="<commando>")
+    init = sub.add_parser("init", help="schrijf een start-configuratie (zsm-bot.toml) en maak de mappen aan",
+                          description="Schrijf het becommentarieerde voorbeeld als DIR/zsm-bot.toml (nooit over een "
+                          "bestaand\nbestand heen), maak de mappen die het noemt en zet voorbeeld-markeringen.csv "
+                          "klaar.")
     init.add_argument("dir", nargs="?", default=".", help="map voor zsm-bot.toml (standaard de huidige map)")
     init.set_defaults(func=cmd_init)
 
     def add(name: str, helptext: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--config", help="pad naar het TOML-bestand (anders $ZSM_BOT_CONFIG, anders ./zsm-bot.toml)")
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        p.add_argument("--config", metavar="PAD", help=CONFIG_HELP)
         return p
 
     for name, helptext, configure, func in SUBCOMMANDS:
         p = add(name, helptext)
         configure(p)
         p.set_defaults(func=func)
-    db = sub.add_parser("db", help="database-onderhoud")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    up = db_sub.add_parser("upgrade", help="pas de migraties toe")
-    up.add_argument("--config", help="pad naar het TOML-bestand")
+    db = sub.add_parser("db", help="database-onderhoud: zsm-bot db upgrade past de migraties toe")
+    db_sub = db.add_subparsers(dest="db_command", required=True, title="commando's", metavar="<commando>")
+    up = db_sub.add_parser("upgrade", help="pas de migraties toe (maakt een SQLite-bestand aan als het er niet is)",
+                           description="Breng de database op de nieuwste revisie; run, import en dienst-import doen "
+                           "dat ook zelf.")
+    up.add_argument("--config", metavar="PAD", help=CONFIG_HELP)
     up.set_defaults(func=cmd_db_upgrade)
     return parser
 
@@ -314,7 +438,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     for path in folders:
         print(f"{'map' if path.is_dir() else 'voorbeeld'} aangemaakt: {path}")
     print("volgende stap: pas homeserver, user_id, rooms en users aan, zet ZSM_BOT_MATRIX_ACCESS_TOKEN en "
-          f"ZSM_BOT_AUDIT_KEY, en draai: zsm-bot check-config --config {target}")
+          "ZSM_BOT_AUDIT_KEY (een sterke sleutel: openssl rand -hex 32; bewaar hem, de auditketen hangt ervan af), "
+          f"en draai: zsm-bot check-config --config {target}")
     return 0
 
 

@@ -36,7 +36,9 @@ def describe(spec: CommandSpec, ctx: Context) -> Reply:
     if spec.args or spec.named:
         doc.bullets(
             [(Code(f"<{a.name}>"), ": ", a.help + (" (optioneel)" if a.optional else "")) for a in spec.args]
-            + [(Code(f"{n.key}:"), " ", n.help + ("" if n.required else " (optioneel)")) for n in spec.named]
+            # a part whose own text says when it is required ("verplicht als ...") is not also called optional
+            + [(Code(f"{n.key}:"), " ", n.help + ("" if n.required or "verplicht" in n.help else " (optioneel)"))
+               for n in spec.named]
         )
     if spec.examples:
         doc.line("Voorbeelden:")

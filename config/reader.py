@@ -6,6 +6,7 @@ value from the environment is coerced, and how an unknown key is refused with th
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -132,3 +133,60 @@ def resolve_path(base: Path, value: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
+
+
+# tomllib's reasons, in Dutch with what usually causes them; an unknown one is shown as the parser says it.
+_TOML_REASONS = (
+    ("Invalid value", "ongeldige waarde (tekst hoort tussen aanhalingstekens: sleutel = \"waarde\")"),
+    ("Invalid statement", "ongeldige regel (verwacht sleutel = waarde of een [sectie])"),
+    ("Expected '=' after a key", "'=' verwacht na de sleutel (sleutel = waarde, niet sleutel: waarde)"),
+    ("Expected ']' at the end of a table", "']' ontbreekt aan het eind van een [sectie]"),
+    ("Cannot declare", "deze sectie staat er twee keer in"),
+    ("Cannot overwrite a value", "een sleutel staat er twee keer in"),
+    ("Unterminated string", "een tekst zonder sluitend aanhalingsteken"),
+    ("Unclosed", "een lijst of {...} zonder sluitend haakje"),
+    ("Expected newline or end of document", "na een waarde hoort een nieuwe regel"),
+)
+_TOML_WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
+
+
+def toml_problem(exc: ValueError) -> str:
+    """A TOML syntax error as an operator can act on it: the place and the cause in Dutch (tomllib says it in
+    English with the position inside the sentence)."""
+    message = str(exc)
+    where = _TOML_WHERE.search(message)
+    reason = message[:where.start()] if where else message
+    place = "aan het eind van het bestand" if where and where.group(1) is None else (
+        f"regel {where.group(1)}, kolom {where.group(2)}" if where else "")
+    dutch = next((nl for en, nl in _TOML_REASONS if reason.startswith(en)), reason)
+    return f"{place}: {dutch}" if place else dutch
+
+
+def near_path(missing: Path) -> Path | None:
+    """The file an operator probably meant when ``missing`` (a path from the configuration, made absolute against
+    the configuration file's folder) does not exist: the same relative path from the current folder, the usual
+    mistake of writing a path relative to where one typed the command."""
+    cwd = Path.cwd()
+    parts = missing.parts
+    for n in range(len(parts) - 1, 0, -1):
+        candidate = cwd.joinpath(*parts[-n:])
+        if candidate != missing and candidate.exists():
+            return candidate
+    return None
+
+
+_OS_REASONS = {
+    errno.EACCES: "geen toegang", errno.EPERM: "geen toestemming", errno.ENOENT: "bestaat niet",
+    errno.ENOTDIR: "een deel van het pad is geen map", errno.EISDIR: "is een map", errno.EEXIST: "bestaat al",
+    errno.EROFS: "alleen-lezen bestandssysteem", errno.ENOSPC: "schijf vol", errno.EDQUOT: "schijfquotum op",
+    errno.ENAMETOOLONG: "pad te lang", errno.ELOOP: "te veel symbolische links",
+    errno.ECONNREFUSED: "verbinding geweigerd", errno.EHOSTUNREACH: "host onbereikbaar",
+    errno.ENETUNREACH: "netwerk onbereikbaar", errno.ETIMEDOUT: "geen antwoord binnen de tijd",
+}
+
+
+def os_reason(exc: OSError) -> str:
+    """The operating system's reason in Dutch ("Permission denied" is English in every message it lands in)."""
+    if exc.errno in _OS_REASONS:
+        return _OS_REASONS[exc.errno]
+    return exc.strerror or type(exc).__name__

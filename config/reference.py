@@ -13,6 +13,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from config.reader import near_path, os_reason, toml_problem
 from domain.afdoeningen import Catalogus, parse_afdoeningen
 from domain.errors import ConfigError
 from domain.veiligheidshuizen import Veiligheidshuizen, parse_veiligheidshuizen
@@ -42,13 +43,16 @@ def load_blocks(source: Path | None, default: str, what: str, block: str) -> lis
     try:
         text = source.read_text(encoding="utf-8") if source is not None else packaged(default).read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{what}: bestand {where} bestaat niet") from None
+        meant = near_path(source) if source is not None else None
+        hint = (f"; bedoelde u {meant}? Een relatief pad in de configuratie geldt vanaf de map van het "
+                "configuratiebestand; schrijf het pad voluit") if meant else ""
+        raise ConfigError(f"{what}: bestand {where} bestaat niet{hint}") from None
     except OSError as exc:
-        raise ConfigError(f"{what}: bestand {where} is niet leesbaar ({exc.strerror})") from None
+        raise ConfigError(f"{what}: bestand {where} is niet leesbaar ({os_reason(exc)})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what}: {where} is geen geldige TOML ({exc})") from None
+        raise ConfigError(f"{what}: {where} is geen geldige TOML ({toml_problem(exc)})") from None
     entries = data.get(block)
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{what}: {where} bevat geen [[{block}]]-blokken")

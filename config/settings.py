@@ -29,7 +29,7 @@ from config.mail import MailSettings, parse_mail_settings
 from config.permissions import parse_permissions, parse_role_fields, parse_users
 from config.privacy import PrivacySettings, parse_privacy
 from config.rapport import RapportSettings, parse_rapport
-from config.reader import ConfigReader, EnvValue, resolve_path, unknown
+from config.reader import ConfigReader, EnvValue, os_reason, resolve_path, toml_problem, unknown
 from config.registry import RegistrySettings, parse_registry
 from config.werklijst import WerklijstSettings, parse_werklijst
 from domain.aanvraag import AanvraagConfig
@@ -176,12 +176,17 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(
             f"configuratiebestand {path} bestaat niet; geef --config <pad> of zet {ENV_CONFIG}"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuratiebestand {path} is een map; geef het bestand: --config "
+                          f"{path / DEFAULT_CONFIG_PATH}") from None
     except OSError as exc:
-        raise ConfigError(f"configuratiebestand {path} is niet leesbaar ({exc.strerror})") from None
+        raise ConfigError(f"configuratiebestand {path} is niet leesbaar ({os_reason(exc)})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: geen geldige TOML ({exc})") from None
+        raise ConfigError(f"configuratiebestand {path} is geen geldige TOML ({toml_problem(exc)}); de configuratie "
+                          "is een TOML-bestand zoals zsm-bot init het schrijft: [sectie] met regels sleutel = "
+                          "\"waarde\"") from None
     _apply_env(data, environ)
     return _build(data, path.resolve().parent, path)
 
@@ -220,6 +225,9 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
     m = root.section("matrix").only(MATRIX_KEYS)
     homeserver = m.text("homeserver", required=True)
     assert homeserver is not None
+    if re.match(r"^[A-Za-z0-9.\-]+(:\d+)?(/.*)?$", homeserver):
+        raise ConfigError(f"matrix.homeserver: verwacht een URL als https://matrix.example.nl, kreeg {homeserver!r} "
+                          f"(zonder http:// of https://); schrijf https://{homeserver}")
     if not re.match(r"^https?://[^\s/]+", homeserver):
         raise ConfigError(f"matrix.homeserver: verwacht een URL als https://matrix.example.nl, kreeg {homeserver!r}")
     user_id = m.text("user_id", required=True)
@@ -254,6 +262,12 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
     db_url = d.text("url", "sqlite+aiosqlite:///var/zsm-bot.db")
     assert db_url is not None
     if not (db_url.startswith("sqlite+aiosqlite://") or db_url.startswith("postgresql+asyncpg://")):
+        scheme, sep, rest = db_url.partition("://")
+        driver = "sqlite+aiosqlite" if scheme.startswith("sqlite") else (
+            "postgresql+asyncpg" if scheme.startswith("postgres") else None)
+        if sep and driver is not None:
+            raise ConfigError(f"database.url: {scheme}:// wordt niet ondersteund; schrijf "
+                              f"{redact_url(f'{driver}://{rest}')}")
         raise ConfigError(
             "database.url: verwacht sqlite+aiosqlite:///pad/naar/bestand.db of "
             f"postgresql+asyncpg://gebruiker@host/database, kreeg {redact_url(db_url)!r}"

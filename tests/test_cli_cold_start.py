@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.coldstart import reason
 from bot.runtime import Runtime
 from bot.transport.console import ConsoleTransport
 from config.settings import load_settings
 from tests.harness import pg
 from tests.harness.config import write_config
+from tests.harness.markings import bsn
 from tests.harness.matrix import Homeserver
 from tests.harness.matrix_bot import InProcessBot, make_setup
 from tests.smtp_helpers import free_port
@@ -193,3 +196,76 @@ async def test_bot_waits_behind_a_proxy_that_answers_502(homeserver: Homeserver,
         finally:
             await bot.close()
             await setup.officer.close()
+
+
+RAPPORT_TOKEN = "tok-rapport-0123456789abcdef"
+INSTROOM_TOKEN = "instroom-token-0123456789"
+
+
+async def feature_calls(port: int) -> dict[str, tuple[int, str, str | None]]:
+    """The report page, the instroom API and the answer form as a browser or a case system calls them:
+    status, body and Retry-After per route."""
+    base = f"http://127.0.0.1:{port}"
+    answers: dict[str, tuple[int, str, str | None]] = {}
+    async with aiohttp.ClientSession() as client:
+        calls = {
+            "rapport": client.get(base + "/rapport.csv", headers={"Authorization": f"Bearer {RAPPORT_TOKEN}"}),
+            "instroom": client.post(base + "/api/instroom", json={"ids": [bsn(1)]},
+                                    headers={"Authorization": f"Bearer {INSTROOM_TOKEN}"}),
+            "antwoord": client.get(base + "/aanvraag/1/antwoord?t=onzin"),
+        }
+        for name, call in calls.items():
+            async with call as resp:
+                answers[name] = (resp.status, await resp.text(), resp.headers.get("Retry-After"))
+    return answers
+
+
+async def test_web_routes_answer_503_while_waiting_for_the_database(tmp_path: Path) -> None:
+    url, name = await pg.create_database()
+    real = urlsplit(url)
+    port = free_port()
+    later = url.replace(f"{real.hostname}:{real.port}", f"127.0.0.1:{port}")
+    settings = load_settings(write_config(tmp_path, later, sections={
+        "http": {"enabled": True, "port": 0}, "rapport.tokens": {"jansen": RAPPORT_TOKEN},
+        "instroom": {"token": INSTROOM_TOKEN, "room": "!zsm:localhost"}}), environ={})
+    runtime = Runtime(settings)
+    starting = asyncio.create_task(runtime.start(ConsoleTransport(io.StringIO()), wait=True))
+    try:
+        await eventually(lambda: waiting_for(getattr(runtime, "http_port", None), "database"))
+        _, ready = await readyz(runtime.http_port)
+        assert any(p.startswith("wacht op database (poging") and "verbinding geweigerd" in p
+                   for p in ready["problems"]), ready
+        waiting = await feature_calls(runtime.http_port)
+        for route, (status, body, retry_after) in waiting.items():
+            assert status == 503, (route, status, body)
+            assert body.strip() == "de bot wacht op de database; probeer het zo opnieuw", route
+            assert retry_after is not None and int(retry_after) > 0, route
+        async with aiohttp.ClientSession() as client, client.get(
+                f"http://127.0.0.1:{runtime.http_port}/healthz") as resp:
+            assert resp.status == 200  # liveness is not the database's business
+        async with forwarder(port, real.hostname or "127.0.0.1", real.port or 5432):
+            await asyncio.wait_for(starting, 90)
+            served = await feature_calls(runtime.http_port)
+            assert served["rapport"][0] == 200 and served["rapport"][1].startswith("periode"), served["rapport"]
+            assert served["instroom"][0] == 200, served["instroom"]
+            assert served["antwoord"][0] == 403 and "Link geweigerd" in served["antwoord"][1]
+    finally:
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        await runtime.close()
+        await pg.drop_database(name)
+
+
+def test_the_reason_of_waiting_is_said_in_dutch() -> None:
+    """The log line and /readyz say why the peer is not reachable, with the class an operator can search for."""
+    def chained(cause: BaseException) -> BaseException:
+        try:
+            raise OSError("wrapper") from cause
+        except OSError as exc:
+            return exc
+
+    assert reason(chained(socket.gaierror(-2, "Name or service not known"))) == "host onbekend, OSError"
+    assert reason(ConnectionRefusedError(111, "refused")) == "verbinding geweigerd, ConnectionRefusedError"
+    assert reason(TimeoutError()) == "geen antwoord binnen de tijd, TimeoutError"
+    assert reason(RuntimeError("anders")) == "RuntimeError"

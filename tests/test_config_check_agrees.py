@@ -72,6 +72,13 @@ def _cases() -> Iterator[Any]:
                        id="no-credentials")
     yield pytest.param({"matrix": {"password": "x", "rooms": []}}, {}, None, id="no-rooms")
     yield pytest.param({"mail": {"templates": "tpl-ontbreekt"}}, {}, None, id="templates-missing")
+    # a room setting outside matrix.rooms: the bot never joins it (issue 12)
+    yield pytest.param({"werklijst": {"ruimte": "!elders:localhost"}}, {}, None, id="werklijst-ruimte-not-joined")
+    # operator mistakes (tests/test_cli_first_run.py): a driver-less database URL, a homeserver without scheme
+    yield pytest.param({"database": {"url": "postgres://zsm@db/zsm"}}, {}, None, id="database-url-postgres-scheme")
+    yield pytest.param({"matrix": {"homeserver": "matrix.example.nl"}}, {}, None, id="homeserver-without-scheme")
+    yield pytest.param({"referentie": {"afdoeningen": "data/afdoeningen.toml"}}, {}, None,
+                       id="afdoeningen-relative-missing")
 
 
 def _write(tmp_path: Path, sections: dict[str, dict[str, Any]], users: dict[str, str] | None) -> Path:

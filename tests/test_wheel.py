@@ -144,7 +144,8 @@ def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path: Path) -> None:
     assert "import geslaagd: 3 regels gelezen uit voorbeeld-markeringen.csv; 3 nieuw" in imported.stdout
 
     console = run([zsm_bot, "console", "--as", OFFICER], cwd=work, env=env,
-                  input=f"!help\n!check {PERSON}\n!besluit {PERSON} tom\n")
+                  input=f"!help\n!check {PERSON}\n!besluit {PERSON} tom\n"
+                        f"!aanvraag {PERSON} 24u feit: mishandeling partner voornemen: vs\n")
     assert console.returncode == 0, console.stderr
     assert "Traceback" not in console.stderr, console.stderr
     out = console.stdout
@@ -154,4 +155,6 @@ def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path: Path) -> None:
     assert "Doelgroep: huiselijk geweld" in out, out
     # the packaged catalogue: tom is the TOM-zitting
     assert f"Besluit vastgelegd voor BSN ******{PERSON[-3:]}: TOM-zitting." in out, out
+    # an advice request with a case sketch, on the packaged data (huiselijk geweld is agreed as prioritised)
+    assert "Aanvraag A1 verstuurd naar Veiligheidshuis regio Utrecht" in out, out
     assert sorted(p.name for p in work.iterdir()) == ["var", "voorbeeld-markeringen.csv", "zsm-bot.toml"]

@@ -18,6 +18,30 @@ ReadyCheck = Callable[[], Awaitable[str | None]]
 DatabasePing = Callable[[], Awaitable[None]]
 # The metrics text, read fresh for each scrape.
 MetricsText = Callable[[], Awaitable[bytes]]
+# True once the database is reachable and upgraded; until then the feature routes answer 503.
+DatabaseReady = Callable[[], bool]
+
+# Served whatever the database does: they report on it (or on the process) themselves.
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+WAITING_BODY = "de bot wacht op de database; probeer het zo opnieuw\n"
+RETRY_AFTER_S = 10
+
+
+def _database_gate(ready: DatabaseReady) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """While a cold start waits for the database, the feature routes (report, instroom API, answer form) would
+    fail inside their first query with a 500 that tells a caller nothing; a 503 with Retry-After tells a case
+    system or a browser to come back, and the routes work normally once the database is there."""
+
+    @web.middleware
+    async def gate(request: web.Request,
+                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        routed = getattr(request.match_info, "http_exception", None) is None  # a 404/405 stays what it is
+        if routed and request.path not in OPS_PATHS and not ready():
+            return web.Response(status=503, text=WAITING_BODY, content_type="text/plain", charset="utf-8",
+                                headers={"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"})
+        return await handler(request)
+
+    return gate
 
 
 def _metrics_route(metrics: MetricsText) -> web.RouteDef:
@@ -40,8 +64,10 @@ def build_app(
     metrics: MetricsText | None,
     ready_checks: Iterable[ReadyCheck] = (),
     extra_routes: Iterable[web.RouteDef] = (),
+    database_ready: DatabaseReady = lambda: True,
 ) -> web.Application:
-    """``metrics`` None: /metrics is served by its own listener (``build_metrics_app``), not here."""
+    """``metrics`` None: /metrics is served by its own listener (``build_metrics_app``), not here.
+    ``database_ready`` False: every route but the operations ones answers 503 (cold start)."""
     checks = list(ready_checks)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -61,7 +87,7 @@ def build_app(
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})
 
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_database_gate(database_ready)])
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
     if metrics is not None:
         app.add_routes([_metrics_route(metrics)])
