@@ -40,7 +40,7 @@ from storage import outgoing
 from storage.aanvraag_models import AdviesAanvraag, DienstRooster
 from storage.audit import Auditor
 from storage.db import SessionFactory, read_only
-from storage.registry_queries import upsert
+from storage.registry_queries import replace_advice
 from storage.statistiek_models import (
     AANVRAAG_BEANTWOORD,
     AANVRAAG_BEVESTIGD,
@@ -538,29 +538,38 @@ class AanvraagService:
         req.answer = text
         req.advies_afdoening = geadviseerd  # the deviation rule reads it when no marking carries the advice
         req.closed_at = now
-        row = await q.marking_of(session, req.bsn, req.veiligheidshuis)
-        if row is not None:
-            await upsert(session, [Markering(
-                bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
-                doelgroep=row.doelgroep, status=row.status, advies=text, geadviseerde_afdoening=geadviseerd,
-                advies_datum=now.astimezone(AMSTERDAM).date(), regisseur=row.regisseur,
-                huishouden=row.huishouden, bron="advies op aanvraag",
-            )], now)
+        recorded, born = await self._record_advice(session, req, text, geadviseerd, now)
         vh = self.veiligheidshuizen.get(req.veiligheidshuis)
         person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
         doc = Doc().line(Bold(f"Advies ontvangen ({ref})"), f" van {vh.naam if vh else req.veiligheidshuis} over ",
                          person.masked, f", voor {req.requested_by}:")
         doc.line("Geadviseerde afdoening: ", Bold(self.afdoening_text(geadviseerd)), ".")
         doc.line(text)
-        doc.line(Italic(f"Gegeven door {user} op {format_local(now)}; !check toont het nu als nieuwste advies."))
+        doc.line(Italic(f"Gegeven door {user} op {format_local(now)}; " + (
+            "!check toont het nu als nieuwste advies." if recorded else
+            "er is geen markering van dit veiligheidshuis om bij te werken; !besluit weegt dit advies wel mee.")))
         await self._deliver_answer(session, req, doc.build(case_data=True), person,
-                                   row.geboortedatum if row is not None else None, now)
+                                   born, now)
         await self.auditor.record(session, kind="aanvraag.beantwoord", at=now, actor=user, person=req.person_value,
                                   details={"aanvraag": ref, "via": via, "te_laat": now > req.deadline,
                                            "afdoening": geadviseerd})
         await record_fact(session, kind=AANVRAAG_BEANTWOORD, at=now, veiligheidshuis=req.veiligheidshuis,
                           outcome="te_laat" if now > req.deadline else "op_tijd",
                           duration_s=(now - req.opened_at).total_seconds())
+
+    async def _record_advice(self, session: Tx, req: AdviesAanvraag, text: str, geadviseerd: str,
+                             now: datetime) -> tuple[bool, date | None]:
+        """Where the markings live decides where the answer is written (a registry database shared by several
+        locations, or the bot's own); an outside registry (http) is not written by the bot."""
+        fields: dict[str, Any] = {"bsn": req.bsn, "veiligheidshuis": req.veiligheidshuis, "advies": text,
+                                  "afdoening": geadviseerd, "datum": now.astimezone(AMSTERDAM).date(), "now": now}
+        record = getattr(self.registry, "record_advice", None)
+        if record is not None:
+            recorded: tuple[bool, date | None] = await record(session, **fields)
+            return recorded
+        if self.registry is None:  # no registry wired: the markings are in the bot's own database
+            return await replace_advice(session, **fields)
+        return False, None
 
     async def _deliver_answer(self, session: Tx, req: AdviesAanvraag, reply: Reply, person: PersonId,
                               geboortedatum: date | None, now: datetime) -> None:

@@ -195,3 +195,21 @@ class ImportStage:
                 conn = await s.connection()
                 await conn.exec_driver_sql("DROP TABLE IF EXISTS temp.import_stage")
                 await s.commit()
+
+
+async def replace_advice(session: AsyncSession, *, bsn: str, veiligheidshuis: str, advies: str, afdoening: str,
+                         datum: date, now: datetime) -> tuple[bool, date | None]:
+    """An answer to an advice request as the marking's newest advice (source "advies op aanvraag"), and the
+    marking's birth date (minor or not decides who may read the answer). (False, None) when that veiligheidshuis
+    has no marking of the person: there is nothing to update, the request keeps the answer."""
+    row = (await session.execute(select(MarkeringRow).where(
+        MarkeringRow.bsn == bsn, MarkeringRow.veiligheidshuis == veiligheidshuis))).scalar_one_or_none()
+    if row is None:
+        return False, None
+    born: date | None = row.geboortedatum
+    await upsert(session, [Markering(
+        bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
+        doelgroep=row.doelgroep, status=row.status, advies=advies, geadviseerde_afdoening=afdoening,
+        advies_datum=datum, regisseur=row.regisseur, huishouden=row.huishouden, bron="advies op aanvraag",
+    )], now)
+    return True, born

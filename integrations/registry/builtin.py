@@ -10,6 +10,7 @@ transaction only holds the location's state (its inbox row, decisions, mail, fig
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
@@ -17,7 +18,7 @@ from integrations.registry.base import RegistryUnavailable
 from storage.db import Engine, SessionFactory, Tx, create_engine, read_only, session_factory
 from storage.leader import database_unreachable
 from storage.migrate import upgrade
-from storage.registry_queries import markeringen_of
+from storage.registry_queries import markeringen_of, replace_advice
 
 # A lookup in the shared registry database takes milliseconds; one that hangs (a cut network, a connection that
 # does not come) ends here, and the command is answered that the registry cannot be reached.
@@ -54,6 +55,18 @@ class BuiltinRegistry:
             if self.separate and database_unreachable(exc):
                 raise RegistryUnavailable(type(exc).__name__) from None
             raise
+
+    async def record_advice(self, session: Tx, *, bsn: str, veiligheidshuis: str, advies: str, afdoening: str,
+                            datum: date, now: datetime) -> tuple[bool, date | None]:
+        """An answer to an advice request becomes the marking's newest advice where the markings live: in the
+        command's transaction when the registry shares the bot's database, else in a short transaction of the
+        shared registry database, so every location's !check sees it (the same values again on a retry)."""
+        if not self.separate:
+            return await replace_advice(session, bsn=bsn, veiligheidshuis=veiligheidshuis, advies=advies,
+                                        afdoening=afdoening, datum=datum, now=now)
+        async with self.sessions() as s, s.begin():
+            return await replace_advice(s, bsn=bsn, veiligheidshuis=veiligheidshuis, advies=advies,
+                                        afdoening=afdoening, datum=datum, now=now)
 
     async def prepare(self) -> None:
         """At start: the registry database gets the same migrations as the bot's own (under the migration lock,
