@@ -87,7 +87,8 @@ async def main(n: int, blocks: int, db: str) -> None:
                                     subject_hash="0" * 64, now=clock.now(), hold=False, values={
                                         "persoon": "BSN 123456782", "zaak": f"2026-{i}", "datum": "20-11-2026 10:00",
                                         "afdoening": "OM-strafbeschikking", "reclassering": i % 2 == 0,
-                                        "motivering": None, "beperkt": False})
+                                        "minderjarig": False, "motivering": None, "advies": "",
+                                        "beperkt": False})
         async with sessions() as s:
             return list((await s.execute(select(OutboxMail).where(OutboxMail.status == MailStatus.PENDING)
                                          .order_by(OutboxMail.id))).scalars())
