@@ -36,16 +36,21 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     rows = await svc.open_mails(ctx.session)
     if not rows:
         return Doc().line("De outbox is leeg: alle mail is verzonden.").build()
+    sending = ctx.services.settings.mail.enabled
     items: list[list[Part]] = []
     for r in rows:
         state = STATE_LABELS.get(r.status, "mislukt, nieuwe poging" if r.attempts else "wacht")
         line: list[Part] = [Code(r.ref), f" {r.kind} aan {r.veiligheidshuis}: {state}"]
         if r.attempts:
             line.append(f", {r.attempts} poging(en), laatste fout: {r.last_error or '?'}")
-        if r.status == MailStatus.PENDING:
+        if r.status == MailStatus.PENDING and sending:
             line.append(f", volgende poging {format_local(r.next_attempt_at)}")
         items.append(line)
-    return Doc().heading(f"Outbox: {len(rows)} mail(s) niet verzonden").bullets(items).build()
+    doc = Doc().heading(f"Outbox: {len(rows)} mail(s) niet verzonden").bullets(items)
+    if not sending:  # no attempt is planned while mail is off: the listing must not promise one
+        doc.line("Mail staat uit in deze installatie ([mail] enabled = false): niets gaat uit tot de beheerder "
+                 "mail aanzet.")
+    return doc.build()
 
 
 SPEC = CommandSpec(

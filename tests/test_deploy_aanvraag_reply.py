@@ -28,5 +28,9 @@ async def test_aanvraag_reply_says_honestly_where_the_mail_is(tmp_path: Path, sq
         assert "1 mail(s) niet verzonden" in outbox and "aanvraag aan utrecht" in outbox, outbox
         if not enabled:  # what the reply says is what !outbox shows (with mail on, the relay may be tried already)
             assert "aanvraag aan utrecht: wacht" in outbox, outbox
+            # and it promises no attempt that will not come
+            assert "volgende poging" not in outbox, outbox
+            assert outbox.rstrip().endswith("Mail staat uit in deze installatie ([mail] enabled = false): niets gaat "
+                                            "uit tot de beheerder mail aanzet."), outbox
     finally:
         await bot.close()
