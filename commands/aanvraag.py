@@ -149,8 +149,8 @@ async def handle_aanvragen(ctx: Context, args: ParsedArgs) -> Reply:
     reply = Doc().heading(f"Open aanvragen ({len(rows)}), meest dringend eerst").bullets(items).build(case_data=True)
     direct_to = await service(ctx).list_direct_to(ctx.session, ctx.room_id, ctx.sender)
     if direct_to is not None:
-        ctx.send_elsewhere(OutgoingNote(direct_to, reply, key="aanvragen-details"))
-        return Doc().line(f"Open aanvragen ({len(rows)}): de lijst staat in uw directe bericht van de bot.").build()
+        return ctx.list_in_direct_room(direct_to, reply, key="aanvragen-details",
+                                       title=f"Open aanvragen ({len(rows)})")
     return reply
 
 

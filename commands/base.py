@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from commands.parsing import ParsedArgs
 from domain.clock import Clock
 from services.base import Caller, Tx
-from services.reply import Reply
+from services.reply import Doc, Reply
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -123,6 +123,12 @@ class Context:
 
     def send_elsewhere(self, note: OutgoingNote) -> None:
         self.notes.append(note)
+
+    def list_in_direct_room(self, direct_to: str, listing: Reply, *, key: str, title: str) -> Reply:
+        """A listing not every reader of the room may see: it goes to the asker's direct room, and the room gets
+        only the title with where the list is."""
+        self.send_elsewhere(OutgoingNote(direct_to, listing, key=key))
+        return Doc().line(f"{title}: de lijst staat in uw directe bericht van de bot.").build()
 
 
 Handler = Callable[[Context, ParsedArgs], Awaitable[Reply]]

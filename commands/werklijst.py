@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, OutgoingNote
+from commands.base import Arg, CommandSpec, Context
 from commands.parsing import ParsedArgs
 from domain.roles import DECIDING_ROLES
-from services.reply import Doc, Reply
+from services.reply import Reply
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:
@@ -15,8 +15,7 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     reply = svc.render(rows, ctx.now)
     direct_to = await svc.direct_to(ctx.session, ctx.caller())
     if direct_to is not None and rows:  # not every reader of the room may see the houses
-        ctx.send_elsewhere(OutgoingNote(direct_to, reply, key="werklijst-details"))
-        return Doc().line(f"Werklijst ({len(rows)}): de lijst staat in uw directe bericht van de bot.").build()
+        return ctx.list_in_direct_room(direct_to, reply, key="werklijst-details", title=f"Werklijst ({len(rows)})")
     return reply
 
 
