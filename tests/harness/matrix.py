@@ -18,10 +18,12 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     LoginResponse,
+    MegolmEvent,
     RoomCreateResponse,
     RoomMessageNotice,
     RoomMessageText,
     RoomSendResponse,
+    SyncResponse,
 )
 
 from devtools.synapse import Synapse
@@ -35,6 +37,9 @@ class Officer:
     replies: list[RoomMessageNotice | RoomMessageText] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
     _event: asyncio.Event = field(default_factory=asyncio.Event)
+    # Messages that arrived before their room key: a real client (Element) decrypts them once the key comes, so the
+    # officer does too, after every sync, instead of counting a late key as a lost reply.
+    _undecrypted: list[MegolmEvent] = field(default_factory=list)
 
     @property
     def user_id(self) -> str:
@@ -46,7 +51,26 @@ class Officer:
                 self.replies.append(event)
                 self._event.set()
 
+        async def on_undecryptable(room: Any, event: Any) -> None:
+            if event.sender != self.client.user_id:
+                self._undecrypted.append(event)
+
+        async def after_sync(_: Any) -> None:
+            still: list[MegolmEvent] = []
+            for held in self._undecrypted:
+                try:
+                    event = self.client.decrypt_event(held)
+                except Exception:  # no key yet: try again after the next sync
+                    still.append(held)
+                    continue
+                if isinstance(event, RoomMessageNotice | RoomMessageText):
+                    self.replies.append(event)
+                    self._event.set()
+            self._undecrypted = still
+
         self.client.add_event_callback(on_message, (RoomMessageNotice, RoomMessageText))
+        self.client.add_event_callback(on_undecryptable, MegolmEvent)
+        self.client.add_response_callback(after_sync, SyncResponse)
         await self.client.sync(timeout=0, full_state=True)
         if self.client.should_upload_keys:
             await self.client.keys_upload()

@@ -4,7 +4,7 @@ in-process by ``run_matrix`` (the same entry point as ``zsm-bot run``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import io
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +53,33 @@ class InProcessBot:
         self.task = asyncio.create_task(run_matrix(self.settings, stop=self.stop, started=self.started))
 
     async def runtime(self) -> Runtime:
-        done, _ = await asyncio.wait([self.started, self.task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        """The running bot once it is ready. Generous on a busy CI machine; a bot that does not get there says
+        where it waits instead of a bare timeout."""
+        either: list[asyncio.Future[Any]] = [self.started, self.task]
+        done, _ = await asyncio.wait(either, timeout=START_S, return_when=asyncio.FIRST_COMPLETED)
         if self.task in done:
             raise AssertionError(f"the bot stopped before it was ready: {self.task.exception()!r}")
-        return await asyncio.wait_for(asyncio.shield(self.started), 1)
+        if self.started not in done:
+            raise AssertionError(f"the bot was not ready within {START_S:.0f}s; it waits in:\n{_stack(self.task)}")
+        return self.started.result()
 
     async def close(self) -> None:
+        """Stop the bot and wait until it has really stopped (engine disposed, locks released), so a bot started
+        next on the same database never meets a half-stopped one. Cancelling it instead would leave its
+        connections in the middle of a transaction; a bot that does not stop is a failure of its own."""
         self.stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.task, 30)
+        done, _ = await asyncio.wait([self.task], timeout=STOP_S)
+        if not done:
+            raise AssertionError(f"the bot did not stop within {STOP_S:.0f}s; it waits in:\n{_stack(self.task)}")
+        if not self.task.cancelled():
+            self.task.exception()  # retrieved: a bot that failed says so in its own test, not at exit
+
+
+START_S = 120.0
+STOP_S = 90.0
+
+
+def _stack(task: asyncio.Task[Any]) -> str:
+    buf = io.StringIO()
+    task.print_stack(file=buf)
+    return buf.getvalue()
