@@ -166,8 +166,13 @@ async def test_file_level_problems(tmp_path: Path, db: Any, vhs: Veiligheidshuiz
 async def test_not_utf8_and_missing_file(tmp_path: Path, db: Any, vhs: Veiligheidshuizen) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes(";".join(FIELDS).encode() + b"\n" + "é".encode("latin-1") + b"\n")
-    assert "UTF-8" in (await run(path, db, vhs)).report()
-    assert "bestaat niet" in (await run(tmp_path / "nope.csv", db, vhs)).report()
+    # A problem of the whole file is named as such, not counted as a wrong line.
+    assert (await run(path, db, vhs)).report() == (
+        f"import geweigerd: 1 probleem met het bestand in {path.name}; er is niets gewijzigd.\n"
+        "bestand: het bestand is geen UTF-8")
+    report = (await run(tmp_path / "nope.csv", db, vhs)).report()
+    assert report.startswith("import geweigerd: 1 probleem met het bestand") and "foute regel" not in report
+    assert "bestaat niet" in report
 
 
 async def test_jsonl_bad_lines(tmp_path: Path, db: Any, vhs: Veiligheidshuizen) -> None:

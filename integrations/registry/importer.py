@@ -97,7 +97,13 @@ class ImportResult:
 
     def report(self) -> str:
         if not self.ok:
-            lines = [f"import geweigerd: {len(self.errors)} foute regel(s) in {self.source}; er is niets gewijzigd."]
+            # A problem of the file as a whole (encoding, columns, an unknown --volledig house) is not a wrong line:
+            # the operator fixes the file or the command, not row 0.
+            bad_rows = sum(1 for n, _ in self.errors if n)
+            whole = len(self.errors) - bad_rows
+            counted = [f"{bad_rows} foute regel(s)"] if bad_rows else []
+            counted += [f"{whole} {'probleem' if whole == 1 else 'problemen'} met het bestand"] if whole else []
+            lines = [f"import geweigerd: {' en '.join(counted)} in {self.source}; er is niets gewijzigd."]
             lines += [f"regel {n}: {reason}" if n else f"bestand: {reason}" for n, reason in self.errors]
             return "\n".join(lines)
         return (f"import geslaagd: {self.rows} regels gelezen uit {self.source}; {self.inserted} nieuw, "
