@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from domain.zichtbaarheid import DEFAULT_ROLE_FIELDS, GEEN, RolVelden
 from storage.models import AuditRecord
 from tests.harness.config import user_for
 from tests.harness.console import ConsoleBot
-from tests.harness.markings import bsn, markering, seed, start_bot
+from tests.harness.markings import bot_knowing_an_adult_and_a_minor, bsn
 
 ADULT, MINOR = bsn(70), bsn(71)
 OVJ, POLITIE, RECLASSERING, KPC = (user_for(r) for r in ("ovj", "politie", "reclassering", "kpc"))
@@ -28,12 +27,8 @@ OVJ, POLITIE, RECLASSERING, KPC = (user_for(r) for r in ("ovj", "politie", "recl
 
 @pytest.fixture
 async def bot(tmp_path: Path, database_url: str) -> AsyncIterator[ConsoleBot]:
-    b = await start_bot(tmp_path, database_url)
-    await seed(b, markering(ADULT), markering(MINOR, geboortedatum=date(2010, 3, 1)))
-    try:
+    async with bot_knowing_an_adult_and_a_minor(tmp_path, database_url, ADULT, MINOR) as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def members(bot: ConsoleBot, *users: str) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from storage.models import AuditRecord
 from tests.harness.console import ConsoleBot
-from tests.harness.markings import bsn, markering, seed, start_bot
+from tests.harness.markings import bot_knowing_an_adult_and_a_minor, bsn, markering, seed, start_bot
 
 ADULT, MINOR = bsn(60), bsn(61)
 ALL = ("advies", "advies_datum", "doelgroep", "geadviseerde_afdoening", "regisseur", "status", "veiligheidshuis")
@@ -73,12 +73,8 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...] | None, str, tuple[str, ...] | No
 
 @pytest.fixture
 async def bot(tmp_path: Path, database_url: str) -> AsyncIterator[ConsoleBot]:
-    b = await start_bot(tmp_path, database_url)
-    await seed(b, markering(ADULT), markering(MINOR, geboortedatum=date(2010, 3, 1)))
-    try:
+    async with bot_knowing_an_adult_and_a_minor(tmp_path, database_url, ADULT, MINOR) as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def audited_fields(bot: ConsoleBot) -> list[tuple[str, ...]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -51,3 +53,16 @@ async def start_bot(tmp_path: Path, database_url: str, *, sections: dict[str, di
                     clock: FixedClock | None = None) -> ConsoleBot:
     return await ConsoleBot.start(write_config(tmp_path, database_url, sections=sections),
                                   clock=clock or FixedClock(NOW))
+
+
+@asynccontextmanager
+async def bot_knowing_an_adult_and_a_minor(tmp_path: Path, database_url: str, adult: str,
+                                           minor: str) -> AsyncIterator[ConsoleBot]:
+    """A console bot whose registry marks one adult and one minor (born 2010) in Utrecht: the pair every
+    need-to-know test reads, once per role or per room."""
+    b = await start_bot(tmp_path, database_url)
+    await seed(b, markering(adult), markering(minor, geboortedatum=date(2010, 3, 1)))
+    try:
+        yield b
+    finally:
+        await b.close()
