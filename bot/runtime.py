@@ -150,9 +150,7 @@ class Runtime:
         self.ready_checks: list[ReadyCheck] = [self.waiting.ready_check]
         self.extra_routes: list[web.RouteDef] = []
         self._stack = AsyncExitStack()
-        closer = getattr(self.services.registry, "close", None)
-        if closer is not None:
-            self._stack.push_async_callback(closer)
+        self._stack.push_async_callback(self.services.registry.close)
         instroom = self.settings.instroom
         if instroom is not None:
             self.extra_routes.extend(instroom_api.routes(instroom_service, instroom, self._post_signal,
@@ -250,12 +248,11 @@ class Runtime:
             await until_reachable("database", partial(upgrade, self.engine), self.waiting)
         else:
             await upgrade(self.engine)
-        prepare = getattr(self.services.registry, "prepare", None)  # a shared registry database: migrate it too
-        if prepare is not None:
-            if wait:
-                await until_reachable("registerdatabase", prepare, self.waiting)
-            else:
-                await prepare()
+        prepare = self.services.registry.prepare  # a shared registry database: migrate it too
+        if wait:
+            await until_reachable("registerdatabase", prepare, self.waiting)
+        else:
+            await prepare()
         self.database_ready = True
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)

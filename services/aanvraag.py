@@ -563,13 +563,9 @@ class AanvraagService:
         locations, or the bot's own); an outside registry (http) is not written by the bot."""
         fields: dict[str, Any] = {"bsn": req.bsn, "veiligheidshuis": req.veiligheidshuis, "advies": text,
                                   "afdoening": geadviseerd, "datum": now.astimezone(AMSTERDAM).date(), "now": now}
-        record = getattr(self.registry, "record_advice", None)
-        if record is not None:
-            recorded: tuple[bool, date | None] = await record(session, **fields)
-            return recorded
         if self.registry is None:  # no registry wired: the markings are in the bot's own database
             return await replace_advice(session, **fields)
-        return False, None
+        return await self.registry.record_advice(session, **fields)
 
     async def _deliver_answer(self, session: Tx, req: AdviesAanvraag, reply: Reply, person: PersonId,
                               geboortedatum: date | None, now: datetime) -> None:

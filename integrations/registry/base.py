@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from domain.advies import Markering
@@ -24,4 +25,21 @@ class Registry(Protocol):
         ``session``: the command's own transaction; the built-in registry reads in it (one transaction per
         command, no second connection), other adapters ignore it.
         """
+        ...
+
+    async def record_advice(self, session: Tx, *, bsn: str, veiligheidshuis: str, advies: str, afdoening: str,
+                            datum: date, now: datetime) -> tuple[bool, date | None]:
+        """An answer to an advice request as the marking's newest advice, where the adapter can write it.
+
+        Returns whether a marking was updated and the date of the advice it replaced; an adapter the bot does not
+        write (an outside registry) returns ``(False, None)``.
+        """
+        ...
+
+    async def prepare(self) -> None:
+        """At start, before the first lookup (a registry database of its own is migrated here)."""
+        ...
+
+    async def close(self) -> None:
+        """At shutdown: connections and sessions of the adapter closed."""
         ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import aiohttp
@@ -64,6 +64,15 @@ class HttpRegistry:
                 headers={"Authorization": f"Bearer {self.config.token}", "Accept": "application/json"},
             )
         return self._session
+
+    async def record_advice(self, session: Tx, *, bsn: str, veiligheidshuis: str, advies: str, afdoening: str,
+                            datum: date, now: datetime) -> tuple[bool, date | None]:
+        """The outside registry belongs to the veiligheidshuizen: the bot reads it and never writes it. The answer
+        stays on the advice request (and in the room); the house brings its own registry up to date."""
+        return False, None
+
+    async def prepare(self) -> None:
+        return None  # nothing of ours to migrate
 
     async def close(self) -> None:
         if self._session is not None:
