@@ -147,8 +147,9 @@ async def main(n: int, blocks: int, db: str) -> None:
     verdict = "OK" if median(ratios) >= 0.8 else "MISSED"
     print(f"ratio outbox/bare:    median {median(ratios):8.2f} over {blocks} blocks (min {min(ratios):.2f}, "
           f"max {max(ratios):.2f}; target >= 0.80: {verdict})")
-    print(f"audit: {audit_records} 'mail.verzonden' records for {sent} mails (the worker records each batch of "
-          f"acceptances as one record that lists every mail)")
+    assert audit_records == sent, (audit_records, sent)
+    print(f"audit: {audit_records} 'mail.verzonden' records for {sent} mails (one per mail, each batch of "
+          f"acceptances written in one insert)")
 
 
 if __name__ == "__main__":

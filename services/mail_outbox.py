@@ -319,9 +319,10 @@ class MailWorker(DrainLoop):
                 r.room_id, r.event_id,
                 f"{LABELS.get(r.kind, r.kind)} verzonden aan {r.recipient} "
                 f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden", r.ref) for r in rows])
-            await self.auditor.record(s, kind="mail.verzonden", at=now, details={"mails": [
-                {"ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}
-                for r in rows]})
+            # One record per mail, written together (one insert): an auditor finds each mail by its own record.
+            await self.auditor.record_many(s, [{"at": now, "kind": "mail.verzonden", "details": {
+                "ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}}
+                for r in rows])
             await record_facts(s, mail_facts(rows, now))
         self.on_committed()
 

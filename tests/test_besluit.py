@@ -345,6 +345,12 @@ async def test_smtp_down_then_back_each_mail_once(bot: ConsoleBot, smtp: SmtpSer
         await deliver(bot, advance_s=60)
         assert len(back.collector.received) == 2 and len(set(back.collector.message_ids())) == 2
         assert "leeg" in await bot.say("!outbox", as_role="kpc")
+        # Each mail sent has an audit record of its own, naming the Message-ID the relay received.
+        async with bot.runtime.sessions() as s:
+            audited = (await s.execute(select(AuditRecord.details).where(AuditRecord.kind == "mail.verzonden")
+                                       .order_by(AuditRecord.id))).scalars().all()
+        assert sorted(d["message_id"].strip("<>") for d in audited) == \
+            sorted(m.strip("<>") for m in back.collector.message_ids())
     finally:
         back.stop()
         smtp.start()
