@@ -112,6 +112,8 @@ class ConfigReader:
 
     def texts(self, key: str, *, pattern: re.Pattern[str] | None = None, what: str = "tekst") -> list[str]:
         value = self.data.get(key, [])
+        if isinstance(value, EnvValue):  # a list from the environment: comma-separated
+            value = [item.strip() for item in value.split(",") if item.strip()]
         if not isinstance(value, list):
             raise ConfigError(f"{self._key(key)}: verwacht een lijst van {what}")
         out = []

@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ MATRIX_KEYS = ("homeserver", "user_id", "device_id", "device_name", "access_toke
                "rooms", "require_encryption", "sync_timeout_ms", "max_command_age_seconds",
                "command_timeout_seconds", "commands_per_minute", "cross_signing", "cross_signing_secret")
 DATABASE_KEYS = ("url",)
-HTTP_KEYS = ("enabled", "host", "port", "metrics_host", "metrics_port")
+HTTP_KEYS = ("enabled", "host", "port", "metrics_host", "metrics_port", "trusted_proxies")
 LOGGING_KEYS = ("level", "format")
 ZSM_KEYS = ("regio",)
 REFERENTIE_KEYS = ("veiligheidshuizen", "afdoeningen")
@@ -116,6 +117,9 @@ class HttpSettings:
     # A separate listener for /metrics only (None: /metrics is served on the main listener with the rest).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Reverse proxies in front of the listener: a request from one of these is from the address the proxy names
+    # in X-Forwarded-For (so the login throttle counts per client, not per proxy). Empty: the peer address counts.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,17 @@ def _known_sections(data: Mapping[str, Any]) -> None:
             raise unknown("sectie", name, SECTIONS)
 
 
+def _networks(section: ConfigReader, key: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    out = []
+    for i, item in enumerate(section.texts(key, what="een IP-adres of netwerk")):
+        try:
+            out.append(ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{section.prefix}.{key}[{i}]: geen IP-adres of netwerk: {item!r}; schrijf bijvoorbeeld "
+                              "\"10.0.0.5\" of \"10.0.0.0/24\"") from None
+    return tuple(out)
+
+
 def _sqlite_url(base: Path, url: str) -> str:
     """Relative SQLite paths are relative to the config file, so the bot runs from any directory."""
     prefix = "sqlite+aiosqlite:///"
@@ -279,6 +294,7 @@ def _build(data: dict[str, Any], base: Path, path: Path) -> Settings:
         enabled=h.flag("enabled", True),
         metrics_port=h.integer("metrics_port", 0, minimum=0, maximum=65535) if "metrics_port" in h.data else None,
         metrics_host=h.text("metrics_host", "127.0.0.1") or "127.0.0.1",
+        trusted_proxies=_networks(h, "trusted_proxies"),
     )
     lg = root.section("logging").only(LOGGING_KEYS)
     logging_settings = LoggingSettings(

@@ -9,7 +9,8 @@ the runtime nor the database.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from aiohttp import web
 
@@ -25,6 +26,29 @@ DatabaseReady = Callable[[], bool]
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 WAITING_BODY = "de bot wacht op de database; probeer het zo opnieuw\n"
 RETRY_AFTER_S = 10
+
+
+def client_address(request: web.Request, trusted: Sequence[IPv4Network | IPv6Network]) -> str:
+    """Who is asking: the peer, or behind a trusted reverse proxy the address that proxy put in X-Forwarded-For.
+
+    The header is read from the right, skipping our own proxies: the first address that is not one of them was
+    added by a proxy we trust, whatever a client wrote further left, so a client cannot pose as another."""
+    peer = request.remote or ""
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _within(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def _database_gate(ready: DatabaseReady) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -51,6 +52,7 @@ from domain.rapport import (
 )
 from domain.veiligheidshuizen import Veiligheidshuizen
 from services.rapport import RapportService
+from web.ops import client_address
 from web.svg_chart import Point, Series, bar_chart, line_chart
 
 log = logging.getLogger(__name__)
@@ -316,8 +318,9 @@ class _Burst:
 class LoginThrottle:
     """Refused tokens per client address: after ``limit`` refusals with less than ``window_s`` between them the
     client gets 429 for ``window_s``, its token not even compared. Such a burst of refusals is one audit record
-    (at its first refusal), not one per attempt. Behind a reverse proxy every client shares the proxy's address:
-    then a burst elsewhere blocks the login for a minute, the price of not letting anyone guess at full speed."""
+    (at its first refusal), not one per attempt. Behind a reverse proxy named in ``http.trusted_proxies`` the
+    client is the address the proxy forwards (``web.ops.client_address``); behind one that is not named, every
+    client shares the proxy's address and a burst elsewhere blocks the login for a minute."""
 
     limit: int = 5
     window_s: float = 60.0
@@ -376,18 +379,20 @@ class RapportPages:
     clock: Clock
     _logins: _Sessions = field(init=False)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # http.trusted_proxies: behind them the throttle counts per client (X-Forwarded-For), not per proxy.
+    trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()
 
     def __post_init__(self) -> None:
         self._logins = _Sessions(ttl_s=3600.0 * (self.cfg.sessie_uren if self.cfg else 1))
 
     async def _refused(self, request: web.Request, **details: Any) -> None:
-        if self.throttle.refused(request.remote or ""):
+        if self.throttle.refused(client_address(request, self.trusted_proxies)):
             await self._audit("rapport.geweigerd", "rapport:onbekend", reeks_venster_s=int(self.throttle.window_s),
                               **details)
 
     def _too_many(self, request: web.Request, *, html: bool) -> web.Response | None:
         """The 429 for a client in a burst of refused tokens, or None."""
-        wait = math.ceil(self.throttle.blocked_for(request.remote or ""))
+        wait = math.ceil(self.throttle.blocked_for(client_address(request, self.trusted_proxies)))
         if not wait:
             return None
         message = (f"Te veel onjuiste toegangstokens achter elkaar. Wacht {wait} seconden en probeer het dan "
@@ -553,4 +558,5 @@ def install(service: RapportService, settings: Settings, veiligheidshuizen: Veil
     holds a write transaction); the caller adds ``pages.routes()`` to the server. Tests may replace
     ``pages.compute`` with a function returning hand-made figures."""
     houses = [(vh.key, vh.naam) for vh in veiligheidshuizen.all()]
-    return RapportPages(settings.rapport, service.figures, houses, service.audit, clock)
+    return RapportPages(settings.rapport, service.figures, houses, service.audit, clock,
+                        trusted_proxies=settings.http.trusted_proxies)

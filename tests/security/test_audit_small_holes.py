@@ -88,6 +88,48 @@ async def test_login_burst_is_throttled_with_one_audit_record(rapport_bot: Conso
 
 
 @pytest.fixture
+async def proxied_bot(tmp_path: Path, sqlite_url: str) -> AsyncIterator[ConsoleBot]:
+    """/rapport behind a reverse proxy on loopback, named in http.trusted_proxies (this test is the proxy)."""
+    bot = await ConsoleBot.start(write_config(tmp_path, sqlite_url, sections={
+        "http": {"enabled": True, "port": 0, "trusted_proxies": ["127.0.0.0/8", "::1"]}, "rapport.tokens": TOKENS}),
+        clock=FixedClock(NOW), http=True)
+    try:
+        yield bot
+    finally:
+        await bot.close()
+
+
+async def test_behind_a_trusted_proxy_one_client_s_burst_does_not_lock_out_another(proxied_bot: ConsoleBot) -> None:
+    """The proxy forwards for two clients: the one guessing is blocked, the other still logs in; a guesser who
+    writes someone else's address into X-Forwarded-For is still counted by the address the proxy appended."""
+    proxied_bot.runtime.rapport_pages.throttle.clock = lambda: 1000.0
+    login = f"{proxied_bot.base_url}/rapport/login"
+    async with aiohttp.ClientSession() as http:
+        async def post(forwarded: str, token: str) -> int:
+            async with http.post(login, data={"token": token}, allow_redirects=False,
+                                 headers={"X-Forwarded-For": forwarded}) as r:
+                return r.status
+
+        assert [await post("198.51.100.7", f"wrong-{i:04d}-0123456789") for i in range(6)] == [401] * 5 + [429]
+        # the guesser poses as the colleague; the proxy appends the guesser's real address
+        assert await post("203.0.113.20, 198.51.100.7", TOKENS["jansen"]) == 429
+        assert await post("203.0.113.20", TOKENS["jansen"]) == 303, "the colleague behind the same proxy logs in"
+    assert len(await _audit(proxied_bot.runtime.sessions, "rapport.geweigerd")) == 1
+
+
+async def test_trusted_proxies_must_be_addresses(tmp_path: Path, sqlite_url: str) -> None:
+    from domain.errors import ConfigError
+
+    config = write_config(tmp_path, sqlite_url, sections={"http": {"trusted_proxies": ["10.0.0.0/8", "nginx"]}})
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert str(err.value) == ("http.trusted_proxies[1]: geen IP-adres of netwerk: 'nginx'; schrijf bijvoorbeeld "
+                              "\"10.0.0.5\" of \"10.0.0.0/24\"")
+    from_env = load_settings(config, environ={"ZSM_BOT_HTTP_TRUSTED_PROXIES": "10.1.2.3, 192.168.0.0/16"})
+    assert [str(n) for n in from_env.http.trusted_proxies] == ["10.1.2.3/32", "192.168.0.0/16"]
+
+
+@pytest.fixture
 async def api(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Runtime, str]]:
     config = write_config(tmp_path, database_url, sections={
         "http": {"enabled": True, "port": 0}, "instroom": {"token": INSTROOM_TOKEN, "room": ROOM}})
