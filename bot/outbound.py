@@ -3,6 +3,10 @@
 Rows are written by ``services.messages`` (in the same transaction as the effects they report); this loop only
 delivers them through the transport. A row's transaction id is derived from what caused it, so a resend after a
 crash or a 429 is recognised by the homeserver as the same message and never appears twice.
+
+A row is claimed and fenced (storage.leader) before it is sent. A command's reply and notes are written already
+claimed, fenced in the command's own transaction, and handed to this loop after that commit (``offer``): they go
+out at once, with no transaction between the commit and the send.
 """
 
 from __future__ import annotations
@@ -23,16 +27,14 @@ from storage import outgoing
 from storage.audit import Auditor
 from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
-from storage.outgoing import Queued
+from storage.outgoing import CLAIM_LEASE, Queued
+
+__all__ = ["CLAIM_LEASE", "Sender"]
 
 log = logging.getLogger(__name__)
 
 MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 30.0
-# How long a claimed row stays with its sender. A sender that dies mid-send leaves the row claimed; it falls due
-# again after this, longer than one send may take (nio's request timeout plus 429 waits), and is then sent once
-# more under the same txn id (a repeat only if the first attempt had reached the homeserver).
-CLAIM_LEASE = timedelta(seconds=90)
 
 
 class Sender(DrainLoop):
@@ -63,12 +65,16 @@ class Sender(DrainLoop):
         # sent by one of the two is claimed, so the other never sends it as well.
         self._fresh_lock = asyncio.Lock()
         self._claimed: set[str] = set()
+        # Offered and not yet taken up by the lane: the drain leaves them to it, also when their claim was
+        # released meanwhile (a takeover's release_claims) or ran out behind a long send.
+        self._offered: set[str] = set()
         self._express: asyncio.Task[None] | None = None
         self._live = False
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
         self._fresh.extend(queued)
+        self._offered.update(q.txn_id for q in queued)
         self._wake.set()
         if self._live and (self._express is None or self._express.done()):
             self._express = asyncio.create_task(self._express_lane(), name="send-interactive")
@@ -77,7 +83,7 @@ class Sender(DrainLoop):
         try:
             await self._send_fresh()
         except NotActive:
-            self._fresh.clear()  # fenced out: the active instance sends them from the database
+            self._forget_offered()  # fenced out: the active instance sends them from the database
 
     async def run(self) -> None:
         """The send loop; from now on offered replies also go out at once on their own lane."""
@@ -100,13 +106,13 @@ class Sender(DrainLoop):
         try:
             return await self._drain()
         except NotActive:
-            self._fresh.clear()
+            self._forget_offered()
             return 30.0
 
     async def _drain(self) -> float:
         async with self._lock:
             if not self.leader.active:
-                self._fresh.clear()
+                self._forget_offered()
                 return 30.0
             while True:
                 await self._send_fresh()
@@ -121,6 +127,8 @@ class Sender(DrainLoop):
                 for row in due:
                     if self._fresh and not self._live:
                         break  # no lane of their own (no send loop): the offered replies go first
+                    if row.txn_id in self._offered:
+                        continue  # the lane sends it
                     await self._send_claimed(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
     async def _send_fresh(self) -> None:
@@ -129,33 +137,49 @@ class Sender(DrainLoop):
         async with self._fresh_lock:
             while self._fresh:
                 if not self.leader.active:
-                    self._fresh.clear()
+                    self._forget_offered()
                     return
                 q = self._fresh.popleft()
-                await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0)
+                self._offered.discard(q.txn_id)
+                await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0, q.claimed_until)
+
+    def _forget_offered(self) -> None:
+        self._fresh.clear()
+        self._offered.clear()
 
     async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
-                            attempts: int) -> None:
+                            attempts: int, held_until: datetime | None = None) -> None:
         """Send a row unless it was sent already or the other lane is sending it right now."""
         if txn_id in self._recently_sent or txn_id in self._claimed:
             return
         self._claimed.add(txn_id)
         try:
-            await self._send_one(row_id, room_id, content, txn_id, attempts)
+            await self._send_one(row_id, room_id, content, txn_id, attempts, held_until)
         finally:
             self._claimed.discard(txn_id)
 
-    async def _claim(self, row_id: int) -> bool:
-        """The row is ours to send: claimed and fenced in one transaction (see storage.leader)."""
+    def _on_its_fence(self, held_until: datetime | None) -> bool:
+        """A row written already claimed (a command's reply, ``held_until`` set) goes out on the fence of the
+        transaction that wrote it, with no transaction between that commit and the send, while that fence is
+        fresh (``Leadership.fence_lasts_s``; and at least half its lease is left for the send)."""
+        if held_until is None:
+            return False
+        age = (self.clock.now() - (held_until - CLAIM_LEASE)).total_seconds()
+        return age <= min(self.leader.fence_lasts_s, CLAIM_LEASE.total_seconds() / 2)
+
+    async def _claim(self, row_id: int, held_until: datetime | None) -> bool:
+        """The row is ours to send: claimed (a claim written with the row renewed) and fenced in one transaction
+        (see storage.leader)."""
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            if not await outgoing.claim(s, row_id, now, CLAIM_LEASE):
+            if not await outgoing.claim(s, row_id, now, CLAIM_LEASE, held_until=held_until):
                 return False
             await self.leader.fence(s)  # NotActive rolls the claim back and ends the drain
         return True
 
-    async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
-        if not await self._claim(row_id):
+    async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int,
+                        held_until: datetime | None = None) -> None:
+        if not self._on_its_fence(held_until) and not await self._claim(row_id, held_until):
             return
         elsewhere = self.sent_elsewhere(txn_id)
         if elsewhere is not None:
