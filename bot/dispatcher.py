@@ -178,7 +178,7 @@ class Dispatcher:
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-        self._on_committed(queued)
+            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
         return Outcome("handled", spec.name)
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -210,7 +210,7 @@ class Dispatcher:
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-        self._on_committed(queued)
+            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
         return Outcome(status, spec.name)
 
     async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -257,7 +257,7 @@ class Dispatcher:
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", command)
-        self._on_committed(queued)
+            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
         return Outcome(status, command)
 
     async def _finish(
