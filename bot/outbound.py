@@ -68,6 +68,11 @@ class Sender(DrainLoop):
         # Offered and not yet taken up by the lane: the drain leaves them to it, also when their claim was
         # released meanwhile (a takeover's release_claims) or ran out behind a long send.
         self._offered: set[str] = set()
+        # Sent, not yet recorded: while more offered rows wait, the lane sends on and records the run in one
+        # transaction after it. A crash in between leaves them pending and claimed, as a crash between a send and
+        # its record always did: sent again under the same txn id (the homeserver keeps one) or, by a successor,
+        # recorded as ``sent_elsewhere``.
+        self._unrecorded: list[tuple[int, str, str]] = []
         self._express: asyncio.Task[None] | None = None
         self._live = False
 
@@ -135,26 +140,29 @@ class Sender(DrainLoop):
         """The rows offered after their commit (command replies), in order: before anything read from the queue
         when draining, on their own lane beside the drain when the send loop runs."""
         async with self._fresh_lock:
-            while self._fresh:
-                if not self.leader.active:
-                    self._forget_offered()
-                    return
-                q = self._fresh.popleft()
-                self._offered.discard(q.txn_id)
-                await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0, q.claimed_until)
+            try:
+                while self._fresh:
+                    if not self.leader.active:
+                        self._forget_offered()
+                        return
+                    q = self._fresh.popleft()
+                    self._offered.discard(q.txn_id)
+                    await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0, q.claimed_until, lane=True)
+            finally:
+                await self._record_sent()  # what the run left unrecorded (it ended early: fenced out, cancelled)
 
     def _forget_offered(self) -> None:
         self._fresh.clear()
         self._offered.clear()
 
     async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
-                            attempts: int, held_until: datetime | None = None) -> None:
+                            attempts: int, held_until: datetime | None = None, *, lane: bool = False) -> None:
         """Send a row unless it was sent already or the other lane is sending it right now."""
         if txn_id in self._recently_sent or txn_id in self._claimed:
             return
         self._claimed.add(txn_id)
         try:
-            await self._send_one(row_id, room_id, content, txn_id, attempts, held_until)
+            await self._send_one(row_id, room_id, content, txn_id, attempts, held_until, lane=lane)
         finally:
             self._claimed.discard(txn_id)
 
@@ -178,7 +186,7 @@ class Sender(DrainLoop):
         return True
 
     async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int,
-                        held_until: datetime | None = None) -> None:
+                        held_until: datetime | None = None, *, lane: bool = False) -> None:
         if not self._on_its_fence(held_until) and not await self._claim(row_id, held_until):
             return
         elsewhere = self.sent_elsewhere(txn_id)
@@ -191,6 +199,7 @@ class Sender(DrainLoop):
                 event_id = await self.transport.send(room_id, content, txn_id)
             except RateLimited as exc:
                 self.metrics.rate_limited.inc()
+                await self._record_sent()  # not left unrecorded over the wait
                 await asyncio.sleep(min(exc.retry_after_s, 60.0))
                 continue
             except SendFailed as exc:
@@ -199,26 +208,41 @@ class Sender(DrainLoop):
             except Exception as exc:
                 await self._failed(row_id, attempts + 1, type(exc).__name__, False)
                 return
-            await self._sent(row_id, room_id, event_id, txn_id)
+            await self._sent(row_id, room_id, event_id, txn_id, more=lane and bool(self._fresh))
             return
 
-    async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str) -> None:
-        self._recently_sent.append(txn_id)
+    async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str, *, more: bool = False) -> None:
+        """Record a send; ``more``: further offered rows wait, and the lane records this one with them."""
+        self._recently_sent.append(txn_id)  # from now on neither lane sends it again, recorded or not
+        self._unrecorded.append((row_id, room_id, event_id))
+        if not more:
+            await self._record_sent()
+
+    async def _record_sent(self) -> None:
+        """The sends not yet recorded, in one transaction (put back when that fails, for the next one)."""
+        sent, self._unrecorded = self._unrecorded, []
+        if not sent:
+            return
         now = self.clock.now()
-        async with self.sessions() as s, s.begin():
-            row = await outgoing.get(s, row_id)
-            if row is None:
-                return
-            row.status = "sent"
-            row.sent_at = now
-            row.event_id = event_id
-            row.content = None
-            row.claimed_until = None
-            row.attempts += 1
-            await self.auditor.record(
-                s, kind="bericht.verzonden", at=now, details={"room": room_id, "event": event_id, "txn": row.txn_id},
-            )
-        self.metrics.messages_sent.inc()
+        try:
+            async with self.sessions() as s, s.begin():
+                rows = await outgoing.get_many(s, [row_id for row_id, _, _ in sent])
+                for row_id, room_id, event_id in sent:
+                    row = rows.get(row_id)
+                    if row is None:
+                        continue  # purged meanwhile
+                    row.status = "sent"
+                    row.sent_at = now
+                    row.event_id = event_id
+                    row.content = None
+                    row.claimed_until = None
+                    row.attempts += 1
+                    await self.auditor.record(s, kind="bericht.verzonden", at=now,
+                                              details={"room": room_id, "event": event_id, "txn": row.txn_id})
+        except BaseException:
+            self._unrecorded[:0] = sent
+            raise
+        self.metrics.messages_sent.inc(len(rows))
 
     async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
         now = self.clock.now()

@@ -164,6 +164,14 @@ async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
     return await session.get(OutgoingMessage, row_id)
 
 
+async def get_many(session: AsyncSession, row_ids: Sequence[int]) -> dict[int, OutgoingMessage]:
+    if len(row_ids) == 1:
+        row = await get(session, row_ids[0])
+        return {row.id: row} if row is not None else {}
+    return {r.id: r for r in (await session.execute(
+        select(OutgoingMessage).where(OutgoingMessage.id.in_(list(row_ids))))).scalars()}
+
+
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:
     return or_(OutgoingMessage.claimed_until.is_(None), OutgoingMessage.claimed_until <= now)

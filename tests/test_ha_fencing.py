@@ -192,12 +192,12 @@ async def test_replies_claimed_by_a_lost_instance_are_sent_once_by_its_successor
         await ping("$two")
         assert await claimed_until(two) is not None  # written claimed: it waits in the lane behind the first
         await _cut_lock(old_leader)
+        elections.append(asyncio.create_task(new_leader.run()))
+        await wait_until(lambda: new_leader.active, "the standby to take the lock", timeout=60)
         await ping("$three")
         assert old_leader.active, "the old instance has not noticed (the situation under test)"
         assert await claimed_until(three) is None  # its INSERT's fence found the lock gone
 
-        elections.append(asyncio.create_task(new_leader.run()))
-        await wait_until(lambda: new_leader.active, "the standby to take the lock", timeout=60)
         await new.start(new_room, http=False)
         assert new.sender
         new.sender.sent_elsewhere = old_room.accepted.get  # what the successor's own sync would show it

@@ -228,3 +228,70 @@ async def test_a_reply_goes_out_with_no_transaction_between_its_commit_and_the_s
     # The listener does see the sender's own transactions: the one that records the send, after it.
     after = asked[at_send:]
     assert any(sql.startswith("UPDATE OUTGOING_MESSAGE") for sql in after) and "COMMIT" in after, after
+
+
+class HeldTransport(NotingTransport):
+    """Holds the first send open until released, so the replies committed meanwhile wait in the lane behind it."""
+
+    def __init__(self, asked: list[str]) -> None:
+        super().__init__(asked)
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        if not self.held.is_set():
+            self.held.set()
+            await self.release.wait()
+        return await super().send(room_id, content, txn_id)
+
+
+async def test_a_run_of_replies_is_recorded_in_one_transaction_after_it(tmp_path: Path, database_url: str) -> None:
+    """Replies that wait in the lane go out one after the other, each without waiting for the previous one's
+    record; the run is recorded (sent, audited) in one transaction once the lane has nothing more to send."""
+    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
+    asked: list[str] = []
+    transport = HeldTransport(asked)
+    await runtime.start(transport, http=False)
+    assert runtime.sender and runtime.dispatcher
+    loop = asyncio.create_task(runtime.sender.run())
+    engine = runtime.engine.sync_engine
+    events = [f"$run-{i}" for i in range(3)]
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        asked.append(" ".join(sql.split())[:120].upper())
+
+    async def ping(event_id: str) -> None:
+        assert runtime.dispatcher
+        outcome = await runtime.dispatcher.handle(IncomingCommand(
+            event_id=event_id, room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
+            sent_at=runtime.clock.now()))
+        assert outcome.status == "handled"
+
+    async def recorded() -> None:
+        while True:
+            async with runtime.sessions() as s:
+                if await s.scalar(select(func.count()).select_from(OutgoingMessage).where(
+                        OutgoingMessage.status == "sent")) == len(events):
+                    return
+            await asyncio.sleep(0.05)
+
+    try:
+        await ping(events[0])
+        await asyncio.wait_for(transport.held.wait(), timeout=20)
+        for event_id in events[1:]:
+            await ping(event_id)
+        event.listen(engine, "before_cursor_execute", statement)
+        transport.release.set()
+        await asyncio.wait_for(recorded(), timeout=20)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        transport.release.set()
+        await cancel_within([loop])
+        await runtime.close()
+    assert list(transport.asked_at_send) == [txn_id_for(e) for e in events]  # in order, each once
+    sends = sorted(transport.asked_at_send.values())
+    records = [i for i, sql in enumerate(asked) if sql.startswith("UPDATE OUTGOING_MESSAGE SET") and "STATUS" in sql]
+    assert len(records) == 1 and records[0] > sends[-1], (sends, asked)  # one record, after the last send
+    async with runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.kind == "bericht.verzonden")) == len(events)
