@@ -29,8 +29,6 @@ from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
 from storage.outgoing import CLAIM_LEASE, Queued
 
-__all__ = ["CLAIM_LEASE", "Sender"]
-
 log = logging.getLogger(__name__)
 
 MAX_PERMANENT_FAILURES = 5
