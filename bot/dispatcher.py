@@ -30,7 +30,7 @@ from services.messages import INTERACTIVE, NewMessage, Queued, message_content, 
 from services.reply import Reply, text
 from storage import inbox
 from storage.db import SessionFactory, read_only
-from storage.leader import database_unreachable
+from storage.leader import Leadership, database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class Outcome:
 
 class Dispatcher:
     def __init__(
-        self, services: Services, sessions: SessionFactory, metrics: Metrics, *, on_committed: Any = None
+        self, services: Services, sessions: SessionFactory, metrics: Metrics, *, on_committed: Any = None,
+        claim_for: Leadership | None = None,
     ) -> None:
         self.services = services
         self.sessions = sessions
@@ -63,6 +64,10 @@ class Dispatcher:
         self.table: CommandTable = services.table
         self.limiter = TokenBucket(services.settings.matrix.commands_per_minute)
         self._on_committed: Any = on_committed or (lambda queued: None)
+        # With a sender that is handed the rows after the commit (``on_committed``): the replies and notes are
+        # written already claimed by this instance, fenced in the command's transaction, so the sender need not
+        # claim them in a transaction of its own before the send (bot.outbound).
+        self._claim_for = claim_for
 
     @property
     def settings(self) -> Any:
@@ -173,7 +178,7 @@ class Dispatcher:
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-        self._on_committed(queued)
+            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
         return Outcome("handled", spec.name)
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -205,7 +210,7 @@ class Dispatcher:
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-        self._on_committed(queued)
+            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
         return Outcome(status, spec.name)
 
     async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -252,7 +257,7 @@ class Dispatcher:
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", command)
-        self._on_committed(queued)
+            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
         return Outcome(status, command)
 
     async def _finish(
@@ -274,12 +279,12 @@ class Dispatcher:
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
             case_data=reply.case_data, subject=subject if reply.case_data else None, priority=INTERACTIVE,
             also_about=tuple(ctx.subjects[1:]) if ctx and reply.case_data else (),
-        ), now, if_absent=False))
+        ), now, if_absent=False, claim_for=self._claim_for))
         for i, note in enumerate(ctx.notes if ctx else []):
             queued.append(await messages.queue(session, NewMessage(
                 room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"),
                 content=message_content(note.reply, mentions=note.mentions), case_data=note.reply.case_data,
                 subject=subject if note.reply.case_data else None, priority=INTERACTIVE,
                 also_about=tuple(ctx.subjects[1:]) if ctx and note.reply.case_data else (),
-            ), now))
+            ), now, claim_for=self._claim_for))
         return [q for q in queued if q is not None]

@@ -3,6 +3,10 @@
 Rows are written by ``services.messages`` (in the same transaction as the effects they report); this loop only
 delivers them through the transport. A row's transaction id is derived from what caused it, so a resend after a
 crash or a 429 is recognised by the homeserver as the same message and never appears twice.
+
+A row is claimed and fenced (storage.leader) before it is sent. A command's reply and notes are written already
+claimed, fenced in the command's own transaction, and handed to this loop after that commit (``offer``): they go
+out at once, with no transaction between the commit and the send.
 """
 
 from __future__ import annotations
@@ -23,16 +27,12 @@ from storage import outgoing
 from storage.audit import Auditor
 from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
-from storage.outgoing import Queued
+from storage.outgoing import CLAIM_LEASE, Queued
 
 log = logging.getLogger(__name__)
 
 MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 30.0
-# How long a claimed row stays with its sender. A sender that dies mid-send leaves the row claimed; it falls due
-# again after this, longer than one send may take (nio's request timeout plus 429 waits), and is then sent once
-# more under the same txn id (a repeat only if the first attempt had reached the homeserver).
-CLAIM_LEASE = timedelta(seconds=90)
 
 
 class Sender(DrainLoop):
@@ -63,12 +63,21 @@ class Sender(DrainLoop):
         # sent by one of the two is claimed, so the other never sends it as well.
         self._fresh_lock = asyncio.Lock()
         self._claimed: set[str] = set()
+        # Offered and not yet taken up by the lane: the drain leaves them to it, also when their claim was
+        # released meanwhile (a takeover's release_claims) or ran out behind a long send.
+        self._offered: set[str] = set()
+        # Sent, not yet recorded: while more offered rows wait, the lane sends on and records the run in one
+        # transaction after it. A crash in between leaves them pending and claimed, as a crash between a send and
+        # its record always did: sent again under the same txn id (the homeserver keeps one) or, by a successor,
+        # recorded as ``sent_elsewhere``.
+        self._unrecorded: list[tuple[int, str, str]] = []
         self._express: asyncio.Task[None] | None = None
         self._live = False
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
         self._fresh.extend(queued)
+        self._offered.update(q.txn_id for q in queued)
         self._wake.set()
         if self._live and (self._express is None or self._express.done()):
             self._express = asyncio.create_task(self._express_lane(), name="send-interactive")
@@ -77,7 +86,7 @@ class Sender(DrainLoop):
         try:
             await self._send_fresh()
         except NotActive:
-            self._fresh.clear()  # fenced out: the active instance sends them from the database
+            self._forget_offered()  # fenced out: the active instance sends them from the database
 
     async def run(self) -> None:
         """The send loop; from now on offered replies also go out at once on their own lane."""
@@ -100,13 +109,13 @@ class Sender(DrainLoop):
         try:
             return await self._drain()
         except NotActive:
-            self._fresh.clear()
+            self._forget_offered()
             return 30.0
 
     async def _drain(self) -> float:
         async with self._lock:
             if not self.leader.active:
-                self._fresh.clear()
+                self._forget_offered()
                 return 30.0
             while True:
                 await self._send_fresh()
@@ -121,41 +130,62 @@ class Sender(DrainLoop):
                 for row in due:
                     if self._fresh and not self._live:
                         break  # no lane of their own (no send loop): the offered replies go first
+                    if row.txn_id in self._offered:
+                        continue  # the lane sends it
                     await self._send_claimed(row.id, row.room_id, row.content or {}, row.txn_id, row.attempts)
 
     async def _send_fresh(self) -> None:
         """The rows offered after their commit (command replies), in order: before anything read from the queue
         when draining, on their own lane beside the drain when the send loop runs."""
         async with self._fresh_lock:
-            while self._fresh:
-                if not self.leader.active:
-                    self._fresh.clear()
-                    return
-                q = self._fresh.popleft()
-                await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0)
+            try:
+                while self._fresh:
+                    if not self.leader.active:
+                        self._forget_offered()
+                        return
+                    q = self._fresh.popleft()
+                    self._offered.discard(q.txn_id)
+                    await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0, q.claimed_until, lane=True)
+            finally:
+                await self._record_sent()  # what the run left unrecorded (it ended early: fenced out, cancelled)
+
+    def _forget_offered(self) -> None:
+        self._fresh.clear()
+        self._offered.clear()
 
     async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
-                            attempts: int) -> None:
+                            attempts: int, held_until: datetime | None = None, *, lane: bool = False) -> None:
         """Send a row unless it was sent already or the other lane is sending it right now."""
         if txn_id in self._recently_sent or txn_id in self._claimed:
             return
         self._claimed.add(txn_id)
         try:
-            await self._send_one(row_id, room_id, content, txn_id, attempts)
+            await self._send_one(row_id, room_id, content, txn_id, attempts, held_until, lane=lane)
         finally:
             self._claimed.discard(txn_id)
 
-    async def _claim(self, row_id: int) -> bool:
-        """The row is ours to send: claimed and fenced in one transaction (see storage.leader)."""
+    def _on_its_fence(self, held_until: datetime | None) -> bool:
+        """A row written already claimed (a command's reply, ``held_until`` set) goes out on the fence of the
+        transaction that wrote it, with no transaction between that commit and the send, while that fence is
+        fresh (``Leadership.fence_lasts_s``; and at least half its lease is left for the send)."""
+        if held_until is None:
+            return False
+        age = (self.clock.now() - (held_until - CLAIM_LEASE)).total_seconds()
+        return age <= min(self.leader.fence_lasts_s, CLAIM_LEASE.total_seconds() / 2)
+
+    async def _claim(self, row_id: int, held_until: datetime | None) -> bool:
+        """The row is ours to send: claimed (a claim written with the row renewed) and fenced in one transaction
+        (see storage.leader)."""
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            if not await outgoing.claim(s, row_id, now, CLAIM_LEASE):
+            if not await outgoing.claim(s, row_id, now, CLAIM_LEASE, held_until=held_until):
                 return False
             await self.leader.fence(s)  # NotActive rolls the claim back and ends the drain
         return True
 
-    async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int) -> None:
-        if not await self._claim(row_id):
+    async def _send_one(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str, attempts: int,
+                        held_until: datetime | None = None, *, lane: bool = False) -> None:
+        if not self._on_its_fence(held_until) and not await self._claim(row_id, held_until):
             return
         elsewhere = self.sent_elsewhere(txn_id)
         if elsewhere is not None:
@@ -167,6 +197,7 @@ class Sender(DrainLoop):
                 event_id = await self.transport.send(room_id, content, txn_id)
             except RateLimited as exc:
                 self.metrics.rate_limited.inc()
+                await self._record_sent()  # not left unrecorded over the wait
                 await asyncio.sleep(min(exc.retry_after_s, 60.0))
                 continue
             except SendFailed as exc:
@@ -175,26 +206,41 @@ class Sender(DrainLoop):
             except Exception as exc:
                 await self._failed(row_id, attempts + 1, type(exc).__name__, False)
                 return
-            await self._sent(row_id, room_id, event_id, txn_id)
+            await self._sent(row_id, room_id, event_id, txn_id, more=lane and bool(self._fresh))
             return
 
-    async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str) -> None:
-        self._recently_sent.append(txn_id)
+    async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str, *, more: bool = False) -> None:
+        """Record a send; ``more``: further offered rows wait, and the lane records this one with them."""
+        self._recently_sent.append(txn_id)  # from now on neither lane sends it again, recorded or not
+        self._unrecorded.append((row_id, room_id, event_id))
+        if not more:
+            await self._record_sent()
+
+    async def _record_sent(self) -> None:
+        """The sends not yet recorded, in one transaction (put back when that fails, for the next one)."""
+        sent, self._unrecorded = self._unrecorded, []
+        if not sent:
+            return
         now = self.clock.now()
-        async with self.sessions() as s, s.begin():
-            row = await outgoing.get(s, row_id)
-            if row is None:
-                return
-            row.status = "sent"
-            row.sent_at = now
-            row.event_id = event_id
-            row.content = None
-            row.claimed_until = None
-            row.attempts += 1
-            await self.auditor.record(
-                s, kind="bericht.verzonden", at=now, details={"room": room_id, "event": event_id, "txn": row.txn_id},
-            )
-        self.metrics.messages_sent.inc()
+        try:
+            async with self.sessions() as s, s.begin():
+                rows = await outgoing.get_many(s, [row_id for row_id, _, _ in sent])
+                for row_id, room_id, event_id in sent:
+                    row = rows.get(row_id)
+                    if row is None:
+                        continue  # purged meanwhile
+                    row.status = "sent"
+                    row.sent_at = now
+                    row.event_id = event_id
+                    row.content = None
+                    row.claimed_until = None
+                    row.attempts += 1
+                    await self.auditor.record(s, kind="bericht.verzonden", at=now,
+                                              details={"room": room_id, "event": event_id, "txn": row.txn_id})
+        except BaseException:
+            self._unrecorded[:0] = sent
+            raise
+        self.metrics.messages_sent.inc(len(rows))
 
     async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
         now = self.clock.now()

@@ -258,7 +258,8 @@ class Runtime:
         self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
                                       notify=self._notify_room, on_committed=self.sender.wake, leader=self.leader)
-        self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed)
+        self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed,
+                                     claim_for=self.leader)
         if self.mail_settings.enabled:
             task = asyncio.create_task(self.mail_worker.run(), name="mail-outbox")
             self._stack.push_async_callback(_cancel, task)

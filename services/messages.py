@@ -18,6 +18,7 @@ from typing import Any
 from services.base import Tx
 from services.reply import Reply
 from storage import outgoing
+from storage.leader import Leadership
 from storage.outgoing import BULK, INTERACTIVE, NewMessage, Queued
 
 __all__ = ["BULK", "INTERACTIVE", "NewMessage", "Queued", "message_content", "queue", "queue_many", "txn_id_for"]
@@ -52,17 +53,21 @@ def message_content(
     return content
 
 
-async def queue(tx: Tx, msg: NewMessage, now: datetime, *, if_absent: bool = True) -> Queued | None:
+async def queue(tx: Tx, msg: NewMessage, now: datetime, *, if_absent: bool = True,
+                claim_for: Leadership | None = None) -> Queued | None:
     """Queue one message inside the caller's transaction; the txn id is the idempotency key.
 
     With ``if_absent`` (the default) a message already queued under this txn id is left alone and None is
     returned. The dispatcher passes False: its inbox row already guarantees one reply per event, and a
     duplicate then collides on the txn id (``storage.inbox.AlreadyRecorded``), rolling back the duplicate
     delivery as a whole.
+
+    ``claim_for``: written already claimed by this instance (fenced in the same statement), for a caller that
+    hands the row to the sender after its commit (``storage.outgoing.insert_one``).
     """
     if if_absent and await outgoing.present_txn_ids(tx, [msg.txn_id]):
         return None
-    return await outgoing.insert_one(tx, msg, now)
+    return await outgoing.insert_one(tx, msg, now, claim_for=claim_for)
 
 
 async def queue_many(tx: Tx, msgs: Sequence[NewMessage], now: datetime) -> None:

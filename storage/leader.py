@@ -6,7 +6,11 @@ for the lock every ``POLL_S`` takes over within a poll. Holding the lock is not 
 queued work calls ``fence`` inside its own transaction, which asks PostgreSQL whether this process's lock
 connection still holds the lock. An instance whose lock connection is gone claims nothing, so two instances that
 both believe they are active for a moment still never take the same row (the row update and the fence commit
-together; the other instance's update of that row waits for the commit and then finds it taken).
+together; the other instance's update of that row waits for the commit and then finds it taken). A command's reply
+is written already claimed, in the command's own transaction: that INSERT carries the fence as a condition
+(``fence_clause``), so an instance without the lock writes it unclaimed, and the sender starts the send on that
+fence only while it is fresh (``fence_lasts_s``, a fraction of the grace a successor waits before it takes over
+claims); a reply that waited longer is claimed again, fenced anew.
 
 Each PostgreSQL instance also claims its Matrix device (``DeviceClaim``): a second advisory lock, keyed by the
 user and device id, held on a connection of its own for the life of the process. Two processes with the same
@@ -23,12 +27,13 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Boolean, ColumnElement, Integer, column, exists, false, select, table, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -60,7 +65,18 @@ class Leadership(Protocol):
         """How long a new active instance waits before it takes over the rows its predecessor had claimed: long
         enough for a send already on the wire to finish and be recorded."""
 
+    @property
+    def fence_lasts_s(self) -> float:
+        """How long after a passed fence this instance may still start a send on it, without fencing again: a new
+        active instance takes over a predecessor's claims only ``takeover_grace_s`` after it won the lock, so a
+        send started this soon after the fence has the rest of that grace to finish and be recorded."""
+
     async def fence(self, session: AsyncSession) -> None: ...
+
+    def fence_clause(self) -> ColumnElement[bool] | None:
+        """The fence as a condition inside the statement that writes a claim (a command's reply is written already
+        claimed, ``storage.outgoing.insert_one``): true while this instance holds the active lock. None when
+        there is no rival to fence out."""
 
     def add_listener(self, listener: Callable[[bool], None]) -> None: ...
 
@@ -70,8 +86,12 @@ class Solo:
 
     active = True
     takeover_grace_s = 0.0  # no predecessor can still be running
+    fence_lasts_s = math.inf  # nor any rival
 
     async def fence(self, session: AsyncSession) -> None:
+        return None
+
+    def fence_clause(self) -> ColumnElement[bool] | None:
         return None
 
     def add_listener(self, listener: Callable[[bool], None]) -> None:
@@ -120,6 +140,17 @@ class FileLock:
             self._fh = None
 
 
+_pg_locks = table("pg_locks", column("locktype"), column("classid", Integer), column("objid", Integer),
+                  column("objsubid", Integer), column("granted", Boolean), column("pid", Integer))
+
+
+def _holds_active_lock(pid: int) -> ColumnElement[bool]:
+    """Does the backend ``pid`` (this process's lock connection) hold the active lock right now."""
+    return exists().where(_pg_locks.c.locktype == "advisory", _pg_locks.c.classid == 0,
+                          _pg_locks.c.objid == ACTIVE_LOCK, _pg_locks.c.objsubid == 1, _pg_locks.c.granted,
+                          _pg_locks.c.pid == pid)
+
+
 class PgLeader:
     """The PostgreSQL election: ``run`` asks for the lock until it has it, then keeps its connection alive; when
     that connection fails the instance is standby again and asks anew (after an outage it may win back)."""
@@ -138,6 +169,10 @@ class PgLeader:
     def active(self) -> bool:
         return self._pid is not None
 
+    @property
+    def fence_lasts_s(self) -> float:
+        return self.takeover_grace_s / 4
+
     def add_listener(self, listener: Callable[[bool], None]) -> None:
         self._listeners.append(listener)
 
@@ -153,13 +188,12 @@ class PgLeader:
 
     async def fence(self, session: AsyncSession) -> None:
         pid = self._pid
-        if pid is None:
+        if pid is None or not await session.scalar(select(_holds_active_lock(pid))):
             raise NotActive
-        held = await session.scalar(text(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = :key "
-            "AND objsubid = 1 AND granted AND pid = :pid)"), {"key": ACTIVE_LOCK, "pid": pid})
-        if not held:
-            raise NotActive
+
+    def fence_clause(self) -> ColumnElement[bool] | None:
+        pid = self._pid
+        return false() if pid is None else _holds_active_lock(pid)
 
     async def run(self) -> None:
         while True:

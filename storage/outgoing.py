@@ -5,15 +5,18 @@ loop (``bot.outbound.Sender``) calls the bookkeeping functions here, so neither 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, case, cast, func, insert, literal, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.leader import Leadership
 from storage.models import OutgoingMessage, OutgoingSubject
+from storage.types import UTCDateTime
 
 # The send queue's lanes. A command's reply (and the notes it sends elsewhere) is what a person is waiting for;
 # escalations, reminders, mail notices and signals are bulk and may wait behind it. Within a lane rows go out in
@@ -22,6 +25,11 @@ from storage.models import OutgoingMessage, OutgoingSubject
 # order (the reply commits before the mail notice that reports on it is even possible).
 INTERACTIVE = 0
 BULK = 1
+
+# How long a claimed row stays with its sender. A sender that dies mid-send leaves the row claimed; it falls due
+# again after this, longer than one send may take (nio's request timeout plus 429 waits), and is then sent once
+# more under the same txn id (a repeat only if the first attempt had reached the homeserver).
+CLAIM_LEASE = timedelta(seconds=90)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,9 @@ class Queued:
     room_id: str
     content: dict[str, Any]
     txn_id: str
+    # Set when the row was written already claimed by this instance (``insert_one(claim_for=...)``), fenced then:
+    # the sender may send it on that claim without a claim transaction of its own (bot.outbound).
+    claimed_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,16 @@ class NewMessage:
     priority: int = BULK
 
 
-def _row(msg: NewMessage, now: datetime) -> OutgoingMessage:
-    return OutgoingMessage(
-        txn_id=msg.txn_id, room_id=msg.room_id, content=msg.content, status="pending", attempts=0,
-        next_attempt_at=now, created_at=now, in_reply_to=msg.in_reply_to, carries_case_data=msg.case_data,
-        subject=msg.subject, priority=msg.priority,
-    )
+def _values(msg: NewMessage, now: datetime) -> dict[str, Any]:
+    return {"txn_id": msg.txn_id, "room_id": msg.room_id, "content": msg.content, "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now, "in_reply_to": msg.in_reply_to,
+            "carries_case_data": msg.case_data, "subject": msg.subject, "priority": msg.priority}
+
+
+_table = typing.cast(Table, OutgoingMessage.__table__)
+# Built once and given its values as parameters: a reply is on a person's critical path, and an ORM flush or a
+# fresh ``insert().values(...)`` per row costs it a third more time in Python than this statement does.
+_INSERT_ONE = insert(_table).returning(_table.c.id, _table.c.claimed_until)
 
 
 async def present_txn_ids(session: AsyncSession, txn_ids: Sequence[str]) -> set[str]:
@@ -69,22 +84,35 @@ async def present_txn_ids(session: AsyncSession, txn_ids: Sequence[str]) -> set[
         select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_(list(txn_ids))))).scalars())
 
 
-async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime) -> Queued:
-    """Write one row and flush, so its id is known (a duplicate txn id collides here)."""
-    row = _row(msg, now)
-    session.add(row)
+async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
+                     claim_for: Leadership | None = None) -> Queued:
+    """Write one row, its id returned by the same statement (a duplicate txn id collides here).
+
+    ``claim_for``: the row is written already claimed by that instance for ``CLAIM_LEASE``, in the same statement
+    and under its fence (``Leadership.fence_clause``): a command's reply, which the sender then sends right after
+    the commit with no claim transaction of its own. An instance that has lost the active lock writes the row
+    unclaimed (the claim's condition is false), so it cannot send it on this claim."""
+    values = _values(msg, now)
+    statement = _INSERT_ONE
+    if claim_for is not None:
+        until = now + CLAIM_LEASE
+        fenced = claim_for.fence_clause()
+        if fenced is None:
+            values["claimed_until"] = until
+        else:
+            statement = statement.values(claimed_until=case(
+                (fenced, cast(literal(until, UTCDateTime()), UTCDateTime())), else_=null()))
+    row = (await session.execute(statement, values)).one()
     _also_about(session, [msg])
     await session.flush()
-    return Queued(row.id, msg.room_id, msg.content, msg.txn_id)
+    return Queued(row.id, msg.room_id, msg.content, msg.txn_id, row.claimed_until)
 
 
 async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
     """Write rows in one statement (executemany), without an ORM object per row: a tick after downtime queues
     thousands of escalations at once, and building and flushing an object for each was most of its time."""
     msgs = list(msgs)
-    rows = [{"txn_id": m.txn_id, "room_id": m.room_id, "content": m.content, "status": "pending", "attempts": 0,
-             "next_attempt_at": now, "created_at": now, "in_reply_to": m.in_reply_to,
-             "carries_case_data": m.case_data, "subject": m.subject, "priority": m.priority} for m in msgs]
+    rows = [_values(m, now) for m in msgs]
     if rows:
         await session.execute(insert(OutgoingMessage).execution_options(render_nulls=True), rows)
     _also_about(session, msgs)
@@ -136,18 +164,32 @@ async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
     return await session.get(OutgoingMessage, row_id)
 
 
+async def get_many(session: AsyncSession, row_ids: Sequence[int]) -> dict[int, OutgoingMessage]:
+    if len(row_ids) == 1:
+        row = await get(session, row_ids[0])
+        return {row.id: row} if row is not None else {}
+    return {r.id: r for r in (await session.execute(
+        select(OutgoingMessage).where(OutgoingMessage.id.in_(list(row_ids))))).scalars()}
+
+
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:
     return or_(OutgoingMessage.claimed_until.is_(None), OutgoingMessage.claimed_until <= now)
 
 
-async def claim(session: AsyncSession, row_id: int, now: datetime, lease: timedelta) -> bool:
+async def claim(session: AsyncSession, row_id: int, now: datetime, lease: timedelta, *,
+                held_until: datetime | None = None) -> bool:
     """Take a due row for one send, for ``lease`` at most (the caller fences in the same transaction). A row
-    whose sender died is released when the next active instance starts (``release_claims``) or the lease ends."""
+    whose sender died is released when the next active instance starts (``release_claims``) or the lease ends.
+
+    ``held_until``: the row was written claimed until then by this instance (``insert_one(claim_for=...)``), and
+    that claim is renewed if it is still the row's (any later claim, by this instance's drain or by a successor,
+    runs until later; a release clears it)."""
+    mine = _unclaimed(now) if held_until is None else or_(_unclaimed(now), OutgoingMessage.claimed_until <= held_until)
     result = await session.execute(
         update(OutgoingMessage)
         .where(OutgoingMessage.id == row_id, OutgoingMessage.status == "pending",
-               OutgoingMessage.next_attempt_at <= now, _unclaimed(now))
+               OutgoingMessage.next_attempt_at <= now, mine)
         .values(claimed_until=now + lease).execution_options(synchronize_session=False))
     return bool(getattr(result, "rowcount", 0) == 1)
 

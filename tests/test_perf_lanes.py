@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.dispatcher import IncomingCommand
 from bot.runtime import Runtime
@@ -18,7 +18,7 @@ from bot.shutdown import cancel_within
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from config.settings import load_settings
 from services import messages
-from services.messages import BULK, INTERACTIVE, NewMessage
+from services.messages import BULK, INTERACTIVE, NewMessage, txn_id_for
 from storage.models import AuditRecord, OutgoingMessage
 from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
@@ -153,3 +153,145 @@ async def test_with_the_send_loop_running_a_reply_does_not_wait_for_a_bulk_send_
         transport.gate.set()
         await cancel_within([loop])
         await runtime.close()
+
+
+class NotingTransport(RecordingTransport):
+    """Notes how much the database had been asked (on any connection) when each message went out."""
+
+    def __init__(self, asked: list[str]) -> None:
+        super().__init__()
+        self.asked = asked
+        self.asked_at_send: dict[str, int] = {}
+        self.one_sent = asyncio.Event()
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        self.asked_at_send[txn_id] = len(self.asked)
+        event_id = await super().send(room_id, content, txn_id)
+        self.one_sent.set()
+        return event_id
+
+
+async def test_a_reply_goes_out_with_no_transaction_between_its_commit_and_the_send(
+        tmp_path: Path, database_url: str) -> None:
+    """The reply is written claimed (and fenced) in the command's own transaction, so the lane sends it on that
+    claim: between the command's commit and the send no statement writes and no transaction commits."""
+    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
+    asked: list[str] = []
+    transport = NotingTransport(asked)
+    await runtime.start(transport, http=False)
+    assert runtime.sender and runtime.dispatcher
+    loop = asyncio.create_task(runtime.sender.run())
+    engine = runtime.engine.sync_engine
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        asked.append(" ".join(sql.split())[:60].upper())
+
+    def commit(_conn: Any) -> None:
+        asked.append("COMMIT")
+
+    try:
+        # The audit witness publishes the chain head once at start: its work is not the command's.
+        for _ in range(600):
+            if runtime.witness.last is not None:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(runtime.sender.drain(), timeout=20)  # nothing of the start left to send
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", commit)
+        outcome = await runtime.dispatcher.handle(IncomingCommand(
+            event_id="$ping-on-its-claim", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
+            sent_at=runtime.clock.now()))
+        assert outcome.status == "handled"
+        await asyncio.wait_for(transport.one_sent.wait(), timeout=20)
+        txn = txn_id_for("$ping-on-its-claim")
+
+        async def recorded() -> None:
+            while True:
+                async with runtime.sessions() as s:
+                    if await s.scalar(select(OutgoingMessage.status).where(OutgoingMessage.txn_id == txn)) == "sent":
+                        return
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(recorded(), timeout=20)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+        await cancel_within([loop])
+        await runtime.close()
+    assert transport.sent == ["pong"]
+    at_send = transport.asked_at_send[txn]
+    written = next(i for i, sql in enumerate(asked) if sql.startswith("INSERT INTO OUTGOING_MESSAGE"))
+    committed = asked.index("COMMIT", written)  # the command's transaction: inbox row, reply, commit
+    between = asked[committed + 1:at_send]
+    assert not [sql for sql in between if sql == "COMMIT" or "PG_LOCKS" in sql
+                or sql.startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE"))], between
+    # The listener does see the sender's own transactions: the one that records the send, after it.
+    after = asked[at_send:]
+    assert any(sql.startswith("UPDATE OUTGOING_MESSAGE") for sql in after) and "COMMIT" in after, after
+
+
+class HeldTransport(NotingTransport):
+    """Holds the first send open until released, so the replies committed meanwhile wait in the lane behind it."""
+
+    def __init__(self, asked: list[str]) -> None:
+        super().__init__(asked)
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        if not self.held.is_set():
+            self.held.set()
+            await self.release.wait()
+        return await super().send(room_id, content, txn_id)
+
+
+async def test_a_run_of_replies_is_recorded_in_one_transaction_after_it(tmp_path: Path, database_url: str) -> None:
+    """Replies that wait in the lane go out one after the other, each without waiting for the previous one's
+    record; the run is recorded (sent, audited) in one transaction once the lane has nothing more to send."""
+    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
+    asked: list[str] = []
+    transport = HeldTransport(asked)
+    await runtime.start(transport, http=False)
+    assert runtime.sender and runtime.dispatcher
+    loop = asyncio.create_task(runtime.sender.run())
+    engine = runtime.engine.sync_engine
+    events = [f"$run-{i}" for i in range(3)]
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        asked.append(" ".join(sql.split())[:120].upper())
+
+    async def ping(event_id: str) -> None:
+        assert runtime.dispatcher
+        outcome = await runtime.dispatcher.handle(IncomingCommand(
+            event_id=event_id, room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
+            sent_at=runtime.clock.now()))
+        assert outcome.status == "handled"
+
+    async def recorded() -> None:
+        while True:
+            async with runtime.sessions() as s:
+                if await s.scalar(select(func.count()).select_from(OutgoingMessage).where(
+                        OutgoingMessage.status == "sent")) == len(events):
+                    return
+            await asyncio.sleep(0.05)
+
+    try:
+        await ping(events[0])
+        await asyncio.wait_for(transport.held.wait(), timeout=20)
+        for event_id in events[1:]:
+            await ping(event_id)
+        event.listen(engine, "before_cursor_execute", statement)
+        transport.release.set()
+        await asyncio.wait_for(recorded(), timeout=20)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        transport.release.set()
+        await cancel_within([loop])
+        await runtime.close()
+    assert list(transport.asked_at_send) == [txn_id_for(e) for e in events]  # in order, each once
+    sends = sorted(transport.asked_at_send.values())
+    records = [i for i, sql in enumerate(asked) if sql.startswith("UPDATE OUTGOING_MESSAGE SET") and "STATUS" in sql]
+    assert len(records) == 1 and records[0] > sends[-1], (sends, asked)  # one record, after the last send
+    async with runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.kind == "bericht.verzonden")) == len(events)
