@@ -12,6 +12,7 @@ out at once, with no transaction between the commit and the send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -73,9 +74,15 @@ class Sender(DrainLoop):
         self._unrecorded: list[tuple[int, str, str]] = []
         self._express: asyncio.Task[None] | None = None
         self._live = False
+        # Set while no offered reply waits or is on its way: the redaction loop yields to a person waiting for an
+        # answer, as the bulk lane does (both share the homeserver's rate limit for the bot).
+        self._replies_done = asyncio.Event()
+        self._replies_done.set()
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
+        if queued:
+            self._replies_done.clear()
         self._fresh.extend(queued)
         self._offered.update(q.txn_id for q in queued)
         self._wake.set()
@@ -147,11 +154,24 @@ class Sender(DrainLoop):
                     self._offered.discard(q.txn_id)
                     await self._send_claimed(q.id, q.room_id, q.content, q.txn_id, 0, q.claimed_until, lane=True)
             finally:
-                await self._record_sent()  # what the run left unrecorded (it ended early: fenced out, cancelled)
+                try:
+                    await self._record_sent()  # what the run left unrecorded (it ended early: fenced out, cancelled)
+                finally:
+                    if not self._fresh:
+                        self._replies_done.set()
 
     def _forget_offered(self) -> None:
         self._fresh.clear()
         self._offered.clear()
+        self._replies_done.set()
+
+    async def replies_sent(self, max_wait_s: float) -> None:
+        """Return once no offered reply waits or is being sent, or after ``max_wait_s`` (bulk work yields to
+        replies, but a stream of them never stops it for good). Without the send loop nobody sends them: no wait."""
+        if not self._live:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._replies_done.wait(), max_wait_s)
 
     async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
                             attempts: int, held_until: datetime | None = None, *, lane: bool = False) -> None:

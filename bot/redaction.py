@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.metrics import Metrics
@@ -28,6 +29,9 @@ MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 60.0
 IDLE_S = 300.0  # nothing queued: the purge and sepot 01 wake the loop; this is only a safety net
 BATCH = 50
+# A redaction waits at most this long for the replies being sent (they go first: the bot's rate limit at the
+# homeserver is shared), so a steady stream of commands slows a purge down but never stops it.
+YIELD_MAX_S = 5.0
 CLAIM_LEASE = timedelta(seconds=90)  # a row taken by an instance that then died falls due again after this
 
 
@@ -35,8 +39,11 @@ class Redactor(DrainLoop):
     loop_name = "redaction"
 
     def __init__(self, sessions: SessionFactory, transport: Transport, clock: Clock, auditor: Auditor,
-                 metrics: Metrics, leader: Leadership = SOLO) -> None:
+                 metrics: Metrics, leader: Leadership = SOLO,
+                 replies_first: Callable[[float], Awaitable[None]] | None = None) -> None:
         super().__init__()
+        # The send loop's ``replies_sent``: each redaction waits for the command replies on their way.
+        self.replies_first = replies_first
         self.leader = leader
         self.sessions = sessions
         self.transport = transport
@@ -67,6 +74,8 @@ class Redactor(DrainLoop):
                 reasons: Counter[str] = Counter()
                 fenced_out = False
                 for row in due:
+                    if self.replies_first is not None:
+                        await self.replies_first(YIELD_MAX_S)
                     try:
                         if not await self._claim(row.id):
                             continue

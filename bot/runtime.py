@@ -255,7 +255,8 @@ class Runtime:
             await prepare()
         self.database_ready = True
         self.sender = Sender(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
-        self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader)
+        self.redactor = Redactor(self.sessions, transport, self.clock, self.auditor, self.metrics, self.leader,
+                                 replies_first=self.sender.replies_sent)
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
                                       notify=self._notify_room, on_committed=self.sender.wake, leader=self.leader)
         self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed,

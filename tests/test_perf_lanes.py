@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from config.settings import load_settings
 from services import messages
 from services.messages import BULK, INTERACTIVE, NewMessage, txn_id_for
 from storage.models import AuditRecord, OutgoingMessage
+from storage.redaction import mark_expired
 from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
 
@@ -290,8 +292,79 @@ async def test_a_run_of_replies_is_recorded_in_one_transaction_after_it(tmp_path
         await runtime.close()
     assert list(transport.asked_at_send) == [txn_id_for(e) for e in events]  # in order, each once
     sends = sorted(transport.asked_at_send.values())
-    records = [i for i, sql in enumerate(asked) if sql.startswith("UPDATE OUTGOING_MESSAGE SET") and "STATUS" in sql]
+    # The record sets sent_at; the start's take-over of stale claims (an UPDATE of its own, which may run late on a
+    # busy machine) does not.
+    records = [i for i, sql in enumerate(asked) if sql.startswith("UPDATE OUTGOING_MESSAGE SET") and "SENT_AT" in sql]
     assert len(records) == 1 and records[0] > sends[-1], (sends, asked)  # one record, after the last send
     async with runtime.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(AuditRecord).where(
             AuditRecord.kind == "bericht.verzonden")) == len(events)
+
+
+class SlowReplyTransport(RecordingTransport):
+    """Holds the reply 'pong' on its way until released (a slow homeserver), and notes sends and redactions in
+    one order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+        self.reply_on_its_way = asyncio.Event()
+        self.release = asyncio.Event()
+        self.redacted_one = asyncio.Event()
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        if content.get("body") == "pong":
+            self.reply_on_its_way.set()
+            await self.release.wait()
+        self.order.append(f"send {content.get('body')}")
+        return await super().send(room_id, content, txn_id)
+
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        self.order.append(f"redact {event_id}")
+        await super().redact(room_id, event_id, reason, txn_id)
+        self.redacted_one.set()
+
+
+async def test_a_redaction_waits_for_the_reply_on_its_way(tmp_path: Path, sqlite_url: str) -> None:
+    """The redaction loop shares the bot's rate limit at the homeserver with the replies: a purge's redactions
+    wait while a person's answer is being sent, then go on."""
+    runtime = Runtime(load_settings(write_config(tmp_path, sqlite_url)))
+    transport = SlowReplyTransport()
+    await runtime.start(transport, http=False)
+    assert runtime.sender and runtime.redactor and runtime.dispatcher and runtime.redactor.replies_first
+    yielded = asyncio.Event()
+    replies_first = runtime.redactor.replies_first
+    reply_out_when_done: list[bool] = []
+
+    async def noted(max_wait_s: float) -> None:
+        """The loop's own wait, observed (with a bound generous enough for a busy machine): when it ends, was the
+        reply out?"""
+        yielded.set()
+        await replies_first(60.0)
+        reply_out_when_done.append("send pong" in transport.order)
+
+    runtime.redactor.replies_first = noted
+    now = runtime.clock.now()
+    async with runtime.sessions() as s, s.begin():  # an old case message, sent long ago
+        s.add(OutgoingMessage(room_id=CONSOLE_ROOM, txn_id="old-case", content=None, status="sent",
+                              event_id="$old-case", carries_case_data=True, created_at=now - timedelta(days=60),
+                              next_attempt_at=now - timedelta(days=60), sent_at=now - timedelta(days=60)))
+    loops = [asyncio.create_task(runtime.sender.run()), asyncio.create_task(runtime.redactor.run())]
+    try:
+        outcome = await runtime.dispatcher.handle(IncomingCommand(
+            event_id="$asks", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping", sent_at=now))
+        assert outcome.status == "handled"
+        await asyncio.wait_for(transport.reply_on_its_way.wait(), timeout=20)
+        async with runtime.sessions() as s, s.begin():  # the retention purge marks the old message
+            assert await mark_expired(s, before=now - timedelta(days=30)) == 1
+        runtime.redactor.wake()
+        await asyncio.wait_for(yielded.wait(), timeout=20)
+        assert transport.redacted == [], "no redaction while the reply is on its way"
+        transport.release.set()
+        await asyncio.wait_for(transport.redacted_one.wait(), timeout=20)
+        assert reply_out_when_done == [True], "the redaction waited for the reply"
+        assert transport.order == ["send pong", "redact $old-case"]
+    finally:
+        transport.release.set()
+        await cancel_within(loops)
+        await runtime.close()
