@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_PERMANENT_FAILURES = 5
 MAX_BACKOFF_S = 30.0
+RELEASE_WAIT_S = 3.0  # a stop does not wait longer on the database to give back unsent replies
 
 
 class Sender(DrainLoop):
@@ -104,6 +105,23 @@ class Sender(DrainLoop):
             self._live = False
             if self._express is not None:
                 await cancel_within([self._express])
+            await self._give_back_unsent()
+
+    async def _give_back_unsent(self) -> None:
+        """On a stop, the offered replies not yet sent lose this instance's claim, so whoever runs next (a standby
+        taking over, this bot restarted) sends them at once instead of after the claim's take-over grace. A reply
+        that was on its way keeps its claim: it may have reached the homeserver, and the successor finds out."""
+        mine = [(q.id, q.claimed_until) for q in self._fresh if q.claimed_until is not None]
+        self._forget_offered()
+        if not mine:
+            return
+        try:
+            async with asyncio.timeout(RELEASE_WAIT_S), self.sessions() as s, s.begin():
+                released = await outgoing.release_own(s, mine)
+        except Exception as exc:  # the claims then run out by themselves (CLAIM_LEASE)
+            log.warning("unsent replies not given back", extra={"rows": len(mine), "error": type(exc).__name__})
+            return
+        log.info("unsent replies given back", extra={"rows": released})
 
     async def pending_count(self) -> int:
         async with self.sessions() as s:

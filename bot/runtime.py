@@ -269,6 +269,10 @@ class Runtime:
                                       details={"bron": str(self.settings.source)})
         if self.leader.active and not self.became_active.is_set():
             self._leadership_changed(True)  # a single process (Solo): nobody announced it
+            # No predecessor can still be sending (no grace): what a killed run left claimed is given back before
+            # the first command, not beside it, where it would also take the claims of this run's own replies.
+            if not self.leader.takeover_grace_s:
+                await asyncio.gather(*list(self._takeovers))
         if self.leader.active:
             await self._start_active_work()
         else:

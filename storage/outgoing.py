@@ -194,6 +194,19 @@ async def claim(session: AsyncSession, row_id: int, now: datetime, lease: timede
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+async def release_own(session: AsyncSession, claims: Sequence[tuple[int, datetime]]) -> int:
+    """Give back claims this instance holds and will not use (it stops): only where the row still carries the very
+    claim it wrote, so a claim a successor has taken since is never touched."""
+    released = 0
+    for row_id, until in claims:
+        result = await session.execute(
+            update(OutgoingMessage).where(OutgoingMessage.id == row_id, OutgoingMessage.status == "pending",
+                                          OutgoingMessage.claimed_until == until)
+            .values(claimed_until=None).execution_options(synchronize_session=False))
+        released += int(getattr(result, "rowcount", 0) or 0)
+    return released
+
+
 async def release_claims(session: AsyncSession) -> int:
     """Claims left by an instance that is gone (called by the one that now holds the active lock)."""
     result = await session.execute(

@@ -368,3 +368,32 @@ async def test_a_redaction_waits_for_the_reply_on_its_way(tmp_path: Path, sqlite
         transport.release.set()
         await cancel_within(loops)
         await runtime.close()
+
+
+async def test_a_stop_gives_back_the_replies_it_will_not_send(tmp_path: Path, database_url: str) -> None:
+    """Stopped while one reply is on its way and two wait behind it: the two lose this instance's claim, so the
+    next instance sends them at once; the one on its way keeps it (it may have reached the homeserver)."""
+    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
+    transport = HeldTransport([])
+    await runtime.start(transport, http=False)
+    assert runtime.sender and runtime.dispatcher
+    loop = asyncio.create_task(runtime.sender.run())
+    try:
+        for i in range(3):
+            outcome = await runtime.dispatcher.handle(IncomingCommand(
+                event_id=f"$stop-{i}", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
+                sent_at=runtime.clock.now()))
+            assert outcome.status == "handled"
+            if i == 0:
+                await asyncio.wait_for(transport.held.wait(), timeout=20)
+        await cancel_within([loop])
+        async with runtime.sessions() as s:
+            claims = dict((await s.execute(select(OutgoingMessage.txn_id, OutgoingMessage.claimed_until)
+                                           .where(OutgoingMessage.status == "pending"))).all())
+        assert claims.keys() == {txn_id_for(f"$stop-{i}") for i in range(3)}
+        assert claims[txn_id_for("$stop-0")] is not None, "the reply on its way keeps its claim"
+        assert claims[txn_id_for("$stop-1")] is None and claims[txn_id_for("$stop-2")] is None
+    finally:
+        transport.release.set()
+        await cancel_within([loop])
+        await runtime.close()
