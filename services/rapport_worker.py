@@ -97,12 +97,18 @@ class RapportWorker:
         args = (self._url, period, veiligheidshuis, tuple(vh_keys))
         pool = self._running()
         try:
-            future = loop.run_in_executor(pool, _compute, *args)
-        except BrokenProcessPool:
-            # It died while idle, with nobody's report: this report goes to a fresh one.
+            try:
+                future = loop.run_in_executor(pool, _compute, *args)
+            except BrokenProcessPool:
+                # It died while idle, with nobody's report: this report goes to a fresh one.
+                self._discard(pool)
+                pool = self._running()
+                future = loop.run_in_executor(pool, _compute, *args)
+        except OSError as exc:
+            # No process could be started (limits, memory): a failure of this report, not an unreachable database
+            # (an OSError would otherwise say that, and the command would wait for the database to come back).
             self._discard(pool)
-            pool = self._running()
-            future = loop.run_in_executor(pool, _compute, *args)
+            raise RapportFailed(f"the report worker could not be started ({type(exc).__name__})") from None
         self.pending += 1
         try:
             pid, rapport = await future
