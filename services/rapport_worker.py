@@ -6,8 +6,9 @@ in a thread. Here one long-lived worker process, started at the first report, op
 (``storage.rapport_queries.compute_rapport_apart``) and sends back the ``Rapport`` (plain frozen dataclasses).
 
 The process is started with "spawn": a fork of this threaded asyncio process could copy a lock held by another
-thread. It ignores SIGINT (a Ctrl-C on the terminal reaches the whole process group; the bot stops it itself), and
-leaves when the bot is gone (its parent changes), so a SIGKILLed bot leaves no worker behind. A worker that dies
+thread. It ignores SIGINT (a Ctrl-C on the terminal reaches the whole process group; the bot stops it itself), runs
+at a lower CPU priority where it may, and leaves when the bot is gone (its parent changes), so a SIGKILLed bot leaves
+no worker behind. A worker that dies
 during a report fails that report with ``RapportFailed`` (the chat gets the usual short Dutch line, the page its
 503), and the next report starts a fresh one.
 """
@@ -15,6 +16,7 @@ during a report fails that report with ``RapportFailed`` (the chat gets the usua
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from domain.rapport import Period, Rapport
 from storage.leader import database_unreachable
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL: well inside the runtime's shutdown bound (bot.shutdown.GRACE_S)
 PARENT_POLL_S = 1.0
+WORKER_NICENESS = 10
 
 
 class RapportFailed(RuntimeError):
@@ -41,9 +45,24 @@ class RapportFailed(RuntimeError):
 
 
 def _worker_started(parent: int) -> None:
-    """In the worker, once: SIGINT ignored, and a watch that ends the process when the bot is gone."""
+    """In the worker, once: SIGINT ignored, a lower priority, and a watch that ends the process when the bot is
+    gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _background_priority()
     threading.Thread(target=_leave_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _background_priority() -> None:
+    """A report is background work: on a busy machine the bot's commands get the CPU first. Only where no seccomp
+    filter is in force: a filter may answer ``setpriority`` with the process's death (the hardened systemd unit
+    denies ``@resources``), and there the worker keeps the normal priority."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return
+    if "\nSeccomp:\t0\n" in status:
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)
 
 
 def _leave_with_parent(parent: int) -> None:

@@ -18,7 +18,7 @@ from config.reference import load_veiligheidshuizen
 from domain.clock import FixedClock
 from domain.rapport import parse_period
 from services.rapport import RapportService
-from services.rapport_worker import RapportWorker
+from services.rapport_worker import WORKER_NICENESS, RapportWorker
 from storage.audit import Auditor
 from storage.db import create_engine, read_only, session_factory
 from storage.migrate import upgrade
@@ -56,9 +56,17 @@ def worker_of(bot: ConsoleBot) -> RapportWorker:
     return worker
 
 
+def stat_of(pid: int) -> list[str]:
+    """/proc/<pid>/stat from its third field (the state) on; the name before it may hold spaces."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def parent_of(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state; the name may hold spaces
+    return int(stat_of(pid)[1])
+
+
+def niceness_of(pid: int) -> int:
+    return int(stat_of(pid)[16])
 
 
 def gone(pid: int) -> bool:
@@ -78,6 +86,8 @@ async def test_the_report_is_computed_in_another_process(bot: ConsoleBot) -> Non
     pid = worker_of(bot).last_pid
     assert pid is not None and pid != os.getpid()
     assert parent_of(pid) == os.getpid()  # the bot's own child, not some other process
+    if "\nSeccomp:\t0\n" in Path("/proc/self/status").read_text():  # else it may not change its priority
+        assert niceness_of(pid) == min(19, niceness_of(os.getpid()) + WORKER_NICENESS)
     # The web page's way (figures) goes to the same worker and gives what the bot's interpreter computes.
     figures = await bot.runtime.rapport.figures(NOV, None)
     assert worker_of(bot).last_pid == pid  # long-lived: one process for report after report
