@@ -8,9 +8,8 @@ in a thread. Here one long-lived worker process, started at the first report, op
 The process is started with "spawn": a fork of this threaded asyncio process could copy a lock held by another
 thread. It ignores SIGINT (a Ctrl-C on the terminal reaches the whole process group; the bot stops it itself), runs
 at a lower CPU priority where it may, and leaves when the bot is gone (its parent changes), so a SIGKILLed bot leaves
-no worker behind. A worker that dies
-during a report fails that report with ``RapportFailed`` (the chat gets the usual short Dutch line, the page its
-503), and the next report starts a fresh one.
+no worker behind. A worker that dies during a report fails that report with ``RapportFailed`` (the chat gets the
+usual short Dutch line, the page its 503), and the next report starts a fresh one.
 """
 
 from __future__ import annotations
@@ -45,24 +44,31 @@ class RapportFailed(RuntimeError):
 
 
 def _worker_started(parent: int) -> None:
-    """In the worker, once: SIGINT ignored, a lower priority, and a watch that ends the process when the bot is
-    gone."""
+    """In the worker, once: SIGINT ignored, and a watch that ends the process when the bot is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _background_priority()
     threading.Thread(target=_leave_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
 
 
-def _background_priority() -> None:
-    """A report is background work: on a busy machine the bot's commands get the CPU first. Only where no seccomp
-    filter is in force: a filter may answer ``setpriority`` with the process's death (the hardened systemd unit
-    denies ``@resources``), and there the worker keeps the normal priority."""
+def _may_set_priority() -> bool:
+    """Only where no seccomp filter is in force: a filter may answer ``setpriority`` with the process's death (the
+    hardened systemd unit denies ``@resources``), and there the worker keeps the normal priority."""
     try:
-        status = Path("/proc/self/status").read_text()
+        return "\nSeccomp:\t0\n" in Path("/proc/self/status").read_text()
     except OSError:
+        return False
+
+
+def _background_priority(processes: list[BaseProcess]) -> None:
+    """A report is background work: on a busy machine the bot's commands get the CPU first. Set by the bot right
+    after the start, so the worker's own start (the imports, a second of CPU) runs at that priority too; the
+    threads the worker makes later inherit it."""
+    if not _may_set_priority():
         return
-    if "\nSeccomp:\t0\n" in status:
-        with contextlib.suppress(OSError):
-            os.nice(WORKER_NICENESS)
+    niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
+    for p in processes:
+        if p.pid is not None:
+            with contextlib.suppress(OSError):  # it may have ended already
+                os.setpriority(os.PRIO_PROCESS, p.pid, niceness)
 
 
 def _leave_with_parent(parent: int) -> None:
@@ -94,6 +100,7 @@ class RapportWorker:
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._pool: ProcessPoolExecutor | None = None
+        self._prioritised: ProcessPoolExecutor | None = None
         self._closed = False
         self.last_pid: int | None = None  # the process that computed the last report
         self.pending = 0  # reports handed to the worker and not answered yet
@@ -128,6 +135,10 @@ class RapportWorker:
             # (an OSError would otherwise say that, and the command would wait for the database to come back).
             self._discard(pool)
             raise RapportFailed(f"the report worker could not be started ({type(exc).__name__})") from None
+        if pool is not self._prioritised:
+            # A pool's single process starts at its first submit, above.
+            self._prioritised = pool
+            _background_priority(_processes_of(pool))
         self.pending += 1
         try:
             pid, rapport = await future
@@ -147,12 +158,18 @@ class RapportWorker:
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        processes: list[BaseProcess] = list((pool._processes or {}).values())
+        processes = _processes_of(pool)
         pool.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             if p.is_alive():
                 p.terminate()
         await asyncio.to_thread(_reap, processes, grace_s)
+
+
+def _processes_of(pool: ProcessPoolExecutor) -> list[BaseProcess]:
+    # Not public before Python 3.14 (terminate_workers): the bot must reach its worker to stop it within a bound and
+    # to give it its priority.
+    return list((pool._processes or {}).values())
 
 
 def _reap(processes: list[BaseProcess], grace_s: float) -> None:
