@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -173,10 +174,16 @@ def _processes_of(pool: ProcessPoolExecutor) -> list[BaseProcess]:
 
 
 def _reap(processes: list[BaseProcess], grace_s: float) -> None:
+    # Waited for on their sentinels, not with is_alive(): the pool's own thread reaps its processes too, and a
+    # process reaped by that thread would look alive here for ever (waitpid answers ECHILD).
     deadline = time.monotonic() + grace_s
+    running: dict[int, BaseProcess] = {p.sentinel: p for p in processes}
+    while running and (left := deadline - time.monotonic()) > 0:
+        for ended in multiprocessing.connection.wait(list(running), left):
+            if isinstance(ended, int):  # a sentinel is a file descriptor
+                running.pop(ended)
+    for p in running.values():
+        log.error("rapport worker did not stop in time; killed", extra={"grace_s": grace_s})
+        p.kill()
     for p in processes:
-        p.join(max(0.0, deadline - time.monotonic()))
-        if p.is_alive():
-            log.error("rapport worker did not stop in time; killed", extra={"grace_s": grace_s})
-            p.kill()
-            p.join(1.0)
+        p.join(1.0)  # reaped here unless the pool's thread did
