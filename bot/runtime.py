@@ -120,7 +120,9 @@ class Runtime:
         instroom_service = InstroomService(
             check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio, self.publiek,
             self.settings.instroom.room if self.settings.instroom is not None else None, werklijst=self.werklijst)
-        rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock)
+        # Each report in a worker process: its Python never competes with the event loop for the interpreter.
+        rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock, in_worker=True)
+        self.rapport = rapport_service
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
         catalogus = load_afdoeningen(self.settings.afdoeningen_path)
@@ -379,9 +381,11 @@ class Runtime:
         await messages.queue_many(session, routed, now)
 
     async def close(self) -> None:
-        """Stop the tickers and loops (each within a grace period), then close the database connections."""
+        """Stop the tickers and loops (each within a grace period), the report worker (also in the middle of a
+        report), then close the database connections."""
         await cancel_within(list(self._takeovers))
         await self._stack.aclose()
+        await within(self.rapport.close(), "rapport worker")
         await within(self.engine.dispose(), "engine.dispose")
 
 

@@ -5,19 +5,25 @@ and leaves an audit record saying who asked for which period. Computing only rea
 transaction (``storage.db.read_only``), so a year's report never holds the write lock: the chat command is
 read-only (the dispatcher writes its audit record with the reply), the CLI and the web page get a reader
 transaction of their own here.
+
+In the bot (``in_worker``) the figures are computed in a worker process (``services.rapport_worker``) on the same
+database, so a year's row processing and sorting never run in the interpreter of the event loop; the command's
+transaction then only carries the audit record, as before. The CLI, a process of its own anyway, and a database
+that no other process can open (in-memory SQLite) compute here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.clock import Clock
 from domain.rapport import Period, Rapport
 from domain.veiligheidshuizen import Veiligheidshuizen
 from services.base import Caller, Tx
+from services.rapport_worker import RapportWorker
 from storage.audit import Auditor
-from storage.db import SessionFactory, read_only
+from storage.db import SessionFactory, read_only, url_elsewhere
 from storage.rapport_queries import compute_rapport
 
 
@@ -27,8 +33,17 @@ class RapportService:
     auditor: Auditor
     veiligheidshuizen: Veiligheidshuizen
     clock: Clock
+    in_worker: bool = False
+    worker: RapportWorker | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        url = url_elsewhere(self.sessions) if self.in_worker else None
+        if url is not None:
+            self.worker = RapportWorker(url)
 
     async def _compute(self, tx: Tx, period: Period, veiligheidshuis: str | None) -> Rapport:
+        if self.worker is not None:
+            return await self.worker.compute(period, veiligheidshuis, self.veiligheidshuizen.keys())
         return await compute_rapport(tx, period, veiligheidshuis, self.veiligheidshuizen.keys())
 
     async def chat(self, tx: Tx, caller: Caller, period: Period, veiligheidshuis: str | None) -> Rapport:
@@ -50,6 +65,8 @@ class RapportService:
     async def figures(self, period: Period, veiligheidshuis: str | None) -> Rapport:
         """The figures for the web page, in a reader transaction of their own that neither holds nor waits for
         the write lock (the page audits its views itself)."""
+        if self.worker is not None:
+            return await self.worker.compute(period, veiligheidshuis, self.veiligheidshuizen.keys())
         async with read_only(self.sessions) as s:
             return await self._compute(s, period, veiligheidshuis)
 
@@ -57,3 +74,8 @@ class RapportService:
         """One record of the web page (login, view, refused token), in a transaction of its own."""
         async with self.sessions() as s, s.begin():
             await self.auditor.record(s, kind=kind, at=self.clock.now(), actor=actor, details=details)
+
+    async def close(self) -> None:
+        """Stop the worker process, if one was started (the runtime's close, within its shutdown bound)."""
+        if self.worker is not None:
+            await self.worker.close()

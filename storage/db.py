@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -30,12 +31,29 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> AsyncEngine:
+    """``pooled=False``: every session opens its connection and closes it at the end, for a process that opens the
+    database now and then (the report worker) and must not keep connections or their threads between uses."""
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30},
+                                     **({} if pooled else {"poolclass": NullPool}))
         _tune_sqlite(engine)
         return engine
+    if not pooled:
+        return create_async_engine(url, echo=echo, poolclass=NullPool)
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=5, pool_pre_ping=True)
+
+
+def url_elsewhere(sessions: SessionFactory) -> str | None:
+    """The URL on which another process reaches the database of ``sessions``, password included (it goes to a
+    child process over a pipe, never to a log), or None when only this process can: an in-memory SQLite database
+    lives inside the connection that made it."""
+    url = sessions.kw["bind"].url
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory":
+            return None
+    return str(url.render_as_string(hide_password=False))
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -23,6 +23,7 @@ from domain.aanvraag import STEP_KINDS
 from domain.clock import AMSTERDAM
 from domain.rapport import Cijfers, Period, Rapport, buckets, median, p90
 from storage import statistiek_models as f
+from storage.db import create_engine, read_only, session_factory
 from storage.statistiek_models import StatistiekDag, StatistiekFeit
 from storage.werklijst_queries import coverage
 
@@ -137,13 +138,26 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
             *day_where, d.duren.is_not(None),
             ((d.kind == f.MAIL_AFGELEVERD) & d.outcome.in_(FEEDBACK_MAIL)) | (d.kind == f.AANVRAAG_BEANTWOORD))
     )
-    # Parsing a year of durations and the medians take a few hundred milliseconds of Python: in a worker thread,
-    # so the event loop (a !check arriving meanwhile) gets the interpreter at every switch interval instead of
-    # waiting for the whole report.
     # Persons, not lookups: the known persons who came in and how many of them got a decision (issue 14).
     cover = await coverage(session, [(c.start, c.end) for c in cuts], veiligheidshuis)
+    # Parsing a year of durations and the medians take a few hundred milliseconds of Python: in a thread, so where
+    # a report is computed in the bot's own interpreter (an in-memory database, which no worker process can reach)
+    # the event loop still gets the interpreter at every switch interval instead of after the whole report.
     return await asyncio.to_thread(_assemble, period, veiligheidshuis, vh_keys, cuts, total, series, per_vh,
                                    durations.all(), folded.all(), cover)
+
+
+async def compute_rapport_apart(database_url: str, period: Period, veiligheidshuis: str | None,
+                                vh_keys: Sequence[str]) -> Rapport:
+    """``compute_rapport`` for a process that shares nothing with the bot but the database (the report worker): an
+    engine of its own without a pool, so nothing stays open between reports, and a reader transaction as the bot's
+    reports have (``read_only``: no write lock held or waited for; READ ONLY on PostgreSQL)."""
+    engine = create_engine(database_url, pooled=False)
+    try:
+        async with read_only(session_factory(engine)) as session:
+            return await compute_rapport(session, period, veiligheidshuis, vh_keys)
+    finally:
+        await engine.dispose()
 
 
 def _assemble(period: Period, veiligheidshuis: str | None, vh_keys: Sequence[str], cuts: list[Period], total: _Acc,
