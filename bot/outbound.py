@@ -95,6 +95,11 @@ class Sender(DrainLoop):
             await self._send_fresh()
         except NotActive:
             self._forget_offered()  # fenced out: the active instance sends them from the database
+        except Exception as exc:
+            # The database failed under the lane (a lost connection): the replies it had not sent stay offered,
+            # and the drain, which begins every pass with them, takes over after its own error pause.
+            log.error("queue error", extra={"queue": "matrix-interactive", "error": type(exc).__name__})
+            self._wake.set()
 
     async def run(self) -> None:
         """The send loop; from now on offered replies also go out at once on their own lane."""
