@@ -39,18 +39,16 @@ async def _until(condition: object, what: str) -> None:
     raise AssertionError(what)
 
 
-async def _hold(sessions: SessionFactory, key: str, holding: asyncio.Event, release: asyncio.Event) -> None:
-    """The first writer: it has begun (its row written) and keeps its transaction open until released."""
-    async with sessions() as s, s.begin():
-        await bot_state.put(s, key, "eerste", NOW)
-        await s.flush()
-        holding.set()
-        await release.wait()
-
-
 async def test_writers_get_their_turn_in_the_order_they_asked(sqlite: tuple[SessionFactory, object]) -> None:
     sessions, engine = sqlite
     holding, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with sessions() as s, s.begin():
+            await bot_state.put(s, "order:0", "eerste", NOW)
+            await s.flush()
+            holding.set()
+            await release.wait()
 
     async def writer(n: int) -> None:
         async with sessions() as s, s.begin():
@@ -60,7 +58,7 @@ async def test_writers_get_their_turn_in_the_order_they_asked(sqlite: tuple[Sess
                 count = len((await r.execute(select(BotState.key))).all())
             await bot_state.put(s, f"seen:{n}", str(count), NOW)
 
-    first = asyncio.create_task(_hold(sessions, "order:0", holding, release))
+    first = asyncio.create_task(holder())
     await asyncio.wait_for(holding.wait(), 30)
     later: list[asyncio.Task[None]] = []
     for n in range(1, 9):
@@ -81,11 +79,18 @@ async def test_a_writer_cancelled_while_it_waits_gives_its_turn_on(sqlite: tuple
     sessions, engine = sqlite
     holding, release = asyncio.Event(), asyncio.Event()
 
+    async def holder() -> None:
+        async with sessions() as s, s.begin():
+            await bot_state.put(s, "k:0", "0", NOW)
+            await s.flush()
+            holding.set()
+            await release.wait()
+
     async def writer(key: str) -> None:
         async with sessions() as s, s.begin():
             await bot_state.put(s, key, "x", NOW)
 
-    first = asyncio.create_task(_hold(sessions, "k:0", holding, release))
+    first = asyncio.create_task(holder())
     await asyncio.wait_for(holding.wait(), 30)
     doomed = asyncio.create_task(writer("k:doomed"))
     await _until(lambda: writers_waiting(engine) == 1, "the doomed writer did not queue up")  # type: ignore[arg-type]
