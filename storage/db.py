@@ -9,8 +9,6 @@ nor waits for the write lock, and ``READ ONLY`` on PostgreSQL, where a write in 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,9 +17,6 @@ from typing import Any, TypeAlias
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlalchemy.util import await_only
-
-log = logging.getLogger(__name__)
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -32,11 +27,6 @@ Tx: TypeAlias = AsyncSession
 Engine: TypeAlias = AsyncEngine
 
 
-# How long a SQLite writer waits for the others before "database is locked".
-BUSY_TIMEOUT_MS = 30_000
-WRITER_WAIT_S = BUSY_TIMEOUT_MS / 1000
-
-
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -45,7 +35,7 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     """``pooled=False``: every session opens its connection and closes it at the end, for a process that opens the
     database now and then (the report worker) and must not keep connections or their threads between uses."""
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": WRITER_WAIT_S},
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30},
                                      **({} if pooled else {"poolclass": NullPool}))
         _tune_sqlite(engine)
         return engine
@@ -77,105 +67,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
-
-    writers = _writer_queue(engine)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Not PRAGMA query_only for readers: it belongs to the pooled connection, and switching it back and forth
         # would cost writers a statement whenever their connection last served a reader. PostgreSQL's READ ONLY
         # (the tests run on both databases) is what catches a reader that writes.
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-            return
-        writers.enter(conn.info)
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    @event.listens_for(sync_engine, "checkin")
-    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-        # A connection goes back to the pool after its COMMIT or ROLLBACK (or when it is invalidated): its
-        # transaction is over, so the next writer in the queue may begin.
-        if record is not None:
-            writers.leave(record.info)
-
-
-class _WriterQueue:
-    """This process's SQLite writers take turns, first come first served, before SQLite's write lock.
-
-    SQLite lets one writer at a time; a second ``BEGIN IMMEDIATE`` waits in SQLite's busy handler, which retries
-    after sleeps of up to 100 ms and serves nobody in order: under a burst (fifty commands at once after a restart,
-    each with its reply's bookkeeping) one writer could keep losing the race until the 30 s busy timeout, and its
-    work then failed with "database is locked" (a reply stuck, a stop that could not cancel a thread in the busy
-    handler). Only this process writes the bot's database (``storage.leader.FileLock``), so an asyncio lock in
-    front of the BEGIN serves the writers in order and starts each the moment the one before it has ended. The
-    busy timeout still guards against any other process (a CLI import beside the bot). The turn is taken when
-    the BEGIN is sent, not when a session opens, so a task never waits on itself for a transaction it has not
-    begun; it is kept until the connection goes back to the pool."""
-
-    KEY = "zsm_writer_turn"
-
-    def __init__(self) -> None:
-        # One lock per event loop: tests and one-off commands run several loops over a process's life.
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-        self._waiting = 0
-
-    @property
-    def waiting(self) -> int:
-        """Writers waiting for their turn right now."""
-        return self._waiting
-
-    def enter(self, info: dict[str, Any]) -> None:
-        if self.KEY in info:
-            return  # this connection still has the turn (a Core connection that commits and goes on)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a synchronous caller in a thread of its own: SQLite's busy handler alone
-            return
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
-        self._waiting += 1
-        try:
-            await_only(_acquire(lock, WRITER_WAIT_S))
-        except TimeoutError:
-            # As long as SQLite itself would have waited: its busy handler decides from here, as without the
-            # queue (a transaction that never ends shows as "database is locked", not as a hang).
-            log.warning("sqlite writer waited too long for its turn")
-            return
-        finally:
-            self._waiting -= 1
-        info[self.KEY] = lock
-
-    def leave(self, info: dict[str, Any]) -> None:
-        lock = info.pop(self.KEY, None)
-        if lock is not None and lock.locked():
-            lock.release()
-
-
-async def _acquire(lock: asyncio.Lock, within_s: float) -> None:
-    """``lock.acquire`` with a bound, in the caller's own task: a cancel (a command's timeout, a stop) then reaches
-    the acquire itself, which never keeps a turn it was cancelled for (``asyncio.wait_for`` runs it in a task of
-    its own, and a turn granted just as that task is cancelled would be lost, with every writer after it)."""
-    async with asyncio.timeout(within_s):
-        await lock.acquire()
-
-
-_writer_queues: weakref.WeakKeyDictionary[Any, _WriterQueue] = weakref.WeakKeyDictionary()
-
-
-def _writer_queue(engine: AsyncEngine) -> _WriterQueue:
-    queue = _writer_queues.get(engine.sync_engine)
-    if queue is None:
-        queue = _writer_queues[engine.sync_engine] = _WriterQueue()
-    return queue
-
-
-def writers_waiting(engine: AsyncEngine) -> int:
-    """SQLite: how many of this process's writers wait for their turn (0 on PostgreSQL, which has no queue)."""
-    queue = _writer_queues.get(engine.sync_engine)
-    return queue.waiting if queue is not None else 0
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 _READ_ONLY = "zsm_read_only"
