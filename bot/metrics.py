@@ -28,7 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 from config.build import version
 from domain.clock import Clock
 from storage import ops_queries, outgoing, redaction
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 
 log = logging.getLogger(__name__)
 # Chat commands answer within seconds; the top buckets catch a slow registry or database.
@@ -129,7 +129,9 @@ class Metrics:
         return self.render()
 
     async def _refresh(self, sessions: SessionFactory, now: datetime) -> None:
-        async with sessions() as s:
+        # A reader: a scrape neither takes nor waits for the write lock, and its timeout never cancels a writer's
+        # BEGIN halfway.
+        async with read_only(sessions) as s:
             self.send_queue_length.set(await outgoing.pending_count(s))
             self.redaction_queue_length.set(await redaction.pending_count(s))
             box = await ops_queries.outbox_figures(s, now)

@@ -68,6 +68,7 @@ BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 30.0
 UTD_WAIT_S = 8.0
 TOKEN_STORE_INTERVAL_S = 2.0
+SEND_TIMEOUT_S = 45.0  # one room_send, including sharing the room key (key claims, to-device messages)
 DIRECT_JOIN_WAIT_S = 3.0  # then the message waits in the send queue until the user joined
 KEY_UPLOAD_ATTEMPTS = 3  # failed uploads in a row before the device is reported as unusable
 RETRY_S = 2.0  # an event whose handling failed (database unreachable) is tried again after this
@@ -152,9 +153,7 @@ class MatrixTransport:
         if room_id.startswith(DIRECT_PREFIX):
             room_id = await self._direct_room(room_id[len(DIRECT_PREFIX):])
         try:
-            resp = await self.client.room_send(
-                room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True
-            )
+            resp = await self._room_send(room_id, content, txn_id)
         except LocalProtocolError as exc:
             raise SendFailed(f"local: {type(exc).__name__}", permanent=room_id not in self.client.rooms) from None
         except (TimeoutError, OSError) as exc:
@@ -170,6 +169,23 @@ class MatrixTransport:
             raise SendFailed(f"homeserver: {resp.status_code}", permanent=permanent)
         raise SendFailed(f"unexpected: {type(resp).__name__}")
 
+
+    async def _room_send(self, room_id: str, content: dict[str, Any], txn_id: str) -> Any:
+        """nio's room_send, bounded. nio marks a room as "sharing a group session" before it claims the one-time
+        keys, outside the block that clears the mark: a claim that fails or is cancelled leaves the mark, and every
+        later send to that room then waits on it for ever (a reply stuck for good in a burst). A send that ends
+        badly clears a mark it may have left; the next attempt shares the session again."""
+        others_sharing = room_id in self.client.sharing_session  # then the mark is theirs to clear
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                return await self.client.room_send(
+                    room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True)
+        except BaseException:
+            stuck = None if others_sharing else self.client.sharing_session.pop(room_id, None)
+            if stuck is not None:
+                log.warning("room key sharing ended badly; cleared so the next send shares again")
+                stuck.set()
+            raise
 
     async def _direct_room(self, user_id: str) -> str:
         """The encrypted direct room with one user, created on first use and found again after a restart (the
