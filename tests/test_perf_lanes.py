@@ -157,6 +157,15 @@ async def test_with_the_send_loop_running_a_reply_does_not_wait_for_a_bulk_send_
         await runtime.close()
 
 
+async def _sending(tmp_path: Path, database_url: str,
+                   transport: RecordingTransport) -> tuple[Runtime, asyncio.Task[None]]:
+    """A started runtime without the ticker (only the command's statements happen) and its send loop running."""
+    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
+    await runtime.start(transport, http=False)
+    assert runtime.sender and runtime.dispatcher
+    return runtime, asyncio.create_task(runtime.sender.run())
+
+
 class NotingTransport(RecordingTransport):
     """Notes how much the database had been asked (on any connection) when each message went out."""
 
@@ -177,12 +186,10 @@ async def test_a_reply_goes_out_with_no_transaction_between_its_commit_and_the_s
         tmp_path: Path, database_url: str) -> None:
     """The reply is written claimed (and fenced) in the command's own transaction, so the lane sends it on that
     claim: between the command's commit and the send no statement writes and no transaction commits."""
-    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
     asked: list[str] = []
     transport = NotingTransport(asked)
-    await runtime.start(transport, http=False)
+    runtime, loop = await _sending(tmp_path, database_url, transport)
     assert runtime.sender and runtime.dispatcher
-    loop = asyncio.create_task(runtime.sender.run())
     engine = runtime.engine.sync_engine
 
     def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
@@ -250,12 +257,10 @@ class HeldTransport(NotingTransport):
 async def test_a_run_of_replies_is_recorded_in_one_transaction_after_it(tmp_path: Path, database_url: str) -> None:
     """Replies that wait in the lane go out one after the other, each without waiting for the previous one's
     record; the run is recorded (sent, audited) in one transaction once the lane has nothing more to send."""
-    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
     asked: list[str] = []
     transport = HeldTransport(asked)
-    await runtime.start(transport, http=False)
+    runtime, loop = await _sending(tmp_path, database_url, transport)
     assert runtime.sender and runtime.dispatcher
-    loop = asyncio.create_task(runtime.sender.run())
     engine = runtime.engine.sync_engine
     events = [f"$run-{i}" for i in range(3)]
 
@@ -373,11 +378,9 @@ async def test_a_redaction_waits_for_the_reply_on_its_way(tmp_path: Path, sqlite
 async def test_a_stop_gives_back_the_replies_it_will_not_send(tmp_path: Path, database_url: str) -> None:
     """Stopped while one reply is on its way and two wait behind it: the two lose this instance's claim, so the
     next instance sends them at once; the one on its way keeps it (it may have reached the homeserver)."""
-    runtime = Runtime(load_settings(write_config(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0}})))
     transport = HeldTransport([])
-    await runtime.start(transport, http=False)
+    runtime, loop = await _sending(tmp_path, database_url, transport)
     assert runtime.sender and runtime.dispatcher
-    loop = asyncio.create_task(runtime.sender.run())
     try:
         for i in range(3):
             outcome = await runtime.dispatcher.handle(IncomingCommand(
