@@ -12,7 +12,6 @@ out at once, with no transaction between the commit and the send.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -193,8 +192,12 @@ class Sender(DrainLoop):
         replies, but a stream of them never stops it for good). Without the send loop nobody sends them: no wait."""
         if not self._live:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._replies_done.wait(), max_wait_s)
+        # asyncio.wait, not wait_for: see integrations.drain_loop (a stop must never find this 'cancelling').
+        waiter = asyncio.ensure_future(self._replies_done.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=max_wait_s)
+        finally:
+            waiter.cancel()
 
     async def _send_claimed(self, row_id: int, room_id: str, content: dict[str, Any], txn_id: str,
                             attempts: int, held_until: datetime | None = None, *, lane: bool = False) -> None:
