@@ -18,6 +18,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from storage.sqlite_inline import inline_creator
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 # The transaction handle a use case works in (re-exported as ``services.base.Tx``): outside storage/ it is only
@@ -35,7 +37,7 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     """``pooled=False``: every session opens its connection and closes it at the end, for a process that opens the
     database now and then (the report worker) and must not keep connections or their threads between uses."""
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30},
+        engine = create_async_engine(url, echo=echo, async_creator=inline_creator(url),
                                      **({} if pooled else {"poolclass": NullPool}))
         _tune_sqlite(engine)
         return engine
@@ -67,7 +69,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA busy_timeout=0")  # waits are awaited, not slept on the loop (storage.sqlite_inline)
         cur.close()
 
     @event.listens_for(sync_engine, "begin")

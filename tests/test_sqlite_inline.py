@@ -1,0 +1,193 @@
+"""SQLite on the loop's thread (storage.sqlite_inline): writers of this process take turns in order, another
+process's write lock is waited for without stopping the loop, and a writer that is cancelled or fails gives its
+turn back. Real SQLite files; the other process is a real ``python`` child holding ``BEGIN IMMEDIATE``."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from storage import sqlite_inline
+from storage.db import SessionFactory, create_engine, read_only, session_factory
+
+HOLDER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("INSERT INTO t (v) VALUES ('other process')")
+print("holding", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+print("released", flush=True)
+"""
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[SessionFactory]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _values(sessions: SessionFactory) -> list[str]:
+    async with read_only(sessions) as s:
+        return [str(v) for v in (await s.scalars(text("SELECT v FROM t ORDER BY id"))).all()]
+
+
+class Ticker:
+    """Counts turns of the event loop while a writer waits: proof that the wait is awaited, not slept."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.reached = asyncio.Event()
+        self.want = 0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.ticks += 1
+            if self.want and self.ticks >= self.want:
+                self.reached.set()
+
+    async def at_least(self, n: int) -> None:
+        self.want, self.reached = self.ticks + n, asyncio.Event()
+        await self.reached.wait()
+
+
+async def test_writers_in_one_process_take_turns_in_order(sessions: SessionFactory) -> None:
+    first_in = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES ('first')"))
+            first_in.set()
+            await release_first.wait()  # holds the transaction open across an await
+
+    async def later(name: str) -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": name})
+
+    holder = asyncio.create_task(first())
+    await first_in.wait()
+    waiting = [asyncio.create_task(later(f"w{i}")) for i in range(5)]
+    ticker = Ticker()
+    ticking = asyncio.create_task(ticker.run())
+    try:
+        await ticker.at_least(50)  # the loop runs on while five writers wait for their turn
+        assert not any(w.done() for w in waiting)
+        release_first.set()
+        await asyncio.gather(holder, *waiting)
+    finally:
+        ticking.cancel()
+    assert await _values(sessions) == ["first", "w0", "w1", "w2", "w3", "w4"]
+
+
+async def test_another_processs_write_lock_is_awaited_not_slept(sessions: SessionFactory, tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(tmp_path / "inline.db"),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin and proc.stdout
+    try:
+        assert (await proc.stdout.readline()).strip() == b"holding"
+
+        async def write() -> None:
+            async with sessions() as s, s.begin():
+                await s.execute(text("INSERT INTO t (v) VALUES ('bot')"))
+
+        writer = asyncio.create_task(write())
+        ticker = Ticker()
+        ticking = asyncio.create_task(ticker.run())
+        try:
+            await ticker.at_least(200)
+            assert not writer.done()  # still waiting for the other process, and the loop kept turning
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+            assert (await proc.stdout.readline()).strip() == b"released"
+            await writer
+        finally:
+            ticking.cancel()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert await _values(sessions) == ["other process", "bot"]
+
+
+async def test_a_lock_held_too_long_is_the_usual_database_error(sessions: SessionFactory, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_inline, "BUSY_WAIT_S", 0.3)
+    holder = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with sessions() as s, s.begin():
+                await s.execute(text("INSERT INTO t (v) VALUES ('late')"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # The failed writer gave its turn back: the next one goes ahead at once.
+    async with sessions() as s, s.begin():
+        await s.execute(text("INSERT INTO t (v) VALUES ('next')"))
+    assert await _values(sessions) == ["next"]
+
+
+async def test_a_cancelled_writer_gives_its_turn_back(sessions: SessionFactory) -> None:
+    inside = asyncio.Event()
+
+    async def stuck() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES ('cancelled')"))
+            inside.set()
+            await asyncio.Event().wait()
+
+    async def queued() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES ('never')"))
+
+    holder = asyncio.create_task(stuck())
+    await inside.wait()
+    waiter = asyncio.create_task(queued())
+    ticker = Ticker()
+    ticking = asyncio.create_task(ticker.run())
+    await ticker.at_least(10)
+    ticking.cancel()
+    waiter.cancel()  # cancelled while waiting for its turn
+    holder.cancel()  # cancelled while holding it
+    for task in (waiter, holder):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    async with asyncio.timeout(5):  # a lost turn would hang here until the 30 s wait ran out
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES ('after')"))
+    assert await _values(sessions) == ["after"]
+
+
+async def test_a_reader_never_waits_for_the_writer(sessions: SessionFactory) -> None:
+    inside = asyncio.Event()
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES ('uncommitted')"))
+            inside.set()
+            await done.wait()
+
+    task = asyncio.create_task(writer())
+    await inside.wait()
+    async with asyncio.timeout(5):
+        assert await _values(sessions) == []  # WAL: the reader sees the last commit, without a turn
+    done.set()
+    await task
+    assert await _values(sessions) == ["uncommitted"]
