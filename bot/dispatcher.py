@@ -28,7 +28,7 @@ from services import messages
 from services.base import Tx
 from services.messages import INTERACTIVE, NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
-from storage import inbox
+from storage import inbox, wakes
 from storage.db import SessionFactory, read_only
 from storage.leader import Leadership, database_unreachable
 
@@ -63,7 +63,7 @@ class Dispatcher:
         self.metrics = metrics
         self.table: CommandTable = services.table
         self.limiter = TokenBucket(services.settings.matrix.commands_per_minute)
-        self._on_committed: Any = on_committed or (lambda queued: None)
+        self._on_committed: Any = on_committed or (lambda queued, touched: None)
         # With a sender that is handed the rows after the commit (``on_committed``): the replies and notes are
         # written already claimed by this instance, fenced in the command's transaction, so the sender need not
         # claim them in a transaction of its own before the send (bot.outbound).
@@ -161,9 +161,8 @@ class Dispatcher:
             )
             failure: Exception | None = None
             try:
-                reply = await asyncio.wait_for(
-                    spec.handler(ctx, args), timeout=self.settings.matrix.command_timeout_seconds
-                )
+                async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):  # no task of its own
+                    reply = await spec.handler(ctx, args)
             except Exception as exc:  # answered below, after the reader transaction has ended
                 failure = exc
         if failure is not None:
@@ -174,11 +173,12 @@ class Dispatcher:
                     for record in deferred:
                         await self.services.auditor.record(session, **record)
                     queued = await self._finish(session, cmd, received, "handled", spec.name, reply, ctx)
+                    touched = wakes.written(session)
                     await session.commit()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
+            self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
         return Outcome("handled", spec.name)
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -196,9 +196,8 @@ class Dispatcher:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
             try:
-                reply = await asyncio.wait_for(
-                    spec.handler(ctx, args), timeout=self.settings.matrix.command_timeout_seconds
-                )
+                async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):  # no task of its own
+                    reply = await spec.handler(ctx, args)
                 status = "handled"
             except Exception as exc:
                 await session.rollback()
@@ -206,11 +205,12 @@ class Dispatcher:
             try:
                 async with inbox.exactly_once():
                     queued = await self._queue_replies(session, cmd, reply, ctx)
+                    touched = wakes.written(session)
                     await session.commit()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
-            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
+            self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
         return Outcome(status, spec.name)
 
     async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -253,11 +253,12 @@ class Dispatcher:
                             details={"event": cmd.event_id, **details},
                         )
                     queued = await self._finish(session, cmd, received, status, command, reply, None)
+                    touched = wakes.written(session)
                     await session.commit()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", command)
-            self._on_committed(queued)  # before the session's close: the send starts while the connection returns
+            self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
         return Outcome(status, command)
 
     async def _finish(

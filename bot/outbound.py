@@ -81,12 +81,15 @@ class Sender(DrainLoop):
 
     def offer(self, queued: list[Queued]) -> None:
         """Called after the commit that wrote these rows; the database stays the source of truth."""
-        if queued:
-            self._replies_done.clear()
+        if not queued:
+            return
+        self._replies_done.clear()
         self._fresh.extend(queued)
         self._offered.update(q.txn_id for q in queued)
-        self._wake.set()
-        if self._live and (self._express is None or self._express.done()):
+        if not self._live:
+            self._wake.set()  # no lane of their own: the drain sends them first
+            return
+        if self._express is None or self._express.done():
             self._express = asyncio.create_task(self._express_lane(), name="send-interactive")
 
     async def _express_lane(self) -> None:
@@ -270,23 +273,15 @@ class Sender(DrainLoop):
         now = self.clock.now()
         try:
             async with self.sessions() as s, s.begin():
-                rows = await outgoing.get_many(s, [row_id for row_id, _, _ in sent])
-                for row_id, room_id, event_id in sent:
-                    row = rows.get(row_id)
-                    if row is None:
-                        continue  # purged meanwhile
-                    row.status = "sent"
-                    row.sent_at = now
-                    row.event_id = event_id
-                    row.content = None
-                    row.claimed_until = None
-                    row.attempts += 1
-                    await self.auditor.record(s, kind="bericht.verzonden", at=now,
-                                              details={"room": room_id, "event": event_id, "txn": row.txn_id})
+                recorded = await outgoing.mark_sent(s, [(row_id, event_id) for row_id, _, event_id in sent], now)
+                await self.auditor.record_many(s, [
+                    {"kind": "bericht.verzonden", "at": now,
+                     "details": {"room": room_id, "event": event_id, "txn": recorded[row_id]}}
+                    for row_id, room_id, event_id in sent if row_id in recorded])  # not one purged meanwhile
         except BaseException:
             self._unrecorded[:0] = sent
             raise
-        self.metrics.messages_sent.inc(len(rows))
+        self.metrics.messages_sent.inc(len(recorded))
 
     async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
         now = self.clock.now()

@@ -50,6 +50,7 @@ from services.rapport import RapportService
 from services.reply import text
 from services.vrijgave import VrijgaveService
 from services.werklijst import WerklijstService
+from storage import wakes
 from storage.audit import Auditor
 from storage.besluit_queries import release_mail_claims
 from storage.db import SessionFactory, create_engine, ping, session_factory
@@ -336,13 +337,17 @@ class Runtime:
         if self.sender is not None:
             self.sender.wake()
 
-    def _committed(self, queued: list[Queued]) -> None:
+    def _committed(self, queued: list[Queued], touched: frozenset[wakes.Queue]) -> None:
+        """After a command's commit: its replies to the sender's lane, and a wake for each other queue it wrote
+        to (only those: a wake is a poll on the path of the next command)."""
         if self.sender:
             self.sender.offer(queued)
-        if self.mail_worker:
+            if wakes.Queue.MATRIX in touched:
+                self.sender.wake()
+        if self.mail_worker and wakes.Queue.MAIL in touched:
             self.mail_worker.wake()
-        if self.redactor:
-            self.redactor.wake()  # a sepot 01 may have marked earlier messages
+        if self.redactor and wakes.Queue.REDACTION in touched:
+            self.redactor.wake()  # a sepot 01 marked earlier messages
 
     def _wire_digest(self, vhs: Veiligheidshuizen) -> None:
         """The shift-start digest ([werklijst] dienststart) uses the office hours and on-call rooms of [aanvraag];

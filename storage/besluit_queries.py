@@ -11,6 +11,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.lifecycles import BesluitStatus, MailStatus
+from storage import wakes
 from storage.besluit_models import AanmeldingRow, BesluitRow, OutboxMail
 from storage.models import AuditRecord
 
@@ -76,6 +77,7 @@ async def add_referral(session: AsyncSession, row: AanmeldingRow) -> None:
 
 async def add_mail(session: AsyncSession, row: OutboxMail) -> OutboxMail:
     session.add(row)
+    wakes.wrote(session, wakes.Queue.MAIL)
     await session.flush()
     return row
 

@@ -11,9 +11,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, case, cast, func, insert, literal, null, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import wakes
 from storage.leader import Leadership
 from storage.models import OutgoingMessage, OutgoingSubject
 from storage.types import UTCDateTime
@@ -94,7 +109,9 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
     unclaimed (the claim's condition is false), so it cannot send it on this claim."""
     values = _values(msg, now)
     statement = _INSERT_ONE
-    if claim_for is not None:
+    if claim_for is None:
+        wakes.wrote(session, wakes.Queue.MATRIX)
+    else:
         until = now + CLAIM_LEASE
         fenced = claim_for.fence_clause()
         if fenced is None:
@@ -115,6 +132,7 @@ async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: da
     rows = [_values(m, now) for m in msgs]
     if rows:
         await session.execute(insert(OutgoingMessage).execution_options(render_nulls=True), rows)
+        wakes.wrote(session, wakes.Queue.MATRIX)
     _also_about(session, msgs)
 
 
@@ -164,13 +182,29 @@ async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
     return await session.get(OutgoingMessage, row_id)
 
 
-async def get_many(session: AsyncSession, row_ids: Sequence[int]) -> dict[int, OutgoingMessage]:
-    if len(row_ids) == 1:
-        row = await get(session, row_ids[0])
-        return {row.id: row} if row is not None else {}
-    return {r.id: r for r in (await session.execute(
-        select(OutgoingMessage).where(OutgoingMessage.id.in_(list(row_ids))))).scalars()}
+# One reply sent, recorded by one statement that also says whether the row is still there (a purge may have
+# taken it meanwhile) and hands back its txn id for the audit record. Built once: it is on every reply's path.
+_MARK_SENT_ONE = (update(_table).where(_table.c.id == bindparam("row_id"))
+                  .values(status="sent", sent_at=bindparam("now"), event_id=bindparam("event_id"), content=None,
+                          claimed_until=None, attempts=_table.c.attempts + 1)
+                  .returning(_table.c.id, _table.c.txn_id))
 
+
+async def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str]], now: datetime) -> dict[int, str]:
+    """Record sends (row id, the homeserver's event id) in one statement; returns the txn id of each row still
+    there. The content goes: what a room was told is the homeserver's to keep, not the queue's."""
+    if not sent:
+        return {}
+    if len(sent) == 1:
+        (row_id, event_id), = sent
+        rows = await session.execute(_MARK_SENT_ONE, {"row_id": row_id, "now": now, "event_id": event_id})
+    else:
+        rows = await session.execute(
+            update(_table).where(_table.c.id.in_([row_id for row_id, _ in sent]))
+            .values(status="sent", sent_at=now, content=None, claimed_until=None, attempts=_table.c.attempts + 1,
+                    event_id=case(dict(sent), value=_table.c.id))
+            .returning(_table.c.id, _table.c.txn_id))
+    return {int(row_id): str(txn_id) for row_id, txn_id in rows.all()}
 
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:

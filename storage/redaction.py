@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import wakes
 from storage.models import OutgoingMessage, OutgoingSubject
 
 RETENTION = "bewaartermijn"
@@ -32,6 +33,7 @@ async def mark_expired(session: AsyncSession, *, before: datetime) -> int:
         .values(redaction="pending", redaction_reason=RETENTION, redaction_next_at=None)
         .execution_options(synchronize_session=False)
     )
+    wakes.wrote(session, wakes.Queue.REDACTION)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -63,6 +65,7 @@ async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(OutgoingSubject).where(OutgoingSubject.subject.in_(subjects)))
+    wakes.wrote(session, wakes.Queue.REDACTION)
     return int(sent.rowcount or 0)  # type: ignore[attr-defined]
 
 
