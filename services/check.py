@@ -107,7 +107,7 @@ class CheckService:
                             shown: tuple[str, ...], today: date) -> bool:
         """Every member of the room may see what the asker is shown (``domain.publiek``); when so, the room's
         memory of what it was shown grows by these fields."""
-        roles = await self.publiek.room_roles(tx, caller.room_id, caller.sender)
+        roles, shown_before = await self.publiek.audience(tx, caller.room_id, caller.sender)
         room = replace(zicht, velden=GEEN if roles is None else room_fields(roles, self.publiek.velden),
                        # a release is for the OM: the room reads a released advice only when all its readers are OM
                        vrijgaven=zicht.vrijgaven if roles and set(roles) <= DECIDING_ROLES else {})
@@ -116,5 +116,5 @@ class CheckService:
         if not room_may_show(shown, check_fields(markeringen, room, self.veiligheidshuizen, today),
                              room_sees_person=sees, room_sees_all_asker_sees=zicht.velden <= room.velden):
             return False
-        await self.publiek.shown(tx, caller.room_id, minor, shown, caller.now)
+        await self.publiek.shown(tx, caller.room_id, minor, shown, caller.now, before=shown_before)
         return True

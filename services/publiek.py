@@ -22,7 +22,7 @@ from services.base import Tx
 from services.messages import NewMessage, message_content, txn_id_for
 from services.reply import Reply, text
 from storage import bot_state
-from storage.room_members import members_of, replace_members, stored_rooms
+from storage.room_members import members_and_state, members_of, replace_members, stored_rooms
 
 _SHOWN_KEY = "publiek.getoond:"
 
@@ -49,7 +49,15 @@ class PubliekService:
     async def room_roles(self, tx: Tx, room_id: str, asker: str | None) -> list[str | None] | None:
         """The roles of the readers of ``room_id`` (None for a member without one); None when the room's members
         were never stored (other than a solo room): an unknown audience."""
-        members = set(await members_of(tx, room_id))
+        return self._roles(room_id, await members_of(tx, room_id), asker)
+
+    async def audience(self, tx: Tx, room_id: str, asker: str | None) -> tuple[list[str | None] | None, RolVelden]:
+        """``room_roles`` and ``getoond`` in one statement, for a lookup that needs both."""
+        members, raw = await members_and_state(tx, room_id, _SHOWN_KEY + room_id)
+        return self._roles(room_id, members, asker), _shown_from(raw)
+
+    def _roles(self, room_id: str, stored: frozenset[str], asker: str | None) -> list[str | None] | None:
+        members = set(stored)
         if not members and room_id not in self.solo_rooms:
             return None
         if asker is not None:
@@ -63,19 +71,18 @@ class PubliekService:
         return GEEN if roles is None else room_fields(roles, self.velden)
 
     async def getoond(self, tx: Tx, room_id: str) -> RolVelden:
-        raw = await bot_state.value_of(tx, _SHOWN_KEY + room_id)
-        if raw is None:
-            return GEEN
-        data = json.loads(raw)
-        return RolVelden(frozenset(data.get("meerderjarig", [])), frozenset(data.get("minderjarig", [])))
+        return _shown_from(await bot_state.value_of(tx, _SHOWN_KEY + room_id))
 
-    async def shown(self, tx: Tx, room_id: str, minor: bool, fields: Iterable[str], now: datetime) -> None:
+    async def shown(self, tx: Tx, room_id: str, minor: bool, fields: Iterable[str], now: datetime,
+                    before: RolVelden | None = None) -> None:
         """Remember which fields (per group) the room has been shown: a later member who may not see them is
-        announced (field names only, never values)."""
+        announced (field names only, never values). ``before``: what the room had been shown, when the caller
+        read it already in this transaction (``audience``)."""
         fields = frozenset(fields)
         if not fields:
             return
-        before = await self.getoond(tx, room_id)
+        if before is None:
+            before = await self.getoond(tx, room_id)
         after = RolVelden(before.meerderjarig | (frozenset() if minor else fields),
                           before.minderjarig | (fields if minor else frozenset()))
         if after != before:
@@ -166,3 +173,10 @@ async def stored_room_notes(database_url: str, configured: Iterable[str], users:
     if rooms is None:
         return []
     return mixed_room_notes({r: m - {bot_user} for r, m in rooms.items()}, configured, users, velden)
+
+
+def _shown_from(raw: str | None) -> RolVelden:
+    if raw is None:
+        return GEEN
+    data = json.loads(raw)
+    return RolVelden(frozenset(data.get("meerderjarig", [])), frozenset(data.get("minderjarig", [])))

@@ -25,12 +25,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import typing
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -122,15 +124,28 @@ class Auditor:
         collected.extend(entries)
 
     def _append(self, session: Session, entries: list[dict[str, Any]]) -> None:
-        """Under the head's lock: number and MAC the records, insert them, move the head (three statements)."""
+        """Number and MAC the records, move the head, insert them: two statements when this process knows the head
+        (see ``_heads``), else the head read under its lock first."""
+        engine = session.get_bind()
+        known = _heads.get(engine)
+        if known is not None and self._append_after(session, entries, *known, keyed_from_now=False):
+            return
         last_id, last_mac, keyed_from, cp_id, cp_hash = session.execute(
             select(AuditHead.last_id, AuditHead.last_hash, AuditHead.keyed_from, AuditHead.checkpoint_id,
                    AuditHead.checkpoint_hash).where(AuditHead.id == 1).with_for_update()).one()
-        first = last_id + 1
         if keyed_from is None:  # records of the unkeyed chain precede: seal them under the key first
             entries = [{"at": entries[0]["at"], "kind": SEAL_KIND, "actor": None, "role": None, "subject": None,
                         "details": {"ongesleuteld_tot": last_id, "laatste_hash": last_mac,
                                     "controlepunt": cp_id, "controlepunt_hash": cp_hash}}, *entries]
+        if not self._append_after(session, entries, last_id, last_mac, keyed_from_now=keyed_from is None):
+            raise RuntimeError("audit head moved under its lock")
+
+    def _append_after(self, session: Session, entries: list[dict[str, Any]], last_id: int, last_mac: str, *,
+                      keyed_from_now: bool) -> bool:
+        """Chain ``entries`` after the head (``last_id``, ``last_mac``) if that is still the head: the UPDATE's
+        condition checks it and takes the head row's lock in the same statement (on PostgreSQL a concurrent
+        writer waits there, then finds the head moved and falls back to reading it). False when it moved."""
+        first, prev = last_id + 1, last_mac
         rows = []
         for e in entries:
             last_id += 1
@@ -138,12 +153,33 @@ class Auditor:
             mac = self.mac(last_id, at, e["kind"], e["actor"], e["role"], e["subject"], e["details"], last_mac)
             rows.append({**e, "id": last_id, "at": at, "prev_hash": last_mac, "hash": mac})
             last_mac = mac
-        session.execute(insert(AuditRecord), rows)
         values: dict[str, Any] = {"last_id": last_id, "last_hash": last_mac}
-        if keyed_from is None:
+        if keyed_from_now:
             values["keyed_from"] = first
-        session.execute(update(AuditHead).where(AuditHead.id == 1).values(**values)
-                        .execution_options(synchronize_session=False))
+        moved = session.execute(_MOVE_KEYED if keyed_from_now else _MOVE,
+                                {**values, "was_id": first - 1, "was_hash": prev})
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            _heads.pop(session.get_bind(), None)
+            return False
+        session.execute(_INSERT, rows)
+        session.info[_NEXT_HEAD] = (last_id, last_mac)
+        return True
+
+
+# Built once, on the tables rather than through the ORM's bulk path: every command appends, and building and
+# routing these statements cost it more in Python than SQLite spends on them.
+_head_t = typing.cast(Table, AuditHead.__table__)
+_MOVE = (update(_head_t).where(_head_t.c.id == 1, _head_t.c.last_id == bindparam("was_id"),
+                               _head_t.c.last_hash == bindparam("was_hash"))
+         .values(last_id=bindparam("last_id"), last_hash=bindparam("last_hash")))
+_MOVE_KEYED = _MOVE.values(keyed_from=bindparam("keyed_from"))
+_INSERT = insert(typing.cast(Table, AuditRecord.__table__)).execution_options(render_nulls=True)
+
+# The head as this process last committed it, per engine: the next append starts from it without reading the head
+# row, and the UPDATE's condition (``_append_after``) catches any other writer that moved it meanwhile (another
+# instance, a CLI import, the purge). Kept only after a commit; a rollback leaves the head as it was.
+_heads: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+_NEXT_HEAD = "zsm_audit_next_head"
 
 
 @event.listens_for(Session, "before_commit")
@@ -154,10 +190,18 @@ def _link_at_commit(session: Session) -> None:
         auditor._append(session, entries)
 
 
+@event.listens_for(Session, "after_commit")
+def _remember_head(session: Session) -> None:
+    head = session.info.pop(_NEXT_HEAD, None)
+    if head is not None:
+        _heads[session.get_bind()] = head
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _drop_on_rollback(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_NEXT_HEAD, None)
 
 
 # --- Verification ----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import BotState
@@ -15,8 +16,10 @@ from storage.models import BotState
 
 async def value_of(session: AsyncSession, key: str) -> str | None:
     """The stored value under ``key``, or None."""
-    row = await session.get(BotState, key)
-    return row.value if row else None
+    return await session.scalar(_VALUE, {"key": key})
+
+
+_VALUE = select(BotState.value).where(BotState.key == bindparam("key"))
 
 
 async def put(session: AsyncSession, key: str, value: str, now: datetime) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.advies import Markering
@@ -38,12 +38,15 @@ def _to_domain(row: Any) -> Markering:
     )
 
 
+# Built once (a !check's lookup is on the person's path): only the value changes.
+_BY_BSN = select(*_COLUMNS).where(_T.c.bsn == bindparam("v")).order_by(_T.c.veiligheidshuis)
+_BY_SKN = select(*_COLUMNS).where(_T.c.skn == bindparam("v")).order_by(_T.c.veiligheidshuis)
+
+
 async def markeringen_of(session: AsyncSession, kind: str, value: str) -> list[Markering]:
     """Every marking of one person (``kind`` "bsn" or "skn"), by veiligheidshuis, read in ``session``."""
-    column = _T.c.bsn if kind == "bsn" else _T.c.skn
-    query = select(*_COLUMNS).where(column == value).order_by(_T.c.veiligheidshuis)
     conn = await session.connection()
-    return [_to_domain(r) for r in (await conn.execute(query)).all()]
+    return [_to_domain(r) for r in (await conn.execute(_BY_BSN if kind == "bsn" else _BY_SKN, {"v": value})).all()]
 
 
 async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:

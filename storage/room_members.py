@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import String, delete, select
+from sqlalchemy import String, bindparam, delete, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base
+from storage.models import Base, BotState
 from storage.types import UTCDateTime
 
 
@@ -28,8 +28,30 @@ class RoomMember(Base):
 
 async def members_of(session: AsyncSession, room_id: str) -> frozenset[str]:
     """The joined members stored for this room (empty when the room was never seen)."""
-    rows = await session.scalars(select(RoomMember.user_id).where(RoomMember.room_id == room_id))
+    rows = await session.scalars(_MEMBERS, {"room_id": room_id})
     return frozenset(rows)
+
+
+_MEMBERS = select(RoomMember.user_id).where(RoomMember.room_id == bindparam("room_id"))
+
+
+async def members_and_state(session: AsyncSession, room_id: str, key: str) -> tuple[frozenset[str], str | None]:
+    """The room's joined members and one ``bot_state`` value about the room, in one statement (a ``!check``
+    needs both: who reads the room, and what the room has been shown)."""
+    members: set[str] = set()
+    value: str | None = None
+    for member, state in (await session.execute(_MEMBERS_AND_STATE, {"room_id": room_id, "key": key})).all():
+        if member is not None:
+            members.add(member)
+        else:
+            value = state
+    return frozenset(members), value
+
+
+_MEMBERS_AND_STATE = union_all(
+    select(RoomMember.user_id.label("member"), literal(None, String).label("state"))
+    .where(RoomMember.room_id == bindparam("room_id")),
+    select(literal(None, String), BotState.value).where(BotState.key == bindparam("key")))
 
 
 async def replace_members(session: AsyncSession, room_id: str, joined: Iterable[str], now: datetime

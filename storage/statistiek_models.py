@@ -13,11 +13,12 @@ time since the decision for feedback mails. Advice-request facts are written by 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Text, insert
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Table, Text, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -104,13 +105,17 @@ def _row(f: Feit) -> dict[str, object]:
             "outcome": f.outcome, "duration_s": f.duration_s, "step": f.step, "aantal": f.aantal}
 
 
+# On the table, not through the ORM's bulk path, and built once: facts are written by nearly every command.
+_INSERT = insert(typing.cast(Table, StatistiekFeit.__table__)).execution_options(render_nulls=True)
+
+
 async def record_facts(session: AsyncSession, facts: Iterable[Feit]) -> None:
     """Insert in the caller's transaction (never commits): the fact stands or falls with the event it counts."""
     rows = [_row(f) for f in facts]
     if rows:
         # render_nulls keeps every row's column list the same, so the rows of one command go in one statement
         # instead of one per distinct set of non-null columns.
-        await session.execute(insert(StatistiekFeit).execution_options(render_nulls=True), rows)
+        await session.execute(_INSERT, rows)
 
 
 async def record_fact(session: AsyncSession, *, kind: str, at: datetime, veiligheidshuis: str | None = None,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, exists, func, select
+from sqlalchemy import and_, case, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.lifecycles import BesluitStatus
@@ -21,9 +21,10 @@ async def add_arrivals(session: AsyncSession, *, subject: str, masked: str, veil
     """One row per house that knows the person; a second lookup of the same person adds rows, which the readers
     fold (a person counts once). ``identificatie``: per house, the identifier it may receive (digest houses only)."""
     ids = identificatie or {}
-    for vh in sorted(set(veiligheidshuizen)):
-        session.add(Binnenkomst(subject=subject, masked=masked, veiligheidshuis=vh, via=via, came_in_at=at,
-                                identificatie=ids.get(vh)))
+    rows = [{"subject": subject, "masked": masked, "veiligheidshuis": vh, "via": via, "came_in_at": at,
+             "identificatie": ids.get(vh)} for vh in sorted(set(veiligheidshuizen))]
+    if rows:  # one statement for all houses (no ORM object, no id read back: nobody needs it here)
+        await session.execute(insert(Binnenkomst).execution_options(render_nulls=True), rows)
 
 
 @dataclass(frozen=True)

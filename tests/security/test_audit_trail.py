@@ -329,8 +329,10 @@ async def test_records_are_written_at_commit_and_dropped_with_a_rollback(databas
 
 
 async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> None:
-    """Issue 15: the head row, which every writer locks, is taken by the last three statements of the transaction
-    (lock, insert, move), however early in the command the record was made; two records cost no more statements."""
+    """Issue 15: the head row, which every writer locks, is taken by the last statements of the transaction,
+    however early in the command the record was made; two records cost no more statements. The first append of a
+    process reads the head under its lock (three statements); later ones start from the head it committed, and
+    the move's condition takes the lock and checks that head in one statement (two)."""
     from sqlalchemy import event
 
     from storage.models import InboxEntry
@@ -343,22 +345,50 @@ async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> N
         statements.append(" ".join(statement.split()).upper())
 
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+
+    async def command(event_id: str) -> list[str]:
+        statements.clear()
         async with session_factory(engine)() as s, s.begin():
             await Auditor(KEY).record(s, kind="check.uitgevoerd", at=T0, person=BSN)
             await Auditor(KEY).record(s, kind="bericht.direct", at=T0, person=BSN)
-            s.add(InboxEntry(event_id="$e", room_id="!r", sender="@a:localhost", command="check", outcome="handled",
-                             received_at=T0, handled_at=T0))
+            s.add(InboxEntry(event_id=event_id, room_id="!r", sender="@a:localhost", command="check",
+                             outcome="handled", received_at=T0, handled_at=T0))
             await s.flush()  # the rest of the command, after the audit records were made
+        return list(statements)
+
+    try:
+        first = await command("$e1")
+        later = await command("$e2")
     finally:
         await engine.dispose()
-    audit = [i for i, st in enumerate(statements) if "AUDIT_" in st]
-    assert len(audit) == 3 and audit == [len(statements) - 3, len(statements) - 2, len(statements) - 1], statements
-    lock, insert, move = (statements[i] for i in audit)
+    for done, count in ((first, 3), (later, 2)):
+        audit = [i for i, st in enumerate(done) if "AUDIT_" in st]
+        assert audit == list(range(len(done) - count, len(done))), done
+        assert "INSERT INTO INBOX" in done[audit[0] - 1]
+        *_, move, insert = (done[i] for i in audit)
+        assert move.startswith("UPDATE AUDIT_HEAD") and "LAST_ID = " in move and "LAST_HASH = " in move
+        assert insert.startswith("INSERT INTO AUDIT_LOG")
+    lock = first[-3]
     assert lock.startswith("SELECT") and "FROM AUDIT_HEAD" in lock
     assert ("FOR UPDATE" in lock) == database_url.startswith("postgresql")
-    assert insert.startswith("INSERT INTO AUDIT_LOG") and move.startswith("UPDATE AUDIT_HEAD")
-    assert "INSERT INTO INBOX" in statements[audit[0] - 1]
+    assert await _verify(database_url) == (True, None, ())
+
+
+async def test_a_head_moved_by_another_writer_is_read_again(database_url: str) -> None:
+    """The head this process remembers is a guess that the move checks: a second engine (another instance, a CLI
+    beside the bot) that appended meanwhile makes the first read the head again, and the chain stays whole."""
+    await _seed(database_url, n=1)
+    ours, theirs = create_engine(database_url), create_engine(database_url)
+    try:
+        for i, engine in enumerate((ours, theirs, ours, theirs, ours)):
+            async with session_factory(engine)() as s, s.begin():
+                await Auditor(KEY).record(s, kind="test.afwisselend", at=T0, details={"i": i})
+        async with session_factory(ours)() as s:
+            ids = (await s.execute(select(AuditRecord.id).order_by(AuditRecord.id))).scalars().all()
+    finally:
+        await ours.dispose()
+        await theirs.dispose()
+    assert list(ids) == list(range(1, len(ids) + 1)) and len(ids) == 6
     assert await _verify(database_url) == (True, None, ())
 
 
