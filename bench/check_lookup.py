@@ -26,7 +26,7 @@ from pathlib import Path
 from bench import rapport as rapport_bench
 from bench.stats import pct, print_config, ratio_line, summary
 from bot.dispatcher import IncomingCommand
-from bot.runtime import Runtime
+from bot.runtime import Runtime, settle_heap
 from bot.shutdown import cancel_within
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from cli.main import main as cli_main
@@ -130,6 +130,7 @@ async def lookups(config: Path, ids: list[str], rapport_checks: int) -> dict[str
     out: dict[str, list[float]] = {"committed": [], "alone": [], "beside rapport": [], "rapport": []}
     try:
         await runtime.start(NullTransport(), http=False)
+        settle_heap()  # as ``zsm-bot run`` does once it is up
         assert runtime.sender and runtime.redactor
         loops = [asyncio.create_task(runtime.sender.run(), name="send"),
                  asyncio.create_task(runtime.redactor.run(), name="redact")]

@@ -96,7 +96,8 @@ class Stand:
     async def start_bot(self) -> None:
         """Run the bot in-process through the same entry point as ``zsm-bot run``; return once it is in."""
         started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.bot = asyncio.create_task(run_matrix(load_settings(self.config), stop=self.stop, started=started))
+        self.bot = asyncio.create_task(run_matrix(load_settings(self.config), stop=self.stop, started=started,
+                                                  one_bot_process=True))
         await asyncio.wait([started, self.bot], timeout=60, return_when=asyncio.FIRST_COMPLETED)
         if not started.done():
             raise RuntimeError(f"the bot did not start: {self.bot.exception() if self.bot.done() else 'timeout'}")

@@ -7,7 +7,7 @@ import logging
 
 from bot.aanvraag.reactions import handle_reaction
 from bot.coldstart import until_reachable
-from bot.runtime import Runtime, audit_key
+from bot.runtime import Runtime, audit_key, settle_heap
 from bot.shutdown import cancel_within, stop_on_signals, within
 from bot.transport.matrix import LoginFailed, MatrixBot, MatrixTransport
 from config.build import version
@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
-                     started: asyncio.Future[Runtime] | None = None) -> int:
+                     started: asyncio.Future[Runtime] | None = None, one_bot_process: bool = False) -> int:
+    """The bot on Matrix until ``stop`` or a signal. ``one_bot_process``: this process runs nothing else (``zsm-bot
+    run``), so its start-up heap may be frozen (``settle_heap``)."""
     if not settings.matrix.access_token and not settings.matrix.password:
         raise ConfigError("matrix: geen access_token en geen password; zet ZSM_BOT_MATRIX_ACCESS_TOKEN of "
                           "ZSM_BOT_MATRIX_PASSWORD")
@@ -37,7 +39,7 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
         leader = pg_leader = PgLeader(settings.database_url)
         device = DeviceClaim(settings.database_url, settings.matrix.user_id, settings.matrix.device_id)
     try:
-        return await _run(settings, leader, pg_leader, stop, started, device)
+        return await _run(settings, leader, pg_leader, stop, started, device, one_bot_process)
     finally:
         if device is not None:
             await device.close()
@@ -48,7 +50,8 @@ async def run_matrix(settings: Settings, *, stop: asyncio.Event | None = None,
 
 
 async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | None, stop: asyncio.Event | None,
-               started: asyncio.Future[Runtime] | None, device: DeviceClaim | None = None) -> int:
+               started: asyncio.Future[Runtime] | None, device: DeviceClaim | None = None,
+               one_bot_process: bool = False) -> int:
     runtime = Runtime(settings, leader=leader)
     transport = MatrixTransport(settings.matrix)
     election: asyncio.Task[None] | None = None
@@ -113,6 +116,8 @@ async def _run(settings: Settings, leader: Leadership, pg_leader: PgLeader | Non
         ]
         log.info("bot started", extra={"version": version(), "database": database_kind(settings.database_url),
                                        "rooms": len(settings.matrix.rooms), "http": settings.http.enabled})
+        if one_bot_process:
+            settle_heap()
         if started is not None and not started.done():
             started.set_result(runtime)
         stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())

@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # counted only: a note may name a user's Matrix id, which the log never holds
         logging.getLogger("zsm-bot").warning("configuratie: opmerkingen; zie zsm-bot check-config",
                                              extra={"notes": len(notes)})
-    return int(asyncio.run(run_matrix(settings)))
+    return int(asyncio.run(run_matrix(settings, one_bot_process=True)))
 
 
 def cmd_console(args: argparse.Namespace) -> int:
