@@ -214,6 +214,10 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> InlineCursor:
         return await InlineCursor(self).execute(sql, parameters)
 
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> InlineCursor:
+        """aiosqlite's bulk call, for a loader that speaks to the driver itself (the benchmarks' bulk loads)."""
+        return await InlineCursor(self).executemany(sql, parameters)
+
     async def commit(self) -> None:
         try:
             await _retrying(self._db.commit, time.monotonic() + BUSY_WAIT_S)
