@@ -12,7 +12,7 @@ import logging
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,9 @@ class IncomingCommand:
 class Outcome:
     status: str  # handled | refused | failed | stale | invalid | duplicate | ignored
     command: str | None = None
+    # ``time.perf_counter()`` right after the commit of the command's transaction (0: nothing was committed): what
+    # follows it (the connection's return, the reply's send on its own lane) is not the command's handling.
+    committed_at: float = field(default=0.0, compare=False)
 
 
 class Dispatcher:
@@ -175,11 +178,12 @@ class Dispatcher:
                     queued = await self._finish(session, cmd, received, "handled", spec.name, reply, ctx)
                     touched = wakes.written(session)
                     await session.commit()
+                    committed_at = time.perf_counter()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
             self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
-        return Outcome("handled", spec.name)
+        return Outcome("handled", spec.name, committed_at)
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
@@ -207,11 +211,12 @@ class Dispatcher:
                     queued = await self._queue_replies(session, cmd, reply, ctx)
                     touched = wakes.written(session)
                     await session.commit()
+                    committed_at = time.perf_counter()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", spec.name)
             self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
-        return Outcome(status, spec.name)
+        return Outcome(status, spec.name, committed_at)
 
     async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                       exc: Exception) -> Outcome:
@@ -255,11 +260,12 @@ class Dispatcher:
                     queued = await self._finish(session, cmd, received, status, command, reply, None)
                     touched = wakes.written(session)
                     await session.commit()
+                    committed_at = time.perf_counter()
             except inbox.AlreadyRecorded:
                 await session.rollback()
                 return Outcome("duplicate", command)
             self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
-        return Outcome(status, command)
+        return Outcome(status, command, committed_at)
 
     async def _finish(
         self, session: Tx, cmd: IncomingCommand, received: datetime, status: str,

@@ -54,7 +54,7 @@ from services.werklijst import WerklijstService
 from storage import wakes
 from storage.audit import Auditor
 from storage.besluit_queries import release_mail_claims
-from storage.db import SessionFactory, create_engine, ping, session_factory
+from storage.db import SessionFactory, WalCheckpointer, create_engine, is_sqlite, ping, session_factory, sqlite_file
 from storage.inbox import senders_of
 from storage.leader import SOLO, Leadership
 from storage.migrate import upgrade
@@ -108,7 +108,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         check = self.settings.check
-        self.engine = create_engine(self.settings.database_url)
+        self.engine = create_engine(self.settings.database_url, checkpoints_apart=True)
         self.metrics.set_database(database_kind(self.settings.database_url))
         self.metrics.known_commands(default_table().names())
         self.sessions: SessionFactory = session_factory(self.engine)
@@ -296,6 +296,17 @@ class Runtime:
             self._stack.push_async_callback(_cancel, ticker)
         purge_task = asyncio.create_task(self._purge_daily(), name="purge")
         self._stack.push_async_callback(_cancel, purge_task)
+        self._checkpoint_apart()
+
+    def _checkpoint_apart(self) -> None:
+        """SQLite: the write-ahead log is copied into the file on a thread of its own (``WalCheckpointer``); an
+        in-memory database has none. At close the engine's last connection makes the final checkpoint, as SQLite
+        always does."""
+        path = sqlite_file(self.settings.database_url) if is_sqlite(self.settings.database_url) else None
+        if path is None:
+            return
+        task = asyncio.create_task(WalCheckpointer(path).run(), name="wal-checkpoint")
+        self._stack.push_async_callback(_cancel, task)
 
     async def _start_http(self) -> None:
         http = self.settings.http

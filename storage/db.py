@@ -9,16 +9,21 @@ nor waits for the write lock, and ``READ ONLY`` on PostgreSQL, where a write in 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from storage.sqlite_inline import inline_creator
+
+log = logging.getLogger(__name__)
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -33,13 +38,17 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pooled: bool = True,
+                  checkpoints_apart: bool = False) -> AsyncEngine:
     """``pooled=False``: every session opens its connection and closes it at the end, for a process that opens the
-    database now and then (the report worker) and must not keep connections or their threads between uses."""
+    database now and then (the report worker) and must not keep connections or their threads between uses.
+
+    ``checkpoints_apart`` (SQLite): the engine's commits never copy the write-ahead log into the database file
+    themselves; the owner runs a :class:`WalCheckpointer` instead (the bot; see there)."""
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo, async_creator=inline_creator(url),
                                      **({} if pooled else {"poolclass": NullPool}))
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, autocheckpoint=not checkpoints_apart)
         return engine
     if not pooled:
         return create_async_engine(url, echo=echo, poolclass=NullPool)
@@ -51,14 +60,13 @@ def url_elsewhere(sessions: SessionFactory) -> str | None:
     child process over a pipe, never to a log), or None when only this process can: an in-memory SQLite database
     lives inside the connection that made it."""
     url = sessions.kw["bind"].url
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory":
-            return None
-    return str(url.render_as_string(hide_password=False))
+    rendered = str(url.render_as_string(hide_password=False))
+    if url.get_backend_name() == "sqlite" and sqlite_file(rendered) is None:
+        return None
+    return rendered
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, autocheckpoint: bool) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -70,6 +78,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=0")  # waits are awaited, not slept on the loop (storage.sqlite_inline)
+        if not autocheckpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -113,3 +123,53 @@ async def ping(sessions: SessionFactory) -> None:
     """One round trip to the database (``SELECT 1``); raises when it cannot be reached. For the readiness probe."""
     async with sessions() as s:
         await s.execute(text("SELECT 1"))
+
+
+class WalCheckpointer:
+    """Copies SQLite's write-ahead log into the database file on a thread of its own, every ``interval_s``.
+
+    By default the commit that fills the log past 1,000 pages does that copy itself, with an fsync, on the event
+    loop's thread (``storage.sqlite_inline``): a few milliseconds, now and then, on some command's path, which was
+    most of the slowest percent of ``!check``. The bot's connections leave it (``checkpoints_apart``) to this loop,
+    whose PASSIVE checkpoint never waits for or blocks a reader or writer; SQLite releases the interpreter while it
+    runs. A final one runs when the last connection closes, as ever."""
+
+    def __init__(self, path: str, interval_s: float = 1.0) -> None:
+        self._path = path
+        self.interval_s = interval_s
+        self._db: sqlite3.Connection | None = None
+        self.runs = 0
+
+    def _checkpoint(self) -> tuple[int, int]:
+        if self._db is None:
+            self._db = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+        _busy, in_log, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.runs += 1
+        return int(in_log), int(copied)
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """One checkpoint now: (pages in the log, pages copied into the file)."""
+        return await asyncio.to_thread(self._checkpoint)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                try:
+                    await self.checkpoint()
+                except sqlite3.Error as exc:  # the next round tries again; the log only grows meanwhile
+                    log.warning("wal checkpoint failed", extra={"error": type(exc).__name__})
+        finally:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL; None for an in-memory database, which lives inside the connection that made it
+    (no other process reaches it, and it has no write-ahead log)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:") or parsed.query.get("mode") == "memory":
+        return None
+    return database
