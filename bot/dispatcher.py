@@ -86,7 +86,9 @@ class Dispatcher:
         # Duplicates are recognised inside the transaction that would handle them: by a lookup at the start of a
         # command's transaction, or by the inbox row's primary key on the short answer-only paths.
         outcome = await self._handle(cmd, received)
-        self.metrics.command_done(outcome.command or "-", outcome.status, time.perf_counter() - started)
+        # Receipt to the committed answer (what follows the commit, the reply's send, is not the command's).
+        self.metrics.command_done(outcome.command or "-", outcome.status,
+                                  (outcome.committed_at or time.perf_counter()) - started)
         log.info(
             "command",
             extra={"event": cmd.event_id, "command": outcome.command, "outcome": outcome.status,
