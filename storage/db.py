@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -138,6 +139,9 @@ class WalCheckpointer:
         self._path = path
         self.interval_s = interval_s
         self._db: sqlite3.Connection | None = None
+        # One thread of its own: a checkpoint still running when the loop stops waiting for it (a stop cancels
+        # the wait, not the thread) is followed there by the close, never overlapped by it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-checkpoint")
         self.runs = 0
 
     def _checkpoint(self) -> tuple[int, int]:
@@ -147,9 +151,14 @@ class WalCheckpointer:
         self.runs += 1
         return int(in_log), int(copied)
 
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
     async def checkpoint(self) -> tuple[int, int]:
         """One checkpoint now: (pages in the log, pages copied into the file)."""
-        return await asyncio.to_thread(self._checkpoint)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
 
     async def run(self) -> None:
         try:
@@ -160,9 +169,12 @@ class WalCheckpointer:
                 except sqlite3.Error as exc:  # the next round tries again; the log only grows meanwhile
                     log.warning("wal checkpoint failed", extra={"error": type(exc).__name__})
         finally:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self.close()
+
+    def close(self) -> None:
+        """The connection closed on the checkpoint's own thread, after whatever runs there now; not waited for."""
+        self._thread.submit(self._close)
+        self._thread.shutdown(wait=False)
 
 
 def sqlite_file(url: str) -> str | None:

@@ -213,7 +213,10 @@ async def test_the_bots_commits_leave_the_checkpoint_to_its_own_thread(tmp_path:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
         await _fill(session_factory(engine), 1500)
         checkpointer = WalCheckpointer(str(path))
-        in_log, copied = await checkpointer.checkpoint()
+        try:
+            in_log, copied = await checkpointer.checkpoint()
+        finally:
+            checkpointer.close()
         if apart:
             assert in_log >= 1500 and copied == in_log  # nothing copied by the commits; all of it now, in a thread
         else:
@@ -227,3 +230,36 @@ async def test_the_bots_commits_leave_the_checkpoint_to_its_own_thread(tmp_path:
 async def test_the_runtime_checkpoints_in_the_background(console_bot: ConsoleBot) -> None:
     names = {t.get_name() for t in asyncio.all_tasks()}
     assert "wal-checkpoint" in names
+
+
+async def test_a_stop_during_a_checkpoint_closes_after_it(tmp_path: Path) -> None:
+    """A stop cancels the wait for a checkpoint, not the thread running it: the close follows it on that thread,
+    never beside it (a connection closed under a running statement)."""
+    import threading
+
+    path = tmp_path / "stop.db"
+    sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
+    running, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    class Slow(WalCheckpointer):
+        def _checkpoint(self) -> tuple[int, int]:
+            running.set()
+            release.wait(10)
+            result = super()._checkpoint()
+            order.append("checkpoint")
+            return result
+
+        def _close(self) -> None:
+            order.append("close")
+            super()._close()
+
+    slow = Slow(str(path), interval_s=0)
+    task = asyncio.create_task(slow.run())
+    await asyncio.to_thread(running.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    await asyncio.to_thread(slow._thread.shutdown, True)
+    assert order == ["checkpoint", "close"]
