@@ -131,7 +131,7 @@ class Sender(DrainLoop):
         log.info("unsent replies given back", extra={"rows": released})
 
     async def pending_count(self) -> int:
-        async with self.sessions() as s:
+        async with read_only(self.sessions) as s:
             return await outgoing.pending_count(s)
 
     async def drain(self) -> float:

@@ -52,7 +52,7 @@ class Redactor(DrainLoop):
         self.metrics = metrics
 
     async def pending_count(self) -> int:
-        async with self.sessions() as s:
+        async with read_only(self.sessions) as s:
             return await redaction_queries.pending_count(s)
 
     async def drain(self) -> float:

@@ -29,7 +29,7 @@ from services.base import Caller, Tx
 from storage import besluit_queries as q
 from storage.audit import Auditor
 from storage.besluit_models import OutboxMail
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
 from storage.statistiek_models import MAIL_AFGELEVERD, MAIL_DOOD, MAIL_HERHAALD, Feit, record_facts
 
@@ -206,7 +206,7 @@ class MailWorker(DrainLoop):
 
     async def _due(self) -> tuple[list[OutboxMail], float]:
         now = self.clock.now()
-        async with self.sessions() as s:
+        async with self.sessions() as s:  # not read_only: its rollback would expire the rows used after it
             rows = await q.pending_mails(s)
         # A mail claimed by another instance is due again only when its claim runs out.
         due_at = {r.id: max(r.next_attempt_at, r.claimed_until or r.next_attempt_at) for r in rows}
@@ -268,7 +268,7 @@ class MailWorker(DrainLoop):
         Each mail is still marked sent only after the relay accepted it; a crash in between means a resend
         with the same Message-ID, which the receiving side recognises.
         """
-        async with self.sessions() as s:
+        async with read_only(self.sessions) as s:
             still = await q.still_pending(s, [r.id for r in rows])
         accepted: asyncio.Queue[int | None] = asyncio.Queue()
         recorder = asyncio.create_task(self._recorder(accepted))

@@ -122,7 +122,7 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
 
 async def ping(sessions: SessionFactory) -> None:
     """One round trip to the database (``SELECT 1``); raises when it cannot be reached. For the readiness probe."""
-    async with sessions() as s:
+    async with read_only(sessions) as s:  # a probe never waits for a writer's turn
         await s.execute(text("SELECT 1"))
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from storage import sqlite_inline
-from storage.db import SessionFactory, WalCheckpointer, create_engine, read_only, session_factory
+from storage.db import SessionFactory, WalCheckpointer, create_engine, ping, read_only, session_factory
 from tests.harness.console import ConsoleBot
 
 HOLDER = """
@@ -263,3 +263,24 @@ async def test_a_stop_during_a_checkpoint_closes_after_it(tmp_path: Path) -> Non
     release.set()
     await asyncio.to_thread(slow._thread.shutdown, True)
     assert order == ["checkpoint", "close"]
+
+
+async def test_the_readiness_probe_never_waits_for_a_writer(sessions: SessionFactory) -> None:
+    """/readyz asks the database with ``storage.db.ping``: a reader, so a long write (the daily purge) does not make
+    the probe time out and an orchestrator restart a bot that is merely busy."""
+    inside, done = asyncio.Event(), asyncio.Event()
+
+    async def long_writer() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO t (v) VALUES ('long')"))
+            inside.set()
+            await done.wait()
+
+    task = asyncio.create_task(long_writer())
+    await inside.wait()
+    try:
+        async with asyncio.timeout(5):  # a writer's turn would wait here until the writer ends (or 30 s)
+            await ping(sessions)
+    finally:
+        done.set()
+        await task

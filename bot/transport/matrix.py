@@ -54,7 +54,7 @@ from domain.matrix_ids import DIRECT_PREFIX
 from services.messages import NewMessage, message_content, queue, txn_id_for
 from services.reply import text
 from storage import bot_state, inbox
-from storage.db import SessionFactory
+from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, database_unreachable
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ class MatrixBot:
     async def _load_token(self) -> str | None:
         """This device's own place in the timeline: two instances (two devices) each keep theirs. The one global
         key of earlier versions is the fallback for the device that used it."""
-        async with self.sessions() as s:
+        async with read_only(self.sessions) as s:
             return await bot_state.value_of(s, self.token_key) or await bot_state.value_of(s, TOKEN_KEY)
 
     async def _store_token(self, token: str, *, force: bool = False) -> None:
@@ -409,7 +409,7 @@ class MatrixBot:
         the one self-signing key, kept encrypted (with the cross-signing secret) in the shared database; the file
         in the store is a copy of it. Only the active instance creates them (a second set would replace the
         first on the homeserver and undo the first device's signature)."""
-        async with self.sessions() as s:
+        async with read_only(self.sessions) as s:
             shared = await bot_state.value_of(s, CROSS_SIGNING_KEYS)
         if shared is not None and _read_if_exists(path) != shared:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -570,7 +570,7 @@ class MatrixBot:
         if not self._held or self.leader.active:
             return
         try:
-            async with self.sessions() as s:
+            async with read_only(self.sessions) as s:
                 # every held event: an unreadable message here may have been a command the active one could read
                 handled = await inbox.handled_among(s, [w.event_id for w in self._held])
         except Exception as exc:  # the database is away: keep holding, ask again next sync
