@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import URL, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -61,10 +61,9 @@ def url_elsewhere(sessions: SessionFactory) -> str | None:
     child process over a pipe, never to a log), or None when only this process can: an in-memory SQLite database
     lives inside the connection that made it."""
     url = sessions.kw["bind"].url
-    rendered = str(url.render_as_string(hide_password=False))
-    if url.get_backend_name() == "sqlite" and sqlite_file(rendered) is None:
+    if url.get_backend_name() == "sqlite" and sqlite_file(url) is None:
         return None
-    return rendered
+    return str(url.render_as_string(hide_password=False))
 
 
 def _tune_sqlite(engine: AsyncEngine, *, autocheckpoint: bool) -> None:
@@ -177,7 +176,7 @@ class WalCheckpointer:
         self._thread.shutdown(wait=False)
 
 
-def sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str | URL) -> str | None:
     """The file of a SQLite URL; None for an in-memory database, which lives inside the connection that made it
     (no other process reaches it, and it has no write-ahead log)."""
     parsed = make_url(url)

@@ -8,12 +8,12 @@ microseconds. Here the statement runs where it is asked for, and only waiting is
 - **Writers take turns in this process** (an ``asyncio.Lock`` per database file, first come first served) before
   ``BEGIN IMMEDIATE``. A writer that blocked the thread in SQLite's busy handler would also block the transaction
   it waits for, so the wait must be an ``await``; served in order, no writer starves under a burst either.
-- **Another process's write lock** (a CLI import beside the bot, a standby's bookkeeping) is waited for with
+- **Another process's write lock** (a CLI import or purge beside the bot) is waited for with
   ``asyncio.sleep`` between attempts: the busy timeout of the connection is 0, and a statement that found the
   database locked did nothing and is simply tried again, up to :data:`BUSY_WAIT_S`.
 
-A statement that takes long (a purge of many rows) holds the loop for as long as it runs; the bulk jobs keep
-their statements bounded (batches) for that reason, as they did for the write lock already.
+A statement that runs long holds the loop for as long as it runs, as it held every other writer before: the
+fold of the statistics works in batches; the daily purge's deletes run in one transaction, a moment at night.
 
 The classes mimic the few parts of aiosqlite's interface that SQLAlchemy's aiosqlite dialect calls, so the
 dialect, its type handling and its error translation stay SQLAlchemy's own (``async_creator``).
@@ -52,16 +52,11 @@ class _Turns:
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
-    def waiting(self) -> int:
-        lock = self._locks.get(asyncio.get_running_loop())
-        waiters = getattr(lock, "_waiters", None) if lock else None
-        return len(waiters) if waiters else 0
-
 
 _turns: dict[str, _Turns] = {}
 
 
-def turns_for(key: str) -> _Turns:
+def _turns_for(key: str) -> _Turns:
     found = _turns.get(key)
     if found is None:
         found = _turns[key] = _Turns()
@@ -262,7 +257,7 @@ def inline_creator(url: str) -> Callable[[], Any]:
     # A private in-memory database is a world of its own per engine; a file (or a named shared memory) is one
     # database for every engine of this process that opens it.
     key = f":memory:{id(parsed)}" if database in ("", ":memory:") else database
-    turns = turns_for(key)
+    turns = _turns_for(key)
 
     async def connect() -> InlineConnection:
         return InlineConnection(sqlite3.connect(database, **kwargs), turns)
