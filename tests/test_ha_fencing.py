@@ -15,12 +15,11 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from bot.dispatcher import IncomingCommand
 from bot.metrics import Metrics
 from bot.outbound import Sender
 from bot.runtime import Runtime
 from bot.shutdown import cancel_within
-from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
+from bot.transport.console import ConsoleTransport
 from config.reference import load_veiligheidshuizen
 from config.settings import load_settings
 from domain.clock import SystemClock
@@ -33,7 +32,8 @@ from storage.leader import NotActive, PgLeader
 from storage.migrate import upgrade
 from storage.models import OutgoingMessage
 from tests.harness import pg
-from tests.harness.config import VEILIGHEIDSHUIZEN, user_for, write_config
+from tests.harness.config import VEILIGHEIDSHUIZEN, write_config
+from tests.harness.console import ping_handled
 from tests.harness.ha import wait_until
 from tests.smtp_helpers import SmtpServer, free_port
 
@@ -176,25 +176,19 @@ async def test_replies_claimed_by_a_lost_instance_are_sent_once_by_its_successor
         assert old.sender and old.dispatcher
         loops.append(asyncio.create_task(old.sender.run()))
 
-        async def ping(event_id: str) -> None:
-            assert old.dispatcher
-            outcome = await old.dispatcher.handle(IncomingCommand(
-                event_id=event_id, room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-                sent_at=old.clock.now()))
-            assert outcome.status == "handled"
 
         async def claimed_until(txn_id: str) -> datetime | None:
             async with old.sessions() as s:
                 return await s.scalar(select(OutgoingMessage.claimed_until).where(OutgoingMessage.txn_id == txn_id))
 
-        await ping("$one")
+        await ping_handled(old, "$one")
         await asyncio.wait_for(old_room.stuck.wait(), timeout=20)  # sent on its claim, never recorded
-        await ping("$two")
+        await ping_handled(old, "$two")
         assert await claimed_until(two) is not None  # written claimed: it waits in the lane behind the first
         await _cut_lock(old_leader)
         elections.append(asyncio.create_task(new_leader.run()))
         await wait_until(lambda: new_leader.active, "the standby to take the lock", timeout=60)
-        await ping("$three")
+        await ping_handled(old, "$three")
         assert old_leader.active, "the old instance has not noticed (the situation under test)"
         assert await claimed_until(three) is None  # its INSERT's fence found the lock gone
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from bot.dispatcher import IncomingCommand
 from bot.runtime import Runtime
 from bot.shutdown import cancel_within
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
@@ -22,8 +21,8 @@ from services import messages
 from services.messages import BULK, INTERACTIVE, NewMessage, txn_id_for
 from storage.models import AuditRecord, OutgoingMessage
 from storage.redaction import mark_expired
-from tests.harness.config import user_for, write_config
-from tests.harness.console import ConsoleBot
+from tests.harness.config import write_config
+from tests.harness.console import ConsoleBot, ping_handled
 
 BACKLOG = 120
 OTHER_ROOM = "!escalaties:localhost"
@@ -82,13 +81,9 @@ async def test_a_reply_committed_mid_backlog_is_sent_next(lane_bot: tuple[Consol
     bot, transport = lane_bot
     await _backlog(bot, BACKLOG)
     assert bot.runtime.dispatcher and bot.runtime.sender
-    dispatcher = bot.runtime.dispatcher
 
     async def a_person_asks() -> None:
-        outcome = await dispatcher.handle(IncomingCommand(
-            event_id="$ping-mid-backlog", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-            sent_at=bot.runtime.clock.now()))
-        assert outcome.status == "handled"
+        await ping_handled(bot.runtime, "$ping-mid-backlog")
 
     transport.before_send = a_person_asks
     await bot.runtime.sender.drain()
@@ -133,10 +128,7 @@ async def test_with_the_send_loop_running_a_reply_does_not_wait_for_a_bulk_send_
         await _backlog(bot, 5)
         runtime.sender.wake()
         await asyncio.wait_for(transport.bulk_in_flight.wait(), timeout=20)
-        outcome = await runtime.dispatcher.handle(IncomingCommand(
-            event_id="$ping-beside", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-            sent_at=runtime.clock.now()))
-        assert outcome.status == "handled"
+        await ping_handled(runtime, "$ping-beside")
         # The bound is a safety net: without its own lane the reply would wait for the gate for ever.
         await asyncio.wait_for(transport.pong_sent.wait(), timeout=20)
         assert transport.sent == ["pong"]
@@ -207,10 +199,7 @@ async def test_a_reply_goes_out_with_no_transaction_between_its_commit_and_the_s
         await asyncio.wait_for(runtime.sender.drain(), timeout=20)  # nothing of the start left to send
         event.listen(engine, "before_cursor_execute", statement)
         event.listen(engine, "commit", commit)
-        outcome = await runtime.dispatcher.handle(IncomingCommand(
-            event_id="$ping-on-its-claim", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-            sent_at=runtime.clock.now()))
-        assert outcome.status == "handled"
+        await ping_handled(runtime, "$ping-on-its-claim")
         await asyncio.wait_for(transport.one_sent.wait(), timeout=20)
         txn = txn_id_for("$ping-on-its-claim")
 
@@ -267,12 +256,6 @@ async def test_a_run_of_replies_is_recorded_in_one_transaction_after_it(tmp_path
     def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
         asked.append(" ".join(sql.split())[:400].upper())
 
-    async def ping(event_id: str) -> None:
-        assert runtime.dispatcher
-        outcome = await runtime.dispatcher.handle(IncomingCommand(
-            event_id=event_id, room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-            sent_at=runtime.clock.now()))
-        assert outcome.status == "handled"
 
     async def recorded() -> None:
         while True:
@@ -283,10 +266,10 @@ async def test_a_run_of_replies_is_recorded_in_one_transaction_after_it(tmp_path
             await asyncio.sleep(0.05)
 
     try:
-        await ping(events[0])
+        await ping_handled(runtime, events[0])
         await asyncio.wait_for(transport.held.wait(), timeout=20)
         for event_id in events[1:]:
-            await ping(event_id)
+            await ping_handled(runtime, event_id)
         event.listen(engine, "before_cursor_execute", statement)
         transport.release.set()
         await asyncio.wait_for(recorded(), timeout=20)
@@ -357,9 +340,7 @@ async def test_a_redaction_waits_for_the_reply_on_its_way(tmp_path: Path, sqlite
                               next_attempt_at=now - timedelta(days=60), sent_at=now - timedelta(days=60)))
     loops = [asyncio.create_task(runtime.sender.run()), asyncio.create_task(runtime.redactor.run())]
     try:
-        outcome = await runtime.dispatcher.handle(IncomingCommand(
-            event_id="$asks", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping", sent_at=now))
-        assert outcome.status == "handled"
+        await ping_handled(runtime, "$asks", sent_at=now)
         await asyncio.wait_for(transport.reply_on_its_way.wait(), timeout=20)
         async with runtime.sessions() as s, s.begin():  # the retention purge marks the old message
             assert await mark_expired(s, before=now - timedelta(days=30)) == 1
@@ -384,10 +365,7 @@ async def test_a_stop_gives_back_the_replies_it_will_not_send(tmp_path: Path, da
     assert runtime.sender and runtime.dispatcher
     try:
         for i in range(3):
-            outcome = await runtime.dispatcher.handle(IncomingCommand(
-                event_id=f"$stop-{i}", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-                sent_at=runtime.clock.now()))
-            assert outcome.status == "handled"
+            await ping_handled(runtime, f"$stop-{i}")
             if i == 0:
                 await asyncio.wait_for(transport.held.wait(), timeout=20)
         await cancel_within([loop])

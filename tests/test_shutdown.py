@@ -26,6 +26,7 @@ from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import InboxEntry, OutgoingMessage
 from tests.harness.config import user_for, write_config
+from tests.harness.console import ping_handled
 
 STOP_BOUND_S = 20.0
 BACKLOG = 3000
@@ -105,9 +106,8 @@ async def test_a_loaded_console_bot_stops_within_the_bound(tmp_path: Path, sig: 
 async def test_the_queue_loops_end_when_cancelled_after_work(tmp_path: Path) -> None:
     """The send loop and the redactor, woken by every command, end promptly when cancelled (on Python 3.11 the
     redactor's ``wait_for`` on its wake-up event could stay 'cancelling' for ever, which hung asyncio.run's exit)."""
-    from bot.dispatcher import IncomingCommand
     from bot.runtime import Runtime
-    from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
+    from bot.transport.console import ConsoleTransport
     from config.settings import load_settings
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
@@ -117,10 +117,7 @@ async def test_the_queue_loops_end_when_cancelled_after_work(tmp_path: Path) -> 
     loops = [asyncio.create_task(runtime.sender.run()), asyncio.create_task(runtime.redactor.run())]
     try:
         for i in range(100):
-            outcome = await runtime.dispatcher.handle(IncomingCommand(
-                event_id=f"$load-{i}", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
-                sent_at=runtime.clock.now()))
-            assert outcome.status == "handled"
+            await ping_handled(runtime, f"$load-{i}")
         for task in loops:
             task.cancel()
         _, late = await asyncio.wait(loops, timeout=STOP_BOUND_S)  # a safety net, not a timing assertion

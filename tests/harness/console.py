@@ -56,3 +56,14 @@ class ConsoleBot:
 
     async def close(self) -> None:
         await self.runtime.close()
+
+
+async def ping_handled(runtime: Runtime, event_id: str, *, sent_at: datetime | None = None) -> Outcome:
+    """An officer's ``!ping`` through the runtime's dispatcher, as the sync loop hands it over; it must be handled.
+    What happens to the reply afterwards (its lane, its claim, its record) is what the calling test looks at."""
+    assert runtime.dispatcher
+    outcome = await runtime.dispatcher.handle(IncomingCommand(
+        event_id=event_id, room_id=CONSOLE_ROOM, sender=user_for("ovj"), body="!ping",
+        sent_at=sent_at or runtime.clock.now()))
+    assert outcome.status == "handled", outcome
+    return outcome
