@@ -22,6 +22,7 @@ rewritten afterwards either.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -32,10 +33,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, event, func, insert, select, update
+from sqlalchemy import Insert, Select, Table, bindparam, delete, event, exists, func, insert, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from storage import commit_tail
 from storage.models import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
@@ -123,13 +125,16 @@ class Auditor:
             raise RuntimeError("two audit keys in one transaction")
         collected.extend(entries)
 
-    def _append(self, session: Session, entries: list[dict[str, Any]]) -> None:
+    def _append(self, session: Session, entries: list[dict[str, Any]], tail: commit_tail.Tail) -> None:
         """Number and MAC the records, move the head, insert them: two statements when this process knows the head
-        (see ``_heads``), else the head read under its lock first."""
+        (see ``_heads``; one on PostgreSQL, with the rows of the commit tail), else the head read under its lock
+        first."""
         engine = session.get_bind()
         known = _heads.get(engine)
-        if known is not None and self._append_after(session, entries, *known, keyed_from_now=False):
-            return
+        if known is not None:
+            if self._append_after(session, entries, *known, keyed_from_now=False, tail=tail):
+                return
+            tail = []  # written beside the move that found the head elsewhere
         last_id, last_mac, keyed_from, cp_id, cp_hash = session.execute(
             select(AuditHead.last_id, AuditHead.last_hash, AuditHead.keyed_from, AuditHead.checkpoint_id,
                    AuditHead.checkpoint_hash).where(AuditHead.id == 1).with_for_update()).one()
@@ -137,14 +142,16 @@ class Auditor:
             entries = [{"at": entries[0]["at"], "kind": SEAL_KIND, "actor": None, "role": None, "subject": None,
                         "details": {"ongesleuteld_tot": last_id, "laatste_hash": last_mac,
                                     "controlepunt": cp_id, "controlepunt_hash": cp_hash}}, *entries]
-        if not self._append_after(session, entries, last_id, last_mac, keyed_from_now=keyed_from is None):
+        if not self._append_after(session, entries, last_id, last_mac, keyed_from_now=keyed_from is None,
+                                  tail=tail):
             raise RuntimeError("audit head moved under its lock")
 
     def _append_after(self, session: Session, entries: list[dict[str, Any]], last_id: int, last_mac: str, *,
-                      keyed_from_now: bool) -> bool:
+                      keyed_from_now: bool, tail: commit_tail.Tail) -> bool:
         """Chain ``entries`` after the head (``last_id``, ``last_mac``) if that is still the head: the UPDATE's
         condition checks it and takes the head row's lock in the same statement (on PostgreSQL a concurrent
-        writer waits there, then finds the head moved and falls back to reading it). False when it moved."""
+        writer waits there, then finds the head moved and falls back to reading it). False when it moved; the
+        commit tail is written either way."""
         first, prev = last_id + 1, last_mac
         rows = []
         for e in entries:
@@ -156,12 +163,21 @@ class Auditor:
         values: dict[str, Any] = {"last_id": last_id, "last_hash": last_mac}
         if keyed_from_now:
             values["keyed_from"] = first
-        moved = session.execute(_MOVE_KEYED if keyed_from_now else _MOVE,
-                                {**values, "was_id": first - 1, "was_hash": prev})
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        move = _MOVE_KEYED if keyed_from_now else _MOVE
+        params = {**values, "was_id": first - 1, "was_hash": prev}
+        if session.get_bind().dialect.name == "postgresql":
+            folded, rest = commit_tail.foldable(tail)
+            commit_tail.write(session, rest)
+            statement, values_of = _one_statement(move, rows, folded)
+            ok = session.execute(statement, {**params, **values_of}).scalar_one() == 1
+        else:
+            commit_tail.write(session, tail)
+            ok = session.execute(move, params).rowcount == 1  # type: ignore[attr-defined]
+            if ok:
+                session.execute(_INSERT, rows)
+        if not ok:
             _heads.pop(session.get_bind(), None)
             return False
-        session.execute(_INSERT, rows)
         session.info[_NEXT_HEAD] = (last_id, last_mac)
         return True
 
@@ -173,7 +189,44 @@ _MOVE = (update(_head_t).where(_head_t.c.id == 1, _head_t.c.last_id == bindparam
                                _head_t.c.last_hash == bindparam("was_hash"))
          .values(last_id=bindparam("last_id"), last_hash=bindparam("last_hash")))
 _MOVE_KEYED = _MOVE.values(keyed_from=bindparam("keyed_from"))
-_INSERT = insert(typing.cast(Table, AuditRecord.__table__)).execution_options(render_nulls=True)
+_audit_t = typing.cast(Table, AuditRecord.__table__)
+_INSERT = insert(_audit_t).execution_options(render_nulls=True)
+_COLUMNS = ("id", "at", "kind", "actor", "role", "subject", "details", "prev_hash", "hash")
+
+
+def _one_statement(move: Any, rows: list[dict[str, Any]], tail: commit_tail.Tail) -> tuple[Select[Any], dict[str, Any]]:
+    """PostgreSQL: the head's move, the records and the commit tail in one statement, one round trip, and its
+    parameters. The records are inserted only when the move found the head where this process left it (the move's
+    RETURNING row); the statement's single value says whether it did. The tail's rows go in either way."""
+    shape = tuple((statement, tuple(batch[0]), len(batch)) for statement, batch in tail)
+    params: dict[str, Any] = {f"a_{j}_{name}": row[name] for j, row in enumerate(rows) for name in _COLUMNS}
+    for i, (_, batch) in enumerate(tail):
+        params.update({f"t{i}_{j}_{name}": value for j, row in enumerate(batch) for name, value in row.items()})
+    return _statement_of_shape(move is _MOVE_KEYED, len(rows), shape), params
+
+
+@functools.lru_cache(maxsize=64)
+def _statement_of_shape(keyed: bool, records: int,
+                        tail: tuple[tuple[Insert, tuple[str, ...], int], ...]) -> Select[Any]:
+    """Built once per shape (how many records, which tail tables with how many rows), with named parameters, so
+    SQLAlchemy compiles it once and the driver prepares it once per connection: compiling it anew took longer than
+    the round trips it saves. Rows come as a UNION ALL of typed parameters: a multi-row VALUES is not cacheable."""
+    moved = (_MOVE_KEYED if keyed else _MOVE).returning(_head_t.c.id).cte("moved")
+    incoming = _given(_audit_t, "a", _COLUMNS, records)
+    ctes = [insert(_audit_t).from_select(_COLUMNS, select(*incoming.c).where(exists(select(moved.c.id))))
+            .cte("records")]
+    for i, (statement, names, count) in enumerate(tail):
+        rows = _given(statement.table, f"t{i}", names, count)
+        ctes.append(insert(statement.table).from_select(names, select(*rows.c)).cte(f"tail_{i}"))
+    return select(func.count()).select_from(moved).add_cte(*ctes)
+
+
+def _given(table: Any, prefix: str, names: tuple[str, ...], count: int) -> Any:
+    """``count`` rows of parameters ``{prefix}_{row}_{column}``, typed as ``table``'s columns."""
+    given = [select(*(bindparam(f"{prefix}_{j}_{name}", type_=table.c[name].type).label(name) for name in names))
+             for j in range(count)]
+    return (union_all(*given) if count > 1 else given[0]).subquery(f"{prefix}_rows")
+
 
 # The head as this process last committed it, per engine: the next append starts from it without reading the head
 # row, and the UPDATE's condition (``_append_after``) catches any other writer that moved it meanwhile (another
@@ -182,12 +235,18 @@ _heads: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDiction
 _NEXT_HEAD = "zsm_audit_next_head"
 
 
-@event.listens_for(Session, "before_commit")
-def _link_at_commit(session: Session) -> None:
+def _link_at_commit(session: Session, tail: commit_tail.Tail) -> bool:
+    """The commit tail's linker: the records of the transaction, with the tail's rows where they can share a
+    statement. False when the transaction recorded nothing (the tail then writes its rows itself)."""
     pending = session.info.pop(_PENDING, None)
-    if pending is not None:
-        auditor, entries = pending
-        auditor._append(session, entries)
+    if pending is None:
+        return False
+    auditor, entries = pending
+    auditor._append(session, entries, tail)
+    return True
+
+
+commit_tail.set_linker(_link_at_commit)
 
 
 @event.listens_for(Session, "after_commit")

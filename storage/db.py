@@ -53,7 +53,10 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True,
         return engine
     if not pooled:
         return create_async_engine(url, echo=echo, poolclass=NullPool)
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=5, pool_pre_ping=True)
+    # No pre-ping: it was a round trip on every checkout, one in eleven of a ``!check``. A connection that died with
+    # the server fails its first statement instead; SQLAlchemy then drops every older connection of the pool, and
+    # the command is held and handled again once the database answers (bot.transport's outage recovery).
+    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=5)
 
 
 def url_elsewhere(sessions: SessionFactory) -> str | None:

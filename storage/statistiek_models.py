@@ -22,6 +22,7 @@ from sqlalchemy import Boolean, Date, Float, Index, Integer, String, Table, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage import commit_tail
 from storage.models import Base, BigId
 from storage.types import UTCDateTime
 
@@ -110,12 +111,12 @@ _INSERT = insert(typing.cast(Table, StatistiekFeit.__table__)).execution_options
 
 
 async def record_facts(session: AsyncSession, facts: Iterable[Feit]) -> None:
-    """Insert in the caller's transaction (never commits): the fact stands or falls with the event it counts."""
-    rows = [_row(f) for f in facts]
-    if rows:
-        # render_nulls keeps every row's column list the same, so the rows of one command go in one statement
-        # instead of one per distinct set of non-null columns.
-        await session.execute(_INSERT, rows)
+    """Written at the caller's commit (``storage.commit_tail``; never commits itself): the fact stands or falls with
+    the event it counts, and no transaction reads back the facts it writes (the figures are read by the report and
+    folded by the daily job, in transactions of their own)."""
+    # render_nulls keeps every row's column list the same, so the rows of one command go in one statement instead of
+    # one per distinct set of non-null columns.
+    commit_tail.insert_at_commit(session, _INSERT, [_row(f) for f in facts])
 
 
 async def record_fact(session: AsyncSession, *, kind: str, at: datetime, veiligheidshuis: str | None = None,

@@ -12,6 +12,7 @@ from sqlalchemy import and_, case, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.lifecycles import BesluitStatus
+from storage import commit_tail
 from storage.besluit_models import BesluitRow
 from storage.werklijst_models import Binnenkomst
 
@@ -23,8 +24,11 @@ async def add_arrivals(session: AsyncSession, *, subject: str, masked: str, veil
     ids = identificatie or {}
     rows = [{"subject": subject, "masked": masked, "veiligheidshuis": vh, "via": via, "came_in_at": at,
              "identificatie": ids.get(vh)} for vh in sorted(set(veiligheidshuizen))]
-    if rows:  # one statement for all houses (no ORM object, no id read back: nobody needs it here)
-        await session.execute(insert(Binnenkomst).execution_options(render_nulls=True), rows)
+    # Written at commit (``storage.commit_tail``): no transaction that records an arrival reads arrivals back.
+    commit_tail.insert_at_commit(session, _INSERT, rows)
+
+
+_INSERT = insert(Binnenkomst.__table__).execution_options(render_nulls=True)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

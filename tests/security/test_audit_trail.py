@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from storage.audit import GENESIS, Auditor, Witness, chain_hash, current_head, verify_chain
 from storage.db import create_engine, session_factory
@@ -331,11 +331,14 @@ async def test_records_are_written_at_commit_and_dropped_with_a_rollback(databas
 async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> None:
     """Issue 15: the head row, which every writer locks, is taken by the last statements of the transaction,
     however early in the command the record was made; two records cost no more statements. The first append of a
-    process reads the head under its lock (three statements); later ones start from the head it committed, and
-    the move's condition takes the lock and checks that head in one statement (two)."""
+    process reads the head under its lock; later ones start from the head it committed, and the move's condition
+    takes the lock and checks that head in one statement. The command's facts (``storage.commit_tail``) are
+    written there too: on SQLite just before the move (the move, then the records: two statements), on
+    PostgreSQL in the very statement of the move and the records (one round trip)."""
     from sqlalchemy import event
 
     from storage.models import InboxEntry
+    from storage.statistiek_models import CHECK, Feit, StatistiekFeit, record_facts
 
     await _seed(database_url, n=1)
     engine = create_engine(database_url)
@@ -350,27 +353,37 @@ async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> N
         statements.clear()
         async with session_factory(engine)() as s, s.begin():
             await Auditor(KEY).record(s, kind="check.uitgevoerd", at=T0, person=BSN)
+            await record_facts(s, [Feit(CHECK, T0)])
             await Auditor(KEY).record(s, kind="bericht.direct", at=T0, person=BSN)
             s.add(InboxEntry(event_id=event_id, room_id="!r", sender="@a:localhost", command="check",
                              outcome="handled", received_at=T0, handled_at=T0))
-            await s.flush()  # the rest of the command, after the audit records were made
+            await s.flush()  # the rest of the command, after the audit records and the facts were made
         return list(statements)
 
     try:
         first = await command("$e1")
         later = await command("$e2")
+        async with session_factory(engine)() as s:
+            facts = await s.scalar(select(func.count()).select_from(StatistiekFeit))
     finally:
         await engine.dispose()
-    for done, count in ((first, 3), (later, 2)):
-        audit = [i for i, st in enumerate(done) if "AUDIT_" in st]
-        assert audit == list(range(len(done) - count, len(done))), done
-        assert "INSERT INTO INBOX" in done[audit[0] - 1]
-        *_, move, insert = (done[i] for i in audit)
-        assert move.startswith("UPDATE AUDIT_HEAD") and "LAST_ID = " in move and "LAST_HASH = " in move
-        assert insert.startswith("INSERT INTO AUDIT_LOG")
-    lock = first[-3]
-    assert lock.startswith("SELECT") and "FROM AUDIT_HEAD" in lock
-    assert ("FOR UPDATE" in lock) == database_url.startswith("postgresql")
+    assert facts == 2
+    postgres = database_url.startswith("postgresql")
+    for done, lock_read in ((first, True), (later, False)):
+        tail = done[done.index(next(st for st in done if st.startswith("INSERT INTO INBOX"))) + 1:]
+        if lock_read:
+            lock, *tail = tail
+            assert lock.startswith("SELECT") and "FROM AUDIT_HEAD" in lock
+            assert ("FOR UPDATE" in lock) == postgres
+        if postgres:
+            (one,) = tail
+            assert one.startswith("WITH MOVED AS (UPDATE AUDIT_HEAD SET LAST_ID=")
+            assert "INSERT INTO AUDIT_LOG" in one and "INSERT INTO STATISTIEK_FEIT" in one
+        else:
+            facts, move, insert = tail
+            assert facts.startswith("INSERT INTO STATISTIEK_FEIT")
+            assert move.startswith("UPDATE AUDIT_HEAD") and "LAST_ID=" in move.replace(" ", "")
+            assert insert.startswith("INSERT INTO AUDIT_LOG")
     assert await _verify(database_url) == (True, None, ())
 
 

@@ -1,0 +1,68 @@
+"""Rows a command writes and never reads back (its figures, its arrivals) are written at commit, with the audit
+records, instead of one statement each where the command records them.
+
+Why: on PostgreSQL every statement is a round trip to the server, and a ``!check`` wrote four statements that only
+ever add rows (facts, arrivals, the audit head's move, the audit records). At commit they become one statement: the
+head's move and the records as data-modifying CTEs, these rows as further CTEs (``storage.audit`` builds it and
+registers itself here as the linker). On SQLite a statement is a function call, not a round trip; the rows are
+written one table after another, as before.
+
+The rows stand or fall with the transaction, as when written at once. What this gives up: a statement of the same
+transaction does not see them, so only rows nobody reads back in their own transaction come here (the writers say
+so), and a constraint they break is reported at commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Insert, event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+Tail = list[tuple[Insert, list[dict[str, Any]]]]
+_ROWS = "zsm_commit_tail"
+# Within one statement of the audit move: a few rows per command; a bulk write (a day's facts in the benchmark, a
+# batch of mail facts) goes as a statement of its own, and its bind parameters stay well under PostgreSQL's limit.
+FOLD_MAX_ROWS = 100
+
+# Called at commit with the session and the tail: True when it wrote the tail (with the audit records), False when
+# it had nothing to link and the tail is still to be written here. Set by ``storage.audit`` at import.
+_linker: Callable[[Session, Tail], bool] | None = None
+
+
+def insert_at_commit(session: AsyncSession, statement: Insert, rows: list[dict[str, Any]]) -> None:
+    """Queue ``rows`` (each with the same keys) for ``statement``, a plain INSERT on one table, until commit."""
+    if rows:
+        session.sync_session.info.setdefault(_ROWS, []).append((statement, rows))
+
+
+def set_linker(linker: Callable[[Session, Tail], bool]) -> None:
+    global _linker
+    _linker = linker
+
+
+def foldable(tail: Tail) -> tuple[Tail, Tail]:
+    """The part of the tail that may go into the audit's statement, and the rest (written on its own)."""
+    small = sum(len(rows) for _, rows in tail) <= FOLD_MAX_ROWS
+    return (tail, []) if small else ([], tail)
+
+
+def write(session: Session, tail: Tail) -> None:
+    for statement, rows in tail:
+        session.execute(statement, rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _at_commit(session: Session) -> None:
+    tail: Tail = session.info.pop(_ROWS, None) or []
+    if _linker is not None and _linker(session, tail):
+        return
+    write(session, tail)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_on_rollback(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_ROWS, None)

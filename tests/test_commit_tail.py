@@ -1,0 +1,104 @@
+"""Rows written at commit (``storage.commit_tail``): the facts and arrivals a command records stand or fall with it,
+in one statement with the audit records on PostgreSQL, whether or not the transaction recorded anything to audit,
+whatever their number, and when another writer moved the audit head meanwhile. Both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from storage import commit_tail
+from storage.audit import Auditor, verify_chain
+from storage.db import SessionFactory, create_engine, session_factory
+from storage.migrate import upgrade
+from storage.models import AuditRecord
+from storage.statistiek_models import CHECK, HIT, Feit, StatistiekFeit, record_facts
+from storage.werklijst_models import Binnenkomst
+from storage.werklijst_queries import add_arrivals
+
+KEY = b"k" * 32
+T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+
+
+async def _counts(sessions: SessionFactory) -> tuple[int, int, int]:
+    async with sessions() as s:
+        return (int(await s.scalar(select(func.count()).select_from(StatistiekFeit)) or 0),
+                int(await s.scalar(select(func.count()).select_from(Binnenkomst)) or 0),
+                int(await s.scalar(select(func.count()).select_from(AuditRecord)) or 0))
+
+
+async def _chain_ok(sessions: SessionFactory) -> bool:
+    async with sessions() as s:
+        return (await verify_chain(s, Auditor(KEY), now=T0, retention=timedelta(days=1))).ok
+
+
+async def test_rows_go_in_at_commit_with_or_without_audit_and_never_on_rollback(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    try:
+        await upgrade(engine)
+        async with sessions() as s, s.begin():  # nothing audited: the tail writes itself
+            await record_facts(s, [Feit(CHECK, T0), Feit(HIT, T0, "utrecht")])
+            await add_arrivals(s, subject="s1", masked="***1", veiligheidshuizen=["utrecht", "twente"], via="check",
+                               at=T0)
+            assert await s.scalar(select(func.count()).select_from(StatistiekFeit)) == 0  # not before the commit
+        assert await _counts(sessions) == (2, 2, 0)
+        async with sessions() as s, s.begin():  # audited: in the audit's statement
+            await record_facts(s, [Feit(CHECK, T0)])
+            await add_arrivals(s, subject="s2", masked="***2", veiligheidshuizen=["eemland"], via="check", at=T0)
+            await Auditor(KEY).record(s, kind="register.raadpleging", at=T0, person="111222333")
+        assert await _counts(sessions) == (3, 3, 1)
+
+        class Undo(Exception):
+            pass
+
+        try:
+            async with sessions() as s, s.begin():
+                await record_facts(s, [Feit(CHECK, T0)])
+                await Auditor(KEY).record(s, kind="register.raadpleging", at=T0, person="111222333")
+                raise Undo
+        except Undo:
+            pass
+        async with sessions() as s, s.begin():  # the rolled-back rows did not stay queued on the session's info
+            await Auditor(KEY).record(s, kind="register.raadpleging", at=T0, person="111222333")
+        assert await _counts(sessions) == (3, 3, 2)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_bulk_tail_goes_apart_and_the_chain_stays_whole(database_url: str) -> None:
+    """More rows than fit beside the audit move (a day's facts at once) are written as statements of their own."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    bulk = commit_tail.FOLD_MAX_ROWS * 3 + 7
+    try:
+        await upgrade(engine)
+        for _ in range(2):  # the first append reads the head, the second starts from the one remembered
+            async with sessions() as s, s.begin():
+                await record_facts(s, [Feit(HIT, T0, "utrecht", minderjarig=i % 2 == 0) for i in range(bulk)])
+                await Auditor(KEY).record(s, kind="statistiek.bulk", at=T0)
+        assert await _counts(sessions) == (2 * bulk, 0, 2)
+        assert await _chain_ok(sessions)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_tail_is_written_once_when_another_writer_moved_the_head(database_url: str) -> None:
+    """A second engine (another instance, a CLI) appends between two of ours: our move finds the head elsewhere,
+    the records are chained again after the real head, and the facts of that transaction are there exactly once."""
+    ours, theirs = create_engine(database_url), create_engine(database_url)
+    try:
+        await upgrade(ours)
+        for i, engine in enumerate((ours, theirs, ours, theirs, ours)):
+            async with session_factory(engine)() as s, s.begin():
+                await record_facts(s, [Feit(CHECK, T0), Feit(HIT, T0, "twente")])
+                await Auditor(KEY).record(s, kind="test.afwisselend", at=T0, details={"i": i})
+        assert await _counts(session_factory(ours)) == (10, 0, 5)
+        async with session_factory(ours)() as s:
+            ids = (await s.execute(select(AuditRecord.id).order_by(AuditRecord.id))).scalars().all()
+        assert list(ids) == [1, 2, 3, 4, 5]
+        assert await _chain_ok(session_factory(theirs))
+    finally:
+        await ours.dispose()
+        await theirs.dispose()
