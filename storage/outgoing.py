@@ -93,11 +93,10 @@ async def present_txn_ids(session: AsyncSession, txn_ids: Sequence[str]) -> set[
     """Which of these transaction ids are already queued (or sent)."""
     if not txn_ids:
         return set()
-    if len(txn_ids) == 1:
-        found = (await session.execute(select(OutgoingMessage.id).where(OutgoingMessage.txn_id == txn_ids[0]))).first()
-        return {txn_ids[0]} if found else set()
-    return set((await session.execute(
-        select(OutgoingMessage.txn_id).where(OutgoingMessage.txn_id.in_(list(txn_ids))))).scalars())
+    return set((await session.execute(_PRESENT, {"ids": list(txn_ids)})).scalars())
+
+
+_PRESENT = select(_table.c.txn_id).where(_table.c.txn_id.in_(bindparam("ids", expanding=True)))
 
 
 async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
