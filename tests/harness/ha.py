@@ -160,8 +160,7 @@ async def share_keys_with(officer: Officer, room_id: str, user_id: str, device_i
         return any(d.id == device_id for d in officer.client.device_store.active_user_devices(user_id))
 
     async def queried() -> bool:
-        if officer.client.should_query_keys:
-            await officer.client.keys_query()
+        await officer.query_keys()
         return known()
 
     await wait_until(queried, f"the officer to see device {device_id}", timeout=60)
