@@ -1,11 +1,11 @@
 """Shared parts of the Matrix round-trip benchmarks: what the officer feels, bot versus a bare echo client.
 
-A real Synapse on loopback with an officer client, the bot (run in-process the way ``zsm-bot run`` runs it) and
-a bare matrix-nio echo client (answers every message with a notice, no database), each in its own encrypted
-room with the officer. The officer sends the same bodies to both, alternating in blocks so machine noise hits
-both alike, and the time from send to the decrypted reply arriving is what is compared. Used by
-``bench.ping_roundtrip`` and ``bench.check_roundtrip``; rate limits (Synapse's and the bot's own per-user
-command limit) are lifted so they stay out of the measurement.
+A real Synapse on loopback with an officer client, the bot (``zsm-bot run``, a process of its own) and a bare
+matrix-nio echo client (answers every message with a notice, no database; a process of its own too,
+``bench.echo_process``), each in its own encrypted room with the officer. The officer sends the same bodies to both,
+alternating in blocks so machine noise hits both alike, and the time from send to the decrypted reply arriving is
+what is compared. Used by ``bench.ping_roundtrip`` and ``bench.check_roundtrip``; rate limits (Synapse's and the
+bot's own per-user command limit) are lifted so they stay out of the measurement.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, AsyncClientConfig, InviteMemberEvent, LoginResponse, RoomMessageText
-
 from bench.stats import pct
-from bot.matrix_main import run_matrix
-from config.settings import load_settings
 from devtools.synapse import Synapse
 from tests.harness.config import write_config
 from tests.harness.matrix import PASSWORD, Homeserver, Officer
@@ -33,51 +30,32 @@ BOT, ECHO = "bot", "bare echo"
 
 @dataclass
 class EchoClient:
-    """The baseline: a minimal matrix-nio bot answering every message in its rooms with a threaded notice."""
+    """The baseline: a minimal matrix-nio client answering every message in its rooms with a threaded notice, in a
+    process of its own (``bench.echo_process``), as the bot runs in its own."""
 
-    client: AsyncClient
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def user_id(self) -> str:
-        return str(self.client.user_id)
+    user_id: str
+    process: asyncio.subprocess.Process
 
     @classmethod
     async def start(cls, hs: Homeserver, store: Path) -> EchoClient:
         user = hs.new_user("echo")
-        store.mkdir(parents=True)
-        client = AsyncClient(hs.synapse.url, user, store_path=str(store),
-                             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False))
-        resp = await client.login(PASSWORD, device_name="echo")
-        assert isinstance(resp, LoginResponse), resp
-
-        async def on_message(room: Any, event: RoomMessageText) -> None:
-            if event.sender == client.user_id:
-                return
-            await client.room_send(room.room_id, "m.room.message", {
-                "msgtype": "m.notice", "body": "echo",
-                "m.relates_to": {"rel_type": "m.thread", "event_id": event.event_id, "is_falling_back": True,
-                                 "m.in_reply_to": {"event_id": event.event_id}},
-            }, ignore_unverified_devices=True)
-
-        async def on_invite(room: Any, event: Any) -> None:
-            await client.join(room.room_id)
-
-        client.add_event_callback(on_message, RoomMessageText)
-        client.add_event_callback(on_invite, InviteMemberEvent)
-        await client.sync(timeout=0, full_state=True)
-        if client.should_upload_keys:
-            await client.keys_upload()
-        echo = cls(client)
-        echo.task = asyncio.create_task(client.sync_forever(timeout=30000))
-        return echo
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.echo_process", hs.synapse.url, user, PASSWORD, str(store),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the echo client did not start: {line!r}")
+        return cls(user, process)
 
     async def close(self) -> None:
-        if self.task:
-            self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
-        await self.client.close()
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 15)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
 
 
 @dataclass
@@ -90,24 +68,29 @@ class Stand:
     config: Path  # the bot's; SQLite database beside it; usable by ``zsm-bot`` subcommands too
     echo: EchoClient
     rooms: dict[str, str]
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    bot: asyncio.Task[Any] | None = None
+    bot: asyncio.subprocess.Process | None = None
 
     async def start_bot(self) -> None:
-        """Run the bot in-process through the same entry point as ``zsm-bot run``; return once it is in."""
-        started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.bot = asyncio.create_task(run_matrix(load_settings(self.config), stop=self.stop, started=started,
-                                                  one_bot_process=True))
-        await asyncio.wait([started, self.bot], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        if not started.done():
-            raise RuntimeError(f"the bot did not start: {self.bot.exception() if self.bot.done() else 'timeout'}")
-        await self.officer.wait_member(self.rooms[BOT], self.bot_user, timeout=60)
+        """Run ``zsm-bot run`` as its own process, as it runs in production; return once it is in the room. Not
+        in the benchmark's process: there the officer's sync work ran on the bot's event loop, between the steps
+        of a command (a dozen milliseconds per round trip, which a bot on a server never pays)."""
+        log = self.config.parent / "bot.log"
+        self.bot = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "run", "--config", str(self.config), stdin=asyncio.subprocess.DEVNULL,
+            stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT)
+        try:
+            await self.officer.wait_member(self.rooms[BOT], self.bot_user, timeout=90)
+        except AssertionError:
+            raise RuntimeError(f"the bot did not start: {log.read_text()[-2000:]}") from None
 
     async def stop_bot(self) -> None:
-        if self.bot:
-            self.stop.set()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.bot, 30)
+        if self.bot and self.bot.returncode is None:
+            self.bot.terminate()
+            try:
+                await asyncio.wait_for(self.bot.wait(), 30)
+            except TimeoutError:
+                self.bot.kill()
+                await self.bot.wait()
 
 
 @contextlib.asynccontextmanager
