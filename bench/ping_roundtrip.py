@@ -1,6 +1,6 @@
 """!ping round trip through a real Synapse in an encrypted room: the bot versus a bare matrix-nio echo client.
 
-Run: ``python -m bench.ping_roundtrip [-n 200] [--block 20]``. Both are measured in the same run, on the same
+Run: ``python -m bench.ping_roundtrip [-n 300] [--block 20]``. Both are measured in the same run, on the same
 homeserver, from the same officer client, in alternating blocks so drift on the machine hits both alike (set-up
 and timing shared with ``bench.check_roundtrip`` in ``bench.matrix_roundtrip``). Prints p50/p95/p99/max of each
 the ratio and, beside it, the bot's absolute extra milliseconds over the echo (targets: extra under 3 ms at p50,
@@ -40,7 +40,7 @@ async def ping(work: Path, n: int, block: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("-n", type=int, default=300)
     ap.add_argument("--block", type=int, default=20)
     args = ap.parse_args()
     asyncio.run(main(args.n, args.block))
