@@ -165,7 +165,7 @@ class Auditor:
             values["keyed_from"] = first
         move = _MOVE_KEYED if keyed_from_now else _MOVE
         params = {**values, "was_id": first - 1, "was_hash": prev}
-        if session.get_bind().dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql" and len(rows) <= ONE_STATEMENT_MAX_RECORDS:
             folded, rest = commit_tail.foldable(tail)
             commit_tail.write(session, rest)
             statement, values_of = _one_statement(move, rows, folded)
@@ -192,6 +192,10 @@ _MOVE_KEYED = _MOVE.values(keyed_from=bindparam("keyed_from"))
 _audit_t = typing.cast(Table, AuditRecord.__table__)
 _INSERT = insert(_audit_t).execution_options(render_nulls=True)
 _COLUMNS = ("id", "at", "kind", "actor", "role", "subject", "details", "prev_hash", "hash")
+# A command's few records share one statement with its move; a batch (the deadline ticker's recovery, a mail batch)
+# goes as the move and one executemany: a statement of hundreds of parameter rows took longer to compile and plan,
+# at every new count, than the round trip it saves.
+ONE_STATEMENT_MAX_RECORDS = 8
 
 
 def _one_statement(move: Any, rows: list[dict[str, Any]], tail: commit_tail.Tail) -> tuple[Select[Any], dict[str, Any]]:

@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 Tail = list[tuple[Insert, list[dict[str, Any]]]]
 _ROWS = "zsm_commit_tail"
-# Within one statement of the audit move: a few rows per command; a bulk write (a day's facts in the benchmark, a
-# batch of mail facts) goes as a statement of its own, and its bind parameters stay well under PostgreSQL's limit.
-FOLD_MAX_ROWS = 100
+# Within one statement of the audit move: a few rows per command (a check's facts and arrivals are one per house that
+# knows the person, and a few more); a bulk write (a day's facts in the benchmark, a batch of mail facts, a deadline
+# recovery) goes as an executemany of its own, which the driver runs without a statement per row count.
+FOLD_MAX_ROWS = 24
 
 # Called at commit with the session and the tail: True when it wrote the tail (with the audit records), False when
 # it had nothing to link and the tail is still to be written here. Set by ``storage.audit`` at import.

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from storage import commit_tail
-from storage.audit import Auditor, verify_chain
+from storage.audit import ONE_STATEMENT_MAX_RECORDS, Auditor, verify_chain
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import AuditRecord
@@ -68,17 +68,20 @@ async def test_rows_go_in_at_commit_with_or_without_audit_and_never_on_rollback(
 
 
 async def test_a_bulk_tail_goes_apart_and_the_chain_stays_whole(database_url: str) -> None:
-    """More rows than fit beside the audit move (a day's facts at once) are written as statements of their own."""
+    """More rows than fit beside the audit move (a day's facts at once) are written as statements of their own, and
+    so are more records than a command makes (a batch of mails, a deadline recovery)."""
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     bulk = commit_tail.FOLD_MAX_ROWS * 3 + 7
     try:
         await upgrade(engine)
-        for _ in range(2):  # the first append reads the head, the second starts from the one remembered
+        many = ONE_STATEMENT_MAX_RECORDS + 2
+        for records in (1, many):  # the first append reads the head, the second starts from the one remembered
             async with sessions() as s, s.begin():
                 await record_facts(s, [Feit(HIT, T0, "utrecht", minderjarig=i % 2 == 0) for i in range(bulk)])
-                await Auditor(KEY).record(s, kind="statistiek.bulk", at=T0)
-        assert await _counts(sessions) == (2 * bulk, 0, 2)
+                for _ in range(records):  # more records than share the move's statement: the move, then them
+                    await Auditor(KEY).record(s, kind="statistiek.bulk", at=T0)
+        assert await _counts(sessions) == (2 * bulk, 0, 1 + many)
         assert await _chain_ok(sessions)
     finally:
         await engine.dispose()
