@@ -26,9 +26,10 @@ from domain.roles import labels
 from domain.suggest import nearest
 from services import messages
 from services.base import Tx
+from services.lookahead import Ahead
 from services.messages import INTERACTIVE, NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
-from storage import inbox, wakes
+from storage import inbox, lookahead, wakes
 from storage.db import SessionFactory, read_only
 from storage.leader import Leadership, database_unreachable
 
@@ -189,7 +190,20 @@ class Dispatcher:
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
+        ahead: Ahead = {}
+        if spec.ahead is not None and not self.services.registry.in_command_transaction:
+            # An outside registry is asked before the transaction: a slow answer then holds no writer's turn. Not
+            # for a delivery already handled, so no lookup goes unaudited (the command audits what it uses).
+            async with read_only(self.sessions) as s:
+                if await inbox.handled_among(s, [cmd.event_id]):
+                    return Outcome("duplicate", spec.name)
+            try:
+                async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):
+                    ahead = await spec.ahead(self.services, role, args)
+            except TimeoutError as exc:
+                return await self._failed(cmd, received, spec, role, exc)
         async with self.sessions() as session:
+            lookahead.remember(session, ahead)
             ctx = Context(
                 sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
                 now=self.services.clock.now(), session=session, services=self.services,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from services.besluit import BesluitService
     from services.check import CheckService
     from services.instroom import InstroomService
+    from services.lookahead import Ahead
     from services.mail_outbox import OutboxService
     from services.rapport import RapportService
     from services.vrijgave import VrijgaveService
@@ -149,6 +150,10 @@ class CommandSpec:
     # holds nor waits for the write lock (a year's !rapport does not stall a !check), and only its inbox row,
     # audit records and reply are written, afterwards, in one short write transaction.
     read_only: bool | Callable[[ParsedArgs], bool] = False
+    # For a command that looks persons up: ask an outside registry before the command's transaction begins
+    # (``services.lookahead``), so its answer time holds no write lock. Called with the services, the role and
+    # the arguments; returns the answers, empty when the command's own preconditions do not hold.
+    ahead: Callable[[Services, str, ParsedArgs], Awaitable[Ahead]] | None = None
 
     def reads_only(self, args: ParsedArgs) -> bool:
         return self.read_only(args) if callable(self.read_only) else self.read_only

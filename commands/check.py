@@ -6,10 +6,11 @@ and the figures) is ``services.check``; the reply is composed in ``commands.vh_v
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, Services
 from commands.parsing import ParsedArgs
 from commands.vh_view import compose_check, unavailable_reply
 from domain.roles import VH_INFO_ROLES
+from services.lookahead import Ahead
 from services.reply import Doc, Reply
 
 
@@ -29,10 +30,15 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     return composed.reply
 
 
+async def ahead(services: Services, role: str, args: ParsedArgs) -> Ahead:
+    return await services.check.ahead(role, args.words[0], args.named.get("zaak"))
+
+
 SPEC = CommandSpec(
     name="check",
     summary="Zoek landelijk of een veiligheidshuis de persoon kent en wat het adviseert.",
     handler=handle,
+    ahead=ahead,
     roles=VH_INFO_ROLES,
     args=(Arg("id", "BSN (9 cijfers) of SKN"),),
     named=(Named("zaak", "parketnummer of politieregistratienummer: het doel van de raadpleging"),),

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from config.check import CheckSettings
 from domain.advies import Markering, is_minor
 from domain.clock import local
+from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.matrix_ids import direct_target
 from domain.publiek import room_fields, room_may_show
@@ -25,6 +26,7 @@ from domain.zicht import Zicht, check_fields, person_is_minor
 from domain.zichtbaarheid import GEEN
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
+from services.lookahead import Ahead, look_up_ahead
 from services.publiek import PubliekService
 from services.vrijgave import VrijgaveService
 from services.werklijst import WerklijstService
@@ -72,11 +74,24 @@ class CheckService:
     publiek: PubliekService
     werklijst: WerklijstService | None = None  # a hit is a known person who came in (issue 14, !werklijst)
 
+    def _asked(self, role: str, word: str, zaak_typed: str | None) -> tuple[PersonId, str | None]:
+        """Who may be looked up, for what purpose: refused in Dutch when the role, the identifier or the purpose
+        does not hold."""
+        require_vh_role(role, "check")
+        return parse_id(word, self.settings.identificatie), purpose_zaak(zaak_typed, self.settings.zaak_verplicht)
+
+    async def ahead(self, role: str, word: str, zaak_typed: str | None) -> Ahead:
+        """An outside registry asked before the transaction (``services.lookahead``); nothing when ``check``
+        would refuse the command."""
+        try:
+            person, _ = self._asked(role, word, zaak_typed)
+        except UserError:
+            return {}
+        return await look_up_ahead(self.registry, [person])
+
     async def check(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None) -> CheckResult:
-        require_vh_role(caller.role, "check")
+        person, zaak = self._asked(caller.role, word, zaak_typed)
         cfg = self.settings
-        person = parse_id(word, cfg.identificatie)
-        zaak = purpose_zaak(zaak_typed, cfg.zaak_verplicht)
         registry = self.registry
         try:
             markeringen = await registry.lookup(person, session=tx)

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from config.registry import RegistryHttpSettings
 from config.settings import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.base import RegistryUnavailable
 from integrations.registry.http import HttpRegistry
-from storage.models import AuditRecord
+from storage.models import AuditRecord, BotState
 from tests.harness.markings import bsn, start_bot
 
 TOKEN = "gcos-test-token-123"
@@ -35,9 +35,14 @@ class FakeGcos:
     status: int = 200
     calls: int = 0
     seen_params: list[dict[str, str]] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set: every answer waits for it (a registry that is slow right now)
+    entered: asyncio.Event = field(default_factory=asyncio.Event)  # a request has arrived
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return web.json_response({"error": "unauthorized"}, status=401)
         self.seen_params.append(dict(request.query))
@@ -216,6 +221,79 @@ async def test_registry_down_gives_clear_dutch_answer(tmp_path: Path, database_u
             recs = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "register.raadpleging"))
                     ).scalars().all()
         assert recs and all(r.details["uitkomst"] == "register onbereikbaar" for r in recs)
+    finally:
+        await bot.close()
+
+
+async def lookups_audited(bot: Any) -> list[str]:
+    async with bot.runtime.sessions() as s:
+        recs = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "register.raadpleging")
+                                .order_by(AuditRecord.id))).scalars().all()
+    return [r.details["uitkomst"] for r in recs]
+
+
+async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp_path: Path,
+                                                 sqlite_url: str) -> None:
+    """SQLite has one writer: a !check waiting for a slow registry inside its transaction would stall every
+    other command, the mail worker and the sender. The registry is asked before the transaction begins."""
+    fake, url = gcos
+    person = bsn(30)
+    fake.data[person] = [gcos_item(person)]
+    fake.gate = asyncio.Event()
+    sections = http_sections(url)
+    sections["registry"]["timeout_seconds"] = 30
+    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    try:
+        check = asyncio.create_task(bot.say(f"!check {person}"))
+        await asyncio.wait_for(fake.entered.wait(), 10)
+        # While the registry has not answered, another writer gets its turn at once.
+        async with asyncio.timeout(5), bot.runtime.sessions() as s, s.begin():
+            await s.execute(update(BotState).where(BotState.key == "niet-bestaand").values(value="x"))
+        assert not check.done()
+        fake.gate.set()
+        reply = await asyncio.wait_for(check, 10)
+        assert "Zorg- en Veiligheidshuis Zeeland" in reply
+        assert fake.calls == 1  # asked once: the transaction took the answer got ahead
+        assert await lookups_audited(bot) == ["hit"]
+    finally:
+        fake.gate.set()
+        await bot.close()
+
+
+async def test_duplicate_delivery_asks_the_registry_nothing(gcos: tuple[FakeGcos, str], tmp_path: Path,
+                                                           database_url: str) -> None:
+    """A redelivered event (a restart, a second sync) is recognised before the registry is asked: no lookup
+    happens that no audit record holds."""
+    fake, url = gcos
+    person = bsn(31)
+    fake.data[person] = [gcos_item(person)]
+    bot = await start_bot(tmp_path, database_url, sections=http_sections(url))
+    try:
+        assert "Zeeland" in await bot.say(f"!check {person}", event_id="$dubbel")
+        assert await bot.say(f"!check {person}", event_id="$dubbel") == ""
+        assert [o.status for o in bot.outcomes] == ["handled", "duplicate"]
+        assert fake.calls == 1
+        assert await lookups_audited(bot) == ["hit"]
+    finally:
+        await bot.close()
+
+
+async def test_refused_check_asks_the_registry_nothing(gcos: tuple[FakeGcos, str], tmp_path: Path,
+                                                      sqlite_url: str) -> None:
+    """What the command refuses (no purpose where one is required, a bad identifier) is not looked up ahead."""
+    fake, url = gcos
+    person = bsn(32)
+    fake.data[person] = [gcos_item(person)]
+    sections = http_sections(url)
+    sections["check"] = {"zaak_verplicht": True}
+    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    try:
+        assert await bot.say(f"!check {person}") == (
+            "Geef het zaaknummer mee als doel van de raadpleging: !check <bsn-of-skn> zaak: <parketnummer>.")
+        assert "Gebruik: !check" in await bot.say("!check 123456789 zaak: 10/123456-26")
+        assert fake.calls == 0
+        assert "Zeeland" in await bot.say(f"!check {person} zaak: 10/123456-26")
+        assert fake.calls == 1
     finally:
         await bot.close()
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
+from storage.lookahead import recalled
 
 if TYPE_CHECKING:
     from storage.db import Tx
@@ -18,6 +19,13 @@ class RegistryUnavailable(Exception):
 
 class Registry(Protocol):
     name: str
+
+    @property
+    def in_command_transaction(self) -> bool:
+        """Whether a lookup reads in the command's own transaction (the built-in registry in the bot's database).
+        Any other registry is asked before that transaction begins (``storage.lookahead``), so a slow answer
+        holds no write lock."""
+        ...
 
     async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
         """Every marking of this person at any veiligheidshuis; empty when nobody knows the person.
@@ -43,3 +51,14 @@ class Registry(Protocol):
     async def close(self) -> None:
         """At shutdown: connections and sessions of the adapter closed."""
         ...
+
+
+def answered_ahead(session: Tx | None, person: PersonId) -> list[Markering] | None:
+    """In an adapter's ``lookup``: the answer the dispatcher got for this person before the transaction began, so
+    the registry is asked once per command; None when nobody asked ahead (then the adapter asks now)."""
+    if session is None:
+        return None
+    found = recalled(session, person)
+    if isinstance(found, RegistryUnavailable):
+        raise RegistryUnavailable(str(found)) from None
+    return None if isinstance(found, Exception) else found

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from domain.advies import Markering
 from domain.identifiers import PersonId
-from integrations.registry.base import RegistryUnavailable
+from integrations.registry.base import RegistryUnavailable, answered_ahead
 from storage.db import Engine, SessionFactory, Tx, create_engine, read_only, session_factory
 from storage.leader import database_unreachable
 from storage.migrate import upgrade
@@ -43,9 +43,15 @@ class BuiltinRegistry:
     def separate(self) -> bool:
         return self._engine is not None
 
+    @property
+    def in_command_transaction(self) -> bool:
+        return not self.separate
+
     async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
         if session is not None and not self.separate:
             return await markeringen_of(session, person.kind, person.value)
+        if (ahead := answered_ahead(session, person)) is not None:
+            return ahead
         try:
             async with asyncio.timeout(LOOKUP_TIMEOUT_S), read_only(self.sessions) as s:
                 return await markeringen_of(s, person.kind, person.value)

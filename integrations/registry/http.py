@@ -21,7 +21,7 @@ import aiohttp
 from config.registry import RegistryHttpSettings
 from domain.advies import Markering
 from domain.identifiers import PersonId
-from integrations.registry.base import RegistryUnavailable
+from integrations.registry.base import RegistryUnavailable, answered_ahead
 from storage.db import Tx
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,11 @@ class HttpRegistry:
             await self._session.close()
             self._session = None
 
+    in_command_transaction = False
+
     async def lookup(self, person: PersonId, *, session: Tx | None = None) -> list[Markering]:
+        if (ahead := answered_ahead(session, person)) is not None:
+            return ahead
         url = self.config.url.rstrip("/") + "/markeringen"
         params: dict[str, str] = {str(person.kind): person.value}
         attempts = self.config.retries + 1
