@@ -6,7 +6,7 @@ transaction, and renders the Dutch reply from what it returns.
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, Services
 from commands.parsing import ParsedArgs
 from domain.afwijking import Verhouding
 from domain.errors import UserError
@@ -15,6 +15,7 @@ from domain.roles import DECIDING_ROLES
 from domain.suggest import nearest
 from domain.zaak import parse_zaak
 from services.besluit import BesluitIngetrokken, BesluitService, BesluitVastgelegd, BesluitVraag, ZaakVerwijderd
+from services.lookahead import Ahead
 from services.reply import Bold, Code, Doc, Part, Reply
 
 RECLASSERING = ("reclassering", "recl", "+r")
@@ -56,12 +57,10 @@ def zaak_of(args: ParsedArgs) -> str:
     return parse_zaak(args.named.get("zaak")) or ""
 
 
-async def handle(ctx: Context, args: ParsedArgs) -> Reply:
-    if args.words[0].lower() in UNDO:
-        return await undo(ctx, args)
+def vraag_of(svc: BesluitService, args: ParsedArgs) -> BesluitVraag:
+    """The decision as typed; refused in Dutch when any part of it does not hold."""
     if len(args.words) < 2:
         raise UserError("Er ontbreekt <afdoening>. Voorbeeld: !besluit 123456782 osb")
-    svc = service(ctx)
     person = person_of(args.words[0])
     afd = svc.afdoening(args.words[1])
     reclassering, mondeling = flags_of(args.words[2:])
@@ -69,8 +68,28 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     motivering = args.named.get("motivering", "").strip() or None
     if "motivering" in args.named and not motivering:
         raise UserError("'motivering:' is leeg. Schrijf de reden erachter, bijvoorbeeld: motivering: licht feit.")
-    result = await svc.decide(ctx.session, ctx.caller(), BesluitVraag(person, afd, reclassering, mondeling, zaak,
-                                                                   motivering))
+    return BesluitVraag(person, afd, reclassering, mondeling, zaak, motivering)
+
+
+async def ahead(services: Services, role: str, args: ParsedArgs) -> Ahead:
+    """An outside registry asked before the transaction for a decision as typed (``services.lookahead``); an undo
+    looks nobody up, and a decision refused as typed is asked for nothing."""
+    if args.words[0].lower() in UNDO:
+        return {}
+    try:
+        vraag = vraag_of(services.besluit, args)
+    except UserError:
+        return {}
+    return await services.besluit.ahead(vraag)
+
+
+async def handle(ctx: Context, args: ParsedArgs) -> Reply:
+    if args.words[0].lower() in UNDO:
+        return await undo(ctx, args)
+    svc = service(ctx)
+    vraag = vraag_of(svc, args)
+    person = vraag.person
+    result = await svc.decide(ctx.session, ctx.caller(), vraag)
     if isinstance(result, ZaakVerwijderd):
         return render_removed(result)
     if result.direct_to is not None:
@@ -141,6 +160,7 @@ SPEC = CommandSpec(
     name="besluit",
     summary="Leg de afdoening vast en stuur automatisch de terugkoppeling aan het veiligheidshuis.",
     handler=handle,
+    ahead=ahead,
     roles=DECIDING_ROLES,
     args=(Arg("id", "BSN of SKN"), Arg("afdoening", "code uit de afdoeningscatalogus, bv. osb, vs, halt, 01"),
           Arg("opties", "reclassering (rapport gevraagd), mondeling (mondeling teruggekoppeld)", optional=True,

@@ -7,11 +7,12 @@ one rejects the batch with its position, so nobody is silently skipped. A chat a
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, Services
 from commands.parsing import ParsedArgs
 from commands.vh_view import compose_batch, unavailable_reply
 from domain.roles import VH_INFO_ROLES
 from services.instroom import MAX_BATCH
+from services.lookahead import Ahead
 from services.reply import Doc, Reply
 
 
@@ -29,10 +30,15 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
     return summary
 
 
+async def ahead(services: Services, role: str, args: ParsedArgs) -> Ahead:
+    return await services.instroom.ahead(role, args.words, args.named.get("zaak"))
+
+
 SPEC = CommandSpec(
     name="instroom",
     summary="Controleer een reeks binnengekomen verdachten in één keer; één samenvatting.",
     handler=handle,
+    ahead=ahead,
     roles=VH_INFO_ROLES,
     args=(Arg("id", "BSN's of SKN's, gescheiden door spaties, komma's of nieuwe regels", variadic=True),),
     named=(Named("zaak", "gezamenlijk doel van de raadpleging (optioneel)"),),

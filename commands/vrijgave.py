@@ -11,11 +11,12 @@ veiligheidshuis's room and the notice to the room that asked.
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, Services
 from commands.parsing import ParsedArgs
 from domain.clock import format_local
 from domain.matrix_ids import direct_target
 from domain.roles import DECIDING_ROLES, labels
+from services.lookahead import Ahead
 from services.publiek import direct_notice
 from services.reply import Bold, Code, Doc, Reply
 from services.vrijgave import Antwoord
@@ -50,10 +51,15 @@ async def handle_vraag(ctx: Context, args: ParsedArgs) -> Reply:
     return doc.build(case_data=True)
 
 
+async def ahead_vraag(services: Services, role: str, args: ParsedArgs) -> Ahead:
+    return await services.vrijgave.ahead(role, args.words[0], args.named.get("zaak"), args.named.get("reden"))
+
+
 VRAAG = CommandSpec(
     name="vraag-vrijgave",
     summary="Vraag een veiligheidshuis (convenant hit-no-hit) het advies voor deze zaak vrij te geven.",
     handler=handle_vraag,
+    ahead=ahead_vraag,
     roles=DECIDING_ROLES,
     args=(Arg("id", "BSN (9 cijfers) of SKN"),),
     named=(Named("zaak", "parketnummer: voor welke zaak"), Named("reden", "waarom het advies nodig is")),

@@ -25,6 +25,7 @@ from domain.matrix_ids import direct_target
 from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
+from services.lookahead import Ahead, look_up_ahead
 from services.mail_outbox import MailService
 from services.publiek import PubliekService
 from storage import aanvraag_queries, werklijst_queries
@@ -132,6 +133,11 @@ class BesluitService:
             hint = f" Bedoelde u: {', '.join(near)}?" if near else ""
             raise UserError(f"Onbekende afdoening '{typed[:20]}'.{hint} Bekende codes: {', '.join(cat.codes())}.")
         return found
+
+    async def ahead(self, vraag: BesluitVraag) -> Ahead:
+        """An outside registry asked before the transaction (``services.lookahead``): the decision's houses and,
+        for a sepot 01, the identifiers to remove come from this one answer."""
+        return await look_up_ahead(self.registry, [vraag.person])
 
     async def _kennis(self, tx: Tx, person: PersonId, now: datetime) -> tuple[list[Kennis], str | None]:
         try:

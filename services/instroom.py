@@ -29,6 +29,7 @@ from domain.zichtbaarheid import GEEN, RolVelden
 from integrations.registry.base import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.check import lookup_facts
+from services.lookahead import Ahead, look_up_ahead
 from services.publiek import PubliekService
 from services.werklijst import WerklijstService
 from storage.audit import Auditor
@@ -117,9 +118,9 @@ class InstroomService:
             await self.werklijst.came_in(tx, person_value=item.person.value, masked=item.person.masked, via=via,
                                          veiligheidshuizen=[m.veiligheidshuis for m in item.markeringen], at=at)
 
-    async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None
-                       ) -> InstroomResult:
-        require_vh_role(caller.role, "instroom")
+    def _asked(self, role: str, words: Sequence[str], zaak_typed: str | None) -> tuple[list[PersonId], str | None]:
+        """The batch to look up and its purpose; refused in Dutch as a whole when anything in it does not hold."""
+        require_vh_role(role, "instroom")
         zaak = parse_zaak(zaak_typed)
         raw = split_ids(words)
         if not raw:
@@ -130,6 +131,20 @@ class InstroomService:
         if problems:
             listed = "; ".join(f"nr. {i}: {reason}" for i, reason in problems)
             raise UserError(f"Niets gecontroleerd: {listed} Verbeter of laat die weg en stuur !instroom opnieuw.")
+        return people, zaak
+
+    async def ahead(self, role: str, words: Sequence[str], zaak_typed: str | None) -> Ahead:
+        """An outside registry asked before the transaction (``services.lookahead``); nothing when ``instroom``
+        would refuse the batch."""
+        try:
+            people, _ = self._asked(role, words, zaak_typed)
+        except UserError:
+            return {}
+        return await look_up_ahead(self.registry, people)
+
+    async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None
+                       ) -> InstroomResult:
+        people, zaak = self._asked(caller.role, words, zaak_typed)
         registry = self.registry
         try:
             items = await lookup_all(registry, people, tx)

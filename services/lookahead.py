@@ -30,6 +30,7 @@ async def look_up_ahead(registry: Registry, persons: Iterable[PersonId]) -> Ahea
             answers[person] = await registry.lookup(person)
         except RegistryUnavailable as exc:
             answers[person] = exc
+            break  # the command fails on this one, as a batch does: the rest would only wait for the same timeout
         except Exception as exc:  # asked again in the transaction, where the command answers it as it always did
             log.warning("registry lookup ahead failed", extra={"reason": type(exc).__name__})
     return answers

@@ -24,6 +24,7 @@ from domain.zicht import Zicht
 from domain.zichtbaarheid import GEEN, RolVelden
 from integrations.registry.base import Registry
 from services.base import Caller, Tx
+from services.lookahead import Ahead, look_up_ahead
 from services.publiek import PubliekService
 from storage.audit import Auditor
 from storage.vrijgave_models import Vrijgave
@@ -124,14 +125,29 @@ class VrijgaveService:
                 return True
         return False
 
-    async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,
-                    reden_typed: str | None) -> VraagResult:
-        require_vh_role(caller.role, "vraag-vrijgave")
+    def _asked(self, role: str, word: str, zaak_typed: str | None,
+               reden_typed: str | None) -> tuple[PersonId, str | None, str | None]:
+        """Whose advice is asked for, for what purpose and why; refused in Dutch when any of it does not hold."""
+        require_vh_role(role, "vraag-vrijgave")
         person = parse_id(word, self.settings.identificatie)
         zaak = purpose_zaak(zaak_typed, self.settings.zaak_verplicht)
         reden = (reden_typed or "").strip() or None
         if reden and len(reden) > MAX_TEXT:
             raise UserError(f"De reden is te lang (maximaal {MAX_TEXT} tekens).")
+        return person, zaak, reden
+
+    async def ahead(self, role: str, word: str, zaak_typed: str | None, reden_typed: str | None) -> Ahead:
+        """An outside registry asked before the transaction (``services.lookahead``); nothing when ``vraag``
+        would refuse the command."""
+        try:
+            person, _, _ = self._asked(role, word, zaak_typed, reden_typed)
+        except UserError:
+            return {}
+        return await look_up_ahead(self.registry, [person])
+
+    async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,
+                    reden_typed: str | None) -> VraagResult:
+        person, zaak, reden = self._asked(caller.role, word, zaak_typed, reden_typed)
         markeringen = await self.registry.lookup(person, session=tx)
         vhs = self.veiligheidshuizen
         strict = [vh for vh in (vhs.get(m.veiligheidshuis) for m in markeringen) if vh and vh.profiel == "hit-no-hit"]

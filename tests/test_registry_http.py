@@ -232,29 +232,36 @@ async def lookups_audited(bot: Any) -> list[str]:
     return [r.details["uitkomst"] for r in recs]
 
 
-async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp_path: Path,
-                                                 sqlite_url: str) -> None:
-    """SQLite has one writer: a !check waiting for a slow registry inside its transaction would stall every
-    other command, the mail worker and the sender. The registry is asked before the transaction begins."""
+@pytest.mark.parametrize(("command", "asked", "answer"), [
+    ("!check {a}", 1, "Zorg- en Veiligheidshuis Zeeland"),
+    ("!instroom {a}, {b}", 2, "Instroom: 1 van 2 bekend"),
+    ("!besluit {a} halt", 1, "vastgelegd"),
+    ("!besluit {a} 01", 1, "Technisch sepot 01 vastgelegd: geen terugkoppeling."),
+    ("!vraag-vrijgave {a} reden: voorgeleiding", 1, "Geen vrijgave nodig"),
+])
+async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp_path: Path, sqlite_url: str,
+                                                 command: str, asked: int, answer: str) -> None:
+    """SQLite has one writer: a command waiting for a slow registry inside its transaction would stall every
+    other command, the mail worker and the sender. The registry is asked before the transaction begins, once."""
     fake, url = gcos
-    person = bsn(30)
-    fake.data[person] = [gcos_item(person)]
+    known, unknown = bsn(30), bsn(33)
+    fake.data[known] = [gcos_item(known)]
+    fake.data[unknown] = []
     fake.gate = asyncio.Event()
     sections = http_sections(url)
     sections["registry"]["timeout_seconds"] = 30
     bot = await start_bot(tmp_path, sqlite_url, sections=sections)
     try:
-        check = asyncio.create_task(bot.say(f"!check {person}"))
+        said = asyncio.create_task(bot.say(command.format(a=known, b=unknown)))
         await asyncio.wait_for(fake.entered.wait(), 10)
         # While the registry has not answered, another writer gets its turn at once.
         async with asyncio.timeout(5), bot.runtime.sessions() as s, s.begin():
             await s.execute(update(BotState).where(BotState.key == "niet-bestaand").values(value="x"))
-        assert not check.done()
+        assert not said.done()
         fake.gate.set()
-        reply = await asyncio.wait_for(check, 10)
-        assert "Zorg- en Veiligheidshuis Zeeland" in reply
-        assert fake.calls == 1  # asked once: the transaction took the answer got ahead
-        assert await lookups_audited(bot) == ["hit"]
+        reply = await asyncio.wait_for(said, 10)
+        assert answer in reply, reply
+        assert fake.calls == asked  # asked once per person: the transaction took the answers got ahead
     finally:
         fake.gate.set()
         await bot.close()
