@@ -4,11 +4,12 @@ transaction; none commits."""
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, exists, func, insert, select
+from sqlalchemy import Table, and_, case, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.lifecycles import BesluitStatus
@@ -28,7 +29,7 @@ async def add_arrivals(session: AsyncSession, *, subject: str, masked: str, veil
     commit_tail.insert_at_commit(session, _INSERT, rows)
 
 
-_INSERT = insert(Binnenkomst.__table__).execution_options(render_nulls=True)  # type: ignore[arg-type]
+_INSERT = insert(typing.cast(Table, Binnenkomst.__table__)).execution_options(render_nulls=True)
 
 
 @dataclass(frozen=True)
