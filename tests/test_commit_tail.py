@@ -4,11 +4,14 @@ whatever their number, and when another writer moved the audit head meanwhile. B
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
-from storage import commit_tail
+from storage import audit, commit_tail
 from storage.audit import ONE_STATEMENT_MAX_RECORDS, Auditor, verify_chain
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
@@ -105,3 +108,54 @@ async def test_the_tail_is_written_once_when_another_writer_moved_the_head(datab
     finally:
         await ours.dispose()
         await theirs.dispose()
+
+
+async def test_writers_of_one_process_take_turns_at_the_head(pg_url: str) -> None:
+    """PostgreSQL: commits of one process that overlap (a command, and the sender recording the reply it just sent)
+    each start from the head the one before committed: none finds the head moved and reads it again under its
+    lock, and the chain is whole."""
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement))
+    writers = 8
+    together = asyncio.Barrier(writers)
+
+    async def writer(i: int) -> None:
+        async with sessions() as s:
+            await record_facts(s, [Feit(CHECK, T0)])
+            await Auditor(KEY).record(s, kind="test.tegelijk", at=T0, details={"i": i})
+            await s.execute(select(1))  # the transaction is open on its connection
+            await together.wait()  # all commit at once
+            await s.commit()
+
+    try:
+        await upgrade(engine)
+        async with sessions() as s, s.begin():  # the first append of the process reads the head
+            await Auditor(KEY).record(s, kind="test.eerst", at=T0)
+        statements.clear()
+        await asyncio.gather(*(writer(i) for i in range(writers)))
+        assert [st for st in statements if "FOR UPDATE" in st] == []
+        assert await _counts(sessions) == (writers, 0, writers + 1)
+        assert await _chain_ok(sessions)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_turn_is_given_back_when_the_commit_fails(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    try:
+        await upgrade(engine)
+        with pytest.raises(TypeError):
+            async with sessions() as s, s.begin():
+                bad: dict[str, Any] = {"niet te tekenen": object()}  # fails at commit, after the turn was taken
+                await Auditor(KEY).record(s, kind="test.fout", at=T0, details=bad)
+        assert not audit._turns[engine.sync_engine].locked()
+        async with asyncio.timeout(audit.TURN_WAIT_S / 2), sessions() as s, s.begin():  # not kept waiting
+            await Auditor(KEY).record(s, kind="test.daarna", at=T0)
+        assert await _counts(sessions) == (0, 0, 1)
+        assert await _chain_ok(sessions)
+    finally:
+        await engine.dispose()
