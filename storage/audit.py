@@ -27,6 +27,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import typing
 import weakref
 from collections.abc import Iterable
@@ -41,6 +42,8 @@ from sqlalchemy.util import await_only
 
 from storage import commit_tail
 from storage.models import AuditHead, AuditRecord
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SEAL_KIND = "audit.sleutel_ingevoerd"  # the first keyed record after records of the unkeyed chain
@@ -261,6 +264,8 @@ def _take_turn(session: Session, engine: Any) -> None:
         turn = _turns[engine] = asyncio.Lock()
     if await_only(_acquire(turn)):
         session.info[_TURN] = turn
+    else:  # a commit that hangs on the database, or a turn never given back: the chain stays right, only slower
+        log.warning("audit head turn not given in time; appending without it", extra={"wait_s": TURN_WAIT_S})
 
 
 async def _acquire(turn: asyncio.Lock) -> bool:
