@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote, Services
 from commands.parsing import ParsedArgs
 from domain import aanvraag as rules
 from domain.clock import format_local
 from domain.errors import UserError
-from domain.identifiers import InvalidIdentifier, parse_person_id
+from domain.identifiers import InvalidIdentifier, PersonId, parse_person_id
 from domain.matrix_ids import USER_ID
 from domain.roles import VH_INFO_ROLES, labels
 from domain.suggest import nearest
@@ -22,6 +22,7 @@ from services.reply import Bold, Code, Doc, Part, Reply
 
 if TYPE_CHECKING:
     from services.aanvraag import AanvraagService
+    from services.lookahead import Ahead
 
 REQUEST_ROLES = VH_INFO_ROLES
 ONCALL_ROLES = frozenset({"bereikbaarheidsdienst", "veiligheidshuis"})
@@ -34,10 +35,11 @@ def service(ctx: Context) -> AanvraagService:
     return ctx.services.aanvraag
 
 
-def _vh_key(ctx: Context, key: str) -> str:
+def _vh_key(ctx: Context | Services, key: str) -> str:
+    services = ctx.services if isinstance(ctx, Context) else ctx
     key = key.strip().lower()
-    if ctx.services.veiligheidshuizen.get(key) is None:
-        hints = nearest(key, ctx.services.veiligheidshuizen.keys())
+    if services.veiligheidshuizen.get(key) is None:
+        hints = nearest(key, services.veiligheidshuizen.keys())
         hint = f" Bedoelde u {' of '.join(hints)}?" if hints else " Zie !dienst voor de sleutels."
         raise UserError(f"Veiligheidshuis '{key[:40]}' is onbekend.{hint}")
     return key
@@ -56,21 +58,39 @@ USAGE = ("!aanvraag <bsn of skn> [termijn] feit: <het feit in een paar woorden> 
          "[type: <zaaktype>] [vh: <sleutel>] [vraag: <tekst>]")
 
 
-async def handle_aanvraag(ctx: Context, args: ParsedArgs) -> Reply:
-    if args.words[0].lower() == "intrekken":
-        return await _cancel(ctx, args)
-    svc = service(ctx)
+def _asked(services: Services, args: ParsedArgs) -> tuple[PersonId, str, str | None, rules.Schets]:
+    """The request as typed: person, term, house and sketch; refused in Dutch when any of it does not hold."""
     try:
         person = parse_person_id(args.words[0])
     except InvalidIdentifier as exc:
         raise UserError(f"{exc} Gebruik: {USAGE}.") from None
     term_words = " ".join(args.words[1:])
-    wanted_vh = _vh_key(ctx, args.named["vh"]) if args.named.get("vh") else None
-    zaaktype = svc.zaaktype(args.named["type"]) if args.named.get("type") else None
+    wanted_vh = _vh_key(services, args.named["vh"]) if args.named.get("vh") else None
+    zaaktype = services.aanvraag.zaaktype(args.named["type"]) if args.named.get("type") else None
     try:
         schets = rules.check_schets(args.named.get("feit") or None, args.named.get("voornemen") or None, zaaktype)
     except rules.SchetsError as exc:
         raise UserError(str(exc)) from None
+    return person, term_words, wanted_vh, schets
+
+
+async def ahead_aanvraag(services: Services, role: str, args: ParsedArgs) -> Ahead:
+    """An outside registry asked before the transaction (``services.lookahead``); a cancellation looks nobody up,
+    and a request refused as typed is asked for nothing."""
+    if args.words[0].lower() == "intrekken":
+        return {}
+    try:
+        person, _, _, _ = _asked(services, args)
+    except UserError:
+        return {}
+    return await services.aanvraag.ahead(person)
+
+
+async def handle_aanvraag(ctx: Context, args: ParsedArgs) -> Reply:
+    if args.words[0].lower() == "intrekken":
+        return await _cancel(ctx, args)
+    svc = service(ctx)
+    person, term_words, wanted_vh, schets = _asked(ctx.services, args)
     req = await svc.open(ctx.session, now=ctx.now, sender=ctx.sender, role=ctx.role, room_id=ctx.room_id,
                          event_id=ctx.event_id, person=person, term_words=term_words,
                          vraag=args.named.get("vraag") or None, vh=wanted_vh, schets=schets)
@@ -114,6 +134,7 @@ AANVRAAG = CommandSpec(
     name="aanvraag",
     summary="Vraag een veiligheidshuis om een actueel advies binnen een termijn.",
     handler=handle_aanvraag,
+    ahead=ahead_aanvraag,
     roles=REQUEST_ROLES,
     args=(Arg("bsn of skn", "het BSN of SKN van de verdachte"),
           Arg("termijn", "24u, 5d, 2wd of 'volgende werkdag 13:00'", optional=True, variadic=True)),

@@ -31,6 +31,7 @@ from domain.suggest import nearest
 from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen, mail_identifier
 from services import messages
 from services.base import Tx
+from services.lookahead import Ahead, look_up_ahead
 from services.mail_outbox import MailService
 from services.messages import NewMessage, message_content, txn_id_for
 from services.publiek import PubliekService, direct_notice
@@ -257,6 +258,10 @@ class AanvraagService:
             known = ", ".join(rules.zaaktype_text(c) for c in rules.ZAAKTYPEN)
             raise UserError(f"Onbekend zaaktype '{code[:20]}'.{hint} Schrijf 'type: <code>' met een van: {known}.")
         return code
+
+    async def ahead(self, person: PersonId) -> Ahead:
+        """An outside registry asked before the transaction (``services.lookahead``)."""
+        return {} if self.registry is None else await look_up_ahead(self.registry, [person])
 
     async def _eligible(self, tx: Tx, person: PersonId, vh: str | None,
                         typed: str | None) -> tuple[str, Markering | None]:

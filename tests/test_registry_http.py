@@ -238,6 +238,8 @@ async def lookups_audited(bot: Any) -> list[str]:
     ("!besluit {a} halt", 1, "vastgelegd"),
     ("!besluit {a} 01", 1, "Technisch sepot 01 vastgelegd: geen terugkoppeling."),
     ("!vraag-vrijgave {a} reden: voorgeleiding", 1, "Geen vrijgave nodig"),
+    ("!aanvraag {a} 24u feit: winkeldiefstal voornemen: taakstraf", 1,
+     "Met zeeland is niets als prioritair afgesproken"),
 ])
 async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp_path: Path, sqlite_url: str,
                                                  command: str, asked: int, answer: str) -> None:
