@@ -10,6 +10,7 @@ calls ``notify``, injected by the runtime, inside the same transaction that chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -271,7 +272,8 @@ class MailWorker(DrainLoop):
         async with read_only(self.sessions) as s:
             still = await q.still_pending(s, [r.id for r in rows])
         accepted: asyncio.Queue[int | None] = asyncio.Queue()
-        recorder = asyncio.create_task(self._recorder(accepted))
+        finished = asyncio.Event()
+        recorder = asyncio.create_task(self._recorder(accepted, finished))
         broken = False
         try:
             for row in rows:
@@ -285,18 +287,22 @@ class MailWorker(DrainLoop):
                     break
         finally:
             accepted.put_nowait(None)
+            finished.set()
             await recorder
         return broken
 
-    async def _recorder(self, queue: asyncio.Queue[int | None]) -> None:
+    async def _recorder(self, queue: asyncio.Queue[int | None], finished: asyncio.Event) -> None:
         done = False
         while not done:
             # Acceptances are gathered for at most RECORD_GATHER_S, then committed together (and those arriving
             # during a commit share the next one): a crash in that window sends those mails again with the same
             # Message-ID, so it is kept short; without any gathering a fast relay costs a transaction per mail.
+            # The round's last mail ends the window at once: nothing more comes to wait for.
             ids = [await queue.get()]
             if ids[0] is not None:
-                await asyncio.sleep(RECORD_GATHER_S)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECORD_GATHER_S):
+                        await finished.wait()
             while not queue.empty():
                 ids.append(queue.get_nowait())
             done = None in ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from domain.advies import Markering
 from domain.afdoeningen import Kennis, feedback_for
 from domain.clock import FixedClock
 from domain.errors import ConfigError
+from services import mail_outbox
 from storage.besluit_models import BesluitRow, OutboxMail
 from storage.models import AuditRecord
 from storage.registry_queries import upsert
@@ -158,6 +160,18 @@ async def test_known_adult_gets_feedback_over_starttls(tmp_path: Path, database_
         assert len(smtp.collector.received) == 1
     finally:
         await bot.close()
+
+
+async def test_the_last_acceptances_are_recorded_without_waiting_out_the_gather_window(
+        bot: ConsoleBot, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Acceptances are gathered for a moment before they are committed together; once the round's last mail is
+    accepted nothing more can come, and waiting out the window only delays the record and the room's notice."""
+    monkeypatch.setattr(mail_outbox, "RECORD_GATHER_S", 600.0)
+    await bot.say(f"!besluit {ADULT} osb", as_role="kpc")
+    async with asyncio.timeout(30):  # with the whole window waited out this would take ten minutes
+        seen = await deliver(bot)
+    assert len(smtp.collector.received) == 1 and "verzonden aan" in seen
+    assert [m.status for m in await outbox_rows(bot)] == ["sent"]
 
 
 async def test_mail_notice_goes_direct_when_the_police_read_the_room(bot: ConsoleBot, smtp: SmtpServer) -> None:
