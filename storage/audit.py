@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import typing
 import weakref
 from collections.abc import Iterable
@@ -252,7 +253,11 @@ _NEXT_HEAD = "zsm_audit_next_head"
 # and the move's condition keep the chain right without it. (SQLite writers take turns for the whole transaction
 # already: ``storage.db``.)
 TURN_WAIT_S = 0.5
+# A turn held this long is not a large commit (a deadline recovery's batch takes a second or two) but one that was
+# never given back: that is logged, as every append then waits out TURN_WAIT_S.
+TURN_HELD_TOO_LONG_S = 60.0
 _turns: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+_taken_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 _TURN = "zsm_audit_turn"
 
 
@@ -264,8 +269,9 @@ def _take_turn(session: Session, engine: Any) -> None:
         turn = _turns[engine] = asyncio.Lock()
     if await_only(_acquire(turn)):
         session.info[_TURN] = turn
-    else:  # a commit that hangs on the database, or a turn never given back: the chain stays right, only slower
-        log.warning("audit head turn not given in time; appending without it", extra={"wait_s": TURN_WAIT_S})
+        _taken_at[engine] = time.monotonic()
+    elif time.monotonic() - _taken_at.get(engine, time.monotonic()) > TURN_HELD_TOO_LONG_S:
+        log.warning("audit head turn held too long; appending without it", extra={"wait_s": TURN_WAIT_S})
 
 
 async def _acquire(turn: asyncio.Lock) -> bool:
