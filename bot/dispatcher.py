@@ -85,7 +85,8 @@ class Dispatcher:
         # so max_command_age_seconds measures the command's age, not the outage's length.
         received = received_at or self.services.clock.now()
         # Duplicates are recognised inside the transaction that would handle them: by a lookup at the start of a
-        # command's transaction, or by the inbox row's primary key on the short answer-only paths.
+        # command's transaction, or by the inbox row's primary key on the short answer-only paths. A command that
+        # asks an outside registry first (``CommandSpec.ahead``) also reads the inbox before it asks.
         outcome = await self._handle(cmd, received)
         # Receipt to the committed answer (what follows the commit, the reply's send, is not the command's).
         self.metrics.command_done(outcome.command or "-", outcome.status,
