@@ -35,8 +35,7 @@ def service(ctx: Context) -> AanvraagService:
     return ctx.services.aanvraag
 
 
-def _vh_key(ctx: Context | Services, key: str) -> str:
-    services = ctx.services if isinstance(ctx, Context) else ctx
+def _vh_key(services: Services, key: str) -> str:
     key = key.strip().lower()
     if services.veiligheidshuizen.get(key) is None:
         hints = nearest(key, services.veiligheidshuizen.keys())
@@ -234,13 +233,13 @@ ADVIES = CommandSpec(
 
 async def handle_dienst(ctx: Context, args: ParsedArgs) -> Reply:
     if len(args.words) <= 1:
-        return await _show_roster(ctx, _vh_key(ctx, args.words[0]) if args.words else None)
+        return await _show_roster(ctx, _vh_key(ctx.services, args.words[0]) if args.words else None)
     if ctx.role not in ROSTER_EDIT_ROLES:
         raise UserError(f"Het rooster wijzigen mag alleen de rol {labels(ROSTER_EDIT_ROLES)}. !dienst toont het.")
     if len(args.words) < 4:
         raise UserError("Gebruik: !dienst <vh> <@gebruiker:server> <van> <tot> [backup: <@gebruiker:server>], "
                         "bijvoorbeeld !dienst utrecht @jan:example.nl 23-11-2026 08:00 24-11-2026 08:00.")
-    vh = _vh_key(ctx, args.words[0])
+    vh = _vh_key(ctx.services, args.words[0])
     user = args.words[1]
     backup = args.named.get("backup") or None
     for who in (user, backup):

@@ -20,8 +20,7 @@ Ahead = dict[PersonId, Answer]
 
 
 async def look_up_ahead(registry: Registry, persons: Iterable[PersonId]) -> Ahead:
-    if registry.in_command_transaction:
-        return {}
+    """Called by the dispatcher only for a registry outside the command's transaction."""
     answers: Ahead = {}
     for person in persons:
         if person in answers:
