@@ -53,7 +53,9 @@ class _Turns:
         return lock
 
 
-_turns: dict[str, _Turns] = {}
+# Held by the engines' connection factories (``inline_creator``): an entry lives as long as some engine of this
+# process may still open that file, and goes with the last of them (tests open thousands of files).
+_turns: weakref.WeakValueDictionary[str, _Turns] = weakref.WeakValueDictionary()
 
 
 def _turns_for(key: str) -> _Turns:

@@ -5,6 +5,7 @@ turn back. Real SQLite files; the other process is a real ``python`` child holdi
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -284,3 +285,15 @@ async def test_the_readiness_probe_never_waits_for_a_writer(sessions: SessionFac
     finally:
         done.set()
         await task
+
+
+async def test_the_turns_of_a_file_go_with_its_last_engine(tmp_path: Path) -> None:
+    path = str(tmp_path / "eenmalig.db")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    assert path in sqlite_inline._turns
+    await engine.dispose()
+    del engine, conn
+    gc.collect()
+    assert path not in sqlite_inline._turns
