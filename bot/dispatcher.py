@@ -201,6 +201,8 @@ class Dispatcher:
             try:
                 async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):
                     ahead = await spec.ahead(self.services, role, args)
+            except UserError:
+                pass  # refused as typed: nobody is asked, and the command refuses it in Dutch below, as ever
             except TimeoutError as exc:
                 return await self._failed(cmd, received, spec, role, exc)
         async with self.sessions() as session:

@@ -74,14 +74,11 @@ def _asked(services: Services, args: ParsedArgs) -> tuple[PersonId, str, str | N
 
 
 async def ahead_aanvraag(services: Services, role: str, args: ParsedArgs) -> Ahead:
-    """An outside registry asked before the transaction (``services.lookahead``); a cancellation looks nobody up,
-    and a request refused as typed is asked for nothing."""
+    """An outside registry asked before the transaction (``services.lookahead``); a cancellation looks nobody
+    up."""
     if args.words[0].lower() == "intrekken":
         return {}
-    try:
-        person, _, _, _ = _asked(services, args)
-    except UserError:
-        return {}
+    person, _, _, _ = _asked(services, args)
     return await services.aanvraag.ahead(person)
 
 

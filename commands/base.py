@@ -152,7 +152,7 @@ class CommandSpec:
     read_only: bool | Callable[[ParsedArgs], bool] = False
     # For a command that looks persons up: ask an outside registry before the command's transaction begins
     # (``services.lookahead``), so its answer time holds no write lock. Called with the services, the role and
-    # the arguments; returns the answers, empty when the command's own preconditions do not hold.
+    # the arguments; a ``UserError`` (the command's own preconditions do not hold) means nobody is asked.
     ahead: Callable[[Services, str, ParsedArgs], Awaitable[Ahead]] | None = None
 
     def reads_only(self, args: ParsedArgs) -> bool:

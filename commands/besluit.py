@@ -73,14 +73,10 @@ def vraag_of(svc: BesluitService, args: ParsedArgs) -> BesluitVraag:
 
 async def ahead(services: Services, role: str, args: ParsedArgs) -> Ahead:
     """An outside registry asked before the transaction for a decision as typed (``services.lookahead``); an undo
-    looks nobody up, and a decision refused as typed is asked for nothing."""
+    looks nobody up."""
     if args.words[0].lower() in UNDO:
         return {}
-    try:
-        vraag = vraag_of(services.besluit, args)
-    except UserError:
-        return {}
-    return await services.besluit.ahead(vraag)
+    return await services.besluit.ahead(vraag_of(services.besluit, args))
 
 
 async def handle(ctx: Context, args: ParsedArgs) -> Reply:

@@ -15,7 +15,6 @@ from datetime import date, datetime
 from config.check import CheckSettings
 from domain.advies import Markering, is_minor
 from domain.clock import local
-from domain.errors import UserError
 from domain.identifiers import PersonId
 from domain.matrix_ids import direct_target
 from domain.publiek import room_fields, room_may_show
@@ -81,12 +80,9 @@ class CheckService:
         return parse_id(word, self.settings.identificatie), purpose_zaak(zaak_typed, self.settings.zaak_verplicht)
 
     async def ahead(self, role: str, word: str, zaak_typed: str | None) -> Ahead:
-        """An outside registry asked before the transaction (``services.lookahead``); nothing when ``check``
-        would refuse the command."""
-        try:
-            person, _ = self._asked(role, word, zaak_typed)
-        except UserError:
-            return {}
+        """An outside registry asked before the transaction (``services.lookahead``), under ``check``'s own
+        preconditions."""
+        person, _ = self._asked(role, word, zaak_typed)
         return await look_up_ahead(self.registry, [person])
 
     async def check(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None) -> CheckResult:

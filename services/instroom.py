@@ -134,12 +134,9 @@ class InstroomService:
         return people, zaak
 
     async def ahead(self, role: str, words: Sequence[str], zaak_typed: str | None) -> Ahead:
-        """An outside registry asked before the transaction (``services.lookahead``); nothing when ``instroom``
-        would refuse the batch."""
-        try:
-            people, _ = self._asked(role, words, zaak_typed)
-        except UserError:
-            return {}
+        """An outside registry asked before the transaction (``services.lookahead``), under ``instroom``'s own
+        preconditions."""
+        people, _ = self._asked(role, words, zaak_typed)
         return await look_up_ahead(self.registry, people)
 
     async def instroom(self, tx: Tx, caller: Caller, words: Sequence[str], zaak_typed: str | None

@@ -1,8 +1,9 @@
 """Asking an outside registry before a command's transaction begins (why: ``storage.lookahead``).
 
 A service asks here only after its own preconditions (role, identifier, purpose) held, so nobody is looked up for
-a command that is then refused; what is asked here is audited in the transaction by the service that uses the
-answer, and a delivery already handled is not asked for at all (the dispatcher checks that first).
+a command that is then refused: a precondition that fails raises ``UserError``, and the dispatcher asks nobody.
+What is asked here is audited in the transaction by the service that uses the answer, and a delivery already
+handled is not asked for at all (the dispatcher checks that first).
 """
 
 from __future__ import annotations

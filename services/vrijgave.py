@@ -137,12 +137,9 @@ class VrijgaveService:
         return person, zaak, reden
 
     async def ahead(self, role: str, word: str, zaak_typed: str | None, reden_typed: str | None) -> Ahead:
-        """An outside registry asked before the transaction (``services.lookahead``); nothing when ``vraag``
-        would refuse the command."""
-        try:
-            person, _, _ = self._asked(role, word, zaak_typed, reden_typed)
-        except UserError:
-            return {}
+        """An outside registry asked before the transaction (``services.lookahead``), under ``vraag``'s own
+        preconditions."""
+        person, _, _ = self._asked(role, word, zaak_typed, reden_typed)
         return await look_up_ahead(self.registry, [person])
 
     async def vraag(self, tx: Tx, caller: Caller, word: str, zaak_typed: str | None,

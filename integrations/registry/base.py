@@ -59,6 +59,6 @@ def answered_ahead(session: Tx | None, person: PersonId) -> list[Markering] | No
     if session is None:
         return None
     found = recalled(session, person)
-    if isinstance(found, RegistryUnavailable):
+    if isinstance(found, Exception):  # only an unreachable registry is kept (``services.lookahead``)
         raise RegistryUnavailable(str(found)) from None
-    return None if isinstance(found, Exception) else found
+    return found
