@@ -12,6 +12,8 @@ import logging
 import time
 import traceback
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +38,25 @@ from storage.leader import Leadership, database_unreachable
 log = logging.getLogger(__name__)
 
 MAX_BODY_CHARS = 4000
+
+
+class CommandTimedOut(Exception):
+    """The command ran out of its time budget (``command_timeout_seconds``)."""
+
+
+@asynccontextmanager
+async def _within(deadline: float) -> AsyncIterator[None]:
+    """``asyncio.timeout_at``, its expiry told apart from a ``TimeoutError`` of the database driver (a connection
+    that timed out): that one is an outage, held and handled again once the database answers, where a command
+    that ran out of time is answered that it did."""
+    timer = asyncio.timeout_at(deadline)
+    try:
+        async with timer:
+            yield
+    except Exception as exc:
+        if timer.expired():
+            raise CommandTimedOut from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -167,8 +188,9 @@ class Dispatcher:
                 now=self.services.clock.now(), session=session, services=self.services, deferred_audit=deferred,
             )
             failure: Exception | None = None
+            deadline = asyncio.get_running_loop().time() + self.settings.matrix.command_timeout_seconds
             try:
-                async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):  # no task of its own
+                async with _within(deadline):  # no task of its own
                     reply = await spec.handler(ctx, args)
             except Exception as exc:  # answered below, after the reader transaction has ended
                 failure = exc
@@ -192,6 +214,9 @@ class Dispatcher:
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
         ahead: Ahead = {}
+        # One time budget for the whole command: what a slow registry took before the transaction is not given
+        # again to the handler, so the asker hears within the timeout either way.
+        deadline = asyncio.get_running_loop().time() + self.settings.matrix.command_timeout_seconds
         if spec.ahead is not None and not self.services.registry.in_command_transaction:
             # An outside registry is asked before the transaction: a slow answer then holds no writer's turn. Not
             # for a delivery already handled, so no lookup goes unaudited (the command audits what it uses).
@@ -199,11 +224,11 @@ class Dispatcher:
                 if await inbox.handled_among(s, [cmd.event_id]):
                     return Outcome("duplicate", spec.name)
             try:
-                async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):
+                async with _within(deadline):
                     ahead = await spec.ahead(self.services, role, args)
             except UserError:
                 pass  # refused as typed: nobody is asked, and the command refuses it in Dutch below, as ever
-            except TimeoutError as exc:
+            except CommandTimedOut as exc:
                 return await self._failed(cmd, received, spec, role, exc)
         async with self.sessions() as session:
             lookahead.remember(session, ahead)
@@ -211,15 +236,10 @@ class Dispatcher:
                 sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
                 now=self.services.clock.now(), session=session, services=self.services,
             )
+            inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=spec.name,
+                        received_at=received, handled_at=ctx.now)
             try:
-                async with inbox.exactly_once():
-                    await inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender,
-                                      command=spec.name, received_at=received, handled_at=ctx.now)
-            except inbox.AlreadyRecorded:
-                await session.rollback()
-                return Outcome("duplicate", spec.name)
-            try:
-                async with asyncio.timeout(self.settings.matrix.command_timeout_seconds):  # no task of its own
+                async with _within(deadline):  # no task of its own
                     reply = await spec.handler(ctx, args)
                 status = "handled"
             except Exception as exc:
@@ -245,7 +265,7 @@ class Dispatcher:
         if isinstance(exc, UserError):
             return await self._answer_only(cmd, received, "invalid", spec.name, text(exc.message), role=role,
                                            audit=exc.audit)
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, CommandTimedOut):
             self.metrics.errors.inc()
             msg = f"!{spec.name} duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
             return await self._answer_only(cmd, received, "failed", spec.name, text(msg), role=role)

@@ -1,15 +1,16 @@
-"""Rows a command writes and never reads back (its figures, its arrivals) are written at commit, with the audit
-records, instead of one statement each where the command records them.
+"""Rows a command writes and never reads back (its inbox row, its figures, its arrivals) are written at commit,
+with the audit records, instead of one statement each where the command records them.
 
-Why: on PostgreSQL every statement is a round trip to the server, and a ``!check`` wrote four statements that only
-ever add rows (facts, arrivals, the audit head's move, the audit records). At commit they become one statement: the
-head's move and the records as data-modifying CTEs, these rows as further CTEs (``storage.audit`` builds it and
-registers itself here as the linker). On SQLite a statement is a function call, not a round trip; the rows are
-written one table after another, as before.
+Why: on PostgreSQL every statement is a round trip to the server, and a ``!check`` wrote five statements that only
+ever add rows (the inbox row, facts, arrivals, the audit head's move, the audit records). At commit they become
+one statement: the head's move and the records as data-modifying CTEs, these rows as further CTEs
+(``storage.audit`` builds it and registers itself here as the linker). On SQLite a statement is a function call,
+not a round trip; the rows are written one table after another, as before.
 
 The rows stand or fall with the transaction, as when written at once. What this gives up: a statement of the same
 transaction does not see them, so only rows nobody reads back in their own transaction come here (the writers say
-so), and a constraint they break is reported at commit.
+so), and a constraint they break is reported at commit (the inbox row's key: a duplicate delivery, which the
+dispatcher rolls back there).
 """
 
 from __future__ import annotations

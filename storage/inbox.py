@@ -1,8 +1,8 @@
 """Named queries on ``inbox``: one row per handled Matrix event, the key that makes handling exactly-once.
 
-The dispatcher writes the row first thing in a command's transaction (``claim``), in the same transaction as
-the command's effects and reply; a second delivery collides on its primary key, which rolls the duplicate back
-as a whole. A read-only command writes the row at the end (``record``), with its reply, and collides there.
+The dispatcher writes the row in the same transaction as the command's effects and reply, at its commit
+(``claim``); a second delivery collides there on its primary key, which rolls the duplicate back as a whole. A
+read-only command writes the row at the end too (``record``), with its reply, and collides there.
 That collision reaches the dispatcher as ``AlreadyRecorded``, this module's own exception, so the dispatcher
 needs no database library to recognise it.
 """
@@ -18,6 +18,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import commit_tail
 from storage.models import InboxEntry
 
 
@@ -35,14 +36,18 @@ async def exactly_once() -> AsyncIterator[None]:
         raise AlreadyRecorded from exc
 
 
-async def claim(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str,
-                received_at: datetime, handled_at: datetime) -> None:
-    """Write the event's row as ``handled`` first thing in the command's transaction, instead of a lookup now and
-    the row at the end: one statement fewer, and a second delivery (or a second instance) collides on the key
-    here, before it does any work, or on PostgreSQL waits here until the first commits or rolls back. When the
-    command ends otherwise the transaction rolls back, row included, and the answer-only path writes its own."""
-    await record(session, event_id=event_id, room_id=room_id, sender=sender, command=command, outcome="handled",
-                 received_at=received_at, handled_at=handled_at)
+def claim(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str,
+          received_at: datetime, handled_at: datetime) -> None:
+    """The event's row as ``handled``, written at the command's commit (``storage.commit_tail``): on PostgreSQL in
+    the commit's one statement with the audit records and the reply, a round trip fewer than a row written first.
+    Nothing in the transaction reads it back. A second delivery (a redelivery, a second sync) collides on the key
+    in that commit, inside ``exactly_once``, and rolls back as a whole: it may have done the command's work, never
+    its effects. (A command that asks an outside registry looks for the row before it asks, so a redelivery asks
+    no one.) When the command ends otherwise the transaction rolls back, row included, and the answer-only path
+    writes its own."""
+    commit_tail.insert_at_commit(session, _INSERT, [{
+        "event_id": event_id, "room_id": room_id, "sender": sender, "command": command, "outcome": "handled",
+        "received_at": received_at, "handled_at": handled_at}])
 
 
 async def handled_among(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:

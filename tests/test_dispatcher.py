@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.dispatcher import IncomingCommand
+from bot.transport.console import CONSOLE_ROOM
+from commands.base import Context
+from commands.parsing import ParsedArgs
+from services.reply import Reply
 from storage import inbox
 from storage.models import AuditRecord, InboxEntry, OutgoingMessage
+from storage.statistiek_models import CHECK, StatistiekFeit
+from tests.harness.config import user_for
 from tests.harness.console import ConsoleBot
+from tests.harness.markings import bsn, markering, seed, start_bot
 
 
 async def test_ping_and_help(console_bot: ConsoleBot) -> None:
@@ -95,3 +105,50 @@ async def test_a_colliding_inbox_row_is_already_recorded(console_bot_any_db: Con
                 await s.commit()
         await s.rollback()
         assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 1
+
+
+async def test_two_deliveries_at_once_are_handled_once(tmp_path: Path, database_url: str) -> None:
+    """The inbox row of a writing command is written at its commit: two deliveries of one event handled at the same
+    moment may both do the work, and the second then collides there and rolls back whole (one reply, one audit
+    record of the lookup, one fact)."""
+    bot = await start_bot(tmp_path, database_url)
+    try:
+        known = bsn(41)
+        await seed(bot, markering(known))
+        assert bot.runtime.dispatcher
+        cmd = IncomingCommand(event_id="$race-check", room_id=CONSOLE_ROOM, sender=user_for("ovj"),
+                              body=f"!check {known}", sent_at=bot.runtime.clock.now())
+        outcomes = await asyncio.gather(bot.runtime.dispatcher.handle(cmd), bot.runtime.dispatcher.handle(cmd))
+        assert sorted(o.status for o in outcomes) == ["duplicate", "handled"]
+        async with bot.runtime.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 1
+            assert await s.scalar(select(func.count()).select_from(OutgoingMessage).where(
+                OutgoingMessage.in_reply_to == "$race-check")) == 1
+            assert await s.scalar(select(func.count()).select_from(AuditRecord).where(
+                AuditRecord.kind == "register.raadpleging")) == 1
+            assert await s.scalar(select(func.count()).select_from(StatistiekFeit).where(
+                StatistiekFeit.kind == CHECK)) == 1
+    finally:
+        await bot.close()
+
+
+async def test_a_reading_command_that_runs_out_of_time_says_so(tmp_path: Path, sqlite_url: str) -> None:
+    """A read-only command parked past ``command_timeout_seconds`` is answered that it ran out of time, once."""
+    bot = await start_bot(tmp_path, sqlite_url, sections={"matrix": {"command_timeout_seconds": 1}})
+    spec = bot.runtime.services.table.get("rapport")
+    assert spec is not None
+    original = spec.handler
+    never = asyncio.Event()
+
+    async def parked(ctx: Context, args: ParsedArgs) -> Reply:
+        await never.wait()
+        return await original(ctx, args)
+
+    object.__setattr__(spec, "handler", parked)
+    try:
+        reply = await asyncio.wait_for(bot.say("!rapport 2026-06", as_role="kpc"), 20)
+        assert reply == "!rapport duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
+        assert [o.status for o in bot.outcomes] == ["failed"]
+    finally:
+        object.__setattr__(spec, "handler", original)
+        await bot.close()

@@ -269,6 +269,58 @@ async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp
         await bot.close()
 
 
+async def test_a_registry_that_never_answers_is_told_not_retried(gcos: tuple[FakeGcos, str], tmp_path: Path,
+                                                                 sqlite_url: str) -> None:
+    """A command that runs out of time is answered that it did, once: not taken for a database outage (whose
+    ``TimeoutError`` holds the event to handle it again later), which would retry it in silence."""
+    fake, url = gcos
+    fake.gate = asyncio.Event()  # never set before the answer
+    sections = http_sections(url)
+    sections["registry"]["timeout_seconds"] = 30
+    sections["matrix"] = {"command_timeout_seconds": 1}
+    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    try:
+        reply = await asyncio.wait_for(bot.say(f"!check {bsn(35)}"), 20)
+        assert reply == "!check duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
+        assert [o.status for o in bot.outcomes] == ["failed"]
+        assert await lookups_audited(bot) == []
+    finally:
+        fake.gate.set()
+        await bot.close()
+
+
+async def test_a_slow_registry_uses_up_the_commands_one_time_budget(gcos: tuple[FakeGcos, str], tmp_path: Path,
+                                                                     sqlite_url: str) -> None:
+    """The command timeout bounds the whole command, the registry asked ahead included: what the registry took is
+    not given again to the transaction. The registry answers after 2.5 s of a 4 s budget, then the writer's turn is
+    held until 5.5 s: the command has run out by then and says so, where a fresh 4 s for the transaction would
+    have lasted until 6.5 s and got the turn."""
+    fake, url = gcos
+    person = bsn(34)
+    fake.data[person] = [gcos_item(person)]
+    fake.gate = asyncio.Event()
+    sections = http_sections(url)
+    sections["registry"]["timeout_seconds"] = 30
+    sections["matrix"] = {"command_timeout_seconds": 4}
+    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    loop = asyncio.get_running_loop()
+    try:
+        said = asyncio.create_task(bot.say(f"!check {person}"))
+        await asyncio.wait_for(fake.entered.wait(), 10)
+        entered = loop.time()  # the command's budget began before this
+        async with bot.runtime.sessions() as s, s.begin():
+            await s.execute(update(BotState).where(BotState.key == "niet-bestaand").values(value="x"))
+            await asyncio.sleep(2.5)
+            fake.gate.set()
+            await asyncio.sleep(entered + 5.5 - loop.time())
+        reply = await asyncio.wait_for(said, 20)
+        assert reply == "!check duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
+        assert fake.calls == 1
+    finally:
+        fake.gate.set()
+        await bot.close()
+
+
 async def test_duplicate_delivery_asks_the_registry_nothing(gcos: tuple[FakeGcos, str], tmp_path: Path,
                                                            database_url: str) -> None:
     """A redelivered event (a restart, a second sync) is recognised before the registry is asked: no lookup
