@@ -93,6 +93,8 @@ class Dispatcher:
         # written already claimed by this instance, fenced in the command's transaction, so the sender need not
         # claim them in a transaction of its own before the send (bot.outbound).
         self._claim_for = claim_for
+        # Events being handled now, by event id (see ``handle``).
+        self._in_flight: dict[str, asyncio.Event] = {}
 
     @property
     def settings(self) -> Any:
@@ -105,10 +107,18 @@ class Dispatcher:
         # ``received_at`` is when the sync first delivered the event, kept across retries after a database outage,
         # so max_command_age_seconds measures the command's age, not the outage's length.
         received = received_at or self.services.clock.now()
-        # Duplicates are recognised inside the transaction that would handle them: by a lookup at the start of a
-        # command's transaction, or by the inbox row's primary key on the short answer-only paths. A command that
-        # asks an outside registry first (``CommandSpec.ahead``) also reads the inbox before it asks.
-        outcome = await self._handle(cmd, received)
+        # Duplicates are recognised by the inbox row's primary key, in the commit that would write it. A command
+        # that asks an outside registry first (``CommandSpec.ahead``) also reads the inbox before it asks. Within
+        # this process a second delivery of an event being handled (a sync that delivers it again meanwhile)
+        # waits for the first: it then finds the row, and never asks the registry beside it.
+        while (first := self._in_flight.get(cmd.event_id)) is not None:
+            await first.wait()
+        done = self._in_flight[cmd.event_id] = asyncio.Event()
+        try:
+            outcome = await self._handle(cmd, received)
+        finally:
+            del self._in_flight[cmd.event_id]
+            done.set()
         # Receipt to the committed answer (what follows the commit, the reply's send, is not the command's).
         self.metrics.command_done(outcome.command or "-", outcome.status,
                                   (outcome.committed_at or time.perf_counter()) - started)

@@ -13,12 +13,15 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
+from bot.dispatcher import IncomingCommand
+from bot.transport.console import CONSOLE_ROOM
 from config.registry import RegistryHttpSettings
 from config.settings import ConfigError
 from domain.identifiers import parse_person_id
 from integrations.registry.base import RegistryUnavailable
 from integrations.registry.http import HttpRegistry
 from storage.models import AuditRecord, BotState
+from tests.harness.config import user_for
 from tests.harness.markings import bsn, start_bot
 
 TOKEN = "gcos-test-token-123"
@@ -336,6 +339,34 @@ async def test_duplicate_delivery_asks_the_registry_nothing(gcos: tuple[FakeGcos
         assert fake.calls == 1
         assert await lookups_audited(bot) == ["hit"]
     finally:
+        await bot.close()
+
+
+async def test_two_deliveries_at_once_ask_the_registry_once(gcos: tuple[FakeGcos, str], tmp_path: Path,
+                                                             database_url: str) -> None:
+    """A second delivery of an event while the first still waits for the registry waits for the first, then finds
+    its inbox row: one lookup, and it is audited."""
+    fake, url = gcos
+    person = bsn(36)
+    fake.data[person] = [gcos_item(person)]
+    fake.gate = asyncio.Event()
+    sections = http_sections(url)
+    sections["registry"]["timeout_seconds"] = 30
+    bot = await start_bot(tmp_path, database_url, sections=sections)
+    try:
+        assert bot.runtime.dispatcher
+        cmd = IncomingCommand(event_id="$twee-tegelijk", room_id=CONSOLE_ROOM, sender=user_for("ovj"),
+                              body=f"!check {person}", sent_at=bot.runtime.clock.now())
+        first = asyncio.create_task(bot.runtime.dispatcher.handle(cmd))
+        await asyncio.wait_for(fake.entered.wait(), 10)
+        second = asyncio.create_task(bot.runtime.dispatcher.handle(cmd))
+        fake.gate.set()
+        outcomes = await asyncio.wait_for(asyncio.gather(first, second), 20)
+        assert [o.status for o in outcomes] == ["handled", "duplicate"]
+        assert fake.calls == 1
+        assert await lookups_audited(bot) == ["hit"]
+    finally:
+        fake.gate.set()
         await bot.close()
 
 
