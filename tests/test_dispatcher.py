@@ -108,9 +108,9 @@ async def test_a_colliding_inbox_row_is_already_recorded(console_bot_any_db: Con
 
 
 async def test_two_deliveries_at_once_are_handled_once(tmp_path: Path, database_url: str) -> None:
-    """The inbox row of a writing command is written at its commit: two deliveries of one event handled at the same
-    moment may both do the work, and the second then collides there and rolls back whole (one reply, one audit
-    record of the lookup, one fact)."""
+    """The inbox row of a writing command is written at its commit: a second delivery of an event being handled
+    waits for the first, may then do the work again, and collides at its commit and rolls back whole (one reply,
+    one audit record of the lookup, one fact)."""
     bot = await start_bot(tmp_path, database_url)
     try:
         known = bsn(41)

@@ -22,6 +22,7 @@ from integrations.registry.base import RegistryUnavailable
 from integrations.registry.http import HttpRegistry
 from storage.models import AuditRecord, BotState
 from tests.harness.config import user_for
+from tests.harness.console import ConsoleBot
 from tests.harness.markings import bsn, start_bot
 
 TOKEN = "gcos-test-token-123"
@@ -40,6 +41,11 @@ class FakeGcos:
     seen_params: list[dict[str, str]] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set: every answer waits for it (a registry that is slow right now)
     entered: asyncio.Event = field(default_factory=asyncio.Event)  # a request has arrived
+
+    def release(self) -> None:
+        """Let the held answers go (and every later one through at once)."""
+        if self.gate is not None:
+            self.gate.set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
@@ -235,6 +241,20 @@ async def lookups_audited(bot: Any) -> list[str]:
     return [r.details["uitkomst"] for r in recs]
 
 
+async def slow_registry_bot(fake: FakeGcos, url: str, tmp_path: Path, database_url: str,
+                            known: dict[str, bool], matrix: dict[str, Any] | None = None) -> ConsoleBot:
+    """A bot whose HTTP registry holds every answer until ``fake.gate`` is set (a registry that is slow right now);
+    ``known``: person -> whether the registry knows them."""
+    for person, is_known in known.items():
+        fake.data[person] = [gcos_item(person)] if is_known else []
+    fake.gate = asyncio.Event()
+    sections = http_sections(url)
+    sections["registry"]["timeout_seconds"] = 30
+    if matrix:
+        sections["matrix"] = matrix
+    return await start_bot(tmp_path, database_url, sections=sections)
+
+
 @pytest.mark.parametrize(("command", "asked", "answer"), [
     ("!check {a}", 1, "Zorg- en Veiligheidshuis Zeeland"),
     ("!instroom {a}, {b}", 2, "Instroom: 1 van 2 bekend"),
@@ -250,12 +270,7 @@ async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp
     other command, the mail worker and the sender. The registry is asked before the transaction begins, once."""
     fake, url = gcos
     known, unknown = bsn(30), bsn(33)
-    fake.data[known] = [gcos_item(known)]
-    fake.data[unknown] = []
-    fake.gate = asyncio.Event()
-    sections = http_sections(url)
-    sections["registry"]["timeout_seconds"] = 30
-    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    bot = await slow_registry_bot(fake, url, tmp_path, sqlite_url, {known: True, unknown: False})
     try:
         said = asyncio.create_task(bot.say(command.format(a=known, b=unknown)))
         await asyncio.wait_for(fake.entered.wait(), 10)
@@ -263,12 +278,12 @@ async def test_slow_registry_holds_no_write_lock(gcos: tuple[FakeGcos, str], tmp
         async with asyncio.timeout(5), bot.runtime.sessions() as s, s.begin():
             await s.execute(update(BotState).where(BotState.key == "niet-bestaand").values(value="x"))
         assert not said.done()
-        fake.gate.set()
+        fake.release()
         reply = await asyncio.wait_for(said, 10)
         assert answer in reply, reply
         assert fake.calls == asked  # asked once per person: the transaction took the answers got ahead
     finally:
-        fake.gate.set()
+        fake.release()
         await bot.close()
 
 
@@ -277,18 +292,14 @@ async def test_a_registry_that_never_answers_is_told_not_retried(gcos: tuple[Fak
     """A command that runs out of time is answered that it did, once: not taken for a database outage (whose
     ``TimeoutError`` holds the event to handle it again later), which would retry it in silence."""
     fake, url = gcos
-    fake.gate = asyncio.Event()  # never set before the answer
-    sections = http_sections(url)
-    sections["registry"]["timeout_seconds"] = 30
-    sections["matrix"] = {"command_timeout_seconds": 1}
-    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    bot = await slow_registry_bot(fake, url, tmp_path, sqlite_url, {}, {"command_timeout_seconds": 1})
     try:
         reply = await asyncio.wait_for(bot.say(f"!check {bsn(35)}"), 20)
         assert reply == "!check duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
         assert [o.status for o in bot.outcomes] == ["failed"]
         assert await lookups_audited(bot) == []
     finally:
-        fake.gate.set()
+        fake.release()
         await bot.close()
 
 
@@ -300,12 +311,7 @@ async def test_a_slow_registry_uses_up_the_commands_one_time_budget(gcos: tuple[
     have lasted until 6.5 s and got the turn."""
     fake, url = gcos
     person = bsn(34)
-    fake.data[person] = [gcos_item(person)]
-    fake.gate = asyncio.Event()
-    sections = http_sections(url)
-    sections["registry"]["timeout_seconds"] = 30
-    sections["matrix"] = {"command_timeout_seconds": 4}
-    bot = await start_bot(tmp_path, sqlite_url, sections=sections)
+    bot = await slow_registry_bot(fake, url, tmp_path, sqlite_url, {person: True}, {"command_timeout_seconds": 4})
     loop = asyncio.get_running_loop()
     try:
         said = asyncio.create_task(bot.say(f"!check {person}"))
@@ -314,13 +320,13 @@ async def test_a_slow_registry_uses_up_the_commands_one_time_budget(gcos: tuple[
         async with bot.runtime.sessions() as s, s.begin():
             await s.execute(update(BotState).where(BotState.key == "niet-bestaand").values(value="x"))
             await asyncio.sleep(2.5)
-            fake.gate.set()
+            fake.release()
             await asyncio.sleep(entered + 5.5 - loop.time())
         reply = await asyncio.wait_for(said, 20)
         assert reply == "!check duurde te lang en is afgebroken; er is niets vastgelegd. Probeer het opnieuw."
         assert fake.calls == 1
     finally:
-        fake.gate.set()
+        fake.release()
         await bot.close()
 
 
@@ -348,11 +354,7 @@ async def test_two_deliveries_at_once_ask_the_registry_once(gcos: tuple[FakeGcos
     its inbox row: one lookup, and it is audited."""
     fake, url = gcos
     person = bsn(36)
-    fake.data[person] = [gcos_item(person)]
-    fake.gate = asyncio.Event()
-    sections = http_sections(url)
-    sections["registry"]["timeout_seconds"] = 30
-    bot = await start_bot(tmp_path, database_url, sections=sections)
+    bot = await slow_registry_bot(fake, url, tmp_path, database_url, {person: True})
     try:
         assert bot.runtime.dispatcher
         cmd = IncomingCommand(event_id="$twee-tegelijk", room_id=CONSOLE_ROOM, sender=user_for("ovj"),
@@ -360,13 +362,13 @@ async def test_two_deliveries_at_once_ask_the_registry_once(gcos: tuple[FakeGcos
         first = asyncio.create_task(bot.runtime.dispatcher.handle(cmd))
         await asyncio.wait_for(fake.entered.wait(), 10)
         second = asyncio.create_task(bot.runtime.dispatcher.handle(cmd))
-        fake.gate.set()
+        fake.release()
         outcomes = await asyncio.wait_for(asyncio.gather(first, second), 20)
         assert [o.status for o in outcomes] == ["handled", "duplicate"]
         assert fake.calls == 1
         assert await lookups_audited(bot) == ["hit"]
     finally:
-        fake.gate.set()
+        fake.release()
         await bot.close()
 
 
