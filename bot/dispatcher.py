@@ -207,19 +207,11 @@ class Dispatcher:
         if failure is not None:
             return await self._failed(cmd, received, spec, role, failure)
         async with self.sessions() as session:
-            try:
-                async with inbox.exactly_once():
-                    for record in deferred:
-                        await self.services.auditor.record(session, **record)
-                    queued = await self._finish(session, cmd, received, "handled", spec.name, reply, ctx)
-                    touched = wakes.written(session)
-                    await session.commit()
-                    committed_at = time.perf_counter()
-            except inbox.AlreadyRecorded:
-                await session.rollback()
-                return Outcome("duplicate", spec.name)
-            self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
-        return Outcome("handled", spec.name, committed_at)
+            for record in deferred:
+                await self.services.auditor.record(session, **record)
+            inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=spec.name,
+                        received_at=received, handled_at=self.services.clock.now())
+            return await self._commit(session, cmd, spec.name, reply, ctx)
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
@@ -251,21 +243,27 @@ class Dispatcher:
             try:
                 async with _within(deadline):  # no task of its own
                     reply = await spec.handler(ctx, args)
-                status = "handled"
             except Exception as exc:
                 await session.rollback()
                 return await self._failed(cmd, received, spec, role, exc)
-            try:
-                async with inbox.exactly_once():
-                    queued = await self._queue_replies(session, cmd, reply, ctx)
-                    touched = wakes.written(session)
-                    await session.commit()
-                    committed_at = time.perf_counter()
-            except inbox.AlreadyRecorded:
-                await session.rollback()
-                return Outcome("duplicate", spec.name)
-            self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
-        return Outcome(status, spec.name, committed_at)
+            return await self._commit(session, cmd, spec.name, reply, ctx)
+
+    async def _commit(self, session: Tx, cmd: IncomingCommand, command: str | None, reply: Reply,
+                      ctx: Context | None, status: str = "handled") -> Outcome:
+        """The reply queued and the command's transaction committed, inbox row included (every path that answers
+        ends here). A second delivery collides here (the inbox row's key, or the reply's txn id) and rolls back
+        whole."""
+        try:
+            async with inbox.exactly_once():
+                queued = await self._queue_replies(session, cmd, reply, ctx)
+                touched = wakes.written(session)
+                await session.commit()
+                committed_at = time.perf_counter()
+        except inbox.AlreadyRecorded:
+            await session.rollback()
+            return Outcome("duplicate", command)
+        self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
+        return Outcome(status, command, committed_at)
 
     async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                       exc: Exception) -> Outcome:
@@ -298,31 +296,15 @@ class Dispatcher:
         *, role: str | None = None, audit: tuple[str, dict[str, Any]] | None = None,
     ) -> Outcome:
         async with self.sessions() as session:
-            try:
-                async with inbox.exactly_once():
-                    if audit:
-                        kind, details = audit
-                        await self.services.auditor.record(
-                            session, kind=kind, at=self.services.clock.now(), actor=cmd.sender, role=role,
-                            details={"event": cmd.event_id, **details},
-                        )
-                    queued = await self._finish(session, cmd, received, status, command, reply, None)
-                    touched = wakes.written(session)
-                    await session.commit()
-                    committed_at = time.perf_counter()
-            except inbox.AlreadyRecorded:
-                await session.rollback()
-                return Outcome("duplicate", command)
-            self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
-        return Outcome(status, command, committed_at)
-
-    async def _finish(
-        self, session: Tx, cmd: IncomingCommand, received: datetime, status: str,
-        command: str | None, reply: Reply, ctx: Context | None,
-    ) -> list[Queued]:
-        await inbox.record(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command,
-                           outcome=status, received_at=received, handled_at=self.services.clock.now())
-        return await self._queue_replies(session, cmd, reply, ctx)
+            if audit:
+                kind, details = audit
+                await self.services.auditor.record(
+                    session, kind=kind, at=self.services.clock.now(), actor=cmd.sender, role=role,
+                    details={"event": cmd.event_id, **details},
+                )
+            inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=command,
+                        received_at=received, handled_at=self.services.clock.now(), outcome=status)
+            return await self._commit(session, cmd, command, reply, None, status)
 
     async def _queue_replies(self, session: Tx, cmd: IncomingCommand, reply: Reply,
                              ctx: Context | None) -> list[Queued]:

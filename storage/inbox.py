@@ -1,8 +1,8 @@
 """Named queries on ``inbox``: one row per handled Matrix event, the key that makes handling exactly-once.
 
 The dispatcher writes the row in the same transaction as the command's effects and reply, at its commit
-(``claim``); a second delivery collides there on its primary key, which rolls the duplicate back as a whole. A
-read-only command writes the row at the end too (``record``), with its reply, and collides there.
+(``claim``), on every path that answers (a command, a read-only command after its reader transaction, a refusal);
+a second delivery collides there on its primary key, which rolls the duplicate back as a whole.
 That collision reaches the dispatcher as ``AlreadyRecorded``, this module's own exception, so the dispatcher
 needs no database library to recognise it.
 """
@@ -36,17 +36,17 @@ async def exactly_once() -> AsyncIterator[None]:
         raise AlreadyRecorded from exc
 
 
-def claim(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str,
-          received_at: datetime, handled_at: datetime) -> None:
-    """The event's row as ``handled``, written at the command's commit (``storage.commit_tail``): on PostgreSQL in
-    the commit's one statement with the audit records and the reply, a round trip fewer than a row written first.
+def claim(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str | None,
+          received_at: datetime, handled_at: datetime, outcome: str = "handled") -> None:
+    """The event's row, written at the command's commit (``storage.commit_tail``): on PostgreSQL in the commit's
+    one statement with the audit records, a round trip fewer than a row written first.
     Nothing in the transaction reads it back. A second delivery (a redelivery, a second sync) collides on the key
     in that commit, inside ``exactly_once``, and rolls back as a whole: it may have done the command's work, never
     its effects. (A command that asks an outside registry looks for the row before it asks, so a redelivery asks
     no one.) When the command ends otherwise the transaction rolls back, row included, and the answer-only path
     writes its own."""
     commit_tail.insert_at_commit(session, _INSERT, [{
-        "event_id": event_id, "room_id": room_id, "sender": sender, "command": command, "outcome": "handled",
+        "event_id": event_id, "room_id": room_id, "sender": sender, "command": command, "outcome": outcome,
         "received_at": received_at, "handled_at": handled_at}])
 
 
@@ -66,13 +66,6 @@ async def senders_of(session: AsyncSession, event_ids: Iterable[str]) -> dict[st
         return {}
     return {e: u for e, u in (await session.execute(
         select(InboxEntry.event_id, InboxEntry.sender).where(InboxEntry.event_id.in_(wanted)))).all()}
-
-
-async def record(session: AsyncSession, *, event_id: str, room_id: str, sender: str, command: str | None,
-                 outcome: str, received_at: datetime, handled_at: datetime) -> None:
-    """Write the event's row and flush: a duplicate collides here (inside ``exactly_once``: AlreadyRecorded)."""
-    await session.execute(_INSERT, {"event_id": event_id, "room_id": room_id, "sender": sender, "command": command,
-                                    "outcome": outcome, "received_at": received_at, "handled_at": handled_at})
 
 
 # Built once, parameters apart: every command writes one row, and an ORM object and flush cost it more in Python

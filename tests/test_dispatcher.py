@@ -100,8 +100,8 @@ async def test_a_colliding_inbox_row_is_already_recorded(console_bot_any_db: Con
     async with bot.runtime.sessions() as s:
         with pytest.raises(inbox.AlreadyRecorded):
             async with inbox.exactly_once():
-                await inbox.record(s, event_id="$race", room_id="!r:localhost", sender="@a:localhost",
-                                   command="ping", outcome="handled", received_at=now, handled_at=now)
+                inbox.claim(s, event_id="$race", room_id="!r:localhost", sender="@a:localhost",
+                            command="ping", received_at=now, handled_at=now)
                 await s.commit()
         await s.rollback()
         assert await s.scalar(select(func.count()).select_from(InboxEntry)) == 1

@@ -59,8 +59,8 @@ async def test_counted_since_counts_one_users_recent_commands_but_not_the_limite
                 ("$5", other, "handled", START - timedelta(seconds=1))]   # someone else
         async with sessions() as s, s.begin():
             for event_id, sender, outcome, at in rows:
-                await inbox.record(s, event_id=event_id, room_id="!r:localhost", sender=sender, command="ping",
-                                   outcome=outcome, received_at=at, handled_at=at)
+                inbox.claim(s, event_id=event_id, room_id="!r:localhost", sender=sender, command="ping",
+                            outcome=outcome, received_at=at, handled_at=at)
         async with sessions() as s:
             assert await inbox.counted_since(s, me, START - timedelta(seconds=60)) == 2
             assert await inbox.counted_since(s, other, START - timedelta(seconds=60)) == 1
