@@ -238,9 +238,15 @@ async def settle(db_url: str) -> str:
             await conn.exec_driver_sql("VACUUM ANALYZE")
             try:
                 await conn.exec_driver_sql("CHECKPOINT")
+                done = "VACUUM ANALYZE and CHECKPOINT"
             except Exception as exc:  # CHECKPOINT needs a superuser or pg_checkpoint; the figures then say so
-                return f"VACUUM ANALYZE (no CHECKPOINT: {type(exc).__name__})"
-            return "VACUUM ANALYZE and CHECKPOINT"
+                done = f"VACUUM ANALYZE (no CHECKPOINT: {type(exc).__name__})"
+            # The server's own settings that shape the figures: without autovacuum (a CI server may run without)
+            # the dead rows of the send queue and the audit head pile up over the run; every commit waits for its
+            # write-ahead log on disk unless synchronous_commit says otherwise.
+            shown = [f"{name} {(await conn.exec_driver_sql(f'SHOW {name}')).scalar()}"
+                     for name in ("autovacuum", "synchronous_commit", "shared_buffers")]
+            return f"{done}; server: {', '.join(shown)}"
     finally:
         await engine.dispose()
 
