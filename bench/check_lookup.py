@@ -138,7 +138,9 @@ async def lookups(config: Path, ids: list[str], rapport_checks: int) -> dict[str
     ``!rapport`` running meanwhile."""
     runtime = Runtime(load_settings(config))
     out: dict[str, list[float]] = {"committed": [], "returned": [], "alone": [], "beside rapport": [],
-                                   "beside sorting": [], "rapport": []}
+                                   "beside sorting": [], "rapport": [], "floor": []}
+    url = runtime.settings.database_url
+    floor = await Floor.open(url) if url.startswith("postgresql") else None
     try:
         await runtime.start(NullTransport(), http=False)
         settle_heap()  # as ``zsm-bot run`` does once it is up
@@ -148,6 +150,8 @@ async def lookups(config: Path, ids: list[str], rapport_checks: int) -> dict[str
         try:
             for n, ident in enumerate(ids):
                 out["committed"].append(await timed(runtime, command(n, f"!check {ident}"), out["returned"]))
+                if floor is not None and n % 1000 == 999:  # in blocks between the lookups: drift hits both
+                    out["floor"].extend([await floor.once(ids[(n + k) % len(ids)]) for k in range(250)])
             if rapport_checks:
                 await beside_rapport(runtime, ids, rapport_checks, out)
         finally:
@@ -155,6 +159,37 @@ async def lookups(config: Path, ids: list[str], rapport_checks: int) -> dict[str
         return out
     finally:
         await runtime.close()
+        if floor is not None:
+            await floor.close()
+
+
+class Floor:
+    """PostgreSQL's floor on this machine: a bare asyncpg transaction with a ``!check``'s round trips (``BEGIN``,
+    the registry's indexed read, the room's members, two inserts, ``COMMIT`` with its wait for the write-ahead log
+    on disk) and no bot around it. What the bot adds is the difference; what the server and the disk cost, this."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def open(cls, url: str) -> Floor:
+        import asyncpg  # the driver the bot uses on PostgreSQL
+
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        await conn.execute("CREATE TEMPORARY TABLE bench_floor (id bigserial PRIMARY KEY, v text NOT NULL)")
+        return cls(conn)
+
+    async def once(self, ident: str) -> float:
+        t0 = time.perf_counter()
+        async with self.conn.transaction():
+            await self.conn.fetch("SELECT * FROM markering WHERE bsn = $1", ident)
+            await self.conn.fetch("SELECT user_id FROM room_members WHERE room_id = $1", CONSOLE_ROOM)
+            await self.conn.execute("INSERT INTO bench_floor (v) VALUES ($1)", "reply")
+            await self.conn.execute("INSERT INTO bench_floor (v) VALUES ($1)", "audit")
+        return (time.perf_counter() - t0) * 1000
+
+    async def close(self) -> None:
+        await self.conn.close()
 
 
 SORTING = """
@@ -336,6 +371,10 @@ def main() -> int:
         v = times["committed"]
         print(f"  received -> committed (inbox row, audit record, facts, queued reply): {summary(v)}")
         print(f"  target p99 < 5 ms: {'OK' if pct(v, 99) < 5 else 'MISSED'}")
+        if times["floor"]:
+            print(f"  bare floor (asyncpg alone, a !check's round trips and commit, in blocks between the lookups): "
+                  f"{summary(times['floor'])}")
+            print("  " + ratio_line("p99", pct(v, 99), pct(times["floor"], 99), names=("bot", "bare floor")))
         print(f"  received -> handle returned (connection back; this reply sent first when the lane got to it, "
               f"as it does between back-to-back commands): {summary(times['returned'])}")
         if times["alone"]:
