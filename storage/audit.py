@@ -176,7 +176,7 @@ class Auditor:
             folded, rest = commit_tail.foldable(tail)
             commit_tail.write(session, rest)
             statement, values_of = _one_statement(move, rows, folded)
-            ok = session.execute(statement, {**params, **values_of}).scalar_one() == 1
+            ok = session.connection().execute(statement, {**params, **values_of}).scalar_one() == 1
         else:
             commit_tail.write(session, tail)
             ok = session.execute(move, params).rowcount == 1  # type: ignore[attr-defined]

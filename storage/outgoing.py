@@ -119,9 +119,11 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
         else:
             statement = statement.values(claimed_until=case(
                 (fenced, cast(literal(until, UTCDateTime()), UTCDateTime())), else_=null()))
-    row = (await session.execute(statement, values)).one()
-    _also_about(session, [msg])
-    await session.flush()
+    # On the connection, not through the ORM session: a plain table statement gains nothing from the session's
+    # execution path, which cost a reply about a third more Python than the statement itself.
+    row = (await (await session.connection()).execute(statement, values)).one()
+    if _also_about(session, [msg]):
+        await session.flush()
     return Queued(row.id, msg.room_id, msg.content, msg.txn_id, row.claimed_until)
 
 
@@ -136,9 +138,12 @@ async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: da
     _also_about(session, msgs)
 
 
-def _also_about(session: AsyncSession, msgs: Sequence[NewMessage]) -> None:
-    session.add_all([OutgoingSubject(txn_id=m.txn_id, subject=s)
-                     for m in msgs for s in dict.fromkeys(m.also_about) if s != m.subject])
+def _also_about(session: AsyncSession, msgs: Sequence[NewMessage]) -> int:
+    """The further persons' rows of these messages added to the session; how many."""
+    rows = [OutgoingSubject(txn_id=m.txn_id, subject=s)
+            for m in msgs for s in dict.fromkeys(m.also_about) if s != m.subject]
+    session.add_all(rows)
+    return len(rows)
 
 
 async def subjects_of_replies(session: AsyncSession, event_ids: Iterable[str]) -> dict[str, str]:
