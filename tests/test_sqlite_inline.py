@@ -67,23 +67,27 @@ class Ticker:
         await self.reached.wait()
 
 
+async def insert(sessions: SessionFactory, value: str) -> None:
+    """One writer's transaction: ``value`` into ``t``, committed."""
+    async with sessions() as s, s.begin():
+        await s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+
+
+async def hold(sessions: SessionFactory, value: str, inside: asyncio.Event, release: asyncio.Event) -> None:
+    """A writer that writes ``value`` and keeps its transaction, and with it the writer's turn, open across awaits
+    until ``release``."""
+    async with sessions() as s, s.begin():
+        await s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+        inside.set()
+        await release.wait()
+
+
 async def test_writers_in_one_process_take_turns_in_order(sessions: SessionFactory) -> None:
     first_in = asyncio.Event()
     release_first = asyncio.Event()
-
-    async def first() -> None:
-        async with sessions() as s, s.begin():
-            await s.execute(text("INSERT INTO t (v) VALUES ('first')"))
-            first_in.set()
-            await release_first.wait()  # holds the transaction open across an await
-
-    async def later(name: str) -> None:
-        async with sessions() as s, s.begin():
-            await s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": name})
-
-    holder = asyncio.create_task(first())
+    holder = asyncio.create_task(hold(sessions, "first", first_in, release_first))
     await first_in.wait()
-    waiting = [asyncio.create_task(later(f"w{i}")) for i in range(5)]
+    waiting = [asyncio.create_task(insert(sessions, f"w{i}")) for i in range(5)]
     ticker = Ticker()
     ticking = asyncio.create_task(ticker.run())
     try:
@@ -103,12 +107,7 @@ async def test_another_processs_write_lock_is_awaited_not_slept(sessions: Sessio
     assert proc.stdin and proc.stdout
     try:
         assert (await proc.stdout.readline()).strip() == b"holding"
-
-        async def write() -> None:
-            async with sessions() as s, s.begin():
-                await s.execute(text("INSERT INTO t (v) VALUES ('bot')"))
-
-        writer = asyncio.create_task(write())
+        writer = asyncio.create_task(insert(sessions, "bot"))
         ticker = Ticker()
         ticking = asyncio.create_task(ticker.run())
         try:
@@ -139,28 +138,15 @@ async def test_a_lock_held_too_long_is_the_usual_database_error(sessions: Sessio
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    # The failed writer gave its turn back: the next one goes ahead at once.
-    async with sessions() as s, s.begin():
-        await s.execute(text("INSERT INTO t (v) VALUES ('next')"))
+    await insert(sessions, "next")  # the failed writer gave its turn back: the next one goes ahead at once
     assert await _values(sessions) == ["next"]
 
 
 async def test_a_cancelled_writer_gives_its_turn_back(sessions: SessionFactory) -> None:
     inside = asyncio.Event()
-
-    async def stuck() -> None:
-        async with sessions() as s, s.begin():
-            await s.execute(text("INSERT INTO t (v) VALUES ('cancelled')"))
-            inside.set()
-            await asyncio.Event().wait()
-
-    async def queued() -> None:
-        async with sessions() as s, s.begin():
-            await s.execute(text("INSERT INTO t (v) VALUES ('never')"))
-
-    holder = asyncio.create_task(stuck())
+    holder = asyncio.create_task(hold(sessions, "cancelled", inside, asyncio.Event()))
     await inside.wait()
-    waiter = asyncio.create_task(queued())
+    waiter = asyncio.create_task(insert(sessions, "never"))
     ticker = Ticker()
     ticking = asyncio.create_task(ticker.run())
     await ticker.at_least(10)
@@ -171,22 +157,14 @@ async def test_a_cancelled_writer_gives_its_turn_back(sessions: SessionFactory) 
         with pytest.raises(asyncio.CancelledError):
             await task
     async with asyncio.timeout(5):  # a lost turn would hang here until the 30 s wait ran out
-        async with sessions() as s, s.begin():
-            await s.execute(text("INSERT INTO t (v) VALUES ('after')"))
+        await insert(sessions, "after")
     assert await _values(sessions) == ["after"]
 
 
 async def test_a_reader_never_waits_for_the_writer(sessions: SessionFactory) -> None:
     inside = asyncio.Event()
     done = asyncio.Event()
-
-    async def writer() -> None:
-        async with sessions() as s, s.begin():
-            await s.execute(text("INSERT INTO t (v) VALUES ('uncommitted')"))
-            inside.set()
-            await done.wait()
-
-    task = asyncio.create_task(writer())
+    task = asyncio.create_task(hold(sessions, "uncommitted", inside, done))
     await inside.wait()
     async with asyncio.timeout(5):
         assert await _values(sessions) == []  # WAL: the reader sees the last commit, without a turn
