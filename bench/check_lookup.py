@@ -287,9 +287,9 @@ async def settle(db_url: str) -> str:
 
 
 def measure_apart(directory: Path, config: Path, ids: list[str], rapport_checks: int) -> dict[str, list[Any]]:
-    """The lookups in a process of their own, as ``zsm-bot run`` is one apart from ``zsm-bot import``: measured in
-    the process that had just imported a million rows, every lookup took about a third longer (the same code,
-    the same database, in a fresh process: not)."""
+    """The lookups in a process of their own, as ``zsm-bot run`` is one apart from ``zsm-bot import``. Measured in
+    the process that had just imported the markings, every lookup took about a third longer than the same lookups
+    on the same database from a fresh process."""
     given, out = directory / "ids.json", directory / "times.json"
     given.write_text(json.dumps({"config": str(config), "ids": ids, "rapport_checks": rapport_checks}))
     subprocess.run([sys.executable, "-m", "bench.check_lookup", "--measure", str(given), str(out)], check=True,
