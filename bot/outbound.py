@@ -24,7 +24,7 @@ from bot.transport import RateLimited, SendFailed, Transport
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from storage import outgoing
-from storage.audit import Auditor
+from storage.audit import Auditor, HeadElsewhere, one_statement_sessions
 from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
 from storage.outgoing import CLAIM_LEASE, Queued
@@ -46,6 +46,7 @@ class Sender(DrainLoop):
         leader: Leadership = SOLO,
     ) -> None:
         self.sessions = sessions
+        self._alone = one_statement_sessions(sessions)
         self.leader = leader
         # txn id -> event id of a message another device of the bot already sent (the Matrix transport's view of
         # its own sync; matrix_main wires it). A row claimed by a killed predecessor is then recorded, not resent.
@@ -71,7 +72,7 @@ class Sender(DrainLoop):
         # transaction after it. A crash in between leaves them pending and claimed, as a crash between a send and
         # its record always did: sent again under the same txn id (the homeserver keeps one) or, by a successor,
         # recorded as ``sent_elsewhere``.
-        self._unrecorded: list[tuple[int, str, str]] = []
+        self._unrecorded: list[tuple[int, str, str, str]] = []  # row id, room, event id, txn id
         self._express: asyncio.Task[None] | None = None
         self._live = False
         # Set while no offered reply waits or is on its way: the redaction loop yields to a person waiting for an
@@ -261,27 +262,37 @@ class Sender(DrainLoop):
     async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str, *, more: bool = False) -> None:
         """Record a send; ``more``: further offered rows wait, and the lane records this one with them."""
         self._recently_sent.append(txn_id)  # from now on neither lane sends it again, recorded or not
-        self._unrecorded.append((row_id, room_id, event_id))
+        self._unrecorded.append((row_id, room_id, event_id, txn_id))
         if not more:
             await self._record_sent()
 
     async def _record_sent(self) -> None:
-        """The sends not yet recorded, in one transaction (put back when that fails, for the next one)."""
+        """The sends not yet recorded, together (put back when that fails, for the next one): each row marked sent,
+        and an audit record of each send, also of one whose row a purge took meanwhile (it did reach the room).
+        On PostgreSQL that is one statement without a transaction around it (``one_statement_sessions``): a
+        command committing meanwhile waits for the audit head one round trip at most, not for four."""
         sent, self._unrecorded = self._unrecorded, []
         if not sent:
             return
         now = self.clock.now()
         try:
-            async with self.sessions() as s, s.begin():
-                recorded = await outgoing.mark_sent(s, [(row_id, event_id) for row_id, _, event_id in sent], now)
-                await self.auditor.record_many(s, [
-                    {"kind": "bericht.verzonden", "at": now,
-                     "details": {"room": room_id, "event": event_id, "txn": recorded[row_id]}}
-                    for row_id, room_id, event_id in sent if row_id in recorded])  # not one purged meanwhile
+            try:
+                if self._alone is None:
+                    raise HeadElsewhere("no single statement on this database")
+                await self._record(self._alone, sent, now)
+            except HeadElsewhere:  # nothing written: the same in a transaction, which reads the head under its lock
+                await self._record(self.sessions, sent, now)
         except BaseException:
             self._unrecorded[:0] = sent
             raise
-        self.metrics.messages_sent.inc(len(recorded))
+        self.metrics.messages_sent.inc(len(sent))
+
+    async def _record(self, sessions: SessionFactory, sent: list[tuple[int, str, str, str]], now: datetime) -> None:
+        async with sessions() as s, s.begin():
+            outgoing.mark_sent(s, [(row_id, event_id) for row_id, _, event_id, _ in sent], now)
+            await self.auditor.record_many(s, [
+                {"kind": "bericht.verzonden", "at": now, "details": {"room": room_id, "event": event_id, "txn": txn_id}}
+                for _, room_id, event_id, txn_id in sent])
 
     async def _failed(self, row_id: int, attempts: int, reason: str, permanent: bool) -> None:
         now = self.clock.now()

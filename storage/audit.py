@@ -36,12 +36,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Select, Table, bindparam, delete, event, exists, func, insert, select, union_all, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
 
 from storage import commit_tail
+from storage.db import SessionFactory, session_factory
 from storage.models import AuditHead, AuditRecord
 
 log = logging.getLogger(__name__)
@@ -134,14 +149,18 @@ class Auditor:
     def _append(self, session: Session, entries: list[dict[str, Any]], tail: commit_tail.Tail) -> None:
         """Number and MAC the records, move the head, insert them: two statements when this process knows the head
         (see ``_heads``; one on PostgreSQL, with the rows of the commit tail), else the head read under its lock
-        first."""
+        first. A session of ``one_statement_sessions`` gets the one statement or nothing (``HeadElsewhere``)."""
         engine = session.get_bind()
         _take_turn(session, engine)
-        known = _heads.get(engine)
+        known = _heads.get(_of(engine))
+        alone = session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        if alone and (known is None or len(entries) > ONE_STATEMENT_MAX_RECORDS or commit_tail.foldable(tail)[1]):
+            raise HeadElsewhere("no single statement for this append")
         if known is not None:
             if self._append_after(session, entries, *known, keyed_from_now=False, tail=tail):
                 return
-            tail = []  # written beside the move that found the head elsewhere
+            if alone:  # without a transaction there is no lock to read the head under: nothing was written
+                raise HeadElsewhere("the audit head moved")
         last_id, last_mac, keyed_from, cp_id, cp_hash = session.execute(
             select(AuditHead.last_id, AuditHead.last_hash, AuditHead.keyed_from, AuditHead.checkpoint_id,
                    AuditHead.checkpoint_hash).where(AuditHead.id == 1).with_for_update()).one()
@@ -157,8 +176,9 @@ class Auditor:
                       keyed_from_now: bool, tail: commit_tail.Tail) -> bool:
         """Chain ``entries`` after the head (``last_id``, ``last_mac``) if that is still the head: the UPDATE's
         condition checks it and takes the head row's lock in the same statement (on PostgreSQL a concurrent
-        writer waits there, then finds the head moved and falls back to reading it). False when it moved; the
-        commit tail is written either way."""
+        writer waits there, then finds the head moved and falls back to reading it). All or nothing: the records
+        and the commit tail are written when the head was there, and nothing at all (False) when it had moved, so
+        the caller chains them again after the real head."""
         first, prev = last_id + 1, last_mac
         rows = []
         for e in entries:
@@ -174,19 +194,44 @@ class Auditor:
         params = {**values, "was_id": first - 1, "was_hash": prev}
         if session.get_bind().dialect.name == "postgresql" and len(rows) <= ONE_STATEMENT_MAX_RECORDS:
             folded, rest = commit_tail.foldable(tail)
-            commit_tail.write(session, rest)
             statement, values_of = _one_statement(move, rows, folded)
             ok = session.connection().execute(statement, {**params, **values_of}).scalar_one() == 1
+            if ok:
+                commit_tail.write(session, rest)
         else:
-            commit_tail.write(session, tail)
             ok = session.execute(move, params).rowcount == 1  # type: ignore[attr-defined]
             if ok:
+                commit_tail.write(session, tail)
                 session.execute(_INSERT, rows)
         if not ok:
-            _heads.pop(session.get_bind(), None)
+            _heads.pop(_of(session.get_bind()), None)
             return False
         session.info[_NEXT_HEAD] = (last_id, last_mac)
         return True
+
+
+class HeadElsewhere(RuntimeError):
+    """A session of ``one_statement_sessions`` could not append in one statement (the head is not known to this
+    process, moved meanwhile, or the append is too large): nothing was written; do it in a transaction instead."""
+
+
+# Per writers' factory, as ``storage.db.read_only`` keeps its readers (see there why keyed so).
+_alone: weakref.WeakKeyDictionary[SessionFactory, SessionFactory] = weakref.WeakKeyDictionary()
+
+
+def one_statement_sessions(sessions: SessionFactory) -> SessionFactory | None:
+    """PostgreSQL: sessions without a transaction of their own (AUTOCOMMIT), for work whose only writes are its audit
+    records and its commit tail: all of it goes in the one statement of the append, which is its own transaction,
+    one round trip instead of four (``BEGIN``, the statement, ``COMMIT`` and the work's own statement), and the head
+    is held for that round trip alone. The append raises ``HeadElsewhere`` rather than write part of it. None on
+    SQLite, where a statement is no round trip and the append needs its transaction's write lock."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        return None
+    alone = _alone.get(sessions)
+    if alone is None:
+        alone = _alone[sessions] = session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return alone
 
 
 # Built once, on the tables rather than through the ORM's bulk path: every command appends, and building and
@@ -207,8 +252,8 @@ ONE_STATEMENT_MAX_RECORDS = 8
 
 def _one_statement(move: Any, rows: list[dict[str, Any]], tail: commit_tail.Tail) -> tuple[Select[Any], dict[str, Any]]:
     """PostgreSQL: the head's move, the records and the commit tail in one statement, one round trip, and its
-    parameters. The records are inserted only when the move found the head where this process left it (the move's
-    RETURNING row); the statement's single value says whether it did. The tail's rows go in either way."""
+    parameters. The records and the tail's rows are written only when the move found the head where this process
+    left it (the move's RETURNING row); the statement's single value says whether it did."""
     shape = tuple((statement, tuple(batch[0]), len(batch)) for statement, batch in tail)
     params: dict[str, Any] = {f"a_{j}_{name}": row[name] for j, row in enumerate(rows) for name in _COLUMNS}
     for i, (_, batch) in enumerate(tail):
@@ -218,17 +263,22 @@ def _one_statement(move: Any, rows: list[dict[str, Any]], tail: commit_tail.Tail
 
 @functools.lru_cache(maxsize=64)
 def _statement_of_shape(keyed: bool, records: int,
-                        tail: tuple[tuple[Insert, tuple[str, ...], int], ...]) -> Select[Any]:
+                        tail: tuple[tuple[Insert | Update, tuple[str, ...], int], ...]) -> Select[Any]:
     """Built once per shape (how many records, which tail tables with how many rows), with named parameters, so
     SQLAlchemy compiles it once and the driver prepares it once per connection: compiling it anew took longer than
     the round trips it saves. Rows come as a UNION ALL of typed parameters: a multi-row VALUES is not cacheable."""
     moved = (_MOVE_KEYED if keyed else _MOVE).returning(_head_t.c.id).cte("moved")
+    there = exists(select(moved.c.id))  # every part below refers to the move, so it runs first and gates them
     incoming = _given(_audit_t, "a", _COLUMNS, records)
-    ctes = [insert(_audit_t).from_select(_COLUMNS, select(*incoming.c).where(exists(select(moved.c.id))))
-            .cte("records")]
+    ctes = [insert(_audit_t).from_select(_COLUMNS, select(*incoming.c).where(there)).cte("records")]
     for i, (statement, names, count) in enumerate(tail):
-        rows = _given(statement.table, f"t{i}", names, count)
-        ctes.append(insert(statement.table).from_select(names, select(*rows.c)).cte(f"tail_{i}"))
+        table = statement.table
+        rows = _given(table, f"t{i}", names, count)
+        if isinstance(statement, Update):
+            ctes.append(statement.where(table.c.id == rows.c.id, there)  # type: ignore[union-attr]
+                        .values({n: rows.c[n] for n in names if n != "id"}).cte(f"tail_{i}"))
+        else:
+            ctes.append(insert(table).from_select(names, select(*rows.c).where(there)).cte(f"tail_{i}"))
     return select(func.count()).select_from(moved).add_cte(*ctes)
 
 
@@ -239,10 +289,17 @@ def _given(table: Any, prefix: str, names: tuple[str, ...], count: int) -> Any:
     return (union_all(*given) if count > 1 else given[0]).subquery(f"{prefix}_rows")
 
 
-# The head as this process last committed it, per engine: the next append starts from it without reading the head
-# row, and the UPDATE's condition (``_append_after``) catches any other writer that moved it meanwhile (another
-# instance, a CLI import, the purge). Kept only after a commit; a rollback leaves the head as it was.
+# The head as this process last committed it, per database (``_of``): the next append starts from it without reading
+# the head row, and the UPDATE's condition (``_append_after``) catches any other writer that moved it meanwhile
+# (another instance, a CLI import, the purge). Kept only after a commit; a rollback leaves the head as it was.
 _heads: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _of(engine: Any) -> Any:
+    """The key of a process's writers to one database: the engine's pool, which an engine with other options (the
+    sessions of ``one_statement_sessions``) shares with the engine it was made from, so both know one head and take
+    one turn."""
+    return engine.pool
 _NEXT_HEAD = "zsm_audit_next_head"
 
 # PostgreSQL: the writers of one process take turns at the head, from the move to the end of the commit. Without
@@ -264,13 +321,14 @@ _TURN = "zsm_audit_turn"
 def _take_turn(session: Session, engine: Any) -> None:
     if engine.dialect.name != "postgresql" or _TURN in session.info:
         return
-    turn = _turns.get(engine)
+    key = _of(engine)
+    turn = _turns.get(key)
     if turn is None:
-        turn = _turns[engine] = asyncio.Lock()
+        turn = _turns[key] = asyncio.Lock()
     if await_only(_acquire(turn)):
         session.info[_TURN] = turn
-        _taken_at[engine] = time.monotonic()
-    elif time.monotonic() - _taken_at.get(engine, time.monotonic()) > TURN_HELD_TOO_LONG_S:
+        _taken_at[key] = time.monotonic()
+    elif time.monotonic() - _taken_at.get(key, time.monotonic()) > TURN_HELD_TOO_LONG_S:
         log.warning("audit head turn held too long; appending without it", extra={"wait_s": TURN_WAIT_S})
 
 
@@ -301,7 +359,7 @@ commit_tail.set_linker(_link_at_commit)
 def _remember_head(session: Session) -> None:
     head = session.info.pop(_NEXT_HEAD, None)
     if head is not None:
-        _heads[session.get_bind()] = head
+        _heads[_of(session.get_bind())] = head
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -11,6 +11,10 @@ The rows stand or fall with the transaction, as when written at once. What this 
 transaction does not see them, so only rows nobody reads back in their own transaction come here (the writers say
 so), and a constraint they break is reported at commit (the inbox row's key: a duplicate delivery, which the
 dispatcher rolls back there).
+
+Besides new rows, the tail takes updates of existing rows by id (``update_at_commit``): the send loop's record of
+replies sent, which goes with its audit records in one statement, and on PostgreSQL in one round trip in all
+(``storage.audit.one_statement_sessions``).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Insert, event
+from sqlalchemy import Insert, Update, bindparam, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-Tail = list[tuple[Insert, list[dict[str, Any]]]]
+# (statement, rows): an INSERT on one table with one row per dict, or an UPDATE on one table (the values every row
+# gets) applied to the row whose ``id`` each dict names, with the dict's other keys as that row's own values.
+Tail = list[tuple[Insert | Update, list[dict[str, Any]]]]
 _ROWS = "zsm_commit_tail"
 # Within one statement of the audit move: a few rows per command (a check's facts and arrivals are one per house that
 # knows the person, and a few more); a bulk write (a day's facts in the benchmark, a batch of mail facts, a deadline
@@ -40,6 +46,13 @@ def insert_at_commit(session: AsyncSession, statement: Insert, rows: list[dict[s
         session.sync_session.info.setdefault(_ROWS, []).append((statement, rows))
 
 
+def update_at_commit(session: AsyncSession, statement: Update, rows: list[dict[str, Any]]) -> None:
+    """Queue ``rows`` (each with ``id`` and the same further keys) for ``statement``, an UPDATE on one table with the
+    values all rows share, until commit. A row that is gone by then is left alone."""
+    if rows:
+        session.sync_session.info.setdefault(_ROWS, []).append((statement, rows))
+
+
 def set_linker(linker: Callable[[Session, Tail], bool]) -> None:
     global _linker
     _linker = linker
@@ -53,7 +66,18 @@ def foldable(tail: Tail) -> tuple[Tail, Tail]:
 
 def write(session: Session, tail: Tail) -> None:
     for statement, rows in tail:
-        session.execute(statement, rows)
+        if isinstance(statement, Update):
+            session.execute(by_id(statement, tuple(rows[0])), [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        else:
+            session.execute(statement, rows)
+
+
+def by_id(statement: Update, names: tuple[str, ...]) -> Update:
+    """``statement`` for one row at a time (an executemany): the row by ``b_id``, its own values from ``b_<column>``
+    (SQLAlchemy keeps a column's own name for the SET clause)."""
+    table = statement.table
+    return (statement.where(table.c.id == bindparam("b_id"))  # type: ignore[union-attr]
+            .values({n: bindparam(f"b_{n}") for n in names if n != "id"}))
 
 
 @event.listens_for(Session, "before_commit")

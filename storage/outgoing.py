@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import wakes
+from storage import commit_tail, wakes
 from storage.leader import Leadership
 from storage.models import OutgoingMessage, OutgoingSubject
 from storage.types import UTCDateTime
@@ -187,29 +187,16 @@ async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
     return await session.get(OutgoingMessage, row_id)
 
 
-# One reply sent, recorded by one statement that also says whether the row is still there (a purge may have
-# taken it meanwhile) and hands back its txn id for the audit record. Built once: it is on every reply's path.
-_MARK_SENT_ONE = (update(_table).where(_table.c.id == bindparam("row_id"))
-                  .values(status="sent", sent_at=bindparam("now"), event_id=bindparam("event_id"), content=None,
-                          claimed_until=None, attempts=_table.c.attempts + 1)
-                  .returning(_table.c.id, _table.c.txn_id))
+# What every sent row gets; its own event id and time come with it (``commit_tail.update_at_commit``).
+_MARK_SENT = update(_table).values(status="sent", content=None, claimed_until=None, attempts=_table.c.attempts + 1)
 
 
-async def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str]], now: datetime) -> dict[int, str]:
-    """Record sends (row id, the homeserver's event id) in one statement; returns the txn id of each row still
-    there. The content goes: what a room was told is the homeserver's to keep, not the queue's."""
-    if not sent:
-        return {}
-    if len(sent) == 1:
-        (row_id, event_id), = sent
-        rows = await session.execute(_MARK_SENT_ONE, {"row_id": row_id, "now": now, "event_id": event_id})
-    else:
-        rows = await session.execute(
-            update(_table).where(_table.c.id.in_([row_id for row_id, _ in sent]))
-            .values(status="sent", sent_at=now, content=None, claimed_until=None, attempts=_table.c.attempts + 1,
-                    event_id=case(dict(sent), value=_table.c.id))
-            .returning(_table.c.id, _table.c.txn_id))
-    return {int(row_id): str(txn_id) for row_id, txn_id in rows.all()}
+def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Record sends (row id, the homeserver's event id) at the caller's commit, in the statement of its audit
+    records on PostgreSQL: nothing reads them back in that transaction. A row gone meanwhile (purged) is left
+    alone. The content goes: what a room was told is the homeserver's to keep, not the queue's."""
+    commit_tail.update_at_commit(session, _MARK_SENT, [{"id": row_id, "event_id": event_id, "sent_at": now}
+                                                       for row_id, event_id in sent])
 
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from storage import audit, commit_tail
-from storage.audit import ONE_STATEMENT_MAX_RECORDS, Auditor, verify_chain
+from storage import audit, commit_tail, outgoing
+from storage.audit import ONE_STATEMENT_MAX_RECORDS, Auditor, HeadElsewhere, one_statement_sessions, verify_chain
 from storage.db import SessionFactory, create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import AuditRecord
+from storage.models import AuditRecord, OutgoingMessage
+from storage.outgoing import NewMessage, Queued
 from storage.statistiek_models import CHECK, HIT, Feit, StatistiekFeit, record_facts
 from storage.werklijst_models import Binnenkomst
 from storage.werklijst_queries import add_arrivals
@@ -39,6 +40,8 @@ async def _chain_ok(sessions: SessionFactory) -> bool:
 async def test_rows_go_in_at_commit_with_or_without_audit_and_never_on_rollback(database_url: str) -> None:
     engine = create_engine(database_url)
     sessions = session_factory(engine)
+    # SQLite has no statement without its transaction's write lock to offer (and no round trips to save)
+    assert (one_statement_sessions(sessions) is None) == database_url.startswith("sqlite")
     try:
         await upgrade(engine)
         async with sessions() as s, s.begin():  # nothing audited: the tail writes itself
@@ -152,10 +155,60 @@ async def test_the_turn_is_given_back_when_the_commit_fails(pg_url: str) -> None
             async with sessions() as s, s.begin():
                 bad: dict[str, Any] = {"niet te tekenen": object()}  # fails at commit, after the turn was taken
                 await Auditor(KEY).record(s, kind="test.fout", at=T0, details=bad)
-        assert not audit._turns[engine.sync_engine].locked()
+        assert not audit._turns[audit._of(engine.sync_engine)].locked()
         async with asyncio.timeout(audit.TURN_WAIT_S / 2), sessions() as s, s.begin():  # not kept waiting
             await Auditor(KEY).record(s, kind="test.daarna", at=T0)
         assert await _counts(sessions) == (0, 0, 1)
         assert await _chain_ok(sessions)
     finally:
         await engine.dispose()
+
+
+async def test_work_without_a_transaction_goes_in_one_statement_or_not_at_all(pg_url: str) -> None:
+    """PostgreSQL: the send loop's record of sends (rows marked sent, an audit record each) runs without a
+    transaction around it, as the one statement of the append. Where that statement cannot be all of it (this
+    process does not know the head yet, or another writer moved it) nothing is written and ``HeadElsewhere`` says
+    so; the same work in a transaction then writes it, once."""
+    ours, theirs = create_engine(pg_url), create_engine(pg_url)
+    sessions = session_factory(ours)
+    alone = one_statement_sessions(sessions)
+    assert alone is not None and one_statement_sessions(sessions) is alone
+    statements: list[str] = []
+    event.listen(ours.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement))
+
+    async def record(factory: SessionFactory, row: Queued, event_id: str) -> None:
+        async with factory() as s, s.begin():
+            outgoing.mark_sent(s, [(row.id, event_id)], T0)
+            await Auditor(KEY).record(s, kind="bericht.verzonden", at=T0, details={"txn": row.txn_id})
+
+    async def sent() -> list[tuple[str, str | None]]:
+        async with sessions() as s:
+            return [(t, e) for t, e in (await s.execute(select(OutgoingMessage.txn_id, OutgoingMessage.event_id)
+                                                         .where(OutgoingMessage.status == "sent")
+                                                         .order_by(OutgoingMessage.id))).all()]
+
+    try:
+        await upgrade(ours)
+        async with sessions() as s, s.begin():
+            rows = [await outgoing.insert_one(s, NewMessage("!kamer:localhost", {"body": f"m{i}"}, f"t{i}"), T0)
+                    for i in range(3)]
+        with pytest.raises(HeadElsewhere):  # the first append of the process: the head is not known here yet
+            await record(alone, rows[0], "$e0")
+        assert await sent() == [] and await _counts(sessions) == (0, 0, 0)
+        await record(sessions, rows[0], "$e0")
+        statements.clear()
+        await record(alone, rows[1], "$e1")
+        assert len(statements) == 1 and "UPDATE outgoing_message SET" in statements[0], statements
+        async with session_factory(theirs)() as s, s.begin():  # another writer moves the head
+            await Auditor(KEY).record(s, kind="test.elders", at=T0)
+        with pytest.raises(HeadElsewhere):
+            await record(alone, rows[2], "$e2")
+        assert await sent() == [("t0", "$e0"), ("t1", "$e1")] and await _counts(sessions) == (0, 0, 3)
+        await record(sessions, rows[2], "$e2")  # in a transaction: the head read under its lock
+        assert await sent() == [("t0", "$e0"), ("t1", "$e1"), ("t2", "$e2")]
+        assert await _counts(sessions) == (0, 0, 4)
+        assert await _chain_ok(sessions)
+    finally:
+        await ours.dispose()
+        await theirs.dispose()
