@@ -139,7 +139,7 @@ async def test_burst_of_50_under_rate_limit_loses_none(homeserver: Homeserver, t
                              matrix={"commands_per_minute": 600})
     # A low per-user rate and a backlog answered at once (the bot is down while the officer types), so the 429s
     # come from the homeserver's limiter, not from how fast this (busy) machine happens to run.
-    homeserver.synapse.limit_rate(homeserver.admin_token, setup.bot_user, per_second=2, burst=3)
+    homeserver.synapse.limit_rate(homeserver.admin_token, setup.bot_user, per_second=5, burst=3)
     bot = InProcessBot(setup.config)
     try:
         await setup.officer.wait_member(setup.room_id, setup.bot_user)

@@ -333,8 +333,8 @@ async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> N
     however early in the command the record was made; two records cost no more statements. The first append of a
     process reads the head under its lock; later ones start from the head it committed, and the move's condition
     takes the lock and checks that head in one statement. The command's facts (``storage.commit_tail``) are
-    written there too: on SQLite just before the move (the move, then the records: two statements), on
-    PostgreSQL in the very statement of the move and the records (one round trip)."""
+    written there too: on SQLite once the move found the head (the move, the facts, the records), on PostgreSQL in
+    the very statement of the move and the records (one round trip)."""
     from sqlalchemy import event
 
     from storage.models import InboxEntry
@@ -380,9 +380,9 @@ async def test_head_lock_is_the_last_thing_before_commit(database_url: str) -> N
             assert one.startswith("WITH MOVED AS (UPDATE AUDIT_HEAD SET LAST_ID=")
             assert "INSERT INTO AUDIT_LOG" in one and "INSERT INTO STATISTIEK_FEIT" in one
         else:
-            facts, move, insert = tail
-            assert facts.startswith("INSERT INTO STATISTIEK_FEIT")
+            move, facts, insert = tail
             assert move.startswith("UPDATE AUDIT_HEAD") and "LAST_ID=" in move.replace(" ", "")
+            assert facts.startswith("INSERT INTO STATISTIEK_FEIT")
             assert insert.startswith("INSERT INTO AUDIT_LOG")
     assert await _verify(database_url) == (True, None, ())
 
