@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from bench.leader import as_in_production
 from bench.stats import pct, print_config, ratio_line, summary
 from bot.dispatcher import IncomingCommand
 from bot.runtime import Runtime
@@ -99,10 +100,15 @@ async def main(args: argparse.Namespace) -> int:
         "lookups": f"{args.n} per block, {args.blocks} blocks alternating empty queue / backlog",
         "backlog": f"{args.backlog} escalation messages in the bulk lane", "send_ms": args.send_ms,
         "database": db.split(":", 1)[0], "measured": "received -> reply delivered by the transport",
+        "leadership": "as zsm-bot run has it (PostgreSQL: the election won, replies written under its fence)",
         "target": f"backlog round trip <= {TARGET} x normal (p50)"})
     cfg = write_config(tmp, db, sections={"matrix": {"commands_per_minute": 0},
                                           "logging": {"level": "WARNING", "format": "json"}})
-    runtime = Runtime(load_settings(cfg))
+    async with as_in_production(db) as leader:
+        return await _measure(args, Runtime(load_settings(cfg), leader=leader))
+
+
+async def _measure(args: argparse.Namespace, runtime: Runtime) -> int:
     transport = SlowTransport(args.send_ms / 1000)
     await runtime.start(transport, http=False)
     assert runtime.sender

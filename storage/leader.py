@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import math
@@ -144,11 +145,16 @@ _pg_locks = table("pg_locks", column("locktype"), column("classid", Integer), co
                   column("objsubid", Integer), column("granted", Boolean), column("pid", Integer))
 
 
+@functools.lru_cache(maxsize=16)
 def _holds_active_lock(pid: int) -> ColumnElement[bool]:
-    """Does the backend ``pid`` (this process's lock connection) hold the active lock right now."""
+    """Does the backend ``pid`` (this process's lock connection) hold the active lock right now. One expression per
+    pid, built once: every reply is written under it (``storage.outgoing``), which caches its statement by it."""
     return exists().where(_pg_locks.c.locktype == "advisory", _pg_locks.c.classid == 0,
                           _pg_locks.c.objid == ACTIVE_LOCK, _pg_locks.c.objsubid == 1, _pg_locks.c.granted,
                           _pg_locks.c.pid == pid)
+
+
+_NOT_ACTIVE = false()
 
 
 class PgLeader:
@@ -193,7 +199,7 @@ class PgLeader:
 
     def fence_clause(self) -> ColumnElement[bool] | None:
         pid = self._pid
-        return false() if pid is None else _holds_active_lock(pid)
+        return _NOT_ACTIVE if pid is None else _holds_active_lock(pid)
 
     async def run(self) -> None:
         while True:

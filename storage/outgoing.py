@@ -5,6 +5,7 @@ loop (``bot.outbound.Sender``) calls the bookkeeping functions here, so neither 
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,13 +21,13 @@ from sqlalchemy import (
     cast,
     func,
     insert,
-    literal,
     null,
     or_,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from storage import commit_tail, wakes
 from storage.leader import Leadership
@@ -117,14 +118,23 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
         if fenced is None:
             values["claimed_until"] = until
         else:
-            statement = statement.values(claimed_until=case(
-                (fenced, cast(literal(until, UTCDateTime()), UTCDateTime())), else_=null()))
+            statement = _claimed_insert(fenced)
+            values["claim_until"] = until
     # On the connection, not through the ORM session: a plain table statement gains nothing from the session's
     # execution path, which cost a reply about a third more Python than the statement itself.
     row = (await (await session.connection()).execute(statement, values)).one()
     if _also_about(session, [msg]):
         await session.flush()
     return Queued(row.id, msg.room_id, msg.content, msg.txn_id, row.claimed_until)
+
+
+@functools.lru_cache(maxsize=16)
+def _claimed_insert(fenced: ColumnElement[bool]) -> ReturningInsert[Any]:
+    """The reply's insert under one fence (one per lock connection: ``Leadership.fence_clause`` gives the same
+    expression each time), built once: building and compiling it anew for every reply cost more Python than the
+    round trip that writes it."""
+    until = cast(bindparam("claim_until", type_=UTCDateTime()), UTCDateTime())
+    return _INSERT_ONE.values(claimed_until=case((fenced, until), else_=null()))
 
 
 async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:
