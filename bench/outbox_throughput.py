@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import aiosmtplib
 from sqlalchemy import func, select
 
+from bench.leader import as_in_production
 from bench.stats import median, print_config
 from config.mail import parse_mail_settings
 from domain.clock import SystemClock
@@ -46,6 +48,7 @@ async def main(n: int, blocks: int, db: str) -> None:
                                                "(which goes first flips per block)",
         "database": db, "server": "aiosmtpd on loopback (own process) with STARTTLS, one connection per run",
         "outbox work per mail": "status row, room notice in the send queue, audit (as the worker writes it)",
+        "leadership": "as zsm-bot run has it (PostgreSQL: the election won, each round fenced)",
         "target": "median ratio outbox/bare >= 0.80"})
     tmp = Path(tempfile.mkdtemp(prefix="outbox-bench-"))
     cert, key = make_cert(tmp)
@@ -77,7 +80,10 @@ async def main(n: int, blocks: int, db: str) -> None:
         await queue_many(session, [NewMessage(n.room_id, {"body": n.text}, txn_id_for(n.in_reply_to, n.purpose),
                                               n.in_reply_to) for n in notices], clock.now())
 
-    worker = MailWorker(sessions, settings, clock, auditor, notify)
+    # The leadership zsm-bot run has on this database: on PostgreSQL every round of mails is fenced under it.
+    elected = contextlib.AsyncExitStack()
+    leader = await elected.enter_async_context(as_in_production(url))
+    worker = MailWorker(sessions, settings, clock, auditor, notify, leader=leader)
 
     async def queue_block(block: int) -> list[OutboxMail]:
         """Queue one block's mails (not timed) and return the stored rows, which the bare loop sends as well."""
@@ -135,6 +141,7 @@ async def main(n: int, blocks: int, db: str) -> None:
     # deadlocked once the ids filled the pipe (the hang at --mails 2000).
     out, _ = await server.communicate()
     received, unique = (int(w) for w in out.splitlines()[0].split()[1::2])
+    await elected.aclose()
     await engine.dispose()
     if drop:
         from tests.harness import pg
