@@ -153,7 +153,7 @@ class Auditor:
         engine = session.get_bind()
         _take_turn(session, engine)
         known = _heads.get(_of(engine))
-        alone = session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        alone = engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
         if alone and (known is None or len(entries) > ONE_STATEMENT_MAX_RECORDS or commit_tail.foldable(tail)[1]):
             raise HeadElsewhere("no single statement for this append")
         if known is not None:
