@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from bench.leader import as_in_production
 from bench.stats import pct, print_config
 from bot.runtime import Runtime
 from config.settings import load_settings
@@ -33,6 +34,7 @@ from domain.aanvraag import AanvraagConfig
 from domain.clock import SystemClock
 from services.aanvraag import AanvraagService
 from storage.aanvraag_models import AanvraagStap, AdviesAanvraag, DienstRooster
+from storage.leader import Leadership
 from storage.models import OutgoingMessage
 from tests.harness.config import write_config
 
@@ -89,8 +91,8 @@ async def pending_steps(runtime: Runtime, before: datetime) -> int:
     return int(n or 0)
 
 
-async def make_runtime(cfg: Path, transport: CountingTransport) -> tuple[Runtime, float]:
-    runtime = Runtime(load_settings(cfg), clock=SystemClock())
+async def make_runtime(cfg: Path, transport: CountingTransport, leader: Leadership) -> tuple[Runtime, float]:
+    runtime = Runtime(load_settings(cfg), clock=SystemClock(), leader=leader)
     service: AanvraagService = runtime.aanvraag
     service.keep_lags = True
     started = time.perf_counter()
@@ -109,18 +111,26 @@ async def make_runtime(cfg: Path, transport: CountingTransport) -> tuple[Runtime
 async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="zsm-bench-"))
     db = args.db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    # One election for the whole run, won before it starts: the restarts below measure the bot's own start and
+    # recovery (in production the lock of a restarted bot may be won at once, or after a standby's turn).
+    async with as_in_production(db) as leader:
+        await _run(args, tmp, db, leader)
+
+
+async def _run(args: argparse.Namespace, tmp: Path, db: str, leader: Leadership) -> None:
     aanvraag: dict[str, Any] = {"vh.utrecht.doelgroepen": ["huiselijk geweld"], "vh.utrecht.room": ONCALL}
     if args.tick is not None:
         aanvraag["tik_seconden"] = args.tick
     cfg = write_config(tmp, db, sections={"aanvraag": aanvraag})
     transport = CountingTransport()
-    runtime, _ = await make_runtime(cfg, transport)
+    runtime, _ = await make_runtime(cfg, transport, leader)
     tick = runtime.aanvraag.config.tick_seconds
     print_config("bench.deadlines", {
         "requests": args.requests, "spread_s": args.spread, "database": db.split(":", 1)[0],
         "tick_s": f"{tick} ({'shipped default' if args.tick is None else 'set by --tick'}; "
                   f"shipped {AanvraagConfig.tick_seconds})",
-        "recovery": "runtime.start (process_due in batches, as shipped)", "transport": "counting, no network"})
+        "recovery": "runtime.start (process_due in batches, as shipped)", "transport": "counting, no network",
+        "leadership": "as zsm-bot run has it (PostgreSQL: the election won, the ticker's batches fenced)"})
     first_due = datetime.now(UTC) + timedelta(seconds=10)
     t0 = time.perf_counter()
     await seed(runtime, args.requests, first_due, args.spread)
@@ -143,7 +153,7 @@ async def main(args: argparse.Namespace) -> None:
     await runtime.close()
 
     # Restart with 10,000 open requests, nothing overdue.
-    runtime, startup = await make_runtime(cfg, transport)
+    runtime, startup = await make_runtime(cfg, transport, leader)
     print(f"restart with {args.requests} open requests, nothing overdue: ready in {startup:.2f} s")
     await runtime.close()
 
@@ -156,7 +166,7 @@ async def main(args: argparse.Namespace) -> None:
             {"aanvraag_id": rid, "seq": 3, "kind": "backup", "due_at": past, "done_at": None, "late": False,
              "outcome": None} for rid in ids])
     await runtime2.engine.dispose()
-    runtime, recovery = await make_runtime(cfg, transport)
+    runtime, recovery = await make_runtime(cfg, transport, leader)
     left = await pending_steps(runtime, datetime.now(UTC))
     async with runtime.sessions() as s:
         late = await s.scalar(select(func.count()).select_from(AanvraagStap).where(
