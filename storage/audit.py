@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
 
 from storage import commit_tail
-from storage.db import SessionFactory, session_factory
+from storage.db import SessionFactory, sessions_with
 from storage.models import AuditHead, AuditRecord
 
 log = logging.getLogger(__name__)
@@ -215,23 +215,15 @@ class HeadElsewhere(RuntimeError):
     process, moved meanwhile, or the append is too large): nothing was written; do it in a transaction instead."""
 
 
-# Per writers' factory, as ``storage.db.read_only`` keeps its readers (see there why keyed so).
-_alone: weakref.WeakKeyDictionary[SessionFactory, SessionFactory] = weakref.WeakKeyDictionary()
-
-
 def one_statement_sessions(sessions: SessionFactory) -> SessionFactory | None:
     """PostgreSQL: sessions without a transaction of their own (AUTOCOMMIT), for work whose only writes are its audit
     records and its commit tail: all of it goes in the one statement of the append, which is its own transaction,
     one round trip instead of four (``BEGIN``, the statement, ``COMMIT`` and the work's own statement), and the head
     is held for that round trip alone. The append raises ``HeadElsewhere`` rather than write part of it. None on
     SQLite, where a statement is no round trip and the append needs its transaction's write lock."""
-    engine = sessions.kw["bind"]
-    if engine.dialect.name != "postgresql":
+    if sessions.kw["bind"].dialect.name != "postgresql":
         return None
-    alone = _alone.get(sessions)
-    if alone is None:
-        alone = _alone[sessions] = session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
-    return alone
+    return sessions_with(sessions, isolation_level="AUTOCOMMIT")
 
 
 # Built once, on the tables rather than through the ORM's bulk path: every command appends, and building and

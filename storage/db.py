@@ -96,9 +96,21 @@ def _tune_sqlite(engine: AsyncEngine, *, autocheckpoint: bool) -> None:
 _READ_ONLY = "zsm_read_only"
 
 
-# Keyed by the writers' factory, whose reader factory refers to the engine, never back to that key (keyed by the
-# engine itself, the entry would keep its own key alive).
-_readers: weakref.WeakKeyDictionary[SessionFactory, SessionFactory] = weakref.WeakKeyDictionary()
+# Keyed by the writers' factory, whose variants refer to the engine, never back to that key (keyed by the engine
+# itself, the entry would keep its own key alive); then by the options.
+_variants: weakref.WeakKeyDictionary[SessionFactory, dict[tuple[tuple[str, Any], ...], SessionFactory]] = (
+    weakref.WeakKeyDictionary())
+
+
+def sessions_with(sessions: SessionFactory, **options: Any) -> SessionFactory:
+    """Sessions on the engine and pool of ``sessions`` with other execution options (readers, a transaction-less
+    writer), made once per factory and options: the hot paths ask for them on every use."""
+    variants = _variants.setdefault(sessions, {})
+    key = tuple(sorted(options.items()))
+    made = variants.get(key)
+    if made is None:
+        made = variants[key] = session_factory(sessions.kw["bind"].execution_options(**options))
+    return made
 
 
 @asynccontextmanager
@@ -106,11 +118,8 @@ async def read_only(sessions: SessionFactory) -> AsyncIterator[Tx]:
     """A session for readers only (reports, listings): its transaction never holds or waits for the write lock,
     so a year's report does not stall a ``!check``. It begins lazily, at the first query (a command that reads
     nothing costs nothing), and always ends in a rollback: there is nothing to commit."""
-    readers = _readers.get(sessions)
-    if readers is None:
-        engine = sessions.kw["bind"]
-        option = {"postgresql_readonly": True} if engine.dialect.name == "postgresql" else {_READ_ONLY: True}
-        readers = _readers[sessions] = async_sessionmaker(engine.execution_options(**option), expire_on_commit=False)
+    postgres = sessions.kw["bind"].dialect.name == "postgresql"
+    readers = sessions_with(sessions, **({"postgresql_readonly": True} if postgres else {_READ_ONLY: True}))
     async with readers() as session:
         try:
             yield session
