@@ -12,6 +12,7 @@ out at once, with no transaction between the commit and the send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -274,20 +275,23 @@ class Sender(DrainLoop):
         sent, self._unrecorded = self._unrecorded, []
         if not sent:
             return
-        now = self.clock.now()
         try:
-            try:
-                if self._alone is None:
-                    raise HeadElsewhere("no single statement on this database")
-                await self._record(self._alone, sent, now)
-            except HeadElsewhere:  # nothing written: the same in a transaction, which reads the head under its lock
-                await self._record(self.sessions, sent, now)
+            await self._record(sent, self.clock.now())
         except BaseException:
             self._unrecorded[:0] = sent
             raise
         self.metrics.messages_sent.inc(len(sent))
 
-    async def _record(self, sessions: SessionFactory, sent: list[tuple[int, str, str, str]], now: datetime) -> None:
+    async def _record(self, sent: list[tuple[int, str, str, str]], now: datetime) -> None:
+        if self._alone is not None:
+            # Nothing is written when the one statement cannot be all of it: then in a transaction, which reads
+            # the head under its lock.
+            with contextlib.suppress(HeadElsewhere):
+                await self._record_in(self._alone, sent, now)
+                return
+        await self._record_in(self.sessions, sent, now)
+
+    async def _record_in(self, sessions: SessionFactory, sent: list[tuple[int, str, str, str]], now: datetime) -> None:
         async with sessions() as s, s.begin():
             outgoing.mark_sent(s, [(row_id, event_id) for row_id, _, event_id, _ in sent], now)
             await self.auditor.record_many(s, [
