@@ -8,11 +8,12 @@ second delivery of the same event finds the inbox row and does nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,8 @@ from services.lookahead import Ahead
 from services.messages import INTERACTIVE, NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
 from storage import inbox, lookahead, wakes
-from storage.db import SessionFactory, read_only
+from storage.audit import NeedsTransaction, one_statement_sessions
+from storage.db import SessionFactory, read_only, without_transaction
 from storage.leader import Leadership, database_unreachable
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ class Dispatcher:
         # written already claimed by this instance, fenced in the command's transaction, so the sender need not
         # claim them in a transaction of its own before the send (bot.outbound).
         self._claim_for = claim_for
+        # PostgreSQL: sessions without a transaction, for commands whose writes all go in the commit's statement.
+        self._alone = one_statement_sessions(sessions)
         # Events being handled now, by event id (see ``handle``).
         self._in_flight: dict[str, asyncio.Event] = {}
 
@@ -206,12 +210,16 @@ class Dispatcher:
                 failure = exc
         if failure is not None:
             return await self._failed(cmd, received, spec, role, failure)
-        async with self.sessions() as session:
-            for record in deferred:
-                await self.services.auditor.record(session, **record)
-            inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender, command=spec.name,
-                        received_at=received, handled_at=self.services.clock.now())
-            return await self._commit(session, cmd, spec.name, reply, ctx)
+        # Only records, the inbox row and the reply are written: one statement where the database allows it.
+        for sessions in (self._alone, self.sessions) if self._alone and deferred else (self.sessions,):
+            with contextlib.suppress(NeedsTransaction):
+                async with sessions() as session:
+                    for record in deferred:
+                        await self.services.auditor.record(session, **record)
+                    inbox.claim(session, event_id=cmd.event_id, room_id=cmd.room_id, sender=cmd.sender,
+                                command=spec.name, received_at=received, handled_at=self.services.clock.now())
+                    return await self._commit(session, cmd, spec.name, reply, ctx)
+        raise AssertionError("a transaction needs no other")
 
     async def _run(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
                    args: Any) -> Outcome:
@@ -232,7 +240,15 @@ class Dispatcher:
                 pass  # refused as typed: nobody is asked, and the command refuses it in Dutch below, as ever
             except CommandTimedOut as exc:
                 return await self._failed(cmd, received, spec, role, exc)
-        async with self.sessions() as session:
+        if self._alone is not None and spec.one_statement:
+            # Nothing is written until the one statement, and nothing at all when it cannot be all of the work.
+            with contextlib.suppress(NeedsTransaction):
+                return await self._run_in(self._alone, cmd, received, spec, role, args, ahead, deadline)
+        return await self._run_in(self.sessions, cmd, received, spec, role, args, ahead, deadline)
+
+    async def _run_in(self, sessions: SessionFactory, cmd: IncomingCommand, received: datetime, spec: CommandSpec,
+                      role: str, args: Any, ahead: Ahead, deadline: float) -> Outcome:
+        async with sessions() as session:
             lookahead.remember(session, ahead)
             ctx = Context(
                 sender=cmd.sender, role=role, room_id=cmd.room_id, event_id=cmd.event_id,
@@ -243,6 +259,8 @@ class Dispatcher:
             try:
                 async with _within(deadline):  # no task of its own
                     reply = await spec.handler(ctx, args)
+            except NeedsTransaction:
+                raise  # the handler wrote before the commit: nothing ran, and it runs again in a transaction
             except Exception as exc:
                 await session.rollback()
                 return await self._failed(cmd, received, spec, role, exc)
@@ -262,7 +280,8 @@ class Dispatcher:
         except inbox.AlreadyRecorded:
             await session.rollback()
             return Outcome("duplicate", command)
-        self._on_committed(queued, touched)  # before the close: the send starts while the connection returns
+        # before the close: the send starts while the connection returns
+        self._on_committed([q if isinstance(q, Queued) else q() for q in queued], touched)
         return Outcome(status, command, committed_at)
 
     async def _failed(self, cmd: IncomingCommand, received: datetime, spec: CommandSpec, role: str,
@@ -307,17 +326,23 @@ class Dispatcher:
             return await self._commit(session, cmd, command, reply, None, status)
 
     async def _queue_replies(self, session: Tx, cmd: IncomingCommand, reply: Reply,
-                             ctx: Context | None) -> list[Queued]:
-        """The reply (one statement) and the notes of a command, in the interactive lane of the send queue."""
+                             ctx: Context | None) -> list[Queued | Callable[[], Queued]]:
+        """The reply (one statement, or a part of the commit's on a session without a transaction) and the notes of
+        a command, in the interactive lane of the send queue."""
         now = self.services.clock.now()
         subject = ctx.subjects[0] if ctx and ctx.subjects else None
-        queued: list[Queued | None] = []
-        queued.append(await messages.queue(session, NewMessage(
+        msg = NewMessage(
             room_id=cmd.room_id, txn_id=txn_id_for(cmd.event_id), in_reply_to=cmd.event_id,
             content=message_content(reply, in_reply_to=cmd.event_id, thread_root=cmd.thread_root),
             case_data=reply.case_data, subject=subject if reply.case_data else None, priority=INTERACTIVE,
             also_about=tuple(ctx.subjects[1:]) if ctx and reply.case_data else (),
-        ), now, if_absent=False, claim_for=self._claim_for))
+        )
+        if without_transaction(session):
+            if ctx and ctx.notes:  # a note's txn id is looked up and its row written before the reply's
+                raise NeedsTransaction("notes")
+            return [messages.queue_at_commit(session, msg, now, claim_for=self._claim_for)]
+        queued: list[Queued | Callable[[], Queued] | None] = []
+        queued.append(await messages.queue(session, msg, now, if_absent=False, claim_for=self._claim_for))
         for i, note in enumerate(ctx.notes if ctx else []):
             queued.append(await messages.queue(session, NewMessage(
                 room_id=note.room_id, txn_id=txn_id_for(cmd.event_id, f"note{i}{note.key}"),

@@ -25,7 +25,7 @@ from bot.transport import RateLimited, SendFailed, Transport
 from domain.clock import Clock
 from integrations.drain_loop import DrainLoop
 from storage import outgoing
-from storage.audit import Auditor, HeadElsewhere, one_statement_sessions
+from storage.audit import Auditor, NeedsTransaction, one_statement_sessions
 from storage.db import SessionFactory, read_only
 from storage.leader import SOLO, Leadership, NotActive
 from storage.outgoing import CLAIM_LEASE, Queued
@@ -286,7 +286,7 @@ class Sender(DrainLoop):
         if self._alone is not None:
             # Nothing is written when the one statement cannot be all of it: then in a transaction, which reads
             # the head under its lock.
-            with contextlib.suppress(HeadElsewhere):
+            with contextlib.suppress(NeedsTransaction):
                 await self._record_in(self._alone, sent, now)
                 return
         await self._record_in(self.sessions, sent, now)

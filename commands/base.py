@@ -154,6 +154,12 @@ class CommandSpec:
     # (``services.lookahead``), so its answer time holds no write lock. Called with the services, the role and
     # the arguments; a ``UserError`` (the command's own preconditions do not hold) means nobody is asked.
     ahead: Callable[[Services, str, ParsedArgs], Awaitable[Ahead]] | None = None
+    # Whether the handler, as a rule, writes only what is written at commit (audit records, facts, arrivals):
+    # then on PostgreSQL it runs without a transaction and everything it writes, reply included, goes in the
+    # commit's one statement (``storage.audit.one_statement_sessions``), two round trips fewer than BEGIN and
+    # COMMIT and one fewer for the reply. When it does write before (a room's memory of what it was shown grows, a
+    # note to another room), nothing has been written and it runs again in a transaction.
+    one_statement: bool = False
 
     def reads_only(self, args: ParsedArgs) -> bool:
         return self.read_only(args) if callable(self.read_only) else self.read_only

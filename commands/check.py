@@ -39,6 +39,7 @@ SPEC = CommandSpec(
     summary="Zoek landelijk of een veiligheidshuis de persoon kent en wat het adviseert.",
     handler=handle,
     ahead=ahead,
+    one_statement=True,
     roles=VH_INFO_ROLES,
     args=(Arg("id", "BSN (9 cijfers) of SKN"),),
     named=(Named("zaak", "parketnummer of politieregistratienummer: het doel van de raadpleging"),),

@@ -11,7 +11,7 @@ reply and notes); the send loop serves that lane first.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,8 @@ from storage import outgoing
 from storage.leader import Leadership
 from storage.outgoing import BULK, INTERACTIVE, NewMessage, Queued
 
-__all__ = ["BULK", "INTERACTIVE", "NewMessage", "Queued", "message_content", "queue", "queue_many", "txn_id_for"]
+__all__ = ["BULK", "INTERACTIVE", "NewMessage", "Queued", "message_content", "queue", "queue_at_commit", "queue_many",
+           "txn_id_for"]
 
 
 def txn_id_for(source_event_id: str, purpose: str = "reply") -> str:
@@ -68,6 +69,13 @@ async def queue(tx: Tx, msg: NewMessage, now: datetime, *, if_absent: bool = Tru
     if if_absent and await outgoing.present_txn_ids(tx, [msg.txn_id]):
         return None
     return await outgoing.insert_one(tx, msg, now, claim_for=claim_for)
+
+
+def queue_at_commit(tx: Tx, msg: NewMessage, now: datetime, *,
+                    claim_for: Leadership | None = None) -> Callable[[], Queued]:
+    """``queue`` without ``if_absent``, for a transaction-less session (``storage.audit.one_statement_sessions``):
+    the row goes in the commit's one statement, and the returned function gives its ``Queued`` after the commit."""
+    return outgoing.insert_one_at_commit(tx, msg, now, claim_for=claim_for)
 
 
 async def queue_many(tx: Tx, msgs: Sequence[NewMessage], now: datetime) -> None:

@@ -53,10 +53,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlalchemy.util import await_only
 
 from storage import commit_tail
-from storage.db import SessionFactory, sessions_with
+from storage.db import SessionFactory, autocommits, sessions_with
 from storage.models import AuditHead, AuditRecord
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class Auditor:
         engine = session.get_bind()
         _take_turn(session, engine)
         known = _heads.get(_of(engine))
-        alone = engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        alone = autocommits(engine)
         if alone and (known is None or len(entries) > ONE_STATEMENT_MAX_RECORDS or commit_tail.foldable(tail)[1]):
             raise HeadElsewhere("no single statement for this append")
         if known is not None:
@@ -195,8 +196,13 @@ class Auditor:
         if session.get_bind().dialect.name == "postgresql" and len(rows) <= ONE_STATEMENT_MAX_RECORDS:
             folded, rest = commit_tail.foldable(tail)
             statement, values_of = _one_statement(move, rows, folded)
-            ok = session.connection().execute(statement, {**params, **values_of}).scalar_one() == 1
+            got = session.connection().execute(statement, {**params, **values_of}).one()
+            ok = got[0] == 1
             if ok:
+                if len(got) > 1:  # the values of a row the writer wants back (``commit_tail.InsertBack``)
+                    back = commit_tail.receiver(session)
+                    assert back is not None
+                    back.receive(got[1:])
                 commit_tail.write(session, rest)
         else:
             ok = session.execute(move, params).rowcount == 1  # type: ignore[attr-defined]
@@ -210,20 +216,39 @@ class Auditor:
         return True
 
 
-class HeadElsewhere(RuntimeError):
-    """A session of ``one_statement_sessions`` could not append in one statement (the head is not known to this
-    process, moved meanwhile, or the append is too large): nothing was written; do it in a transaction instead."""
+class NeedsTransaction(RuntimeError):
+    """Work on a session of ``one_statement_sessions`` could not be done in one statement: it wanted to write
+    before its commit, or its commit could not be one statement. Nothing was written; do it in a transaction."""
+
+
+class HeadElsewhere(NeedsTransaction):
+    """The append could not be one statement (the head is not known to this process, moved meanwhile, or the append
+    is too large)."""
 
 
 def one_statement_sessions(sessions: SessionFactory) -> SessionFactory | None:
     """PostgreSQL: sessions without a transaction of their own (AUTOCOMMIT), for work whose only writes are its audit
     records and its commit tail: all of it goes in the one statement of the append, which is its own transaction,
     one round trip instead of four (``BEGIN``, the statement, ``COMMIT`` and the work's own statement), and the head
-    is held for that round trip alone. The append raises ``HeadElsewhere`` rather than write part of it. None on
-    SQLite, where a statement is no round trip and the append needs its transaction's write lock."""
+    is held for that round trip alone. Before the commit such a session only reads: any other statement raises
+    ``NeedsTransaction`` before it runs, and the append raises ``HeadElsewhere`` rather than write part of it, so
+    work that turns out to need a transaction has written nothing and is simply done again in one. None on SQLite,
+    where a statement is no round trip and the append needs its transaction's write lock."""
     if sessions.kw["bind"].dialect.name != "postgresql":
         return None
-    return sessions_with(sessions, isolation_level="AUTOCOMMIT")
+    made = sessions_with(sessions, isolation_level="AUTOCOMMIT")
+    engine = made.kw["bind"].sync_engine
+    if not event.contains(engine, "before_execute", _reads_only):
+        event.listen(engine, "before_execute", _reads_only)  # on this variant only, not the engine it was made from
+    return made
+
+
+def _reads_only(_conn: Any, statement: Any, *_: Any) -> None:
+    """A statement of a transaction-less session: plain reads run (each is its own snapshot, as every statement of
+    a READ COMMITTED transaction is); a write, a lock or text SQL would take effect on its own, so it does not run.
+    The commit's one statement is a SELECT whose data-modifying parts are gated by the audit head's move."""
+    if not isinstance(statement, GenerativeSelect) or statement._for_update_arg is not None:
+        raise NeedsTransaction("a write before the commit")
 
 
 # Built once, on the tables rather than through the ORM's bulk path: every command appends, and building and
@@ -248,30 +273,45 @@ def _one_statement(move: Any, rows: list[dict[str, Any]], tail: commit_tail.Tail
     left it (the move's RETURNING row); the statement's single value says whether it did."""
     shape = tuple((statement, tuple(batch[0]), len(batch)) for statement, batch in tail)
     params: dict[str, Any] = {f"a_{j}_{name}": row[name] for j, row in enumerate(rows) for name in _COLUMNS}
-    for i, (_, batch) in enumerate(tail):
-        params.update({f"t{i}_{j}_{name}": value for j, row in enumerate(batch) for name, value in row.items()})
+    for i, (statement, batch) in enumerate(tail):
+        extra = statement.extra if isinstance(statement, commit_tail.InsertBack) else ()
+        params.update({name if name in extra else f"t{i}_{j}_{name}": value
+                       for j, row in enumerate(batch) for name, value in row.items()})
     return _statement_of_shape(move is _MOVE_KEYED, len(rows), shape), params
 
 
 @functools.lru_cache(maxsize=64)
 def _statement_of_shape(keyed: bool, records: int,
-                        tail: tuple[tuple[Insert | Update, tuple[str, ...], int], ...]) -> Select[Any]:
+                        tail: tuple[tuple[Insert | Update | commit_tail.InsertBack, tuple[str, ...], int], ...],
+                        ) -> Select[Any]:
     """Built once per shape (how many records, which tail tables with how many rows), with named parameters, so
     SQLAlchemy compiles it once and the driver prepares it once per connection: compiling it anew took longer than
-    the round trips it saves. Rows come as a UNION ALL of typed parameters: a multi-row VALUES is not cacheable."""
+    the round trips it saves. Rows come as a UNION ALL of typed parameters: a multi-row VALUES is not cacheable.
+    Its one row: whether the move found the head (1 or 0), then the values an ``InsertBack`` row hands back."""
     moved = (_MOVE_KEYED if keyed else _MOVE).returning(_head_t.c.id).cte("moved")
     there = exists(select(moved.c.id))  # every part below refers to the move, so it runs first and gates them
     incoming = _given(_audit_t, "a", _COLUMNS, records)
     ctes = [insert(_audit_t).from_select(_COLUMNS, select(*incoming.c).where(there)).cte("records")]
+    back: list[Any] = []
     for i, (statement, names, count) in enumerate(tail):
         table = statement.table
+        if isinstance(statement, commit_tail.InsertBack):
+            columns = statement.columns(names)
+            rows = _given(table, f"t{i}", columns, count)
+            computed = [expression.label(name) for name, expression in statement.computed]
+            written = (insert(table).from_select([*columns, *(name for name, _ in statement.computed)],
+                                                 select(*rows.c, *computed).where(there))
+                       .returning(*(table.c[n] for n in statement.returning)).cte(f"tail_{i}"))
+            ctes.append(written)
+            back.extend(select(written.c[n]).scalar_subquery() for n in statement.returning)
+            continue
         rows = _given(table, f"t{i}", names, count)
         if isinstance(statement, Update):
             ctes.append(statement.where(table.c.id == rows.c.id, there)  # type: ignore[union-attr]
                         .values({n: rows.c[n] for n in names if n != "id"}).cte(f"tail_{i}"))
         else:
             ctes.append(insert(table).from_select(names, select(*rows.c).where(there)).cte(f"tail_{i}"))
-    return select(func.count()).select_from(moved).add_cte(*ctes)
+    return select(func.count(), *back).select_from(moved).add_cte(*ctes)
 
 
 def _given(table: Any, prefix: str, names: tuple[str, ...], count: int) -> Any:
@@ -336,8 +376,13 @@ async def _acquire(turn: asyncio.Lock) -> bool:
 def _link_at_commit(session: Session, tail: commit_tail.Tail) -> bool:
     """The commit tail's linker: the records of the transaction, with the tail's rows where they can share a
     statement. False when the transaction recorded nothing (the tail then writes its rows itself)."""
+    alone = autocommits(session.get_bind())
+    if alone and (session.new or session.dirty or session.deleted):  # flushed after this hook: not in its statement
+        raise NeedsTransaction("objects to flush at commit")
     pending = session.info.pop(_PENDING, None)
     if pending is None:
+        if tail and alone:
+            raise NeedsTransaction("rows without audit records have no statement of their own")
         return False
     auditor, entries = pending
     auditor._append(session, entries, tail)

@@ -14,22 +14,45 @@ dispatcher rolls back there).
 
 Besides new rows, the tail takes updates of existing rows by id (``update_at_commit``): the send loop's record of
 replies sent, which goes with its audit records in one statement, and on PostgreSQL in one round trip in all
-(``storage.audit.one_statement_sessions``).
+(``storage.audit.one_statement_sessions``). And one row per transaction may be written at commit with values the
+writer needs back afterwards (``insert_back_at_commit``): a command's reply, whose id and claim the sender needs,
+so that on PostgreSQL a command without a transaction of its own writes everything in that one statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, event
+from sqlalchemy import ColumnElement, Insert, Table, Update, bindparam, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
+
+
+@dataclass(frozen=True)
+class InsertBack:
+    """An INSERT of one row that hands values of the written row back (``returning``), with ``computed`` columns the
+    database works out in the statement itself (a claim under a fence), each over bound parameters named in
+    ``extra`` and given with the row. Built once per shape by its writer: it is part of a cached statement's key."""
+
+    table: Table
+    returning: tuple[str, ...]
+    computed: tuple[tuple[str, ColumnElement[Any]], ...] = ()
+    extra: tuple[str, ...] = ()
+
+    def columns(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(n for n in names if n not in self.extra)
+
 
 # (statement, rows): an INSERT on one table with one row per dict, or an UPDATE on one table (the values every row
-# gets) applied to the row whose ``id`` each dict names, with the dict's other keys as that row's own values.
-Tail = list[tuple[Insert | Update, list[dict[str, Any]]]]
+# gets) applied to the row whose ``id`` each dict names, with the dict's other keys as that row's own values, or an
+# ``InsertBack`` with its one row.
+Tail = list[tuple[Insert | Update | InsertBack, list[dict[str, Any]]]]
 _ROWS = "zsm_commit_tail"
+_BACK = "zsm_commit_tail_back"
 # Within one statement of the audit move: a few rows per command (a check's facts and arrivals are one per house that
 # knows the person, and a few more); a bulk write (a day's facts in the benchmark, a batch of mail facts, a deadline
 # recovery) goes as an executemany of its own, which the driver runs without a statement per row count.
@@ -53,6 +76,38 @@ def update_at_commit(session: AsyncSession, statement: Update, rows: list[dict[s
         session.sync_session.info.setdefault(_ROWS, []).append((statement, rows))
 
 
+class Back:
+    """The values a row written at commit got (``InsertBack.returning``), known once the commit has written it."""
+
+    def __init__(self) -> None:
+        self._row: tuple[Any, ...] | None = None
+
+    def receive(self, row: Sequence[Any]) -> None:
+        self._row = tuple(row)
+
+    def get(self) -> tuple[Any, ...]:
+        if self._row is None:
+            raise RuntimeError("the row was not written at commit")
+        return self._row
+
+
+def insert_back_at_commit(session: AsyncSession, item: InsertBack, row: dict[str, Any]) -> Back:
+    """Queue one row for ``item`` until commit; its returned values are in the ``Back`` after the commit. One such
+    row per transaction: the statement that writes it hands back one row of values."""
+    info = session.sync_session.info
+    if _BACK in info:
+        raise RuntimeError("one row per transaction may hand values back")
+    back = info[_BACK] = Back()
+    info.setdefault(_ROWS, []).append((item, [row]))
+    return back
+
+
+def receiver(session: Session) -> Back | None:
+    """The ``Back`` of this transaction's ``InsertBack`` row, for the statement that writes it."""
+    back: Back | None = session.info.get(_BACK)
+    return back
+
+
 def set_linker(linker: Callable[[Session, Tail], bool]) -> None:
     global _linker
     _linker = linker
@@ -66,7 +121,11 @@ def foldable(tail: Tail) -> tuple[Tail, Tail]:
 
 def write(session: Session, tail: Tail) -> None:
     for statement, rows in tail:
-        if isinstance(statement, Update):
+        if isinstance(statement, InsertBack):
+            back = receiver(session)
+            assert back is not None
+            back.receive(session.connection().execute(_insert_back(statement), rows[0]).one())
+        elif isinstance(statement, Update):
             session.execute(by_id(statement, tuple(rows[0])), [{f"b_{k}": v for k, v in row.items()} for row in rows])
         else:
             session.execute(statement, rows)
@@ -78,6 +137,13 @@ def by_id(statement: Update, names: tuple[str, ...]) -> Update:
     table = statement.table
     return (statement.where(table.c.id == bindparam("b_id"))  # type: ignore[union-attr]
             .values({n: bindparam(f"b_{n}") for n in names if n != "id"}))
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_back(item: InsertBack) -> ReturningInsert[Any]:
+    """``item`` as a statement of its own (SQLite, or a tail too large for the audit's statement)."""
+    table = item.table
+    return insert(table).values(dict(item.computed)).returning(*(table.c[n] for n in item.returning))
 
 
 @event.listens_for(Session, "before_commit")
@@ -92,3 +158,4 @@ def _at_commit(session: Session) -> None:
 def _drop_on_rollback(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop(_ROWS, None)
+        session.info.pop(_BACK, None)

@@ -113,6 +113,17 @@ def sessions_with(sessions: SessionFactory, **options: Any) -> SessionFactory:
     return made
 
 
+def autocommits(engine: Any) -> bool:
+    """Whether statements on this engine (sync or async) are each their own transaction (``sessions_with(...,
+    isolation_level="AUTOCOMMIT")``)."""
+    return bool(engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
+def without_transaction(session: AsyncSession) -> bool:
+    """Whether this session's statements are each their own transaction (``storage.audit.one_statement_sessions``)."""
+    return autocommits(session.bind)
+
+
 @asynccontextmanager
 async def read_only(sessions: SessionFactory) -> AsyncIterator[Tx]:
     """A session for readers only (reports, listings): its transaction never holds or waits for the write lock,

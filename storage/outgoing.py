@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,13 +128,49 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
     return Queued(row.id, msg.room_id, msg.content, msg.txn_id, row.claimed_until)
 
 
+def insert_one_at_commit(session: AsyncSession, msg: NewMessage, now: datetime, *,
+                         claim_for: Leadership | None = None) -> Callable[[], Queued]:
+    """``insert_one`` for a session without a transaction (``storage.audit.one_statement_sessions``): the row is
+    written by the commit's one statement, claim and fence included, and the returned function gives the
+    ``Queued`` once that has run. A duplicate txn id collides in that statement."""
+    values = _values(msg, now)
+    fenced = None
+    if claim_for is None:
+        wakes.wrote(session, wakes.Queue.MATRIX)
+    else:
+        fenced = claim_for.fence_clause()
+        values["claimed_until" if fenced is None else "claim_until"] = now + CLAIM_LEASE
+    back = commit_tail.insert_back_at_commit(session, _insert_back(fenced), values)
+    _also_about(session, [msg])
+
+    def queued() -> Queued:
+        row = back.get()  # the returned id and claim
+        return Queued(row[0], msg.room_id, msg.content, msg.txn_id, row[1])
+    return queued
+
+
+def _fenced_until(fenced: ColumnElement[bool]) -> ColumnElement[Any]:
+    """The claim's end where the fence holds, else none: an instance that lost the active lock writes the row
+    unclaimed."""
+    return case((fenced, cast(bindparam("claim_until", type_=UTCDateTime()), UTCDateTime())), else_=null())
+
+
 @functools.lru_cache(maxsize=16)
 def _claimed_insert(fenced: ColumnElement[bool]) -> ReturningInsert[Any]:
     """The reply's insert under one fence (one per lock connection: ``Leadership.fence_clause`` gives the same
     expression each time), built once: building and compiling it anew for every reply cost more Python than the
     round trip that writes it."""
-    until = cast(bindparam("claim_until", type_=UTCDateTime()), UTCDateTime())
-    return _INSERT_ONE.values(claimed_until=case((fenced, until), else_=null()))
+    return _INSERT_ONE.values(claimed_until=_fenced_until(fenced))
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_back(fenced: ColumnElement[bool] | None) -> commit_tail.InsertBack:
+    """The same at commit, as part of the commit's statement: built once per fence, as that statement is cached by
+    its parts."""
+    if fenced is None:
+        return commit_tail.InsertBack(_table, returning=("id", "claimed_until"))
+    return commit_tail.InsertBack(_table, returning=("id", "claimed_until"),
+                                  computed=(("claimed_until", _fenced_until(fenced)),), extra=("claim_until",))
 
 
 async def insert_many(session: AsyncSession, msgs: Iterable[NewMessage], now: datetime) -> None:

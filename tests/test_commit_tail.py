@@ -9,20 +9,31 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from storage import audit, commit_tail, outgoing
-from storage.audit import ONE_STATEMENT_MAX_RECORDS, Auditor, HeadElsewhere, one_statement_sessions, verify_chain
+from storage.audit import (
+    ONE_STATEMENT_MAX_RECORDS,
+    Auditor,
+    HeadElsewhere,
+    NeedsTransaction,
+    one_statement_sessions,
+    verify_chain,
+)
 from storage.db import SessionFactory, create_engine, session_factory
+from storage.leader import SOLO, PgLeader
 from storage.migrate import upgrade
 from storage.models import AuditRecord, OutgoingMessage
 from storage.outgoing import NewMessage, Queued
 from storage.statistiek_models import CHECK, HIT, Feit, StatistiekFeit, record_facts
 from storage.werklijst_models import Binnenkomst
 from storage.werklijst_queries import add_arrivals
+from tests.harness import pg
+from tests.harness.ha import wait_until
 
 KEY = b"k" * 32
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+ROOM = "!kamer:localhost"
 
 
 async def _counts(sessions: SessionFactory) -> tuple[int, int, int]:
@@ -212,3 +223,100 @@ async def test_work_without_a_transaction_goes_in_one_statement_or_not_at_all(pg
     finally:
         await ours.dispose()
         await theirs.dispose()
+
+
+async def test_a_command_without_a_transaction_writes_its_reply_in_the_one_statement(pg_url: str) -> None:
+    """PostgreSQL: a command on a session without a transaction only reads until its commit, and the commit's one
+    statement writes the records and the reply, handing back the reply's id and its claim (fenced: none once this
+    instance has lost the active lock). A write before the commit, rows without records, or a head moved by
+    another writer raise ``NeedsTransaction`` and write nothing."""
+    ours, theirs = create_engine(pg_url), create_engine(pg_url)
+    sessions = session_factory(ours)
+    alone = one_statement_sessions(sessions)
+    assert alone is not None
+    leader = PgLeader(pg_url)
+    election = asyncio.create_task(leader.run())
+    statements: list[str] = []
+    event.listen(ours.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement))
+
+    async def reply(txn_id: str) -> Queued:
+        async with alone() as s:
+            await s.execute(select(func.count()).select_from(OutgoingMessage))  # a read runs on its own
+            await Auditor(KEY).record(s, kind="test.antwoord", at=T0, details={"txn": txn_id})
+            written = outgoing.insert_one_at_commit(s, NewMessage(ROOM, {"body": txn_id}, txn_id), T0,
+                                                    claim_for=leader)
+            await s.commit()
+        return written()
+
+    async def stored() -> dict[str, tuple[int, datetime | None]]:
+        async with sessions() as s:
+            rows = await s.execute(select(OutgoingMessage.txn_id, OutgoingMessage.id, OutgoingMessage.claimed_until))
+            return {t: (i, c) for t, i, c in rows.all()}
+
+    try:
+        await upgrade(ours)
+        await wait_until(lambda: leader.active, "the lock", timeout=60)
+        async with sessions() as s, s.begin():  # the first append of the process reads the head
+            await Auditor(KEY).record(s, kind="test.eerst", at=T0)
+        statements.clear()
+        first = await reply("r1")
+        assert len(statements) == 2 and statements[1].startswith("WITH moved AS"), statements
+        assert first.claimed_until == T0 + outgoing.CLAIM_LEASE
+        assert (await stored())["r1"] == (first.id, first.claimed_until)
+
+        async with alone() as s:
+            for write in (outgoing.insert_one(s, NewMessage(ROOM, {"body": "x"}, "x"), T0),
+                          s.execute(select(OutgoingMessage.id).with_for_update()), s.execute(text("SELECT 1"))):
+                with pytest.raises(NeedsTransaction):
+                    await write
+        with pytest.raises(NeedsTransaction):
+            async with alone() as s:
+                await record_facts(s, [Feit(CHECK, T0)])  # at commit, with no record to share a statement with
+                await s.commit()
+        assert list(await stored()) == ["r1"] and await _counts(sessions) == (0, 0, 2)
+
+        await pg.end_backend(leader._pid)  # the active lock is gone; this instance has not noticed yet
+        lost = await reply("r2")
+        assert lost.claimed_until is None and (await stored())["r2"] == (lost.id, None)
+
+        async with session_factory(theirs)() as s, s.begin():  # another writer moves the head
+            await Auditor(KEY).record(s, kind="test.elders", at=T0)
+        with pytest.raises(HeadElsewhere):
+            await reply("r3")
+        assert "r3" not in await stored() and await _counts(sessions) == (0, 0, 4)
+        assert await _chain_ok(sessions)
+    finally:
+        election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
+        await leader.close()
+        await ours.dispose()
+        await theirs.dispose()
+
+
+async def test_a_row_handed_back_in_a_transaction(database_url: str) -> None:
+    """In a transaction (SQLite; PostgreSQL's fallback) the handed-back row is written at commit too, by the
+    audit's statement where it can share it or by a statement of its own, and its id and claim come back."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    try:
+        await upgrade(engine)
+        for n, audited in enumerate((True, False, True)):
+            async with sessions() as s, s.begin():
+                if audited:
+                    await Auditor(KEY).record(s, kind="test.antwoord", at=T0)
+                written = outgoing.insert_one_at_commit(s, NewMessage(ROOM, {"body": n}, f"h{n}"), T0,
+                                                        claim_for=SOLO)
+            got = written()
+            async with sessions() as s:
+                row = (await s.execute(select(OutgoingMessage.id, OutgoingMessage.claimed_until)
+                                       .where(OutgoingMessage.txn_id == f"h{n}"))).one()
+            assert (got.id, got.claimed_until) == tuple(row) and got.claimed_until == T0 + outgoing.CLAIM_LEASE
+        with pytest.raises(RuntimeError):  # rolled back: there is nothing to hand back
+            async with sessions() as s, s.begin():
+                written = outgoing.insert_one_at_commit(s, NewMessage(ROOM, {"body": 9}, "h9"), T0)
+                raise RuntimeError("afgebroken")
+        with pytest.raises(RuntimeError, match="not written"):
+            written()
+    finally:
+        await engine.dispose()

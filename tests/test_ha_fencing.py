@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 
@@ -59,11 +58,7 @@ async def _no_notice(session: Tx, notices: list[RoomNotice]) -> None:
 
 async def _cut_lock(leader: PgLeader) -> None:
     """End the instance's lock connection on the server side, as a network cut or a database restart would."""
-    conn = await asyncpg.connect(pg.ADMIN_DSN)
-    try:
-        await conn.execute("SELECT pg_terminate_backend($1)", leader._pid)
-    finally:
-        await conn.close()
+    await pg.end_backend(leader._pid)
 
 
 async def test_an_instance_that_lost_its_lock_claims_nothing(pg_url: str, tmp_path: Path,

@@ -8,9 +8,10 @@ databases; SQLite counts its ``BEGIN`` as a statement, PostgreSQL begins through
   reader, services/publiek.py), the reply, and the audit records (two, last before the commit: the chain head
   this process committed last is moved under a condition that it still is the head, then the records go in;
   storage/audit.py's design). On PostgreSQL the inbox row, the facts, the arrivals, the move and the records are
-  one statement at commit (storage/commit_tail.py), four statements in all. A hit adds the arrival rows for all its
-  houses in one statement (``!werklijst``); what the room has been shown is written only when that grows. The
-  release lookup only runs when a hit-no-hit veiligheidshuis knows the person.
+  one statement at commit (storage/commit_tail.py), and the command runs without a transaction, so the reply goes
+  in that statement too: three statements in all, and no ``BEGIN`` or ``COMMIT``. A hit adds the arrival rows for
+  all its houses in one statement (``!werklijst``); what the room has been shown is written only when that grows.
+  The release lookup only runs when a hit-no-hit veiligheidshuis knows the person.
 - a read-only command (``!rapport``): its queries in a reader transaction, then inbox row, audit record and reply.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from bot.transport.console import CONSOLE_ROOM
 from commands.base import Context
 from commands.parsing import ParsedArgs
 from services.reply import Reply
-from storage.db import read_only
+from storage.audit import verify_chain
+from storage.db import create_engine, read_only, session_factory
 from storage.models import AuditRecord, InboxEntry, OutgoingMessage
 from storage.statistiek_models import CHECK, StatistiekFeit
 from storage.werklijst_models import Binnenkomst
@@ -40,9 +43,9 @@ from tests.harness.markings import bsn, markering, seed, start_bot
 
 PING_MAX = 3
 CHECK_MAX = 9  # a hit in a room that has seen such fields before (SQLite, BEGIN counted); a miss needs 8
-# PostgreSQL, where each statement is a round trip: the inbox row, the facts, the arrivals and the audit records
-# leave in one statement at commit (storage.commit_tail), beside the lookup, the audience and the reply.
-CHECK_MAX_POSTGRESQL = 4
+# PostgreSQL, where each statement is a round trip: the inbox row, the facts, the arrivals, the audit records and
+# the reply leave in one statement (storage.commit_tail), beside the lookup and the audience.
+CHECK_MAX_POSTGRESQL = 3
 RAPPORT_WRITES_MAX = 5  # BEGIN, inbox row, audit record (2), reply
 
 
@@ -99,7 +102,7 @@ async def test_statements_per_command(bot: ConsoleBot, database_url: str) -> Non
     with counted(bot) as statements:
         assert (await handle(bot, "!rapport 2026-06", "$count-rapport", role="kpc")).status == "handled"
     first_write = next(i for i, s in enumerate(statements)
-                       if s.startswith(("INSERT", "UPDATE", "BEGIN IMMEDIATE", "SELECT AUDIT_HEAD")))
+                       if s.startswith(("INSERT", "UPDATE", "BEGIN IMMEDIATE", "SELECT AUDIT_HEAD", "WITH MOVED")))
     assert all(not s.startswith(("INSERT", "UPDATE", "DELETE")) for s in statements[:first_write]), statements
     assert len(statements[first_write:]) <= RAPPORT_WRITES_MAX, statements
 
@@ -182,3 +185,62 @@ def test_a_reply_under_a_fence_reuses_one_statement() -> None:
     statement = outgoing._claimed_insert(fence)
     assert outgoing._claimed_insert(fence) is statement
     assert outgoing._claimed_insert(leader._holds_active_lock(4243)) is not statement
+
+
+async def _written(bot: ConsoleBot) -> tuple[int, int, int, bool]:
+    """Inbox rows, queued messages, lookup records, and whether the audit chain holds."""
+    async with bot.runtime.sessions() as s:
+        chain = await verify_chain(s, bot.runtime.services.auditor, now=bot.runtime.clock.now(),
+                                   retention=timedelta(days=3650))
+        return (int(await s.scalar(select(func.count()).select_from(InboxEntry)) or 0),
+                int(await s.scalar(select(func.count()).select_from(OutgoingMessage)) or 0),
+                int(await s.scalar(select(func.count()).select_from(AuditRecord).where(
+                    AuditRecord.kind == "register.raadpleging")) or 0),
+                chain.ok)
+
+
+async def test_a_check_that_writes_first_runs_again_in_a_transaction(bot: ConsoleBot, database_url: str) -> None:
+    """On PostgreSQL a ``!check`` starts without a transaction. The first in a room writes what the room has been
+    shown before its commit: that write does not run, and the command runs again in a transaction (its lookup twice,
+    its effects once). Then a check whose head another writer moved: again in a transaction, once. A duplicate
+    delivery of a check without a transaction collides in its one statement. SQLite runs each in a transaction."""
+    postgres = database_url.startswith("postgresql")
+    known = bsn(5)
+    await seed(bot, markering(known))
+    with counted(bot) as statements:
+        assert (await handle(bot, f"!check {known}", "$first-here")).status == "handled"
+    lookups = [s for s in statements if s.startswith("SELECT MARKERING")]
+    assert len(lookups) == (2 if postgres else 1), statements
+    assert await _written(bot) == (1, 1, 1, True)
+
+    with counted(bot) as statements:
+        assert (await handle(bot, f"!check {known}", "$steady")).status == "handled"
+    assert len([s for s in statements if s.startswith("SELECT MARKERING")]) == 1, statements
+    assert await _written(bot) == (2, 2, 2, True)
+
+    other = create_engine(database_url)  # another writer (an import, the other instance) moves the audit head
+    try:
+        async with session_factory(other)() as s, s.begin():
+            await bot.runtime.services.auditor.record(s, kind="test.elders", at=bot.runtime.clock.now())
+    finally:
+        await other.dispose()
+    assert (await handle(bot, f"!check {known}", "$after-elsewhere")).status == "handled"
+    assert (await handle(bot, f"!check {known}", "$after-elsewhere")).status == "duplicate"
+    assert (await handle(bot, f"!check {known}", "$steady")).status == "duplicate"
+    assert await _written(bot) == (3, 3, 3, True)
+
+
+async def test_a_check_with_a_note_runs_in_a_transaction(tmp_path: Path, database_url: str) -> None:
+    """An answer that goes to the asker's direct room is a note beside the reply: notes are looked up and written
+    before the reply, so such a check runs in a transaction, and both messages are queued once."""
+    b = await start_bot(tmp_path, database_url, sections={"aanvraag": {"tik_seconden": 0},
+                                                          "check": {"details_direct": True}})
+    try:
+        known = bsn(6)
+        await seed(b, markering(known))
+        for event_id in ("$direct-1", "$direct-2"):
+            assert (await handle(b, f"!check {known}", event_id)).status == "handled"
+        assert (await handle(b, f"!check {known}", "$direct-2")).status == "duplicate"
+        assert await _written(b) == (2, 4, 2, True)
+    finally:
+        await b.close()

@@ -51,3 +51,13 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def end_backend(pid: int) -> None:
+    """End one server connection from the server side, as a network cut or a database restart would (a leader's
+    lock connection: ``PgLeader._pid``)."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
