@@ -293,7 +293,7 @@ class Sender(DrainLoop):
 
     async def _record_in(self, sessions: SessionFactory, sent: list[tuple[int, str, str, str]], now: datetime) -> None:
         async with sessions() as s, s.begin():
-            outgoing.mark_sent(s, [(row_id, event_id) for row_id, _, event_id, _ in sent], now)
+            outgoing.mark_sent(s, [(row_id, txn_id, event_id) for row_id, _, event_id, txn_id in sent], now)
             await self.auditor.record_many(s, [
                 {"kind": "bericht.verzonden", "at": now, "details": {"room": room_id, "event": event_id, "txn": txn_id}}
                 for _, room_id, event_id, txn_id in sent])

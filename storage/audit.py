@@ -307,8 +307,10 @@ def _statement_of_shape(keyed: bool, records: int,
             continue
         rows = _given(table, f"t{i}", names, count)
         if isinstance(statement, Update):
-            ctes.append(statement.where(table.c.id == rows.c.id, there)  # type: ignore[union-attr]
-                        .values({n: rows.c[n] for n in names if n != "id"}).cte(f"tail_{i}"))
+            match = [n for n in names if n.startswith(commit_tail.MATCH)]
+            ctes.append(statement.where(table.c.id == rows.c.id, there,  # type: ignore[union-attr]
+                                        *(table.c[commit_tail.column_of(n)] == rows.c[n] for n in match))
+                        .values({n: rows.c[n] for n in names if n != "id" and n not in match}).cte(f"tail_{i}"))
         else:
             ctes.append(insert(table).from_select(names, select(*rows.c).where(there)).cte(f"tail_{i}"))
     return select(func.count(), *back).select_from(moved).add_cte(*ctes)
@@ -316,7 +318,8 @@ def _statement_of_shape(keyed: bool, records: int,
 
 def _given(table: Any, prefix: str, names: tuple[str, ...], count: int) -> Any:
     """``count`` rows of parameters ``{prefix}_{row}_{column}``, typed as ``table``'s columns."""
-    given = [select(*(bindparam(f"{prefix}_{j}_{name}", type_=table.c[name].type).label(name) for name in names))
+    given = [select(*(bindparam(f"{prefix}_{j}_{name}", type_=table.c[commit_tail.column_of(name)].type).label(name)
+                      for name in names))
              for j in range(count)]
     return (union_all(*given) if count > 1 else given[0]).subquery(f"{prefix}_rows")
 

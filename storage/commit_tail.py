@@ -69,9 +69,19 @@ def insert_at_commit(session: AsyncSession, statement: Insert, rows: list[dict[s
         session.sync_session.info.setdefault(_ROWS, []).append((statement, rows))
 
 
+# A key of an update's row that names a column the row must still have (``match_txn_id``: the row with this id is
+# still the message it was), compared and not set.
+MATCH = "match_"
+
+
+def column_of(name: str) -> str:
+    return name.removeprefix(MATCH)
+
+
 def update_at_commit(session: AsyncSession, statement: Update, rows: list[dict[str, Any]]) -> None:
     """Queue ``rows`` (each with ``id`` and the same further keys) for ``statement``, an UPDATE on one table with the
-    values all rows share, until commit. A row that is gone by then is left alone."""
+    values all rows share, until commit. A row that is gone by then is left alone, and so is one whose ``MATCH``
+    columns differ (its id was given to another row meanwhile: SQLite reuses the highest id once it is deleted)."""
     if rows:
         session.sync_session.info.setdefault(_ROWS, []).append((statement, rows))
 
@@ -132,11 +142,12 @@ def write(session: Session, tail: Tail) -> None:
 
 
 def by_id(statement: Update, names: tuple[str, ...]) -> Update:
-    """``statement`` for one row at a time (an executemany): the row by ``b_id``, its own values from ``b_<column>``
-    (SQLAlchemy keeps a column's own name for the SET clause)."""
-    table = statement.table
-    return (statement.where(table.c.id == bindparam("b_id"))  # type: ignore[union-attr]
-            .values({n: bindparam(f"b_{n}") for n in names if n != "id"}))
+    """``statement`` for one row at a time (an executemany): the row by ``b_id`` and its ``MATCH`` columns, its own
+    values from ``b_<column>`` (SQLAlchemy keeps a column's own name for the SET clause)."""
+    table: Any = statement.table
+    return (statement.where(table.c.id == bindparam("b_id"),
+                            *(table.c[column_of(n)] == bindparam(f"b_{n}") for n in names if n.startswith(MATCH)))
+            .values({n: bindparam(f"b_{n}") for n in names if n != "id" and not n.startswith(MATCH)}))
 
 
 @functools.lru_cache(maxsize=16)

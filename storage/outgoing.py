@@ -237,12 +237,15 @@ async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
 _MARK_SENT = update(_table).values(status="sent", content=None, claimed_until=None, attempts=_table.c.attempts + 1)
 
 
-def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str]], now: datetime) -> None:
-    """Record sends (row id, the homeserver's event id) at the caller's commit, in the statement of its audit
-    records on PostgreSQL: nothing reads them back in that transaction. A row gone meanwhile (purged) is left
-    alone. The content goes: what a room was told is the homeserver's to keep, not the queue's."""
-    commit_tail.update_at_commit(session, _MARK_SENT, [{"id": row_id, "event_id": event_id, "sent_at": now}
-                                                       for row_id, event_id in sent])
+def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str, str]], now: datetime) -> None:
+    """Record sends (row id, txn id, the homeserver's event id) at the caller's commit, in the statement of its
+    audit records on PostgreSQL: nothing reads them back in that transaction. A row gone meanwhile (purged, or a
+    person's messages removed) is left alone, also when SQLite has given its id to a new row since: the txn id
+    must match too, or that new message would be marked sent and never go out. The content goes: what a room was
+    told is the homeserver's to keep, not the queue's."""
+    commit_tail.update_at_commit(session, _MARK_SENT, [
+        {"id": row_id, f"{commit_tail.MATCH}txn_id": txn_id, "event_id": event_id, "sent_at": now}
+        for row_id, txn_id, event_id in sent])
 
 
 def _unclaimed(now: datetime) -> ColumnElement[bool]:
