@@ -26,20 +26,24 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, text
+from sqlalchemy.util import await_only
 
 from bot.dispatcher import IncomingCommand, Outcome
 from bot.transport.console import CONSOLE_ROOM
 from commands.base import Context
 from commands.parsing import ParsedArgs
+from devtools.synapse import free_port
 from services.reply import Reply
 from storage.audit import verify_chain
-from storage.db import create_engine, read_only, session_factory
+from storage.db import autocommits, create_engine, read_only, session_factory
+from storage.leader import database_unreachable
 from storage.models import AuditRecord, InboxEntry, OutgoingMessage
 from storage.statistiek_models import CHECK, StatistiekFeit
 from storage.werklijst_models import Binnenkomst
 from tests.harness.config import user_for
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import bsn, markering, seed, start_bot
+from tests.harness.tcp_proxy import TcpProxy
 
 PING_MAX = 3
 CHECK_MAX = 9  # a hit in a room that has seen such fields before (SQLite, BEGIN counted); a miss needs 8
@@ -244,3 +248,48 @@ async def test_a_check_with_a_note_runs_in_a_transaction(tmp_path: Path, databas
         assert await _written(b) == (2, 4, 2, True)
     finally:
         await b.close()
+
+
+async def test_a_check_cut_off_at_its_one_statement_is_answered_once_after(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL: the database goes away (a TCP proxy in front of it, stopped) just as a ``!check``'s one statement
+    is sent. The dispatcher raises it as an outage, as from a transaction (the sync loop holds the event and hands
+    it again); handled again once the database is back, the check is answered once: one inbox row, one reply, one
+    lookup record, and the chain holds."""
+    proxy = TcpProxy("127.0.0.1", 5432, free_port())
+    await proxy.start()
+    b = await start_bot(tmp_path, pg_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/"),
+                        sections={"aanvraag": {"tik_seconden": 0}})
+    cut: list[bool] = []  # whether the statement cut off ran without a transaction around it
+
+    def at_statement(conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.startswith("WITH moved AS") and not cut:
+            cut.append(autocommits(conn.engine))
+            await_only(proxy.stop())  # inside the session's greenlet, as the statement leaves
+
+    async def handled_again(event_id: str) -> Outcome:
+        for _ in range(10):  # as the sync loop does: a pooled connection that died fails its first statement
+            try:
+                return await handle(b, f"!check {known}", event_id)
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+        raise AssertionError("the database did not come back")
+
+    try:
+        known = bsn(7)
+        await seed(b, markering(known))
+        assert (await handle(b, f"!check {known}", "$warm")).status == "handled"  # the room's first: a transaction
+        event.listen(b.runtime.engine.sync_engine, "before_cursor_execute", at_statement)
+        try:
+            with pytest.raises(Exception) as outage:
+                await handle(b, f"!check {known}", "$cut")
+        finally:
+            event.remove(b.runtime.engine.sync_engine, "before_cursor_execute", at_statement)
+        assert cut == [True] and database_unreachable(outage.value), outage.value
+        await proxy.start()
+        assert (await handled_again("$cut")).status == "handled"
+        assert (await handled_again("$cut")).status == "duplicate"
+        assert await _written(b) == (2, 2, 2, True)
+    finally:
+        await b.close()
+        await proxy.stop()
