@@ -109,17 +109,8 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
     the commit with no claim transaction of its own. An instance that has lost the active lock writes the row
     unclaimed (the claim's condition is false), so it cannot send it on this claim."""
     values = _values(msg, now)
-    statement = _INSERT_ONE
-    if claim_for is None:
-        wakes.wrote(session, wakes.Queue.MATRIX)
-    else:
-        until = now + CLAIM_LEASE
-        fenced = claim_for.fence_clause()
-        if fenced is None:
-            values["claimed_until"] = until
-        else:
-            statement = _claimed_insert(fenced)
-            values["claim_until"] = until
+    fenced = _claimed(session, values, now, claim_for)
+    statement = _INSERT_ONE if fenced is None else _claimed_insert(fenced)
     # On the connection, not through the ORM session: a plain table statement gains nothing from the session's
     # execution path, which cost a reply about a third more Python than the statement itself.
     row = (await (await session.connection()).execute(statement, values)).one()
@@ -134,19 +125,26 @@ def insert_one_at_commit(session: AsyncSession, msg: NewMessage, now: datetime, 
     written by the commit's one statement, claim and fence included, and the returned function gives the
     ``Queued`` once that has run. A duplicate txn id collides in that statement."""
     values = _values(msg, now)
-    fenced = None
-    if claim_for is None:
-        wakes.wrote(session, wakes.Queue.MATRIX)
-    else:
-        fenced = claim_for.fence_clause()
-        values["claimed_until" if fenced is None else "claim_until"] = now + CLAIM_LEASE
-    back = commit_tail.insert_back_at_commit(session, _insert_back(fenced), values)
+    back = commit_tail.insert_back_at_commit(session, _insert_back(_claimed(session, values, now, claim_for)), values)
     _also_about(session, [msg])
 
     def queued() -> Queued:
         row = back.get()  # the returned id and claim
         return Queued(row[0], msg.room_id, msg.content, msg.txn_id, row[1])
     return queued
+
+
+def _claimed(session: AsyncSession, values: dict[str, Any], now: datetime,
+             claim_for: Leadership | None) -> ColumnElement[bool] | None:
+    """The row's claim for ``claim_for`` put in ``values``: its end, as the value itself or, under a fence, as the
+    ``claim_until`` parameter of the fenced insert; the fence returned (None: no fence, or not claimed, and then the
+    sender is woken for it after the commit)."""
+    if claim_for is None:
+        wakes.wrote(session, wakes.Queue.MATRIX)
+        return None
+    fenced = claim_for.fence_clause()
+    values["claimed_until" if fenced is None else "claim_until"] = now + CLAIM_LEASE
+    return fenced
 
 
 def _fenced_until(fenced: ColumnElement[bool]) -> ColumnElement[Any]:
