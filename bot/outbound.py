@@ -37,6 +37,27 @@ MAX_BACKOFF_S = 30.0
 RELEASE_WAIT_S = 3.0  # a stop does not wait longer on the database to give back unsent replies
 
 
+class RecentlySent:
+    """The last ``size`` txn ids sent, asked on every send: a set beside the order they came in, as a scan of
+    10,000 ids took 0.14 ms of the event loop per reply once a bot had sent that many."""
+
+    def __init__(self, size: int) -> None:
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+        self._size = size
+
+    def add(self, txn_id: str) -> None:
+        if txn_id in self._ids:
+            return
+        if len(self._order) == self._size:
+            self._ids.discard(self._order.popleft())
+        self._order.append(txn_id)
+        self._ids.add(txn_id)
+
+    def __contains__(self, txn_id: str) -> bool:
+        return txn_id in self._ids
+
+
 class Sender(DrainLoop):
     """Drains the queue through a transport. One instance per process; ``offer``/``wake`` after every commit."""
 
@@ -60,7 +81,7 @@ class Sender(DrainLoop):
         self._fresh: deque[Queued] = deque()
         # By txn id, not row id: SQLite reuses the highest row id once the purge has removed that row, and a new
         # message under a reused id must not be taken for one already sent.
-        self._recently_sent: deque[str] = deque(maxlen=10_000)
+        self._recently_sent = RecentlySent(10_000)
         # The interactive lane: offered replies are sent by their own task, in order (one at a time), beside the
         # drain, so a reply never waits for the bulk message being sent when it was committed. A txn id being
         # sent by one of the two is claimed, so the other never sends it as well.
@@ -262,7 +283,7 @@ class Sender(DrainLoop):
 
     async def _sent(self, row_id: int, room_id: str, event_id: str, txn_id: str, *, more: bool = False) -> None:
         """Record a send; ``more``: further offered rows wait, and the lane records this one with them."""
-        self._recently_sent.append(txn_id)  # from now on neither lane sends it again, recorded or not
+        self._recently_sent.add(txn_id)  # from now on neither lane sends it again, recorded or not
         self._unrecorded.append((row_id, room_id, event_id, txn_id))
         if not more:
             await self._record_sent()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from bot.outbound import RecentlySent
 from bot.runtime import Runtime
 from bot.shutdown import cancel_within
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
@@ -384,3 +385,12 @@ async def test_a_stop_gives_back_the_replies_it_will_not_send(tmp_path: Path, da
         transport.release.set()
         await cancel_within([loop])
         await runtime.close()
+
+
+def test_the_sender_remembers_the_latest_sent_ids() -> None:
+    """What neither lane sends again: the last ``size`` txn ids, each once, the oldest given up first (asked on
+    every send, so kept in a set rather than scanned)."""
+    recent = RecentlySent(3)
+    for txn_id in ("a", "b", "a", "c", "d"):
+        recent.add(txn_id)
+    assert [t in recent for t in "abcd"] == [False, True, True, True]
