@@ -8,7 +8,6 @@ second delivery of the same event finds the inbox row and does nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import traceback
@@ -212,8 +211,10 @@ class Dispatcher:
             return await self._failed(cmd, received, spec, role, failure)
         if self._alone is not None and deferred:
             # Only records, the inbox row and the reply are written: in one statement where it can be all of them.
-            with contextlib.suppress(NeedsTransaction):
+            try:
                 return await self._answer_in(self._alone, cmd, received, spec, reply, ctx, deferred)
+            except NeedsTransaction:
+                self.metrics.rerun_in_transaction.labels(spec.name).inc()
         return await self._answer_in(self.sessions, cmd, received, spec, reply, ctx, deferred)
 
     async def _answer_in(self, sessions: SessionFactory, cmd: IncomingCommand, received: datetime, spec: CommandSpec,
@@ -247,8 +248,10 @@ class Dispatcher:
                 return await self._failed(cmd, received, spec, role, exc)
         if self._alone is not None and spec.one_statement:
             # Nothing is written until the one statement, and nothing at all when it cannot be all of the work.
-            with contextlib.suppress(NeedsTransaction):
+            try:
                 return await self._run_in(self._alone, cmd, received, spec, role, args, ahead, deadline)
+            except NeedsTransaction:
+                self.metrics.rerun_in_transaction.labels(spec.name).inc()
         return await self._run_in(self.sessions, cmd, received, spec, role, args, ahead, deadline)
 
     async def _run_in(self, sessions: SessionFactory, cmd: IncomingCommand, received: datetime, spec: CommandSpec,

@@ -45,6 +45,9 @@ class Metrics:
             registry=self.registry,
         )
         self.errors = Counter("zsm_command_errors", "Commands that failed unexpectedly", registry=self.registry)
+        self.rerun_in_transaction = Counter(
+            "zsm_commands_rerun_in_transaction", "PostgreSQL: commands begun without a transaction that had to run "
+            "again in one (nothing was written the first time)", ["command"], registry=self.registry)
         self.sync_errors = Counter("zsm_sync_errors", "Failed sync attempts", registry=self.registry)
         self.last_sync = Gauge("zsm_last_sync_timestamp_seconds", "Unix time of the last good sync",
                                registry=self.registry)

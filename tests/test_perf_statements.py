@@ -216,6 +216,8 @@ async def test_a_check_that_writes_first_runs_again_in_a_transaction(bot: Consol
     lookups = [s for s in statements if s.startswith("SELECT MARKERING")]
     assert len(lookups) == (2 if postgres else 1), statements
     assert await _written(bot) == (1, 1, 1, True)
+    reruns = bot.runtime.metrics.rerun_in_transaction.labels("check")
+    assert reruns._value.get() == (1 if postgres else 0)  # what an operator sees of it
 
     with counted(bot) as statements:
         assert (await handle(bot, f"!check {known}", "$steady")).status == "handled"
