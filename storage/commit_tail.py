@@ -134,7 +134,7 @@ def write(session: Session, tail: Tail) -> None:
         if isinstance(statement, InsertBack):
             back = receiver(session)
             assert back is not None
-            back.receive(session.connection().execute(_insert_back(statement), rows[0]).one())
+            back.receive(session.connection().execute(insert_back(statement), rows[0]).one())
         elif isinstance(statement, Update):
             session.execute(by_id(statement, tuple(rows[0])), [{f"b_{k}": v for k, v in row.items()} for row in rows])
         else:
@@ -151,10 +151,12 @@ def by_id(statement: Update, names: tuple[str, ...]) -> Update:
 
 
 @functools.lru_cache(maxsize=16)
-def _insert_back(item: InsertBack) -> ReturningInsert[Any]:
-    """``item`` as a statement of its own (SQLite, or a tail too large for the audit's statement)."""
+def insert_back(item: InsertBack) -> ReturningInsert[Any]:
+    """``item`` as a statement of its own, built once: for its writer outside the commit, and here for SQLite or a
+    tail too large for the audit's statement."""
     table = item.table
-    return insert(table).values(dict(item.computed)).returning(*(table.c[n] for n in item.returning))
+    statement = insert(table).returning(*(table.c[n] for n in item.returning))
+    return statement.values(dict(item.computed)) if item.computed else statement
 
 
 @event.listens_for(Session, "before_commit")

@@ -27,7 +27,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import ReturningInsert
 
 from storage import commit_tail, wakes
 from storage.leader import Leadership
@@ -86,7 +85,6 @@ def _values(msg: NewMessage, now: datetime) -> dict[str, Any]:
 _table = typing.cast(Table, OutgoingMessage.__table__)
 # Built once and given its values as parameters: a reply is on a person's critical path, and an ORM flush or a
 # fresh ``insert().values(...)`` per row costs it a third more time in Python than this statement does.
-_INSERT_ONE = insert(_table).returning(_table.c.id, _table.c.claimed_until)
 _INSERT_MANY = insert(_table).execution_options(render_nulls=True)  # on the table: the ORM's bulk path cost more
 
 
@@ -109,8 +107,7 @@ async def insert_one(session: AsyncSession, msg: NewMessage, now: datetime, *,
     the commit with no claim transaction of its own. An instance that has lost the active lock writes the row
     unclaimed (the claim's condition is false), so it cannot send it on this claim."""
     values = _values(msg, now)
-    fenced = _claimed(session, values, now, claim_for)
-    statement = _INSERT_ONE if fenced is None else _claimed_insert(fenced)
+    statement = commit_tail.insert_back(_insert_back(_claimed(session, values, now, claim_for)))
     # On the connection, not through the ORM session: a plain table statement gains nothing from the session's
     # execution path, which cost a reply about a third more Python than the statement itself.
     row = (await (await session.connection()).execute(statement, values)).one()
@@ -154,17 +151,11 @@ def _fenced_until(fenced: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 @functools.lru_cache(maxsize=16)
-def _claimed_insert(fenced: ColumnElement[bool]) -> ReturningInsert[Any]:
-    """The reply's insert under one fence (one per lock connection: ``Leadership.fence_clause`` gives the same
-    expression each time), built once: building and compiling it anew for every reply cost more Python than the
-    round trip that writes it."""
-    return _INSERT_ONE.values(claimed_until=_fenced_until(fenced))
-
-
-@functools.lru_cache(maxsize=16)
 def _insert_back(fenced: ColumnElement[bool] | None) -> commit_tail.InsertBack:
-    """The same at commit, as part of the commit's statement: built once per fence, as that statement is cached by
-    its parts."""
+    """The reply's insert under one fence (one per lock connection: ``Leadership.fence_clause`` gives the same
+    expression each time), built once: its own statement (``commit_tail.insert_back``) and the commit's statement
+    are cached by it, and building and compiling them anew for every reply cost more Python than the round trip
+    that writes it."""
     if fenced is None:
         return commit_tail.InsertBack(_table, returning=("id", "claimed_until"))
     return commit_tail.InsertBack(_table, returning=("id", "claimed_until"),

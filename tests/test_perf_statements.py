@@ -182,13 +182,13 @@ def test_a_reply_under_a_fence_reuses_one_statement() -> None:
     fence is one expression per lock connection and the reply's insert under it is built once: built and compiled
     anew for every reply, it cost a ``!check`` about 0.4 ms at the median (bench.check_lookup, with the election as
     ``zsm-bot run`` has it)."""
-    from storage import leader, outgoing
+    from storage import commit_tail, leader, outgoing
 
     fence = leader._holds_active_lock(4242)
     assert leader._holds_active_lock(4242) is fence and leader._holds_active_lock(4243) is not fence
-    statement = outgoing._claimed_insert(fence)
-    assert outgoing._claimed_insert(fence) is statement
-    assert outgoing._claimed_insert(leader._holds_active_lock(4243)) is not statement
+    statement = commit_tail.insert_back(outgoing._insert_back(fence))
+    assert commit_tail.insert_back(outgoing._insert_back(fence)) is statement
+    assert commit_tail.insert_back(outgoing._insert_back(leader._holds_active_lock(4243))) is not statement
 
 
 async def _written(bot: ConsoleBot) -> tuple[int, int, int, bool]:
