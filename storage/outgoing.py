@@ -83,8 +83,9 @@ def _values(msg: NewMessage, now: datetime) -> dict[str, Any]:
 
 
 _table = typing.cast(Table, OutgoingMessage.__table__)
-# Built once and given its values as parameters: a reply is on a person's critical path, and an ORM flush or a
-# fresh ``insert().values(...)`` per row costs it a third more time in Python than this statement does.
+# Statements built once and given their values as parameters (a reply's: ``_insert_back``): a reply is on a
+# person's critical path, and an ORM flush or a fresh ``insert().values(...)`` per row cost it a third more time in
+# Python than such a statement does.
 _INSERT_MANY = insert(_table).execution_options(render_nulls=True)  # on the table: the ORM's bulk path cost more
 
 
