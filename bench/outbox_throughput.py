@@ -29,6 +29,7 @@ from domain.lifecycles import MailStatus
 from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.mail.compose import build_message
 from integrations.mail.relay import connect
+from services.base import Tx
 from services.mail_outbox import MailService, MailWorker, RoomNotice
 from storage.audit import Auditor
 from storage.besluit_models import OutboxMail
@@ -76,7 +77,7 @@ async def main(n: int, blocks: int, db: str) -> None:
 
     from services.messages import NewMessage, queue_many, txn_id_for
 
-    async def notify(session, notices: list[RoomNotice]) -> None:  # type: ignore[no-untyped-def]
+    async def notify(session: Tx, notices: list[RoomNotice]) -> None:
         await queue_many(session, [NewMessage(n.room_id, {"body": n.text}, txn_id_for(n.in_reply_to, n.purpose),
                                               n.in_reply_to) for n in notices], clock.now())
 

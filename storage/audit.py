@@ -308,8 +308,10 @@ def _statement_of_shape(keyed: bool, records: int,
         rows = _given(table, f"t{i}", names, count)
         if isinstance(statement, Update):
             match = [n for n in names if n.startswith(commit_tail.MATCH)]
-            ctes.append(statement.where(table.c.id == rows.c.id, there,  # type: ignore[union-attr]
-                                        *(table.c[commit_tail.column_of(n)] == rows.c[n] for n in match))
+            # Typed loosely: the stubs of SQLAlchemy's releases disagree on this chain's types.
+            update: Any = statement
+            ctes.append(update.where(table.c.id == rows.c.id, there,
+                                     *(table.c[commit_tail.column_of(n)] == rows.c[n] for n in match))
                         .values({n: rows.c[n] for n in names if n != "id" and n not in match}).cte(f"tail_{i}"))
         else:
             ctes.append(insert(table).from_select(names, select(*rows.c).where(there)).cte(f"tail_{i}"))
