@@ -28,6 +28,7 @@ from domain.roles import labels
 from domain.suggest import nearest
 from services import messages
 from services.base import Tx
+from services.foreground import Foreground
 from services.lookahead import Ahead
 from services.messages import INTERACTIVE, NewMessage, Queued, message_content, txn_id_for
 from services.reply import Reply, text
@@ -82,7 +83,7 @@ class Outcome:
 class Dispatcher:
     def __init__(
         self, services: Services, sessions: SessionFactory, metrics: Metrics, *, on_committed: Any = None,
-        claim_for: Leadership | None = None,
+        claim_for: Leadership | None = None, foreground: Foreground | None = None,
     ) -> None:
         self.services = services
         self.sessions = sessions
@@ -96,6 +97,8 @@ class Dispatcher:
         self._claim_for = claim_for
         # PostgreSQL: sessions without a transaction, for commands whose writes all go in the commit's statement.
         self._alone = one_statement_sessions(sessions)
+        # Commands in flight, which a report in the background gives way to (services.foreground).
+        self._foreground = foreground or Foreground()
         # Events being handled now, by event id (see ``handle``).
         self._in_flight: dict[str, asyncio.Event] = {}
 
@@ -118,7 +121,8 @@ class Dispatcher:
             await first.wait()
         done = self._in_flight[cmd.event_id] = asyncio.Event()
         try:
-            outcome = await self._handle(cmd, received)
+            with self._foreground.busy():
+                outcome = await self._handle(cmd, received)
         finally:
             del self._in_flight[cmd.event_id]
             done.set()

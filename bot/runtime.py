@@ -43,6 +43,7 @@ from services.aanmelden import AanmeldService
 from services.base import Tx
 from services.besluit import BesluitService
 from services.check import CheckService
+from services.foreground import Foreground
 from services.instroom import InstroomService, SignaalResult
 from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
@@ -112,6 +113,8 @@ class Runtime:
         self.metrics.set_database(database_kind(self.settings.database_url))
         self.metrics.known_commands(default_table().names())
         self.sessions: SessionFactory = session_factory(self.engine)
+        # The commands in flight, counted by the dispatcher and read by the report worker (services.foreground).
+        self.foreground = Foreground()
         self.auditor = Auditor(audit_key(self.settings))
         self.witness = AuditWitness(self.sessions, self.clock, self.settings.audit, self._wake_sender)
         vhs = load_veiligheidshuizen(self.settings.veiligheidshuizen_path)
@@ -132,8 +135,10 @@ class Runtime:
         instroom_service = InstroomService(
             check, registry, vhs, self.auditor, self.sessions, self.clock, velden, regio, self.publiek,
             self.settings.instroom.room if self.settings.instroom is not None else None, werklijst=self.werklijst)
-        # Each report in a worker process: its Python never competes with the event loop for the interpreter.
-        rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock, in_worker=True)
+        # Each report in a worker process: its Python never competes with the event loop for the interpreter, and
+        # it gives way to the commands in flight (services.foreground).
+        rapport_service = RapportService(self.sessions, self.auditor, vhs, self.clock, in_worker=True,
+                                         foreground=self.foreground)
         self.rapport = rapport_service
         self.mail_settings = self.settings.mail
         mail = MailService(self.mail_settings)
@@ -274,7 +279,7 @@ class Runtime:
         self.mail_worker = MailWorker(self.sessions, self.mail_settings, self.clock, self.auditor,
                                       notify=self._notify_room, on_committed=self.sender.wake, leader=self.leader)
         self.dispatcher = Dispatcher(self.services, self.sessions, self.metrics, on_committed=self._committed,
-                                     claim_for=self.leader)
+                                     claim_for=self.leader, foreground=self.foreground)
         if self.mail_settings.enabled:
             task = asyncio.create_task(self.mail_worker.run(), name="mail-outbox")
             self._stack.push_async_callback(_cancel, task)

@@ -107,6 +107,20 @@ def buckets(period: Period) -> list[Period]:
     return [_span(label, start, end) for (label, start), end in zip(cuts, ends, strict=True)]
 
 
+def pieces(cuts: list[Period], days: int) -> list[tuple[int, Period]]:
+    """Each bucket cut again into spans of at most ``days`` days on Amsterdam midnights, with its bucket index, in
+    time order. A report reads its period piece by piece so that, as background work, it can give way to a command
+    between two pieces: a year read whole is a few hundred milliseconds that nothing can interrupt."""
+    out: list[tuple[int, Period]] = []
+    for i, cut in enumerate(cuts):
+        d, after = _local_date(cut.start), _local_date(cut.end)
+        while d < after:
+            nxt = min(after, d + timedelta(days=days))
+            out.append((i, _span(cut.label, d, nxt)))
+            d = nxt
+    return out
+
+
 def median(sorted_values: list[float]) -> float | None:
     n = len(sorted_values)
     if n < MIN_OBSERVATIONS:

@@ -21,6 +21,7 @@ from domain.clock import Clock
 from domain.rapport import Period, Rapport
 from domain.veiligheidshuizen import Veiligheidshuizen
 from services.base import Caller, Tx
+from services.foreground import Foreground
 from services.rapport_worker import RapportWorker
 from storage.audit import Auditor
 from storage.db import SessionFactory, read_only, url_elsewhere
@@ -34,21 +35,23 @@ class RapportService:
     veiligheidshuizen: Veiligheidshuizen
     clock: Clock
     in_worker: bool = False
+    # The bot's commands in flight, which the worker gives way to (``services.foreground``); None: it need not.
+    foreground: Foreground | None = None
     worker: RapportWorker | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         url = url_elsewhere(self.sessions) if self.in_worker else None
         if url is not None:
-            self.worker = RapportWorker(url)
-
-    async def _compute(self, tx: Tx, period: Period, veiligheidshuis: str | None) -> Rapport:
-        if self.worker is not None:
-            return await self.worker.compute(period, veiligheidshuis, self.veiligheidshuizen.keys())
-        return await compute_rapport(tx, period, veiligheidshuis, self.veiligheidshuizen.keys())
+            self.worker = RapportWorker(url, self.foreground)
 
     async def chat(self, tx: Tx, caller: Caller, period: Period, veiligheidshuis: str | None) -> Rapport:
-        """``!rapport``: in the command's transaction, audited as asked in the chat."""
-        rapport = await self._compute(tx, period, veiligheidshuis)
+        """``!rapport``: in the command's transaction, audited as asked in the chat. While the worker computes,
+        this command is not one the worker gives way to: it waits for the worker itself."""
+        if self.worker is not None:
+            rapport = await self.worker.compute(period, veiligheidshuis, self.veiligheidshuizen.keys(),
+                                                for_command=True)
+        else:
+            rapport = await compute_rapport(tx, period, veiligheidshuis, self.veiligheidshuizen.keys())
         await caller.audit("rapport.opgevraagd", periode=period.label, veiligheidshuis=veiligheidshuis, via="chat")
         return rapport
 
@@ -68,7 +71,7 @@ class RapportService:
         if self.worker is not None:
             return await self.worker.compute(period, veiligheidshuis, self.veiligheidshuizen.keys())
         async with read_only(self.sessions) as s:
-            return await self._compute(s, period, veiligheidshuis)
+            return await compute_rapport(s, period, veiligheidshuis, self.veiligheidshuizen.keys())
 
     async def audit(self, kind: str, actor: str, **details: Any) -> None:
         """One record of the web page (login, view, refused token), in a transaction of its own."""

@@ -28,10 +28,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from domain.rapport import Period, Rapport
+from services.foreground import TOTAL_WAIT_S, Foreground, GiveWay
 from storage.leader import database_unreachable
-from storage.rapport_queries import compute_rapport_apart
+from storage.rapport_queries import compute_rapport_apart, go_on
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,14 @@ class RapportFailed(RuntimeError):
     """The report could not be computed in the worker; the message names what happened, never any data."""
 
 
-def _worker_started(parent: int) -> None:
-    """In the worker, once: SIGINT ignored, and a watch that ends the process when the bot is gone."""
+_FOREGROUND: Any = None  # in the worker: the bot's commands in flight (services.foreground), when it shares them
+
+
+def _worker_started(parent: int, foreground: Any) -> None:
+    """In the worker, once: SIGINT ignored, the bot's count of commands in flight kept, and a watch that ends the
+    process when the bot is gone."""
+    global _FOREGROUND
+    _FOREGROUND = foreground
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_leave_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
 
@@ -80,30 +88,36 @@ def _leave_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _compute(database_url: str, period: Period, veiligheidshuis: str | None,
-             vh_keys: tuple[str, ...]) -> tuple[int, Rapport]:
-    """In the worker: one report on a connection of its own, with the worker's pid (the log and the tests say
-    which process computed it). Only a type name crosses back on failure: a message may hold SQL parameters, and
-    a driver's exception need not survive pickling. An unreachable database stays recognisable as one (a
+def _compute(database_url: str, period: Period, veiligheidshuis: str | None, vh_keys: tuple[str, ...],
+             give_way_s: float) -> tuple[int, float, Rapport]:
+    """In the worker: one report on a connection of its own, giving way to the bot's commands for at most
+    ``give_way_s`` in all; returns the worker's pid (the log and the tests say which process computed it) and how
+    long it gave way. Only a type name crosses back on failure: a message may hold SQL parameters, and a driver's
+    exception need not survive pickling. An unreachable database stays recognisable as one (a
     ``ConnectionError``), so a chat command is retried when the database is back, as in the bot itself."""
+    pause = GiveWay(_FOREGROUND, give_way_s) if _FOREGROUND is not None else None
     try:
-        rapport = asyncio.run(compute_rapport_apart(database_url, period, veiligheidshuis, vh_keys))
+        rapport = asyncio.run(compute_rapport_apart(database_url, period, veiligheidshuis, vh_keys, pause or go_on))
     except Exception as exc:
         if database_unreachable(exc):
             raise ConnectionError(f"database unreachable ({type(exc).__name__})") from None
         raise RapportFailed(f"report failed in the worker ({type(exc).__name__})") from None
-    return os.getpid(), rapport
+    return os.getpid(), pause.waited_s if pause is not None else 0.0, rapport
 
 
 class RapportWorker:
     """One worker process for the reports on ``database_url``; reports asked together wait their turn there."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, foreground: Foreground | None = None,
+                 give_way_s: float = TOTAL_WAIT_S) -> None:
         self._url = database_url
+        self._foreground = foreground
+        self._give_way_s = give_way_s
         self._pool: ProcessPoolExecutor | None = None
         self._prioritised: ProcessPoolExecutor | None = None
         self._closed = False
         self.last_pid: int | None = None  # the process that computed the last report
+        self.last_waited_s = 0.0  # how long the last report gave way to commands
         self.pending = 0  # reports handed to the worker and not answered yet
 
     def _running(self) -> ProcessPoolExecutor:
@@ -111,7 +125,8 @@ class RapportWorker:
             raise RapportFailed("the report worker is closed (the bot is stopping)")
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_started, initargs=(os.getpid(),))
+                                             initializer=_worker_started,
+                                             initargs=(os.getpid(), self._foreground and self._foreground.shared))
         return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
@@ -119,9 +134,19 @@ class RapportWorker:
             self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
 
-    async def compute(self, period: Period, veiligheidshuis: str | None, vh_keys: Sequence[str]) -> Rapport:
+    async def compute(self, period: Period, veiligheidshuis: str | None, vh_keys: Sequence[str], *,
+                      for_command: bool = False) -> Rapport:
+        """The figures, computed giving way to the bot's commands. ``for_command``: asked by a command that waits
+        for them, which the worker must then not wait for in turn."""
+        fg = self._foreground
+        if fg is None or not for_command:
+            return await self._compute(period, veiligheidshuis, vh_keys)
+        with fg.aside():
+            return await self._compute(period, veiligheidshuis, vh_keys)
+
+    async def _compute(self, period: Period, veiligheidshuis: str | None, vh_keys: Sequence[str]) -> Rapport:
         loop = asyncio.get_running_loop()
-        args = (self._url, period, veiligheidshuis, tuple(vh_keys))
+        args = (self._url, period, veiligheidshuis, tuple(vh_keys), self._give_way_s)
         pool = self._running()
         try:
             try:
@@ -142,14 +167,14 @@ class RapportWorker:
             _background_priority(_processes_of(pool))
         self.pending += 1
         try:
-            pid, rapport = await future
+            pid, waited_s, rapport = await future
         except BrokenProcessPool:
             self._discard(pool)
             log.error("rapport worker stopped during a report; the next report starts a new one")
             raise RapportFailed("the report worker stopped during the report") from None
         finally:
             self.pending -= 1
-        self.last_pid = pid
+        self.last_pid, self.last_waited_s = pid, waited_s
         return rapport
 
     async def close(self, grace_s: float = STOP_GRACE_S) -> None:

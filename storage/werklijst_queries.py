@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, and_, case, delete, exists, func, insert, select
+from sqlalchemy import Table, and_, delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.lifecycles import BesluitStatus
@@ -89,36 +89,19 @@ async def open_arrivals(session: AsyncSession, *, before: datetime, veiligheidsh
     return [Open(subject, masked, vh, at) for subject, masked, vh, at in rows]
 
 
-async def coverage(session: AsyncSession, cuts: Sequence[tuple[datetime, datetime]],
-                   veiligheidshuis: str | None) -> dict[tuple[str | None, int | None], tuple[int, int]]:
-    """The feedback coverage the pilots could not measure (L1125-1134), counted in the database: per (house or None
-    for all, bucket index or None for the whole period), (known persons who came in, of whom an active decision was
-    taken at or after their first arrival in that scope). Persons, not lookups: a person checked three times counts
-    once, and a person known at two houses counts once in the total. ``cuts`` are the buckets in order; together
-    they are the period. Four grouped queries, each returning a handful of rows, whatever the number of
-    arrivals."""
-    start, end = cuts[0][0], cuts[-1][1]
+async def first_arrivals(session: AsyncSession, start: datetime, end: datetime,
+                         veiligheidshuis: str | None) -> Sequence[tuple[str, str, datetime, datetime | None]]:
+    """Per known person and house that came in within [start, end): the first arrival there, and the time of the
+    latest active decision on that person (at any time; None without one). Enough to count the feedback coverage
+    (a person counts as fed back in a scope when a decision was taken at or after the first arrival in that scope)
+    over any union of such spans, so a report can read its period in short pieces and add them up."""
+    latest = (select(func.max(BesluitRow.decided_at))
+              .where(BesluitRow.subject == Binnenkomst.subject, BesluitRow.status == BesluitStatus.ACTIEF)
+              .scalar_subquery())
     where = [Binnenkomst.came_in_at >= start, Binnenkomst.came_in_at < end]
     if veiligheidshuis is not None:
         where.append(Binnenkomst.veiligheidshuis == veiligheidshuis)
-    bucket = case(*[(Binnenkomst.came_in_at < b_end, i) for i, (_, b_end) in enumerate(cuts)],
-                  else_=len(cuts) - 1)
-    out: dict[tuple[str | None, int | None], tuple[int, int]] = {}
-    for by_vh, by_bucket in ((True, False), (False, False), (True, True), (False, True)):
-        keys = [*([Binnenkomst.veiligheidshuis.label("vh")] if by_vh else []),
-                *([bucket.label("bucket")] if by_bucket else [])]
-        firsts = select(*keys, Binnenkomst.subject.label("subject"),
-                        func.min(Binnenkomst.came_in_at).label("first")).where(*where).group_by(
-            *keys, Binnenkomst.subject).subquery()
-        fed = exists().where(BesluitRow.subject == firsts.c.subject, BesluitRow.status == BesluitStatus.ACTIEF,
-                             BesluitRow.decided_at >= firsts.c.first)
-        outer_keys = [*([firsts.c.vh] if by_vh else []), *([firsts.c.bucket] if by_bucket else [])]
-        rows = (await session.execute(
-            select(*outer_keys, func.count(), func.sum(case((fed, 1), else_=0))).select_from(firsts)
-            .group_by(*outer_keys)
-        )).all()
-        for row in rows:
-            vh = row[0] if by_vh else None
-            b = row[len(outer_keys) - 1] if by_bucket else None
-            out[(vh, None if b is None else int(b))] = (int(row[-2]), int(row[-1] or 0))
-    return out
+    rows = await session.execute(
+        select(Binnenkomst.subject, Binnenkomst.veiligheidshuis, func.min(Binnenkomst.came_in_at), latest)
+        .where(*where).group_by(Binnenkomst.subject, Binnenkomst.veiligheidshuis))
+    return [(subject, vh, first, last) for subject, vh, first, last in rows.all()]

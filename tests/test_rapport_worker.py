@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from config.reference import load_veiligheidshuizen
 from domain.clock import FixedClock
 from domain.rapport import parse_period
+from services.foreground import MAX_WAIT_S
 from services.rapport import RapportService
 from services.rapport_worker import WORKER_NICENESS, RapportWorker
 from storage.audit import Auditor
@@ -100,6 +101,41 @@ async def test_the_report_is_computed_in_another_process(bot: ConsoleBot) -> Non
     assert gone(pid)
 
 
+async def test_a_report_gives_way_to_a_command_in_flight_and_is_never_stopped_by_it(bot: ConsoleBot) -> None:
+    """A command in flight that does not end (held here on the bot's own count) makes the worker wait between
+    the pieces of a report, for its whole budget, and the report is still computed, with the same figures. Once the
+    commands are quiet, a report does not wait."""
+    foreground = bot.runtime.foreground
+    url = str(bot.runtime.engine.url.render_as_string(hide_password=False))
+    worker = RapportWorker(url, foreground, give_way_s=1.0)
+    keys = bot.runtime.services.veiligheidshuizen.keys()
+    try:
+        with foreground.busy():
+            held = await worker.compute(NOV, None, keys)
+        assert worker.last_waited_s >= 1.0
+        async with read_only(bot.runtime.sessions) as s:
+            assert held == await compute_rapport(s, NOV, None, keys)
+        assert (await worker.compute(NOV, None, keys)) == held
+        assert worker.last_waited_s < MAX_WAIT_S  # the quiet after the last command at most, not the bound
+    finally:
+        await worker.close()
+
+
+async def test_a_chat_report_is_no_command_its_own_worker_waits_for(bot: ConsoleBot,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher counts a command from receipt to its answer; a ``!rapport`` is set aside while it waits for
+    its own figures, so the worker does not give way to the command that asked it."""
+    foreground = bot.runtime.foreground
+    during: list[int] = []
+    committed = bot.runtime.dispatcher._on_committed
+    monkeypatch.setattr(bot.runtime.dispatcher, "_on_committed",
+                        lambda *a: (during.append(foreground.running), committed(*a))[1])
+    assert "Rapport 2026-11" in await bot.say(ASK, as_role="kpc")
+    assert worker_of(bot).last_waited_s < MAX_WAIT_S  # without the setting aside: its budget, ten seconds
+    assert "Onbekend commando" in await bot.say("!rapprt 2026-11", as_role="kpc")
+    assert during == [1, 1] and foreground.running == 0  # counted while handled, and not after
+
+
 async def test_a_killed_worker_gives_the_dutch_line_and_the_next_report_a_fresh_one(bot: ConsoleBot) -> None:
     assert "Rapport 2026-11" in await bot.say(ASK, as_role="kpc")
     worker = worker_of(bot)
@@ -114,6 +150,7 @@ async def test_a_killed_worker_gives_the_dutch_line_and_the_next_report_a_fresh_
                 await asyncio.sleep(0.01)
     finally:
         os.kill(pid, signal.SIGKILL)
+    assert bot.runtime.foreground.running == 0  # the command that waits for the worker is set aside
     reply = await asyncio.wait_for(asked, timeout=20)
     assert reply.startswith("Er ging iets mis bij !rapport; er is niets vastgelegd (foutreferentie "), reply
     assert "\n" not in reply and "Traceback" not in reply and "Broken" not in reply
