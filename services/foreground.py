@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 IDLE_S = 0.003  # quiet this long after a command before a piece runs: longer than the gaps within a burst
-POLL_S = 0.001
+POLL_S = 0.002  # while a command runs: a wake-up of the worker is a context switch on the other core
 MAX_WAIT_S = 0.5  # per pause: under a stream of commands a report still takes a piece now and then
 TOTAL_WAIT_S = 10.0  # per report: well inside command_timeout_seconds (30 s by default)
 

@@ -96,6 +96,8 @@ def _compute(database_url: str, period: Period, veiligheidshuis: str | None, vh_
     exception need not survive pickling. An unreachable database stays recognisable as one (a
     ``ConnectionError``), so a chat command is retried when the database is back, as in the bot itself."""
     pause = GiveWay(_FOREGROUND, give_way_s) if _FOREGROUND is not None else None
+    if pause is not None:
+        pause()  # a report asked beside a command starts after it: the event loop and the engine are work too
     try:
         rapport = asyncio.run(compute_rapport_apart(database_url, period, veiligheidshuis, vh_keys, pause or go_on))
     except Exception as exc:

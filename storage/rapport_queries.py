@@ -140,6 +140,7 @@ async def compute_rapport(session: AsyncSession, period: Period, veiligheidshuis
     (the daily fold takes the rest) and are read at once."""
     cuts = buckets(period)
     t, d = StatistiekFeit, StatistiekDag
+    pause()  # the first query connects too: on PostgreSQL a server process is started for it
     where = [t.at >= period.start, t.at < period.end]
     if veiligheidshuis is not None:
         where.append(t.veiligheidshuis == veiligheidshuis)
