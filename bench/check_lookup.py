@@ -11,7 +11,8 @@ apart, not in those figures: there each pooled connection prepares every stateme
 in its life), and they held half of the 100 slowest of 10,000. Then a year's ``!rapport`` is asked over and over
 while lookups arrive, in blocks alternating with lookups alone and with lookups beside a bare baseline: a process at
 the lowest CPU priority that only sorts floats, as a report's figures do (what such work on the other core costs a
-lookup here). Default database: SQLite in a temp dir.
+lookup here, when it does not give way to the commands as the report worker does: services.foreground). Default
+database: SQLite in a temp dir.
 Targets: import under 60 s; received -> committed p99 under 5 ms; the !check p99 beside a report within 20%.
 """
 
