@@ -10,6 +10,9 @@ thread. It ignores SIGINT (a Ctrl-C on the terminal reaches the whole process gr
 at a lower CPU priority where it may, and leaves when the bot is gone (its parent changes), so a SIGKILLed bot leaves
 no worker behind. A worker that dies during a report fails that report with ``RapportFailed`` (the chat gets the
 usual short Dutch line, the page its 503), and the next report starts a fresh one.
+
+Between the pieces of a report the worker gives way to the bot's commands in flight (``services.foreground``: the
+count is shared memory handed to the process at its start), which its lower priority alone did not achieve.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ piece, whatever the volume): over the day counts that the daily fold made (``sto
 time, and over the facts not yet folded, at once, with the bucket a CASE over the bucket boundaries. Other queries
 fetch only the durations needed for medians and p90 (sorted in Python) and, per person, the first arrival and the
 latest decision for the feedback coverage. The same SQL runs on SQLite and PostgreSQL. Reading the period in pieces
-costs a few dozen statements for a year; it lets a report in the background give way to a command between them.
+costs some 180 statements for a year instead of eight (about 0.1 s more); it lets a report in the background give
+way to a command between them.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from storage.statistiek_models import StatistiekDag, StatistiekFeit
 from storage.werklijst_queries import first_arrivals
 
 FEEDBACK_MAIL = ("terugkoppeling", "correctie")  # mail kinds that are a terugkoppeling on a decision
-TOTAL = "\x00totaal"
+TOTAL = "\x00totaal"  # accumulator key for "all veiligheidshuizen" (never a configured key)
 PIECE_DAYS = 7  # a piece of a year's report is some 2 ms of the server's time on PostgreSQL (bench.check_lookup)
 PAUSE_EVERY = 2000  # rows of durations between two pauses: about a millisecond of Python
 
-Pause = Callable[[], None]  # accumulator key for "all veiligheidshuizen" (never a configured key)
+Pause = Callable[[], None]
 
 
 @dataclass
