@@ -17,6 +17,7 @@ report down and never stops it, and a report asked in the chat stays well inside
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ TOTAL_WAIT_S = 10.0  # per report: well inside command_timeout_seconds (30 s by 
 
 _RUNNING, _ENDED = 0, 1
 
+log = logging.getLogger(__name__)
+
 
 class Foreground:
     """The count of commands being handled and the monotonic time the last one ended. Written by the bot's event
@@ -37,7 +40,14 @@ class Foreground:
     processes of the machine."""
 
     def __init__(self) -> None:
-        self.shared: Any = multiprocessing.get_context("spawn").RawArray(ctypes.c_double, 2)
+        try:
+            self.shared: Any = multiprocessing.get_context("spawn").RawArray(ctypes.c_double, 2)
+            self.for_worker: Any = self.shared
+        except OSError:
+            # No shared memory where the bot runs (no /dev/shm and no writable temp dir): the count is kept here
+            # alone and the worker does not give way, as before; the bot itself runs as ever.
+            log.warning("no shared memory for the report worker; reports do not give way to commands")
+            self.shared, self.for_worker = [0.0, 0.0], None
 
     @contextmanager
     def busy(self) -> Iterator[None]:

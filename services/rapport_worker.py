@@ -131,7 +131,7 @@ class RapportWorker:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_worker_started,
-                                             initargs=(os.getpid(), self._foreground and self._foreground.shared))
+                                             initargs=(os.getpid(), self._foreground and self._foreground.for_worker))
         return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:

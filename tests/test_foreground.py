@@ -3,8 +3,12 @@ waits while a command is in flight and until the commands have been quiet for ID
 
 from __future__ import annotations
 
+import errno
+import multiprocessing.context
 import threading
 import time
+
+import pytest
 
 from services.foreground import IDLE_S, MAX_WAIT_S, Foreground, GiveWay
 
@@ -13,7 +17,12 @@ def test_a_pause_lasts_until_the_command_ends_and_the_quiet_after_it() -> None:
     foreground = Foreground()
     pause = GiveWay(foreground.shared)
     returned: list[float] = []
-    waiter = threading.Thread(target=lambda: (pause(), returned.append(time.monotonic())))
+
+    def wait() -> None:
+        pause()
+        returned.append(time.monotonic())
+
+    waiter = threading.Thread(target=wait)
     with foreground.busy():
         assert foreground.running == 1
         waiter.start()
@@ -43,3 +52,19 @@ def test_a_command_waiting_for_background_work_is_set_aside() -> None:
             assert foreground.running == 0
         assert foreground.running == 1
     assert foreground.running == 0
+
+
+def test_without_shared_memory_the_bot_counts_alone_and_says_so(monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A machine without /dev/shm and without a writable temp dir cannot be made here, so the allocation's failure
+    is simulated (the one mock of this file): the bot starts as ever, its worker is given nothing to wait on."""
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(multiprocessing.context.BaseContext, "RawArray", refused)
+    foreground = Foreground()
+    assert foreground.for_worker is None
+    with foreground.busy():
+        assert foreground.running == 1
+    assert foreground.running == 0
+    assert "no shared memory for the report worker" in caplog.text
