@@ -18,6 +18,7 @@ from storage.audit import (
     HeadElsewhere,
     NeedsTransaction,
     one_statement_sessions,
+    prune,
     verify_chain,
 )
 from storage.db import SessionFactory, create_engine, session_factory
@@ -152,6 +153,41 @@ async def test_writers_of_one_process_take_turns_at_the_head(pg_url: str) -> Non
         await asyncio.gather(*(writer(i) for i in range(writers)))
         assert [st for st in statements if "FOR UPDATE" in st] == []
         assert await _counts(sessions) == (writers, 0, writers + 1)
+        assert await _chain_ok(sessions)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_purge_takes_the_turn_before_the_heads_lock(pg_url: str) -> None:
+    """PostgreSQL: the purge locks the audit head to move its checkpoint, and appends its own record at its commit.
+    It takes the process's turn before that lock, as every writer does: a command that commits meanwhile waits for
+    the turn, not for the row lock while holding the turn, so the purge's commit never waits out TURN_WAIT_S (a
+    command took half a second each day when it did)."""
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    auditor = Auditor(KEY)
+    try:
+        await upgrade(engine)
+        async with sessions() as s, s.begin():
+            await auditor.record(s, kind="test.oud", at=T0 - timedelta(days=400))
+            await auditor.record(s, kind="test.recent", at=T0)
+        timeouts = audit.turn_timeouts
+        turn = audit._turns[audit._of(engine.sync_engine)]
+
+        async def command() -> None:
+            async with sessions() as s, s.begin():
+                await auditor.record(s, kind="test.commando", at=T0)
+
+        async with sessions() as purging, purging.begin():
+            assert await prune(purging, auditor, T0 - timedelta(days=1)) == 1
+            assert turn.locked()  # taken with the head's row lock
+            committing = asyncio.create_task(command())
+            # The command reaches the turn and waits there (the lock's queue of waiters, asyncio's own).
+            await wait_until(lambda: bool(getattr(turn, "_waiters", None)), "the command waiting for the turn", 30)
+            await auditor.record(purging, kind="test.purge", at=T0)
+        await asyncio.wait_for(committing, timeout=30)
+        assert audit.turn_timeouts == timeouts
+        assert await _counts(sessions) == (0, 0, 3)  # recent, purge, command; the old one pruned
         assert await _chain_ok(sessions)
     finally:
         await engine.dispose()
