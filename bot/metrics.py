@@ -21,13 +21,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from config.build import version
 from domain.clock import Clock
-from storage import ops_queries, outgoing, redaction
+from storage import audit, ops_queries, outgoing, redaction
 from storage.db import SessionFactory, read_only
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,13 @@ log = logging.getLogger(__name__)
 # database.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SCRAPE_TIMEOUT_S = 5.0
+
+
+class _AuditTurnTimeouts(Collector):
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "zsm_audit_turn_timeouts", "PostgreSQL: commits that waited the longest for this process's turn at the "
+            "audit head (storage.audit.TURN_WAIT_S) and went on without it", value=audit.turn_timeouts)
 
 
 class Metrics:
@@ -48,6 +57,8 @@ class Metrics:
         self.rerun_in_transaction = Counter(
             "zsm_commands_rerun_in_transaction", "PostgreSQL: commands begun without a transaction that had to run "
             "again in one (nothing was written the first time)", ["command"], registry=self.registry)
+        # Read from storage.audit at each scrape: the turn is taken deep in a commit, where no metrics object is.
+        self.registry.register(_AuditTurnTimeouts())
         self.sync_errors = Counter("zsm_sync_errors", "Failed sync attempts", registry=self.registry)
         self.last_sync = Gauge("zsm_last_sync_timestamp_seconds", "Unix time of the last good sync",
                                registry=self.registry)

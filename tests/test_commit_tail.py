@@ -193,6 +193,40 @@ async def test_the_purge_takes_the_turn_before_the_heads_lock(pg_url: str) -> No
         await engine.dispose()
 
 
+async def test_a_turn_not_given_in_time_is_counted_and_shown_as_a_metric(pg_url: str) -> None:
+    """A writer kept from the turn longer than TURN_WAIT_S goes on without it (the head's row lock still keeps the
+    chain whole) and is counted: ``zsm_audit_turn_timeouts_total`` on /metrics. Here a purge holds the turn and the
+    head for as long as the test keeps its transaction open."""
+    from bot.metrics import Metrics
+
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    auditor = Auditor(KEY)
+    try:
+        await upgrade(engine)
+        async with sessions() as s, s.begin():
+            await auditor.record(s, kind="test.eerst", at=T0)
+        before = audit.turn_timeouts
+
+        async def command() -> None:
+            async with sessions() as s, s.begin():
+                await auditor.record(s, kind="test.commando", at=T0)
+
+        async with sessions() as purging, purging.begin():
+            await prune(purging, auditor, T0 - timedelta(days=1))
+            committing = asyncio.create_task(command())
+            await wait_until(lambda: audit.turn_timeouts > before, "the command going on without the turn", 30)
+        await asyncio.wait_for(committing, timeout=30)
+        assert audit.turn_timeouts == before + 1
+        shown = [line for line in Metrics().render().decode().splitlines()
+                 if line.startswith("zsm_audit_turn_timeouts_total ")]
+        assert shown == [f"zsm_audit_turn_timeouts_total {float(before + 1)}"]
+        assert await _counts(sessions) == (0, 0, 2)
+        assert await _chain_ok(sessions)
+    finally:
+        await engine.dispose()
+
+
 async def test_the_turn_is_given_back_when_the_commit_fails(pg_url: str) -> None:
     engine = create_engine(pg_url)
     sessions = session_factory(engine)
