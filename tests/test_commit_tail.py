@@ -158,6 +158,12 @@ async def test_writers_of_one_process_take_turns_at_the_head(pg_url: str) -> Non
         await engine.dispose()
 
 
+async def _a_command(sessions: SessionFactory, auditor: Auditor) -> None:
+    """A command's commit beside a purge: one audit record in a transaction of its own."""
+    async with sessions() as s, s.begin():
+        await auditor.record(s, kind="test.commando", at=T0)
+
+
 async def test_the_purge_takes_the_turn_before_the_heads_lock(pg_url: str) -> None:
     """PostgreSQL: the purge locks the audit head to move its checkpoint, and appends its own record at its commit.
     It takes the process's turn before that lock, as every writer does: a command that commits meanwhile waits for
@@ -174,14 +180,10 @@ async def test_the_purge_takes_the_turn_before_the_heads_lock(pg_url: str) -> No
         timeouts = audit.turn_timeouts
         turn = audit._turns[audit._of(engine.sync_engine)]
 
-        async def command() -> None:
-            async with sessions() as s, s.begin():
-                await auditor.record(s, kind="test.commando", at=T0)
-
         async with sessions() as purging, purging.begin():
             assert await prune(purging, auditor, T0 - timedelta(days=1)) == 1
             assert turn.locked()  # taken with the head's row lock
-            committing = asyncio.create_task(command())
+            committing = asyncio.create_task(_a_command(sessions, auditor))
             # The command reaches the turn and waits there (the lock's queue of waiters, asyncio's own).
             await wait_until(lambda: bool(getattr(turn, "_waiters", None)), "the command waiting for the turn", 30)
             await auditor.record(purging, kind="test.purge", at=T0)
@@ -208,13 +210,9 @@ async def test_a_turn_not_given_in_time_is_counted_and_shown_as_a_metric(pg_url:
             await auditor.record(s, kind="test.eerst", at=T0)
         before = audit.turn_timeouts
 
-        async def command() -> None:
-            async with sessions() as s, s.begin():
-                await auditor.record(s, kind="test.commando", at=T0)
-
         async with sessions() as purging, purging.begin():
             await prune(purging, auditor, T0 - timedelta(days=1))
-            committing = asyncio.create_task(command())
+            committing = asyncio.create_task(_a_command(sessions, auditor))
             await wait_until(lambda: audit.turn_timeouts > before, "the command going on without the turn", 30)
         await asyncio.wait_for(committing, timeout=30)
         assert audit.turn_timeouts == before + 1
