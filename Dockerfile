@@ -15,10 +15,13 @@ COPY storage storage
 COPY web web
 COPY devtools devtools
 RUN pip wheel --no-cache-dir --no-deps -w /dist .
+# The versions the suite was run against (scripts/lock): an image built later gets the same ones.
+COPY constraints/bot.txt /dist/constraints.txt
 
 FROM python:3.11.11-slim-bookworm
 COPY --from=build /dist /dist
-RUN python -m venv /opt/zsm-bot && /opt/zsm-bot/bin/pip install --no-cache-dir /dist/*.whl && rm -rf /dist \
+RUN python -m venv /opt/zsm-bot && /opt/zsm-bot/bin/pip install --no-cache-dir -c /dist/constraints.txt /dist/*.whl \
+    && rm -rf /dist \
     && useradd --system --home /var/lib/zsm-bot zsm && mkdir -p /var/lib/zsm-bot && chown zsm /var/lib/zsm-bot
 ENV PATH=/opt/zsm-bot/bin:$PATH ZSM_BOT_CONFIG=/etc/zsm-bot/zsm-bot.toml
 USER zsm

@@ -7,6 +7,7 @@ Used by the test harness, the benchmarks and ``scripts/run-local``. Rate limits 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -24,6 +25,8 @@ from pathlib import Path
 from devtools.bootstrap import register_user
 
 SYNAPSE_VERSION = "1.163.2"
+# In a checkout; an installed devtools (the wheel) has none and installs Synapse unconstrained.
+SYNAPSE_LOCK = Path(__file__).resolve().parents[1] / "constraints" / "synapse.txt"
 DEFAULT_VENV = Path(os.environ.get("ZSM_SYNAPSE_VENV", Path.home() / ".cache" / "zsm-bot" / "synapse-venv"))
 SHARED_SECRET = "zsm-dev-shared-secret"
 RELAXED = {"per_second": 10000, "burst_count": 100000}
@@ -36,15 +39,20 @@ def free_port() -> int:
 
 
 def ensure_venv(venv: Path = DEFAULT_VENV) -> Path:
-    """Install Synapse once; later runs reuse the cached venv (about 20 s the first time)."""
+    """Install Synapse once; later runs reuse the cached venv (about 20 s the first time). Its dependencies are the
+    versions it was tested with (``constraints/synapse.txt`` of a checkout, written by ``scripts/lock``): Synapse pins
+    few of its own, and a release of one of them published since must not break the harness. A changed lock
+    installs again."""
     python = venv / "bin" / "python"
-    marker = venv / f".synapse-{SYNAPSE_VERSION}"
+    lock = SYNAPSE_LOCK.read_bytes() if SYNAPSE_LOCK.exists() else b""
+    marker = venv / f".synapse-{SYNAPSE_VERSION}-{hashlib.sha256(lock).hexdigest()[:12]}"
     if python.exists() and marker.exists():
         return python
     venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    constrained = ["-c", str(SYNAPSE_LOCK)] if lock else []
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *constrained,
          f"matrix-synapse=={SYNAPSE_VERSION}"],
         check=True, stdout=subprocess.DEVNULL,
     )
@@ -190,5 +198,6 @@ def ensure_postgres_driver(python: Path) -> None:
     probe = subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True)
     if probe.returncode == 0:
         return
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "psycopg2-binary"],
-                   check=True, stdout=subprocess.DEVNULL)
+    constrained = ["-c", str(SYNAPSE_LOCK)] if SYNAPSE_LOCK.exists() else []
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *constrained,
+                    "psycopg2-binary"], check=True, stdout=subprocess.DEVNULL)

@@ -148,6 +148,7 @@ async def test_compose_stack_answers_ping_and_check_as_the_image_does(zsm_synaps
     # --- the image: the wheel in a fresh venv, as the Dockerfile installs it ---------------------------------
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert "pip wheel" in dockerfile and "python -m venv /opt/zsm-bot" in dockerfile
+    assert "COPY constraints/bot.txt /dist/constraints.txt" in dockerfile and "-c /dist/constraints.txt" in dockerfile
     assert "ENV PATH=/opt/zsm-bot/bin:$PATH" in dockerfile and 'ENTRYPOINT ["zsm-bot"]' in dockerfile
     wheel = await asyncio.to_thread(build_wheel, tmp_path)
     venv = tmp_path / "opt-zsm-bot"

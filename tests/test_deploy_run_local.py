@@ -128,11 +128,13 @@ esac
 """
 
 
-def test_script_installs_only_when_pyproject_changed(tmp_path: Path) -> None:
+def test_script_installs_only_when_pyproject_or_the_tested_versions_changed(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
+    (repo / "constraints").mkdir()
     shutil.copy(REPO / "scripts" / "run-local", repo / "scripts" / "run-local")
     shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    shutil.copy(REPO / "constraints" / "bot.txt", repo / "constraints" / "bot.txt")
     python = repo / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text(STAND_IN)
@@ -147,7 +149,8 @@ def test_script_installs_only_when_pyproject_changed(tmp_path: Path) -> None:
         return calls.read_text().splitlines()[len(before):]
 
     first = run()
-    assert any("pip install" in c and "-e ." in c for c in first), first
+    # the versions the suite was run against (scripts/lock), not whatever was released since
+    assert any("pip install" in c and "-c constraints/bot.txt" in c and "-e ." in c for c in first), first
     assert first[-1] == "-m devtools.local --console"
     second = run()
     assert not any("pip install" in c for c in second), second  # nothing changed: no reinstall
@@ -156,3 +159,7 @@ def test_script_installs_only_when_pyproject_changed(tmp_path: Path) -> None:
         f.write("\n# a changed dependency\n")
     third = run()
     assert any("pip install" in c for c in third), third
+    assert not any("pip install" in c for c in run())
+    with (repo / "constraints" / "bot.txt").open("a") as f:
+        f.write("# a new lock\n")
+    assert any("pip install" in c for c in run())

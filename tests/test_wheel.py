@@ -72,12 +72,14 @@ def build_wheel(tmp: Path) -> Path:
 
 
 def install(venv_python: Path, wheel: Path) -> None:
+    """As the Dockerfile and docs/deployment.md install it: the wheel with the versions the suite was run against."""
+    lock = str(REPO / "constraints" / "bot.txt")
     local = pip("--python", str(venv_python), "install", "-q", "--no-compile", "--no-index",
-                "--find-links", str(WHEELHOUSE), str(wheel))
+                "--find-links", str(WHEELHOUSE), "-c", lock, str(wheel))
     proc = run(local)
     if proc.returncode != 0:
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-        fill = run(pip("wheel", "-q", "-w", str(WHEELHOUSE), str(wheel)))
+        fill = run(pip("wheel", "-q", "-w", str(WHEELHOUSE), "-c", lock, str(wheel)))
         assert fill.returncode == 0, fill.stderr[-3000:]
         for own in WHEELHOUSE.glob("zsm_bot-*.whl"):
             own.unlink()  # the project's wheel is built fresh by every run, never taken from the cache
