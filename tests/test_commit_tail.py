@@ -5,7 +5,7 @@ whatever their number, and when another writer moved the audit head meanwhile. B
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -419,3 +419,64 @@ async def test_a_send_recorded_after_its_row_went_leaves_a_new_row_with_its_id_a
         assert await _chain_ok(sessions)
     finally:
         await engine.dispose()
+
+
+async def test_the_one_statement_hands_values_through_their_types_both_ways(pg_url: str) -> None:
+    """PostgreSQL runs the commit's one statement as the driver's own SQL (``audit._Driven``), so the types' work
+    is done there: a record's time goes in as UTC to the millisecond whatever zone it came in, its details as JSON
+    (text beyond ASCII, a nested null), the reply row gets its columns' defaults, and the claim handed back is the
+    stored one, an aware time in UTC. The chain's MACs, computed over the values as given, verify over the values as
+    stored."""
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    alone = one_statement_sessions(sessions)
+    assert alone is not None
+    leader = PgLeader(pg_url)
+    election = asyncio.create_task(leader.run())
+    amsterdam = T0.astimezone(timezone(timedelta(hours=1)))  # 10:00 in winter time is 09:00 UTC
+    details = {"tekst": "één café — ‘citaat’", "leeg": None, "lijst": [1, {"a": None}]}
+    try:
+        await upgrade(engine)
+        await wait_until(lambda: leader.active, "the lock", timeout=60)
+        async with sessions() as s, s.begin():  # the first append of the process reads the head
+            await Auditor(KEY).record(s, kind="test.eerst", at=T0)
+        async with alone() as s:
+            await Auditor(KEY).record(s, kind="test.typen", at=amsterdam + timedelta(microseconds=123_456),
+                                      details=details)
+            written = outgoing.insert_one_at_commit(s, NewMessage(ROOM, {"body": "één"}, "t1"), amsterdam,
+                                                    claim_for=leader)
+            await s.commit()
+        back = written()
+        async with sessions() as s:
+            record = (await s.execute(select(AuditRecord).where(AuditRecord.kind == "test.typen"))).scalar_one()
+            row = (await s.execute(select(OutgoingMessage).where(OutgoingMessage.txn_id == "t1"))).scalar_one()
+        assert record.at == T0 + timedelta(milliseconds=123) and record.at.utcoffset() == timedelta(0)
+        assert record.details == details
+        assert (row.status, row.attempts, row.redaction_attempts, row.priority, row.carries_case_data) == (
+            "pending", 0, 0, 1, False)
+        assert row.content == {"body": "één"}
+        assert back.id == row.id and back.claimed_until == row.claimed_until == T0 + outgoing.CLAIM_LEASE
+        assert back.claimed_until is not None and back.claimed_until.utcoffset() == timedelta(0)
+        assert await _chain_ok(sessions)
+    finally:
+        election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
+        await leader.close()
+        await engine.dispose()
+
+
+def test_a_shape_whose_defaults_the_driver_cannot_fill_is_refused_when_built() -> None:
+    """A default computed per row (a callable) is filled in by SQLAlchemy's own execution, which the one statement
+    does not go through: such a shape is refused once, when it is first built, and never written without it. A
+    constant default is part of the built statement's fixed parameters."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    meta = MetaData()
+    computed = Table("berekend", meta, Column("id", Integer, primary_key=True),
+                     Column("staat", String, default=lambda: "open"))
+    with pytest.raises(RuntimeError, match="cannot fill in the default"):
+        audit._Driven.of(dialect(), False, 1, ((insert(computed), ("id",), 1),))
+    constant = Table("vast", meta, Column("id", Integer, primary_key=True), Column("staat", String, default="open"))
+    built = audit._Driven.of(dialect(), False, 1, ((insert(constant), ("id",), 1),))
+    assert built.fixed["staat"] == "open" and "staat" in built.names and built.sql.startswith("WITH moved AS")
