@@ -43,7 +43,8 @@ async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_
     ``also``: the person's hash under another identifier, such as the SKN), in whatever room (an advice request
     pings the veiligheidshuis's on-call room, details go to a direct room), and those in this room in reply to
     the given commands (the decision and the notices that followed it). Sent ones are queued for redaction at
-    once; ones not yet sent are withdrawn, so nothing about the case still reaches a room."""
+    once; ones not yet sent are withdrawn, so nothing about the case still reaches a room, and one whose send was
+    already on its way is redacted as soon as that send is recorded."""
     subjects = list(dict.fromkeys([subject, *also]))
     about: list[ColumnElement[bool]] = [
              OutgoingMessage.subject.in_(subjects),
@@ -58,10 +59,13 @@ async def mark_case(session: AsyncSession, *, room_id: str, subject: str, event_
         .values(redaction="pending", redaction_reason=SEPOT_01, redaction_next_at=None)
         .execution_options(synchronize_session=False)
     )
+    # Not yet sent: withdrawn. Its reason stays on the row: a send already on its way (the homeserver took it, the
+    # bot has not heard back) is recorded later, and the record then queues its redaction (``outgoing.mark_sent``).
     await session.execute(
         update(OutgoingMessage)
         .where(scope, OutgoingMessage.status == "pending")
-        .values(status="dead", content=None, subject=None, last_error="ingetrokken: technisch sepot 01")
+        .values(status="dead", content=None, subject=None, last_error="ingetrokken: technisch sepot 01",
+                redaction_reason=SEPOT_01, redaction_next_at=None)
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(OutgoingSubject).where(OutgoingSubject.subject.in_(subjects)))

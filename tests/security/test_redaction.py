@@ -8,6 +8,7 @@ Synapse is in tests/test_matrix_redaction.py.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.dispatcher import IncomingCommand
 from bot.redaction import MAX_PERMANENT_FAILURES, Redactor
 from bot.transport import SendFailed
-from bot.transport.console import ConsoleTransport
+from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from domain.clock import FixedClock
 from services.messages import txn_id_for
 from storage.models import AuditRecord, OutgoingMessage
+from tests.harness.config import user_for
 from tests.harness.console import ConsoleBot
 from tests.harness.markings import NOW, bsn, markering, seed, start_bot
 from tests.smtp_helpers import SmtpServer
@@ -235,4 +238,54 @@ async def test_sepot_01_queues_the_case_messages_at_once(tmp_path: Path, databas
         again = await bot.say(f"!besluit {PERSON} 01 zaak: 2026-9", event_id="$sepot2")
         assert "uit de rooms verwijderd" not in again
     finally:
+        await bot.close()
+
+
+async def test_a_case_message_on_its_way_when_the_sepot_comes_is_redacted_once_it_is_recorded(
+        tmp_path: Path, database_url: str) -> None:
+    """The window between a send and its record: the homeserver has taken the reply to a ``!check`` and the bot has
+    not yet heard back when a technisch sepot 01 for that person commits. The sepot finds the row still unsent and
+    withdraws it, but the message is in the room; once the send is recorded it must be redacted as every other
+    message about the person is, not stay because the sepot came a moment early. (The console transport's send
+    is held at a gate after it wrote the message, as a homeserver's answer is in transit: the only stand-in here.)"""
+    bot = await start_bot(tmp_path, database_url)
+    transport = console(bot)
+    sender = bot.runtime.sender
+    assert sender is not None and bot.runtime.dispatcher is not None
+    in_room, answer = asyncio.Event(), asyncio.Event()
+    send = transport.send
+
+    async def held(room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        event_id = await send(room_id, content, txn_id)  # the message is in the room from here
+        if "******" in str(content.get("body", "")) and not in_room.is_set():
+            in_room.set()
+            await answer.wait()
+        return event_id
+
+    try:
+        await seed(bot, markering(PERSON, geadviseerde_afdoening="osb"))
+        await bot.say(f"!besluit {PERSON} osb zaak: 2026-9", event_id="$besluit")
+        transport.send = held  # type: ignore[method-assign]
+        outcome = await bot.runtime.dispatcher.handle(IncomingCommand(
+            event_id="$check", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body=f"!check {PERSON}",
+            sent_at=bot.runtime.clock.now()))
+        assert outcome.status == "handled"
+        sending = asyncio.create_task(sender.drain())
+        await asyncio.wait_for(in_room.wait(), 30)
+        assert (await row_for(bot, "$check")).status == "pending"  # in the room, not yet recorded
+        outcome = await bot.runtime.dispatcher.handle(IncomingCommand(
+            event_id="$sepot", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body=f"!besluit {PERSON} 01 zaak: 2026-9",
+            sent_at=bot.runtime.clock.now()))
+        assert outcome.status == "handled"
+        answer.set()
+        await asyncio.wait_for(sending, 30)
+        await sender.drain()
+        check = await row_for(bot, "$check")
+        assert check.status == "sent" and check.event_id and check.redaction == "pending"
+        await redactor(bot).drain()
+        assert check.event_id in console(bot).redacted
+        done = await row_for(bot, "$check")
+        assert done.redaction == "done" and done.content is None and done.subject is None
+    finally:
+        answer.set()
         await bot.close()
