@@ -271,6 +271,9 @@ class Sender(DrainLoop):
                 self.metrics.rate_limited.inc()
                 await self._record_sent()  # not left unrecorded over the wait
                 await asyncio.sleep(min(exc.retry_after_s, 60.0))
+                async with read_only(self.sessions) as s:
+                    if not await outgoing.still_to_send(s, row_id, txn_id):
+                        return  # withdrawn over the wait (a sepot 01 for the person): it never reaches the room
                 continue
             except SendFailed as exc:
                 await self._failed(row_id, attempts + 1, exc.reason, exc.permanent)

@@ -220,6 +220,13 @@ async def pending_batch(session: AsyncSession, limit: int = 50) -> Sequence[Row[
     )).all()
 
 
+async def still_to_send(session: AsyncSession, row_id: int, txn_id: str) -> bool:
+    """Whether this row is still waiting for its send: not withdrawn (a sepot 01), sent or removed meanwhile."""
+    status = await session.scalar(select(OutgoingMessage.status).where(OutgoingMessage.id == row_id,
+                                                                      OutgoingMessage.txn_id == txn_id))
+    return status == "pending"
+
+
 async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
     return await session.get(OutgoingMessage, row_id)
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.dispatcher import IncomingCommand
 from bot.redaction import MAX_PERMANENT_FAILURES, Redactor
-from bot.transport import SendFailed
+from bot.transport import RateLimited, SendFailed
 from bot.transport.console import CONSOLE_ROOM, ConsoleTransport
 from domain.clock import FixedClock
 from services.messages import txn_id_for
@@ -288,4 +288,46 @@ async def test_a_case_message_on_its_way_when_the_sepot_comes_is_redacted_once_i
         assert done.redaction == "done" and done.content is None and done.subject is None
     finally:
         answer.set()
+        await bot.close()
+
+
+async def test_a_case_message_held_back_by_a_rate_limit_is_not_sent_after_a_sepot_meanwhile(
+        tmp_path: Path, database_url: str) -> None:
+    """The homeserver refuses the reply to a ``!check`` for now (429) and, while the bot waits, a technisch sepot 01
+    for that person commits. After the wait the bot must not send what was withdrawn: it would be in the room
+    until its redaction. (The console transport answers the first send with a 429, the sepot committing while it
+    does: the only stand-in here; tests/test_matrix.py has the real homeserver's limit.)"""
+    bot = await start_bot(tmp_path, database_url)
+    transport = console(bot)
+    sender, dispatcher = bot.runtime.sender, bot.runtime.dispatcher
+    assert sender is not None and dispatcher is not None
+    send = transport.send
+    tried: list[str] = []
+
+    async def limited(room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        tried.append(txn_id)
+        if len(tried) == 1:
+            sepot = await dispatcher.handle(IncomingCommand(
+                event_id="$sepot", room_id=CONSOLE_ROOM, sender=user_for("ovj"),
+                body=f"!besluit {PERSON} 01 zaak: 2026-9", sent_at=bot.runtime.clock.now()))
+            assert sepot.status == "handled"
+            raise RateLimited(0.01)
+        return await send(room_id, content, txn_id)
+
+    try:
+        await seed(bot, markering(PERSON, geadviseerde_afdoening="osb"))
+        await bot.say(f"!besluit {PERSON} osb zaak: 2026-9", event_id="$besluit")
+        transport.send = limited  # type: ignore[method-assign]
+        before = transport.out.tell()
+        assert (await dispatcher.handle(IncomingCommand(
+            event_id="$check", room_id=CONSOLE_ROOM, sender=user_for("ovj"), body=f"!check {PERSON}",
+            sent_at=bot.runtime.clock.now()))).status == "handled"
+        await sender.drain()
+        check = await row_for(bot, "$check")
+        assert tried[0] == check.txn_id and tried.count(check.txn_id) == 1  # asked once, refused, never again
+        assert (check.status, check.event_id, check.content) == ("dead", None, None)
+        transport.out.seek(before)
+        said = transport.out.read()
+        assert "uit de rooms verwijderd" in said and "Bekend bij" not in said  # the sepot's reply went out, not this
+    finally:
         await bot.close()
