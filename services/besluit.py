@@ -20,7 +20,7 @@ from domain.afwijking import GEEN, Verhouding, weeg
 from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import PersonId
-from domain.lifecycles import BesluitStatus, MailStatus, may_become
+from domain.lifecycles import BesluitStatus, MailStatus, may_become, may_have_gone
 from domain.matrix_ids import direct_target
 from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from integrations.registry import Registry, RegistryUnavailable
@@ -208,13 +208,17 @@ class BesluitService:
         if outcome.verwijderen:
             return await self._remove_case(tx, act, person, earlier, earlier_mails)
 
-        sent_to = {m.veiligheidshuis for m in earlier_mails if m.status == MailStatus.SENT}
+        # A mail the relay may have taken already counts as gone: the new one is then a correction.
+        sent_to = {m.veiligheidshuis for m in earlier_mails if may_have_gone(m.status, m.claimed_until, act.now)}
         cancelled = 0
         for m in earlier_mails:
             if may_become(m.status, MailStatus.VERVALLEN):
+                # one with the relay is cancelled too (a retry after a failure must not send it) but not counted
+                # as not sent: it may be in the mailbox already
+                if not may_have_gone(m.status, m.claimed_until, act.now):
+                    cancelled += 1
                 m.status = MailStatus.VERVALLEN
                 m.body_text = m.body_html = None
-                cancelled += 1
         active = [b for b in earlier if b.status == BesluitStatus.ACTIEF]
         for b in active:
             b.status = BesluitStatus.VERVANGEN
@@ -309,9 +313,9 @@ class BesluitService:
                             + " om ongedaan te maken.")
         window = self.mail.settings.herroep_seconden
         mails = await q.mails_of_decisions(tx, [row.id])
-        if any(m.status == MailStatus.SENT for m in mails):
-            raise UserError("De terugkoppeling is al verzonden; ongedaan maken kan niet meer. Geef het juiste besluit "
-                            "opnieuw met !besluit: dan gaat er een correctie.")
+        if any(may_have_gone(m.status, m.claimed_until, act.now) for m in mails):
+            raise UserError("De terugkoppeling is al verzonden of gaat nu uit; ongedaan maken kan niet meer. Geef het "
+                            "juiste besluit opnieuw met !besluit: dan gaat er een correctie.")
         if act.now - row.decided_at > timedelta(seconds=window):
             raise UserError(f"Ongedaan maken kan alleen binnen {window} seconden. Geef het juiste besluit opnieuw met "
                             "!besluit: dan gaat er een correctie.")

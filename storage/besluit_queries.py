@@ -136,7 +136,8 @@ async def still_pending(session: AsyncSession, mail_ids: Sequence[int]) -> set[i
 
 async def mark_sent(session: AsyncSession, mail_ids: Sequence[int], now: datetime) -> Sequence[Any]:
     """The relay accepted these: sent, one more attempt, body cleared. Returns, for the notice, audit and figures,
-    the ones that were still pending, with the time of their decision (None for a mail without one)."""
+    the ones that were still pending or cancelled while on their way to the relay (they went all the same), with
+    the time of their decision (None for a mail without one)."""
     rows = (await session.execute(_PENDING_OF, {"ids": list(mail_ids)})).all()
     if rows:
         await session.execute(_MARK_SENT, {"ids": [r.id for r in rows], "now": now})
@@ -150,7 +151,8 @@ _PENDING_OF = (
     select(_mail_t.c.id, _mail_t.c.ref, _mail_t.c.message_id, _mail_t.c.veiligheidshuis, _mail_t.c.kind,
            _mail_t.c.room_id, _mail_t.c.event_id, _mail_t.c.recipient, _mail_t.c.attempts, BesluitRow.decided_at)
     .select_from(_mail_t.outerjoin(BesluitRow, BesluitRow.id == _mail_t.c.besluit_id))
-    .where(_mail_t.c.id.in_(bindparam("ids", expanding=True)), _mail_t.c.status == MailStatus.PENDING.value)
+    .where(_mail_t.c.id.in_(bindparam("ids", expanding=True)),
+           _mail_t.c.status.in_((MailStatus.PENDING.value, MailStatus.VERVALLEN.value)))
     .order_by(_mail_t.c.id))
 _MARK_SENT = (
     update(_mail_t).where(_mail_t.c.id.in_(bindparam("ids", expanding=True)))

@@ -7,6 +7,7 @@ import email
 import socket
 import ssl
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -48,11 +49,21 @@ class Received:
 class Collector:
     received: list[Received] = field(default_factory=list)
     delay_s: float = 0.0
+    # ``hold``: the next message is taken (in ``received``) and its 250 held back until ``released`` is set, with
+    # ``holding`` set meanwhile: a mail the relay has and the bot has not yet heard about. The server runs in a
+    # thread of its own, so these are thread events.
+    hold: bool = False
+    holding: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         self.received.append(Received(list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
+        if self.hold:
+            self.hold = False
+            self.holding.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.released.wait, 120)
         return "250 OK"
 
     def message_ids(self) -> list[str]:

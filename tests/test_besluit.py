@@ -498,3 +498,34 @@ def test_check_config_reports_broken_template(tmp_path: Path, sqlite_url: str) -
     problems, notes = check(settings)
     assert any("mail.templates: terugkoppeling" in p and "onbekend_veld" in p for p in problems)
     assert any("mail.enabled = false" in n for n in notes)
+
+
+async def test_a_decision_replaced_while_its_mail_is_with_the_relay(bot: ConsoleBot, smtp: SmtpServer) -> None:
+    """The relay has the first decision's mail and has not yet answered when a new decision on the case commits.
+    The veiligheidshuis will have that mail, so the bot records it as sent (an audit record, the room notice, the
+    figures), however the new decision cancelled it, and the new mail goes as a correction: the receiver reads
+    which of the two counts. (The test SMTP server holds its 250 back: the relay is real, only slow here.)"""
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    clock_of(bot).advance(timedelta(seconds=70))
+    assert bot.runtime.mail_worker and bot.runtime.sender
+    smtp.collector.hold = True
+    sending = asyncio.create_task(bot.runtime.mail_worker.drain())
+    try:
+        assert await asyncio.to_thread(smtp.collector.holding.wait, 60)
+        assert "al verzonden of gaat nu uit" in await bot.say(f"!besluit ongedaan {ADULT}", as_role="ovj")
+        reply = await bot.say(f"!besluit {ADULT} vs motivering: toch voorwaardelijk", as_role="ovj")
+        assert "vervangt het eerdere besluit" in reply and "CORRECTIE" in reply
+        assert "nog niet verzonden" not in reply  # it may be in the mailbox already
+    finally:
+        smtp.collector.released.set()
+    await asyncio.wait_for(sending, 60)
+    async with bot.runtime.sessions() as s:
+        mails = list((await s.execute(select(OutboxMail).order_by(OutboxMail.id))).scalars())
+        sent = list((await s.execute(select(AuditRecord).where(AuditRecord.kind == "mail.verzonden"))).scalars())
+    assert [m.status for m in mails] == ["sent", "pending"]
+    assert [r.details["ref"] for r in sent] == [mails[0].ref]
+    assert f"verzonden aan {UTRECHT}" in await deliver(bot, advance_s=0)  # the first one's notice, now
+    await deliver(bot)
+    assert len(smtp.collector.received) == 2
+    second = smtp.collector.received[1]
+    assert "CORRECTIE" in str(second.message["Subject"]) and plain(second).startswith("CORRECTIE")

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from domain.errors import UserError
 from domain.identifiers import PersonId
-from domain.lifecycles import MAIL_OPEN, BesluitStatus, MailStatus, may_become
+from domain.lifecycles import MAIL_OPEN, BesluitStatus, MailStatus, may_become, may_have_gone
 from domain.veiligheidshuizen import Veiligheidshuis, mail_identifier
 
 
@@ -33,6 +35,21 @@ def test_mail_steps() -> None:
     assert not may_become("vervallen", MailStatus.PENDING)
     assert not may_become("concept", MailStatus.SENT)     # a concept is confirmed first
     assert [s for s in MailStatus if may_become(s, MailStatus.VERVALLEN)] == list(MAIL_OPEN)
+    # cancelled while the relay had it, which then accepted it: it went, and nothing else follows
+    assert may_become("vervallen", MailStatus.SENT)
+    assert [s for s in MailStatus if may_become("vervallen", s)] == [MailStatus.SENT]
+
+
+def test_a_mail_may_have_gone_when_sent_or_held_by_a_relay_round() -> None:
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    later, earlier = now + timedelta(seconds=30), now - timedelta(seconds=1)
+    assert may_have_gone("sent", None, now)
+    assert may_have_gone("pending", later, now)          # claimed for a round that is running
+    assert not may_have_gone("pending", earlier, now)    # that round's claim ran out: its sender is gone
+    assert not may_have_gone("pending", None, now)       # waits for its window or its next attempt
+    assert not may_have_gone("concept", later, now)
+    assert may_have_gone("vervallen", later, now)        # cancelled while a round held it
+    assert not may_have_gone("vervallen", None, now)     # cancelled before a round took it
 
 
 def house(**extra: object) -> Veiligheidshuis:
