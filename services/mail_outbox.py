@@ -273,7 +273,7 @@ class MailWorker(DrainLoop):
             still = await q.still_pending(s, [r.id for r in rows])
         accepted: asyncio.Queue[int | None] = asyncio.Queue()
         finished = asyncio.Event()
-        recorder = asyncio.create_task(self._recorder(accepted, finished))
+        recorder = asyncio.create_task(self._recorder(accepted, finished, {r.id: r for r in rows}))
         broken = False
         try:
             for row in rows:
@@ -291,7 +291,8 @@ class MailWorker(DrainLoop):
             await recorder
         return broken
 
-    async def _recorder(self, queue: asyncio.Queue[int | None], finished: asyncio.Event) -> None:
+    async def _recorder(self, queue: asyncio.Queue[int | None], finished: asyncio.Event,
+                        of_round: dict[int, OutboxMail]) -> None:
         done = False
         while not done:
             # Acceptances are gathered for at most RECORD_GATHER_S, then committed together (and those arriving
@@ -308,7 +309,7 @@ class MailWorker(DrainLoop):
             done = None in ids
             batch = [i for i in ids if i is not None]
             if batch:
-                await self._sent(batch)
+                await self._sent(batch, of_round)
 
     async def _transmit(self, conn: RelayConnection, row: OutboxMail) -> str:
         msg = build_message(sender=self.settings.afzender, recipient=row.recipient, subject=row.mail_subject,
@@ -319,10 +320,15 @@ class MailWorker(DrainLoop):
             await self._failed(row.id, delivery.reason)
         return delivery.outcome
 
-    async def _sent(self, row_ids: Sequence[int]) -> None:
+    async def _sent(self, row_ids: Sequence[int], of_round: dict[int, OutboxMail]) -> None:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             rows = await q.mark_sent(s, row_ids, now)
+            # A mail whose row went while the relay had it (a sepot 01 removes every mail about the person) was sent
+            # all the same: its record is written from what this round knows of it, as every send has one.
+            recorded = {r.id for r in rows}
+            left = [i for i in row_ids if i not in recorded]
+            gone = [of_round[i] for i in sorted(set(left) - await q.mails_present(s, left))] if left else []
             await self.notify(s, [RoomNotice(
                 r.room_id, r.event_id,
                 f"{LABELS.get(r.kind, r.kind)} verzonden aan {r.recipient} "
@@ -330,7 +336,9 @@ class MailWorker(DrainLoop):
             # One record per mail, written together (one insert): an auditor finds each mail by its own record.
             await self.auditor.record_many(s, [{"at": now, "kind": "mail.verzonden", "details": {
                 "ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}}
-                for r in rows])
+                for r in rows] + [{"at": now, "kind": "mail.verzonden", "details": {
+                    "ref": m.ref, "message_id": m.message_id, "veiligheidshuis": m.veiligheidshuis, "soort": m.kind,
+                    "rij": "verwijderd"}} for m in gone])
             await record_facts(s, mail_facts(rows, now))
         self.on_committed()
 

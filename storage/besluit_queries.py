@@ -134,6 +134,11 @@ async def still_pending(session: AsyncSession, mail_ids: Sequence[int]) -> set[i
     )).scalars())
 
 
+async def mails_present(session: AsyncSession, mail_ids: Sequence[int]) -> set[int]:
+    """Which of these mails still have their row, whatever their state."""
+    return set((await session.execute(select(OutboxMail.id).where(OutboxMail.id.in_(mail_ids)))).scalars())
+
+
 async def mark_sent(session: AsyncSession, mail_ids: Sequence[int], now: datetime) -> Sequence[Any]:
     """The relay accepted these: sent, one more attempt, body cleared. Returns, for the notice, audit and figures,
     the ones that were still pending or cancelled while on their way to the relay (they went all the same), with

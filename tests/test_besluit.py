@@ -529,3 +529,31 @@ async def test_a_decision_replaced_while_its_mail_is_with_the_relay(bot: Console
     assert len(smtp.collector.received) == 2
     second = smtp.collector.received[1]
     assert "CORRECTIE" in str(second.message["Subject"]) and plain(second).startswith("CORRECTIE")
+
+
+async def test_a_sepot_while_the_relay_has_the_mail_leaves_the_send_on_record(bot: ConsoleBot,
+                                                                             smtp: SmtpServer) -> None:
+    """A technisch sepot 01 removes every mail about the person, also the one the relay has at that moment: the mail
+    went all the same, and every send leaves an audit record, so the worker writes it from what its round knew
+    (the reference, the Message-ID, the house, no person), and marks that the row was gone."""
+    await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
+    clock_of(bot).advance(timedelta(seconds=70))
+    assert bot.runtime.mail_worker
+    async with bot.runtime.sessions() as s:
+        (mail,) = list((await s.execute(select(OutboxMail))).scalars())
+    smtp.collector.hold = True
+    sending = asyncio.create_task(bot.runtime.mail_worker.drain())
+    try:
+        assert await asyncio.to_thread(smtp.collector.holding.wait, 60)
+        await bot.say(f"!besluit {ADULT} 01", as_role="ovj")
+        async with bot.runtime.sessions() as s:
+            assert list((await s.execute(select(OutboxMail))).scalars()) == []  # removed with the case
+    finally:
+        smtp.collector.released.set()
+    await asyncio.wait_for(sending, 60)
+    async with bot.runtime.sessions() as s:
+        sent = list((await s.execute(select(AuditRecord).where(AuditRecord.kind == "mail.verzonden"))).scalars())
+        assert list((await s.execute(select(OutboxMail))).scalars()) == []  # and not written back
+    assert [r.details for r in sent] == [{"ref": mail.ref, "message_id": mail.message_id, "veiligheidshuis": "utrecht",
+                                          "soort": mail.kind, "rij": "verwijderd"}]
+    assert len(smtp.collector.received) == 1
