@@ -500,11 +500,23 @@ def test_check_config_reports_broken_template(tmp_path: Path, sqlite_url: str) -
     assert any("mail.enabled = false" in n for n in notes)
 
 
-async def test_a_decision_replaced_while_its_mail_is_with_the_relay(bot: ConsoleBot, smtp: SmtpServer) -> None:
+@pytest.fixture
+async def patient_bot(tmp_path: Path, database_url: str, smtp: SmtpServer,
+                      cert: tuple[Path, Path]) -> AsyncIterator[ConsoleBot]:
+    """A bot that waits a minute for the relay's answer: the tests below hold that answer back while commands run,
+    and a busy machine must not turn the hold into a timeout."""
+    b = await start_bot(tmp_path, database_url, smtp.port, cert[0], [marking(ADULT, born=date(1990, 1, 1),
+                                                                             advised="osb")], timeout_seconden=60.0)
+    yield b
+    await b.close()
+
+
+async def test_a_decision_replaced_while_its_mail_is_with_the_relay(patient_bot: ConsoleBot, smtp: SmtpServer) -> None:
     """The relay has the first decision's mail and has not yet answered when a new decision on the case commits.
     The veiligheidshuis will have that mail, so the bot records it as sent (an audit record, the room notice, the
     figures), however the new decision cancelled it, and the new mail goes as a correction: the receiver reads
     which of the two counts. (The test SMTP server holds its 250 back: the relay is real, only slow here.)"""
+    bot = patient_bot
     await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
     clock_of(bot).advance(timedelta(seconds=70))
     assert bot.runtime.mail_worker and bot.runtime.sender
@@ -531,11 +543,12 @@ async def test_a_decision_replaced_while_its_mail_is_with_the_relay(bot: Console
     assert "CORRECTIE" in str(second.message["Subject"]) and plain(second).startswith("CORRECTIE")
 
 
-async def test_a_sepot_while_the_relay_has_the_mail_leaves_the_send_on_record(bot: ConsoleBot,
+async def test_a_sepot_while_the_relay_has_the_mail_leaves_the_send_on_record(patient_bot: ConsoleBot,
                                                                              smtp: SmtpServer) -> None:
     """A technisch sepot 01 removes every mail about the person, also the one the relay has at that moment: the mail
     went all the same, and every send leaves an audit record, so the worker writes it from what its round knew
     (the reference, the Message-ID, the house, no person), and marks that the row was gone."""
+    bot = patient_bot
     await bot.say(f"!besluit {ADULT} osb", as_role="ovj")
     clock_of(bot).advance(timedelta(seconds=70))
     assert bot.runtime.mail_worker
