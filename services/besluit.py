@@ -281,7 +281,8 @@ class BesluitService:
         messages in this room about the person (the decision, the mail notices, !check replies): they are queued for
         redaction here, in the command's transaction, and the bot's redaction loop removes them from the room."""
         besluit_ids = [b.id for b in earlier]
-        already = tuple(sorted({m.veiligheidshuis for m in mails if m.status == MailStatus.SENT}))
+        # a mail the relay has at this moment counts: the house may have it, and is asked to delete it too
+        already = tuple(sorted({m.veiligheidshuis for m in mails if may_have_gone(m.status, m.claimed_until, act.now)}))
         await q.delete_case(tx, besluit_ids, [m.id for m in mails])
         values, subjects = await self._identifiers(tx, person)
         for subject in subjects:
