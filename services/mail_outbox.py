@@ -334,11 +334,12 @@ class MailWorker(DrainLoop):
                 f"{LABELS.get(r.kind, r.kind)} verzonden aan {r.recipient} "
                 f"({r.veiligheidshuis}, {r.ref})", f"mail-{r.ref}-verzonden", r.ref) for r in rows])
             # One record per mail, written together (one insert): an auditor finds each mail by its own record.
-            await self.auditor.record_many(s, [{"at": now, "kind": "mail.verzonden", "details": {
-                "ref": r.ref, "message_id": r.message_id, "veiligheidshuis": r.veiligheidshuis, "soort": r.kind}}
-                for r in rows] + [{"at": now, "kind": "mail.verzonden", "details": {
+            def record(m: Any, **more: str) -> dict[str, Any]:
+                return {"at": now, "kind": "mail.verzonden", "details": {
                     "ref": m.ref, "message_id": m.message_id, "veiligheidshuis": m.veiligheidshuis, "soort": m.kind,
-                    "rij": "verwijderd"}} for m in gone])
+                    **more}}
+
+            await self.auditor.record_many(s, [record(r) for r in rows] + [record(m, rij="verwijderd") for m in gone])
             await record_facts(s, mail_facts(rows, now))
         self.on_committed()
 
