@@ -50,12 +50,7 @@ def ensure_venv(venv: Path = DEFAULT_VENV) -> Path:
         return python
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    constrained = ["-c", str(SYNAPSE_LOCK)] if lock else []
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *constrained,
-         f"matrix-synapse=={SYNAPSE_VERSION}"],
-        check=True, stdout=subprocess.DEVNULL,
-    )
+    _pip_install(python, f"matrix-synapse=={SYNAPSE_VERSION}")
     marker.write_text(SYNAPSE_VERSION)
     return python
 
@@ -198,6 +193,11 @@ def ensure_postgres_driver(python: Path) -> None:
     probe = subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True)
     if probe.returncode == 0:
         return
+    _pip_install(python, "psycopg2-binary")
+
+
+def _pip_install(python: Path, *packages: str) -> None:
+    """Into Synapse's venv, at the versions of the lock where there is one (a checkout)."""
     constrained = ["-c", str(SYNAPSE_LOCK)] if SYNAPSE_LOCK.exists() else []
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *constrained,
-                    "psycopg2-binary"], check=True, stdout=subprocess.DEVNULL)
+                    *packages], check=True, stdout=subprocess.DEVNULL)

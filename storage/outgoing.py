@@ -235,10 +235,10 @@ async def get(session: AsyncSession, row_id: int) -> OutgoingMessage | None:
 # while its send was on its way (``storage.redaction.mark_case``: a reason, no redaction yet) did reach the room: it
 # is queued for redaction now, as the messages about the person that were already recorded were then.
 _WITHDRAWN_ON_ITS_WAY = and_(_table.c.redaction.is_(None), _table.c.redaction_reason.is_not(None))
+# (The withdrawal left its redaction_next_at empty: due at once.)
 _MARK_SENT = update(_table).values(
     status="sent", content=None, claimed_until=None, attempts=_table.c.attempts + 1,
-    redaction=case((_WITHDRAWN_ON_ITS_WAY, "pending"), else_=_table.c.redaction),
-    redaction_next_at=case((_WITHDRAWN_ON_ITS_WAY, null()), else_=_table.c.redaction_next_at))
+    redaction=case((_WITHDRAWN_ON_ITS_WAY, "pending"), else_=_table.c.redaction))
 
 
 def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str, str]], now: datetime) -> None:
