@@ -18,6 +18,7 @@ from domain.matrix_ids import USER_ID
 from domain.roles import VH_INFO_ROLES, labels
 from domain.suggest import nearest
 from services import rooster
+from services.aanvraag import MailNaIntrekking
 from services.reply import Bold, Code, Doc, Part, Reply
 
 if TYPE_CHECKING:
@@ -122,8 +123,17 @@ async def _cancel(ctx: Context, args: ParsedArgs) -> Reply:
         raise UserError("Gebruik: !aanvraag intrekken <nummer>, bijvoorbeeld !aanvraag intrekken A12.")
     if ctx.role not in CANCEL_ROLES:
         raise UserError(f"Intrekken mag alleen de rol {labels(CANCEL_ROLES)}.")
-    req = await service(ctx).cancel_ref(ctx.session, args.words[1], ctx.sender, ctx.role, ctx.now)
-    return Doc().line(f"Aanvraag {req.ref} is ingetrokken; de bereikbaarheidsdienst is ingelicht.").build()
+    done = await service(ctx).cancel_ref(ctx.session, args.words[1], ctx.sender, ctx.role, ctx.now)
+    told = [*(["de bereikbaarheidsdienst is ingelicht"] if done.oncall_told else []), *CANCELLED_MAIL[done.mail]]
+    return Doc().line(f"Aanvraag {done.view.ref} is ingetrokken" + (f"; {'; '.join(told)}." if told else ".")).build()
+
+
+# What the officer hears about the request's mail once it is cancelled.
+CANCELLED_MAIL: dict[MailNaIntrekking, list[str]] = {
+    MailNaIntrekking.GEEN: [],
+    MailNaIntrekking.TEGENGEHOUDEN: ["de aanvraagmail was nog niet verzonden en gaat niet meer uit"],
+    MailNaIntrekking.BERICHT: ["het veiligheidshuis krijgt een mail dat er geen advies meer nodig is"],
+}
 
 
 AANVRAAG = CommandSpec(

@@ -15,6 +15,7 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from config.aanvraag import with_veiligheidshuizen
@@ -32,7 +33,7 @@ from domain.veiligheidshuizen import Veiligheidshuis, Veiligheidshuizen, mail_id
 from services import messages
 from services.base import Tx
 from services.lookahead import Ahead, look_up_ahead
-from services.mail_outbox import MailService
+from services.mail_outbox import MailService, Withdrawn
 from services.messages import NewMessage, message_content, txn_id_for
 from services.publiek import PubliekService, direct_notice
 from services.reply import Bold, Code, Doc, Italic, Reply
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAIL_SUBJECT = "[ZSM] Advies op aanvraag {ref} - antwoord uiterlijk {deadline}"
+CANCEL_SUBJECT = "[ZSM] Advies op aanvraag {ref} ingetrokken - geen advies meer nodig"
 
 
 class _Batch:
@@ -131,6 +133,21 @@ class AanvraagView:
     @property
     def active(self) -> bool:
         return self.state in rules.ACTIVE
+
+
+class MailNaIntrekking(StrEnum):
+    """What became of the request's mail when it was cancelled (the reply says it, the audit records it)."""
+
+    GEEN = "geen"  # no mail was queued (no mailbox, mail not configured)
+    TEGENGEHOUDEN = "tegengehouden"  # it had not gone, and now never will
+    BERICHT = "bericht"  # it went (or the relay has it): the house gets a mail that it no longer stands
+
+
+@dataclass(frozen=True)
+class Intrekking:
+    view: AanvraagView
+    oncall_told: bool
+    mail: MailNaIntrekking
 
 
 @dataclass
@@ -518,10 +535,8 @@ class AanvraagService:
         await self.answer(tx, req, user, text, now, via="commando", geadviseerd=code)
         return self.view(req)
 
-    async def cancel_ref(self, tx: Tx, ref_text: str, user: str, role: str, now: datetime) -> AanvraagView:
-        req = await self.find(tx, ref_text)
-        await self.cancel(tx, req, user, role, now)
-        return self.view(req)
+    async def cancel_ref(self, tx: Tx, ref_text: str, user: str, role: str, now: datetime) -> Intrekking:
+        return await self.cancel(tx, await self.find(tx, ref_text), user, role, now)
 
     async def acknowledge(self, session: Tx, req: AdviesAanvraag, user: str, now: datetime, via: str) -> None:
         """Refused in Dutch (``UserError``) when the request can no longer be acknowledged."""
@@ -543,6 +558,7 @@ class AanvraagService:
         req.answer = text
         req.advies_afdoening = geadviseerd  # the deviation rule reads it when no marking carries the advice
         req.closed_at = now
+        await self._close_mail(session, req, now)
         recorded, born = await self._record_advice(session, req, text, geadviseerd, now)
         vh = self.veiligheidshuizen.get(req.veiligheidshuis)
         person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
@@ -587,7 +603,10 @@ class AanvraagService:
                                    what=f"Advies {rules.ref_text(req.id)}", needed=("veiligheidshuis", "advies"),
                                    minor=minor, now=now)
 
-    async def cancel(self, session: Tx, req: AdviesAanvraag, user: str, role: str, now: datetime) -> None:
+    async def cancel(self, session: Tx, req: AdviesAanvraag, user: str, role: str, now: datetime) -> Intrekking:
+        """Everyone the request reached hears that it no longer stands: the on-call room, and the house's mailbox
+        when its request mail went (or is with the relay now). A mail that has not gone is stopped instead, so the
+        house never receives a request that was already withdrawn."""
         move(req, rules.AanvraagStatus.CANCELLED)
         req.closed_at = now
         ref = rules.ref_text(req.id)
@@ -596,8 +615,44 @@ class AanvraagService:
             await messages.queue(session, NewMessage(
                 room_id=req.oncall_room, txn_id=txn_id_for(source_of(req.id), "ingetrokken"),
                 subject=self.subject_of(req), content=message_content(reply)), now)
+        withdrawn = await self._close_mail(session, req, now)
+        mail = MailNaIntrekking.GEEN
+        if withdrawn.gone_to:
+            vh = self.veiligheidshuizen.get(req.veiligheidshuis)
+            if vh is not None and self.mail is not None:
+                await self._mail_cancellation(session, req, vh, now)
+                mail = MailNaIntrekking.BERICHT
+        elif withdrawn.stopped:
+            mail = MailNaIntrekking.TEGENGEHOUDEN
         await self.auditor.record(session, kind="aanvraag.ingetrokken", at=now, actor=user, role=role,
-                                  person=req.person_value, details={"aanvraag": ref})
+                                  person=req.person_value, details={"aanvraag": ref, "mail": mail.value})
+        return Intrekking(self.view(req), oncall_told=bool(req.oncall_room), mail=mail)
+
+    async def _close_mail(self, session: Tx, req: AdviesAanvraag, now: datetime) -> Withdrawn:
+        """A request that closes (answered, cancelled, expired) takes back its mail if it has not gone: after a
+        relay outage the house would otherwise get a request that is already settled, with a link that no longer
+        takes an answer."""
+        if self.mail is None:
+            return Withdrawn(0, frozenset())
+        return await self.mail.withdraw_queued(session, kind="aanvraag", vh_key=req.veiligheidshuis,
+                                               event_id=req.event_id, now=now)
+
+    async def _mail_cancellation(self, session: Tx, req: AdviesAanvraag, vh: Veiligheidshuis, now: datetime) -> None:
+        """The house's mailbox had the request; this says it no longer stands. It names the request by its number
+        and the date it was sent, never the person: the mailbox needs nothing more to find it."""
+        assert self.mail is not None
+        ref = rules.ref_text(req.id)
+        lines = [
+            "Geachte collega,",
+            "",
+            f"ZSM heeft de adviesaanvraag {ref} van {format_local(req.opened_at)} (Nederlandse tijd) ingetrokken. "
+            "Er is geen advies meer nodig; u hoeft niets meer te doen.",
+            "",
+            "De antwoordlink uit de aanvraagmail neemt geen advies meer aan.",
+        ]
+        await self.mail.queue_text(
+            session, kind="intrekking", vh=vh, subject=CANCEL_SUBJECT.format(ref=ref), text="\n".join(lines),
+            room_id=req.room_id, event_id=req.event_id, subject_hash=self.subject_of(req), now=now)
 
     # ------------------------------------------------------------------------------------------ answer form
 
@@ -832,6 +887,7 @@ class AanvraagService:
         ref = rules.ref_text(req.id)
         req.state = rules.AanvraagStatus.EXPIRED
         req.closed_at = now
+        await self._close_mail(s, req, now)
         vh = self.veiligheidshuizen.get(req.veiligheidshuis)
         person = PersonId(req.person_kind, req.person_value)  # type: ignore[arg-type]
         subject = self.subject_of(req)

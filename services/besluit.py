@@ -20,13 +20,13 @@ from domain.afwijking import GEEN, Verhouding, weeg
 from domain.clock import format_local, local
 from domain.errors import UserError
 from domain.identifiers import PersonId
-from domain.lifecycles import BesluitStatus, MailStatus, may_become, may_have_gone
+from domain.lifecycles import BesluitStatus, may_have_gone
 from domain.matrix_ids import direct_target
 from domain.veiligheidshuizen import Veiligheidshuizen, mail_identifier
 from integrations.registry import Registry, RegistryUnavailable
 from services.base import Caller, Tx
 from services.lookahead import Ahead, look_up_ahead
-from services.mail_outbox import MailService
+from services.mail_outbox import MailService, withdraw
 from services.publiek import PubliekService
 from storage import aanvraag_queries, werklijst_queries
 from storage import besluit_queries as q
@@ -208,17 +208,10 @@ class BesluitService:
         if outcome.verwijderen:
             return await self._remove_case(tx, act, person, earlier, earlier_mails)
 
-        # A mail the relay may have taken already counts as gone: the new one is then a correction.
-        sent_to = {m.veiligheidshuis for m in earlier_mails if may_have_gone(m.status, m.claimed_until, act.now)}
-        cancelled = 0
-        for m in earlier_mails:
-            if may_become(m.status, MailStatus.VERVALLEN):
-                # one with the relay is cancelled too (a retry after a failure must not send it) but not counted
-                # as not sent: it may be in the mailbox already
-                if not may_have_gone(m.status, m.claimed_until, act.now):
-                    cancelled += 1
-                m.status = MailStatus.VERVALLEN
-                m.body_text = m.body_html = None
+        # A mail the relay may have taken already counts as gone: the new one to that house is then a correction,
+        # and it is not counted as "not sent": it may be in the mailbox already.
+        withdrawn = withdraw(earlier_mails, act.now)
+        sent_to, cancelled = withdrawn.gone_to, withdrawn.stopped
         active = [b for b in earlier if b.status == BesluitStatus.ACTIEF]
         for b in active:
             b.status = BesluitStatus.VERVANGEN
@@ -322,8 +315,6 @@ class BesluitService:
                             "!besluit: dan gaat er een correctie.")
         await self._take_back_figures(tx, subject, [row])
         row.status = BesluitStatus.INGETROKKEN
-        for m in mails:
-            m.status = MailStatus.VERVALLEN
-            m.body_text = m.body_html = None
+        withdraw(mails, act.now)
         await act.audit("besluit.ingetrokken", person=person.value, besluit=row.id)
         return BesluitIngetrokken(person, len(mails))

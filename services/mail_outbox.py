@@ -20,7 +20,7 @@ from typing import Any
 from config.mail import MailSettings
 from domain.clock import Clock
 from domain.errors import UserError
-from domain.lifecycles import MAIL_OPEN, MailStatus
+from domain.lifecycles import MAIL_OPEN, MailStatus, may_become, may_have_gone
 from domain.suggest import nearest
 from domain.veiligheidshuizen import Veiligheidshuis
 from integrations.drain_loop import DrainLoop
@@ -41,7 +41,7 @@ HOLD_MARGIN_S = 5
 
 # How the room notice names each kind once the relay accepted it.
 LABELS = {"terugkoppeling": "terugkoppeling", "correctie": "correctie", "aanmelding": "aanmelding",
-          "aanvraag": "adviesaanvraag"}
+          "aanvraag": "adviesaanvraag", "intrekking": "intrekking van de adviesaanvraag"}
 
 # A claimed round of mail stays with its instance this long (plus a little per mail); see MailWorker._claim.
 CLAIM_LEASE_S = 60.0
@@ -52,6 +52,31 @@ CLAIM_PER_MAIL_S = 2.0
 RECORD_GATHER_S = 0.05
 
 # ------------------------------------------------------------------------------------------------ queueing
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """What withdrawing a feature's queued mails did. ``stopped``: mails that never reached the relay and now never
+    will; ``gone_to``: the houses whose mail went, or is with the relay at this moment (a round's unexpired claim),
+    so the house may have it and must be told it no longer stands."""
+
+    stopped: int
+    gone_to: frozenset[str]
+
+
+def withdraw(mails: Sequence[OutboxMail], now: datetime) -> Withdrawn:
+    """Every mail that may still go is cancelled (vervallen, body cleared), one with the relay too, so a retry
+    after a failure cannot send it; whether it may have reached its house is judged before, from its state and
+    claim (``may_have_gone``). The one rule for a replaced decision, an undo and a cancelled advice request."""
+    gone = frozenset(m.veiligheidshuis for m in mails if may_have_gone(m.status, m.claimed_until, now))
+    stopped = 0
+    for m in mails:
+        if may_become(m.status, MailStatus.VERVALLEN):
+            if not may_have_gone(m.status, m.claimed_until, now):
+                stopped += 1
+            m.status = MailStatus.VERVALLEN
+            m.body_text = m.body_html = None
+    return Withdrawn(stopped, gone)
 
 
 class MailService:
@@ -93,6 +118,12 @@ class MailService:
             body_text=text, body_html=None, status=MailStatus.PENDING, attempts=0, next_attempt_at=now,
             created_at=now, room_id=room_id, event_id=event_id,
         ))
+
+    async def withdraw_queued(self, tx: Tx, *, kind: str, vh_key: str, event_id: str, now: datetime) -> Withdrawn:
+        """The mail of ``kind`` that the command ``event_id`` queued for the house, withdrawn (``withdraw``);
+        nothing stopped and nothing gone when it queued none (no mailbox, or mail not configured then)."""
+        mail = await q.mail_by_ref(tx, ref_for(event_id, vh_key, kind))
+        return withdraw([mail] if mail is not None else [], now)
 
 # ------------------------------------------------------------------------------------------------ !outbox
 

@@ -30,6 +30,7 @@ from storage.models import AuditRecord, OutgoingMessage
 from storage.registry_queries import upsert
 from tests.harness.config import user_for, write_config
 from tests.harness.console import ConsoleBot
+from tests.smtp_helpers import SmtpServer, mail_section
 
 BSN = "123456782"
 OTHER_BSN = "111222333"
@@ -378,6 +379,60 @@ async def test_expiry_tells_zsm_to_decide_without_advice(bot: ConsoleBot) -> Non
     assert "verlopen" in await bot.say("!advies A1 vs Alsnog een advies met reden erbij.", as_user=DUTY)
     assert "geen open aanvragen" in await bot.say("!aanvragen", as_role="kpc")
     assert len(await rows(bot, AuditRecord, AuditRecord.kind == "aanvraag.verlopen")) == 1
+
+
+async def test_cancel_stops_an_unsent_request_mail_and_tells_a_house_that_had_it(
+        tmp_path: Path, database_url: str, smtp: SmtpServer, cert: tuple[Path, Path]) -> None:
+    """The house's mailbox hears what the on-call room hears. A request cancelled while its mail waits (the relay
+    was down) never reaches the mailbox; one whose mail went is followed by a mail that it no longer stands (naming
+    the request, not the person). A request answered in the on-call room before its mail could go takes its mail
+    back too: the house must not get a settled request with a link that takes no answer."""
+    b, clock = await start(tmp_path, database_url, mail=mail_section(smtp.port, cert[0], enabled=True))
+    worker = b.runtime.mail_worker
+    assert worker
+    third = "100000009"
+    relay = None
+    try:
+        for bsn in (BSN, OTHER_BSN, third):
+            await seed(b, bsn)
+        await roster(b)
+        smtp.stop()  # the relay is down: each request mail fails its first attempt and waits for a retry
+        await open_request(b)
+        await b.say(f"!aanvraag {third} {SKETCH}", as_role="kpc", event_id="$derde")
+        await worker.drain()
+        assert {m.status for m in await rows(b, OutboxMail)} == {"pending"}
+        reply = await b.say("!aanvraag intrekken A1", as_role="kpc")
+        assert ("Aanvraag A1 is ingetrokken; de bereikbaarheidsdienst is ingelicht; de aanvraagmail was nog niet "
+                "verzonden en gaat niet meer uit.") in reply
+        await b.say("!advies A2 vs Voorwaardelijk sepot; het plan van aanpak loopt.", as_user=DUTY)
+        assert [(m.status, m.body_text) for m in await rows(b, OutboxMail)] == [("vervallen", None)] * 2
+
+        relay = SmtpServer(*cert, smtp.port).start()
+        clock.advance(timedelta(minutes=5))  # past every retry time
+        await worker.drain()
+        assert relay.collector.received == []  # neither the cancelled nor the answered request's mail went
+
+        await b.say(f"!aanvraag {OTHER_BSN} {SKETCH}", as_role="kpc", event_id="$tweede")
+        await worker.drain()
+        assert [r.message["Subject"] for r in relay.collector.received] == [
+            "[ZSM] Advies op aanvraag A3 - antwoord uiterlijk 24-11-2026 10:05"]
+        reply = await b.say("!aanvraag intrekken A3", as_role="ovj")
+        assert ("Aanvraag A3 is ingetrokken; de bereikbaarheidsdienst is ingelicht; het veiligheidshuis krijgt een "
+                "mail dat er geen advies meer nodig is.") in reply
+        await worker.drain()
+        assert len(relay.collector.received) == 2
+        told = relay.collector.received[1]
+        assert told.rcpt == ["terugkoppeling@vh-utrecht.example"]
+        assert told.message["Subject"] == "[ZSM] Advies op aanvraag A3 ingetrokken - geen advies meer nodig"
+        body = told.message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        assert "adviesaanvraag A3 van 23-11-2026 10:05 (Nederlandse tijd) ingetrokken" in body
+        assert OTHER_BSN not in body and "VERTROUWELIJK" in body
+        details = [r.details for r in await rows(b, AuditRecord, AuditRecord.kind == "aanvraag.ingetrokken")]
+        assert [d["mail"] for d in details] == ["tegengehouden", "bericht"]
+    finally:
+        await b.close()
+        if relay is not None:
+            relay.stop()
 
 
 # ---------------------------------------------------------------------------------------------- restart

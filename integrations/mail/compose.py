@@ -19,7 +19,7 @@ import jinja2
 from config import reference
 from config.mail import MailSettings
 
-PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A", "aanvraag": "AV"}
+PREFIX = {"terugkoppeling": "T", "correctie": "C", "aanmelding": "A", "aanvraag": "AV", "intrekking": "AI"}
 SUBJECTS = {
     "terugkoppeling": "[ZSM-terugkoppeling] {ref}",
     "correctie": "[ZSM-terugkoppeling] CORRECTIE {ref}",
