@@ -58,6 +58,7 @@ from sqlalchemy.util import await_only
 
 from storage import commit_tail
 from storage.db import SessionFactory, autocommits, sessions_with
+from storage.driven import Driven
 from storage.models import AuditHead, AuditRecord
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class Auditor:
             folded, rest = commit_tail.foldable(tail)
             shape, values_of = _one_statement(move, rows, folded)
             conn = session.connection()
-            got = _Driven.of(conn.dialect, *shape).run(conn, {**params, **values_of})
+            got = _driven_of(conn.dialect, *shape).run(conn, {**params, **values_of})[0]
             ok = got[0] == 1
             if ok:
                 if len(got) > 1:  # the values of a row the writer wants back (``commit_tail.InsertBack``)
@@ -285,54 +286,17 @@ def _one_statement(move: Any, rows: list[dict[str, Any]], tail: commit_tail.Tail
     return (move is _MOVE_KEYED, len(rows), shape), params
 
 
-@dataclass(frozen=True)
-class _Driven:
-    """The one statement of a shape compiled once for the dialect, run as the driver's own SQL with positional
-    parameters. SQLAlchemy's execution of it (the cache key of a statement of some hundred parameters, each
-    parameter processed through the compiled form) took more of the bot's time than any other step of a command:
-    an eighth of a ``!check``, twice per command with the record of the reply's send, where the driver took a few
-    tenths of a percent. The types still shape the values both ways: each parameter goes through its type's bind
-    processor (the JSON of a record's details, a time in UTC) and each returned value through its result processor."""
-
-    sql: str
-    names: tuple[str, ...]
-    fixed: dict[str, Any]  # parameters the statement carries itself (the head's id)
-    binds: tuple[Any, ...]  # per position: its type's bind processor, or None
-    results: tuple[Any, ...]  # per returned value: its type's result processor, or None
-
-    @staticmethod
-    @functools.lru_cache(maxsize=64)
-    def of(dialect: Any, keyed: bool, records: int,
-           tail: tuple[tuple[Insert | Update | commit_tail.InsertBack, tuple[str, ...], int], ...]) -> _Driven:
-        statement = _statement_of_shape(keyed, records, tail)
-        compiled = statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup or ())
-        # numbered parameters ($1, ...), each name once: the positions are the names' order
-        if dialect.paramstyle != "numeric_dollar" or len(set(names)) != len(names):
-            raise RuntimeError(f"the one statement needs numbered parameters, not {dialect.paramstyle}")
-        binds = compiled.binds
-        fixed = {n: binds[n].effective_value for n in names if not binds[n].required}
-        # The inserted columns' Python-side defaults, which SQLAlchemy fills in at each execution under the column's
-        # key (it compiles no statement in which two columns share one): constants, on every table of the bot. A
-        # default computed per row would need SQLAlchemy's execution again, so such a shape is refused here, once.
-        for column in compiled.insert_prefetch:
-            default = column.default
-            if compiled.update_prefetch or not getattr(default, "is_scalar", False):
-                raise RuntimeError(f"the one statement cannot fill in the default of {column}")
-            fixed[column.key] = getattr(default, "arg", None)
-        return _Driven(
-            sql=compiled.string, names=names, fixed=fixed,
-            binds=tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
-            results=tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
-                          for c in statement.selected_columns))
-
-    def run(self, conn: Any, params: dict[str, Any]) -> tuple[Any, ...]:
-        values = {**self.fixed, **params}
-        given = [values[n] for n in self.names]
-        # as SQLAlchemy does: a processor sees None too (a JSON None is the JSON null)
-        positional = tuple(v if p is None else p(v) for v, p in zip(given, self.binds, strict=True))
-        row = conn.exec_driver_sql(self.sql, positional).one()
-        return tuple(v if p is None else p(v) for v, p in zip(row, self.results, strict=True))
+@functools.lru_cache(maxsize=64)
+def _driven_of(dialect: Any, keyed: bool, records: int,
+               tail: tuple[tuple[Insert | Update | commit_tail.InsertBack, tuple[str, ...], int], ...]) -> Driven:
+    """The one statement of a shape as the driver's own SQL (``storage.driven``): SQLAlchemy's execution of it (the
+    cache key of a statement of some hundred parameters, each processed through the compiled form) took an eighth of
+    a ``!check``, twice per command with the record of the reply's send, where the driver took a few tenths of a
+    percent. Its parameters must be numbered (``$1``), each name once."""
+    built = Driven.compile(_statement_of_shape(keyed, records, tail), dialect)
+    if dialect.paramstyle != "numeric_dollar" or len(set(built.names)) != len(built.names):
+        raise RuntimeError(f"the one statement needs numbered parameters, not {dialect.paramstyle}")
+    return built
 
 
 @functools.lru_cache(maxsize=64)

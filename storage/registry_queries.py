@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.advies import Markering
 from storage.db import SessionFactory, is_sqlite
+from storage.driven import driven
 from storage.registry_models import MarkeringRow
 
 _T = MarkeringRow.__table__
@@ -30,11 +31,13 @@ _COLUMNS = (
 
 
 def _to_domain(row: Any) -> Markering:
+    """A row of ``_COLUMNS``, by position."""
+    (bsn, skn, geboortedatum, veiligheidshuis, doelgroep, status, advies, geadviseerde_afdoening, advies_datum,
+     regisseur, huishouden, bron) = row
     return Markering(
-        bsn=row.bsn, skn=row.skn, geboortedatum=row.geboortedatum, veiligheidshuis=row.veiligheidshuis,
-        doelgroep=row.doelgroep, status=row.status, advies=row.advies,
-        geadviseerde_afdoening=row.geadviseerde_afdoening, advies_datum=row.advies_datum,
-        regisseur=row.regisseur, huishouden=bool(row.huishouden), bron=row.bron,
+        bsn=bsn, skn=skn, geboortedatum=geboortedatum, veiligheidshuis=veiligheidshuis, doelgroep=doelgroep,
+        status=status, advies=advies, geadviseerde_afdoening=geadviseerde_afdoening, advies_datum=advies_datum,
+        regisseur=regisseur, huishouden=bool(huishouden), bron=bron,
     )
 
 
@@ -46,7 +49,8 @@ _BY_SKN = select(*_COLUMNS).where(_T.c.skn == bindparam("v")).order_by(_T.c.veil
 async def markeringen_of(session: AsyncSession, kind: str, value: str) -> list[Markering]:
     """Every marking of one person (``kind`` "bsn" or "skn"), by veiligheidshuis, read in ``session``."""
     conn = await session.connection()
-    return [_to_domain(r) for r in (await conn.execute(_BY_BSN if kind == "bsn" else _BY_SKN, {"v": value})).all()]
+    statement = driven(_BY_BSN if kind == "bsn" else _BY_SKN, conn.dialect)
+    return [_to_domain(r) for r in await statement.fetch(conn, {"v": value})]
 
 
 async def upsert(session: AsyncSession, markeringen: Iterable[Markering], now: datetime) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import String, bindparam, delete, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.driven import driven
 from storage.models import Base, BotState
 from storage.types import UTCDateTime
 
@@ -41,7 +42,7 @@ async def members_and_state(session: AsyncSession, room_id: str, key: str) -> tu
     members: set[str] = set()
     value: str | None = None
     conn = await session.connection()  # a table statement: the ORM session's execution path adds only cost
-    for member, state in (await conn.execute(_MEMBERS_AND_STATE, {"room_id": room_id, "key": key})).all():
+    for member, state in await driven(_MEMBERS_AND_STATE, conn.dialect).fetch(conn, {"room_id": room_id, "key": key}):
         if member is not None:
             members.add(member)
         else:

@@ -422,7 +422,7 @@ async def test_a_send_recorded_after_its_row_went_leaves_a_new_row_with_its_id_a
 
 
 async def test_the_one_statement_hands_values_through_their_types_both_ways(pg_url: str) -> None:
-    """PostgreSQL runs the commit's one statement as the driver's own SQL (``audit._Driven``), so the types' work
+    """PostgreSQL runs the commit's one statement as the driver's own SQL (``storage.driven``), so the types' work
     is done there: a record's time goes in as UTC to the millisecond whatever zone it came in, its details as JSON
     (text beyond ASCII, a nested null), the reply row gets its columns' defaults, and the claim handed back is the
     stored one, an aware time in UTC. The chain's MACs, computed over the values as given, verify over the values as
@@ -476,7 +476,7 @@ def test_a_shape_whose_defaults_the_driver_cannot_fill_is_refused_when_built() -
     computed = Table("berekend", meta, Column("id", Integer, primary_key=True),
                      Column("staat", String, default=lambda: "open"))
     with pytest.raises(RuntimeError, match="cannot fill in the default"):
-        audit._Driven.of(dialect(), False, 1, ((insert(computed), ("id",), 1),))
+        audit._driven_of(dialect(), False, 1, ((insert(computed), ("id",), 1),))
     constant = Table("vast", meta, Column("id", Integer, primary_key=True), Column("staat", String, default="open"))
-    built = audit._Driven.of(dialect(), False, 1, ((insert(constant), ("id",), 1),))
+    built = audit._driven_of(dialect(), False, 1, ((insert(constant), ("id",), 1),))
     assert built.fixed["staat"] == "open" and "staat" in built.names and built.sql.startswith("WITH moved AS")
