@@ -16,6 +16,7 @@ from domain.suggest import nearest
 from domain.zaak import parse_zaak
 from services.besluit import BesluitIngetrokken, BesluitService, BesluitVastgelegd, BesluitVraag, ZaakVerwijderd
 from services.lookahead import Ahead
+from services.mail_outbox import LABELS as MAIL_KINDS
 from services.reply import Bold, Code, Doc, Part, Reply
 
 RECLASSERING = ("reclassering", "recl", "+r")
@@ -138,8 +139,10 @@ def render_removed(r: ZaakVerwijderd) -> Reply:
              + (f"; {r.berichten} eerder bericht(en) van de bot over de persoon worden uit de rooms verwijderd "
                 "(ook uit directe berichten en de room van de bereikbaarheidsdienst)." if r.berichten else "."))
     if r.al_verzonden:
-        doc.line("Let op: er was al terugkoppeling verzonden aan ", ", ".join(r.al_verzonden),
-                 ". Vraag dat veiligheidshuis de gegevens te verwijderen.")
+        houses = ", ".join(f"{vh} ({', '.join(MAIL_KINDS.get(k, k) for k in kinds)})" for vh, kinds in r.al_verzonden)
+        doc.line(f"Let op: er ging al mail over de persoon naar {houses}. Vraag "
+                 + ("dat veiligheidshuis" if len(r.al_verzonden) == 1 else "die veiligheidshuizen")
+                 + " de gegevens te verwijderen.")
     return doc.build()
 
 

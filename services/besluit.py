@@ -87,7 +87,9 @@ class ZaakVerwijderd:
     besluiten: int
     mails: int
     berichten: int  # earlier bot messages queued for redaction
-    al_verzonden: tuple[str, ...]  # houses that already had a terugkoppeling
+    # per house that may hold mail about the person (it went, or the relay has it): the kinds it got, in the order
+    # they were queued (terugkoppeling, correctie, aanmelding, aanvraag); the house is asked to delete them
+    al_verzonden: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -274,10 +276,19 @@ class BesluitService:
         messages in this room about the person (the decision, the mail notices, !check replies): they are queued for
         redaction here, in the command's transaction, and the bot's redaction loop removes them from the room."""
         besluit_ids = [b.id for b in earlier]
-        # a mail the relay has at this moment counts: the house may have it, and is asked to delete it too
-        already = tuple(sorted({m.veiligheidshuis for m in mails if may_have_gone(m.status, m.claimed_until, act.now)}))
-        await q.delete_case(tx, besluit_ids, [m.id for m in mails])
         values, subjects = await self._identifiers(tx, person)
+        # Every house that may hold mail about the person is named, not only those with this case's feedback: an
+        # advice request carried the identifier and the case sketch, a referral the full BSN. A mail the relay has
+        # at this moment counts too: the house may have it. A withdrawal carries no personal data.
+        about = {m.id: m for m in [*mails, *await q.mails_about(tx, subjects)]}
+        held: dict[str, list[str]] = {}
+        for m in about.values():
+            if m.kind != "intrekking" and may_have_gone(m.status, m.claimed_until, act.now):
+                kinds = held.setdefault(m.veiligheidshuis, [])
+                if m.kind not in kinds:
+                    kinds.append(m.kind)
+        already = tuple((vh, tuple(held[vh])) for vh in sorted(held))
+        await q.delete_case(tx, besluit_ids, [m.id for m in mails])
         for subject in subjects:
             await werklijst_queries.delete_arrivals(tx, subject)
         redact = await mark_case(tx, room_id=act.room_id, subject=self.auditor.subject_of(person.value),

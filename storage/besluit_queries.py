@@ -89,6 +89,12 @@ async def open_mails(session: AsyncSession, statuses: Iterable[MailStatus]) -> l
     )).scalars().all())
 
 
+async def mails_about(session: AsyncSession, subjects: Sequence[str]) -> list[OutboxMail]:
+    """Every mail about the person (by the keyed hashes of their identifiers), whatever its kind or state."""
+    return list((await session.execute(
+        select(OutboxMail).where(OutboxMail.subject_hash.in_(list(subjects))).order_by(OutboxMail.id))).scalars())
+
+
 async def mail_by_ref(session: AsyncSession, ref: str) -> OutboxMail | None:
     return (await session.execute(select(OutboxMail).where(OutboxMail.ref == ref))).scalar_one_or_none()
 

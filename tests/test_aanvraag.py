@@ -435,6 +435,36 @@ async def test_cancel_stops_an_unsent_request_mail_and_tells_a_house_that_had_it
             relay.stop()
 
 
+async def test_sepot_01_names_the_house_that_got_the_request_mail(
+        tmp_path: Path, database_url: str, smtp: SmtpServer, cert: tuple[Path, Path]) -> None:
+    """The request mail carried the identifier and the case sketch: after a technisch sepot 01 the officer is told
+    to ask that house to delete it, as after a terugkoppeling that went. A request mail that never went (relay
+    down) is removed with the rest and names nobody."""
+    b, _ = await start(tmp_path, database_url, mail=mail_section(smtp.port, cert[0], enabled=True))
+    worker = b.runtime.mail_worker
+    assert worker
+    try:
+        for bsn in (BSN, OTHER_BSN):
+            await seed(b, bsn)
+        await roster(b)
+        await open_request(b)
+        await worker.drain()
+        assert len(smtp.collector.received) == 1
+        reply = await b.say(f"!besluit {BSN} 01", as_role="ovj")
+        assert ("Let op: er ging al mail over de persoon naar utrecht (adviesaanvraag). Vraag dat veiligheidshuis "
+                "de gegevens te verwijderen.") in reply
+        assert BSN[-3:] not in reply  # no identifier at all after a sepot 01, not even masked
+
+        smtp.stop()
+        await b.say(f"!aanvraag {OTHER_BSN} {SKETCH}", as_role="kpc", event_id="$tweede")
+        await worker.drain()  # fails: the relay is down, the mail waits for a retry
+        reply = await b.say(f"!besluit {OTHER_BSN} 01", as_role="ovj")
+        assert "Technisch sepot 01" in reply and "Let op" not in reply
+        assert await rows(b, OutboxMail) == [] and await rows(b, AdviesAanvraag) == []
+    finally:
+        await b.close()
+
+
 # ---------------------------------------------------------------------------------------------- restart
 
 async def test_restart_in_the_middle_of_a_chain(tmp_path: Path, database_url: str) -> None:

@@ -560,7 +560,8 @@ async def test_a_sepot_while_the_relay_has_the_mail_leaves_the_send_on_record(pa
         assert await asyncio.to_thread(smtp.collector.holding.wait, 60)
         reply = await bot.say(f"!besluit {ADULT} 01", as_role="ovj")
         # the house may have it: the officer is told to ask for its deletion, as after a mail that went
-        assert "Let op: er was al terugkoppeling verzonden aan utrecht" in reply
+        assert ("Let op: er ging al mail over de persoon naar utrecht (terugkoppeling). Vraag dat veiligheidshuis "
+                "de gegevens te verwijderen.") in reply
         async with bot.runtime.sessions() as s:
             assert list((await s.execute(select(OutboxMail))).scalars()) == []  # removed with the case
     finally:
