@@ -17,6 +17,10 @@ from domain.matrix_ids import ROOM_ID, USER_ID
 from domain.suggest import nearest
 
 PROFILES = ("generiek", "hit-no-hit")
+IDENTIFICATIE = ("bsn", "skn")  # the identifier types a mail may carry, and a house's default
+KNOWN_KEYS = ("key", "naam", "regio", "mailbox", "gemeenten", "profiel", "contact", "verantwoordelijken",
+              "vrijgave_ruimte", "identificatie")
+EXTRA_PREFIX = "aanvraag_"  # keys read by the advice-request configuration (``config.aanvraag``), checked there
 _KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,40}$")
 _MAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
 
@@ -34,16 +38,17 @@ class Veiligheidshuis:
     # The responsible person(s) who release an advice per case (hit-no-hit), and the room they are pinged in.
     verantwoordelijken: tuple[str, ...] = ()
     vrijgave_ruimte: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The identifier types this house may receive in a mail (PRIVACY.md: the BSN only where every party may process
+    # it). Checked when read: a value the bot cannot read must stop the start, not fall back to sending the BSN.
+    identificatie: tuple[str, ...] = IDENTIFICATIE
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # the aanvraag_* keys
 
 
 def mail_identifier(vh: Veiligheidshuis, person: PersonId, skn: str | None) -> str:
     """How a mail to ``vh`` names the person. PRIVACY.md: the BSN only where every party may process it; each
     veiligheidshuis lists what it may receive (``identificatie = [...]``, default BSN and SKN). Refused (Dutch)
     when it may not receive the typed kind and no SKN is known."""
-    allowed = vh.extra.get("identificatie", ["bsn", "skn"])
-    if not isinstance(allowed, list):
-        allowed = ["bsn", "skn"]
+    allowed = vh.identificatie
     if person.kind in allowed:
         return f"{person.kind.upper()} {person.value}"
     if "skn" in allowed and skn:
@@ -121,12 +126,21 @@ def parse_veiligheidshuizen(entries: list[dict[str, Any]]) -> Veiligheidshuizen:
         if profiel == "hit-no-hit" and not (contact.strip() and verantwoordelijken and ruimte):
             raise ConfigError(f"{where}: profiel hit-no-hit vraagt contact, verantwoordelijken en vrijgave_ruimte "
                               "(wie ZSM belt en wie het advies per zaak vrijgeeft)")
-        known = {"key", "naam", "regio", "mailbox", "gemeenten", "profiel", "contact", "verantwoordelijken",
-                 "vrijgave_ruimte"}
+        identificatie = raw.get("identificatie", list(IDENTIFICATIE))
+        if not (isinstance(identificatie, list) and identificatie
+                and all(isinstance(t, str) and t in IDENTIFICATIE for t in identificatie)):
+            raise ConfigError(f"{where}.identificatie: verwacht een lijst uit {', '.join(IDENTIFICATIE)}, zoals "
+                              f"[\"skn\"], kreeg {identificatie!r}")
+        for name in raw:
+            if name not in KNOWN_KEYS and not name.startswith(EXTRA_PREFIX):
+                near = nearest(name, KNOWN_KEYS, limit=1)
+                raise ConfigError(f"{where}.{name}: onbekende sleutel; " + (
+                    f"bedoelde u {where}.{near[0]}?" if near else f"bekend zijn {', '.join(KNOWN_KEYS[1:])}"))
         items.append(Veiligheidshuis(
             key=key, naam=raw["naam"].strip(), regio=raw["regio"].strip(), mailbox=raw["mailbox"].strip(),
             gemeenten=tuple(g.strip() for g in gemeenten), profiel=profiel, contact=contact.strip(),
             verantwoordelijken=tuple(verantwoordelijken), vrijgave_ruimte=ruimte,
-            extra={k: v for k, v in raw.items() if k not in known},
+            identificatie=tuple(dict.fromkeys(identificatie)),
+            extra={k: v for k, v in raw.items() if k.startswith(EXTRA_PREFIX)},
         ))
     return Veiligheidshuizen(items)

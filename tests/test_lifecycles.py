@@ -52,17 +52,17 @@ def test_a_mail_may_have_gone_when_sent_or_held_by_a_relay_round() -> None:
     assert not may_have_gone("vervallen", None, now)     # cancelled before a round took it
 
 
-def house(**extra: object) -> Veiligheidshuis:
+def house(identificatie: tuple[str, ...] = ("bsn", "skn")) -> Veiligheidshuis:
     return Veiligheidshuis(key="utrecht", naam="Veiligheidshuis Utrecht", regio="Midden-Nederland",
-                           mailbox="t@vh.example", gemeenten=("Utrecht",), extra=dict(extra))
+                           mailbox="t@vh.example", gemeenten=("Utrecht",), identificatie=identificatie)
 
 
 def test_identifier_per_veiligheidshuis() -> None:
     bsn, skn = PersonId("bsn", "123456782"), PersonId("skn", "12345678")
     assert mail_identifier(house(), bsn, None) == "BSN 123456782"          # default: BSN and SKN
     assert mail_identifier(house(), skn, None) == "SKN 12345678"
-    skn_only = house(identificatie=["skn"])
+    skn_only = house(identificatie=("skn",))
     assert mail_identifier(skn_only, bsn, "87654321") == "SKN 87654321"     # the known SKN instead of the BSN
     with pytest.raises(UserError, match="Veiligheidshuis Utrecht mag geen BSN ontvangen"):
         mail_identifier(skn_only, bsn, None)
-    assert mail_identifier(house(identificatie="bsn"), bsn, None) == "BSN 123456782"  # malformed: the default
+    assert mail_identifier(house(identificatie=("bsn",)), bsn, None) == "BSN 123456782"

@@ -206,3 +206,34 @@ def test_unknown_aanvraag_key_in_reference_data_is_refused() -> None:
         parse_config({}, [("eemland", {"aanvraag_rom": "!oc:localhost", "naam_extra": 1})])
     assert str(err.value) == ("veiligheidshuizen.eemland.aanvraag_rom: onbekende sleutel; bedoelde u "
                               "veiligheidshuizen.eemland.aanvraag_room?")
+
+
+def house_block(**keys: object) -> dict[str, object]:
+    return {"key": "eemland", "naam": "Veiligheidshuis Eemland", "regio": "Midden-Nederland",
+            "mailbox": "vh@eemland.example", "gemeenten": ["Amersfoort"], **keys}
+
+
+@pytest.mark.parametrize("value", ["skn", [], ["bsn", "gba"], [1]])
+def test_a_house_identifier_setting_the_bot_cannot_read_stops_the_start(value: object) -> None:
+    """Which identifiers a house may receive in a mail is a privacy rule: a value the bot cannot read must not fall
+    back to the default (BSN and SKN) and send a BSN to a house that may not have it."""
+    from domain.veiligheidshuizen import parse_veiligheidshuizen
+
+    with pytest.raises(ConfigError) as err:
+        parse_veiligheidshuizen([house_block(identificatie=value)])
+    assert str(err.value) == ("veiligheidshuizen.eemland.identificatie: verwacht een lijst uit bsn, skn, zoals "
+                              f"[\"skn\"], kreeg {value!r}")
+    (read,) = parse_veiligheidshuizen([house_block(identificatie=["skn", "skn"])]).all()
+    assert read.identificatie == ("skn",)
+
+
+def test_an_unknown_key_of_a_house_is_refused_with_the_nearest() -> None:
+    """A misspelt key was ignored: ``gemeentes`` left the house without its gemeenten (``!aanmelden`` would not find
+    it), ``identificate`` left it the default identifiers."""
+    from domain.veiligheidshuizen import parse_veiligheidshuizen
+
+    for typed, meant in (("gemeentes", "gemeenten"), ("identificate", "identificatie")):
+        with pytest.raises(ConfigError) as err:
+            parse_veiligheidshuizen([house_block(**{typed: ["x"]})])
+        assert str(err.value) == (f"veiligheidshuizen.eemland.{typed}: onbekende sleutel; bedoelde u "
+                                  f"veiligheidshuizen.eemland.{meant}?")
