@@ -44,6 +44,7 @@ from services.base import Tx
 from services.besluit import BesluitService
 from services.check import CheckService
 from services.foreground import Foreground
+from services.informeren import InformerenService
 from services.instroom import InstroomService, SignaalResult
 from services.mail_outbox import MailService, MailWorker, OutboxService, RoomNotice
 from services.messages import NewMessage, Queued, message_content, txn_id_for
@@ -156,6 +157,7 @@ class Runtime:
             besluit=BesluitService(auditor=self.auditor, catalogus=catalogus,
                                    veiligheidshuizen=vhs, registry=registry, mail=mail, publiek=self.publiek),
             aanmelden=AanmeldService(auditor=self.auditor, veiligheidshuizen=vhs, mail=mail),
+            informeren=InformerenService(auditor=self.auditor, publiek=self.publiek),
             outbox=OutboxService(self.auditor),
         )
         self.mail_worker: MailWorker | None = None

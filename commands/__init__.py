@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from commands import aanmelden, aanvraag, besluit, check, instroom, outbox, ping, rapport, vrijgave, werklijst
+from commands import (
+    aanmelden,
+    aanvraag,
+    besluit,
+    check,
+    informeren,
+    instroom,
+    outbox,
+    ping,
+    rapport,
+    vrijgave,
+    werklijst,
+)
 from commands import help as help_command
 from commands.base import CommandSpec, CommandTable
 
@@ -15,6 +27,7 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
     *aanvraag.SPECS,
     besluit.SPEC,
     aanmelden.SPEC,
+    informeren.SPEC,
     outbox.SPEC,
     rapport.SPEC,
     werklijst.SPEC,

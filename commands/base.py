@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from services.aanvraag import AanvraagService
     from services.besluit import BesluitService
     from services.check import CheckService
+    from services.informeren import InformerenService
     from services.instroom import InstroomService
     from services.lookahead import Ahead
     from services.mail_outbox import OutboxService
@@ -68,6 +69,7 @@ class Services:
     aanvraag: AanvraagService
     besluit: BesluitService
     aanmelden: AanmeldService
+    informeren: InformerenService
     outbox: OutboxService
     werklijst: WerklijstService
 

@@ -12,6 +12,7 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("terugkoppeling", OM),
     ("sepot", OM),
     ("aanmelding", OM),
+    ("informeren", OM),
     ("check", VH),
     ("register", VH),
     ("instroom", VH),
