@@ -3,7 +3,7 @@ that is deferred). Rendering only; the rules are ``domain.informeren``."""
 
 from __future__ import annotations
 
-from commands.base import Arg, CommandSpec, Context, Named
+from commands.base import Arg, CommandSpec, Context, Named, OutgoingNote
 from commands.besluit import person_of
 from commands.parsing import ParsedArgs
 from domain import informeren as rules
@@ -12,6 +12,7 @@ from domain.errors import UserError
 from domain.informeren import InformerenStatus
 from domain.roles import DECIDING_ROLES
 from services.informeren import Stand
+from services.publiek import direct_notice
 from services.reply import Bold, Doc, Reply
 
 _ONLY = {InformerenStatus.GEDAAN: ("op", "via"), InformerenStatus.UITGESTELD: ("reden",)}
@@ -29,7 +30,9 @@ async def handle(ctx: Context, args: ParsedArgs) -> Reply:
         reply = render_stand(stand)
         direct_to = await svc.direct_to(ctx.session, ctx.caller())
         if direct_to is not None:
-            return ctx.list_in_direct_room(direct_to, reply, key="informeren", title=f"Informeren van {person.masked}")
+            ctx.send_elsewhere(OutgoingNote(direct_to, reply, key="informeren"))
+            return Doc().line(direct_notice("Het antwoord op !informeren", person.masked, ctx.sender)).build(
+                case_data=True)
         return reply
     status = rules.status_of(args.words[1])
     wrong = sorted(given - set(_ONLY[status]))

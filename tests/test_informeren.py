@@ -106,7 +106,7 @@ async def test_the_standing_goes_direct_when_a_reader_has_no_deciding_role(bot: 
     await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, POLITIE}))
     out = await bot.say(f"!informeren {BSN}")
     room, direct = out.split("\n", 1)
-    assert room == f"Informeren van {MASKED}: de lijst staat in uw directe bericht van de bot."
+    assert room == f"Het antwoord op !informeren over {MASKED} staat in het directe bericht van de bot aan {OVJ}."
     assert direct.startswith(f"[naar direct:{OVJ}] Informeren van {MASKED}: uitgesteld sinds")
     await bot.runtime.members_changed(CONSOLE_ROOM, frozenset({OVJ, KPC}))
     assert (await bot.say(f"!informeren {BSN}")).startswith(f"Informeren van {MASKED}: uitgesteld sinds")
