@@ -280,9 +280,8 @@ class BesluitService:
         # Every house that may hold mail about the person is named, not only those with this case's feedback: an
         # advice request carried the identifier and the case sketch, a referral the full BSN. A mail the relay has
         # at this moment counts too: the house may have it. A withdrawal carries no personal data.
-        about = {m.id: m for m in [*mails, *await q.mails_about(tx, subjects)]}
         held: dict[str, list[str]] = {}
-        for m in about.values():
+        for m in await q.mails_about(tx, subjects):  # this case's mails among them (the same keyed hash)
             if m.kind != "intrekking" and may_have_gone(m.status, m.claimed_until, act.now):
                 kinds = held.setdefault(m.veiligheidshuis, [])
                 if m.kind not in kinds:
