@@ -16,7 +16,7 @@ from typing import Any
 
 import holidays
 
-from domain.clock import AMSTERDAM
+from domain.clock import AMSTERDAM, DayError, parse_day
 from domain.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------- calendar
@@ -457,7 +457,7 @@ def parse_ref(text: str) -> int | None:
 # ---------------------------------------------------------------------------------------------- roster times
 
 MOMENT_FORMS = "dd-mm-jjjj uu:mm (of jjjj-mm-ddTuu:mm)"
-_MOMENT = re.compile(r"^(?:(\d{1,2})-(\d{1,2})-(\d{4})|(\d{4})-(\d{1,2})-(\d{1,2}))(?:[T ](\d{1,2})[:.](\d{2}))?$")
+_CLOCK = re.compile(r"^(\d{1,2})[:.](\d{2})$")
 
 
 class MomentError(ValueError):
@@ -465,25 +465,29 @@ class MomentError(ValueError):
 
 
 def parse_moments(words: list[str]) -> list[datetime]:
-    """Local date-times as typed ('22-11-2026 08:00', '2026-11-22T08:00'), returned in UTC."""
+    """Local date-times as typed ('22-11-2026 08:00', '2026-11-22T08:00', a day alone at midnight), in UTC. The day
+    is read as every typed day is (``domain.clock.parse_day``)."""
     tokens: list[str] = []
     for w in words:
-        if re.match(r"^\d{1,2}[:.]\d{2}$", w) and tokens and "T" not in tokens[-1] and " " not in tokens[-1]:
+        if _CLOCK.match(w) and tokens and "T" not in tokens[-1] and " " not in tokens[-1]:
             tokens[-1] = tokens[-1] + " " + w
         else:
             tokens.append(w)
     out: list[datetime] = []
     for tok in tokens:
-        m = _MOMENT.match(tok)
-        if not m:
+        day_text, sep, clock_text = tok.replace("T", " ", 1).partition(" ")  # a day never holds a T or a space
+        hm = _CLOCK.match(clock_text)
+        if sep and hm is None:
             raise MomentError(f"'{tok[:30]}' is geen tijdstip. Schrijf {MOMENT_FORMS}.")
-        if m.group(1):
-            d, mo, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        else:
-            y, mo, d = int(m.group(4)), int(m.group(5)), int(m.group(6))
-        hh, mm = (int(m.group(7)), int(m.group(8))) if m.group(7) else (0, 0)
         try:
-            local_dt = datetime(y, mo, d, hh, mm, tzinfo=AMSTERDAM)
+            day = parse_day(day_text)
+        except DayError as exc:
+            if exc.exists:
+                raise MomentError(f"'{tok[:30]}' is geen tijdstip. Schrijf {MOMENT_FORMS}.") from None
+            raise MomentError(f"'{tok[:30]}' is geen bestaande datum of tijd.") from None
+        hh, mm = (int(hm.group(1)), int(hm.group(2))) if hm else (0, 0)
+        try:
+            local_dt = datetime(day.year, day.month, day.day, hh, mm, tzinfo=AMSTERDAM)
         except ValueError:
             raise MomentError(f"'{tok[:30]}' is geen bestaande datum of tijd.") from None
         out.append(local_dt.astimezone(UTC))

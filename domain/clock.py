@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -43,3 +44,27 @@ def local(when: datetime) -> datetime:
 
 def format_local(when: datetime) -> str:
     return local(when).strftime("%d-%m-%Y %H:%M")
+
+
+DAY_FORMS = "dd-mm-jjjj (of jjjj-mm-dd)"
+_DAY = re.compile(r"^(?:(\d{1,2})-(\d{1,2})-(\d{4})|(\d{4})-(\d{1,2})-(\d{1,2}))$")
+
+
+class DayError(ValueError):
+    """Carries the Dutch explanation; ``exists`` False: the text has a date's form but names no day (31-02)."""
+
+    def __init__(self, message: str, *, exists: bool = True) -> None:
+        super().__init__(message)
+        self.exists = exists
+
+
+def parse_day(text: str) -> date:
+    """A day as typed in chat: 22-11-2026 (the Dutch way) or 2026-11-22."""
+    m = _DAY.match(text.strip())
+    if m is None:
+        raise DayError(f"'{text[:30]}' is geen datum. Schrijf {DAY_FORMS}.")
+    d, mo, y = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(6), m.group(5), m.group(4))
+    try:
+        return date(int(y), int(mo), int(d))
+    except ValueError:
+        raise DayError(f"'{text[:30]}' is geen bestaande datum.", exists=False) from None

@@ -5,10 +5,10 @@ by the inzage export with the rest of what happened to the person."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from enum import StrEnum
 
+from domain.clock import DayError, parse_day
 from domain.errors import UserError
 from domain.suggest import nearest
 
@@ -25,7 +25,6 @@ VIEWED = "informeren.opgevraagd"
 
 MIN_REDEN = 10  # a deferral without a real reason is not a record anyone can check later
 MAX_TEXT = 300
-_DATE = re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{4})$")
 USAGE = ("!informeren <bsn of skn> gedaan [op: dd-mm-jjjj] [via: brief] of !informeren <bsn of skn> uitgesteld "
          "reden: <waarom>")
 
@@ -43,14 +42,10 @@ def datum(typed: str | None, today: date) -> date:
     """The day the person was informed: today when not given; never in the future."""
     if not typed:
         return today
-    m = _DATE.match(typed.strip())
-    if m is None:
-        raise UserError(f"Datum '{typed[:20]}' niet herkend; gebruik dd-mm-jjjj, bijvoorbeeld "
-                        f"{today:%d-%m-%Y}.")
     try:
-        day = date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
-    except ValueError:
-        raise UserError(f"Datum '{typed[:20]}' bestaat niet; gebruik dd-mm-jjjj.") from None
+        day = parse_day(typed)
+    except DayError as exc:
+        raise UserError(str(exc)) from None
     if day > today:
         raise UserError(f"De datum {day:%d-%m-%Y} ligt in de toekomst; leg het informeren vast als het gebeurd is.")
     return day

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from config.aanvraag import parse_config
 from domain import aanvraag as rules
-from domain.clock import AMSTERDAM, format_local
+from domain.clock import AMSTERDAM, DayError, format_local, parse_day
 from domain.errors import ConfigError
 
 CAL = rules.WorkCalendar()
@@ -154,6 +154,24 @@ def test_parse_moments_and_refs() -> None:
         rules.parse_moments(["morgen"])
     with pytest.raises(rules.MomentError, match="bestaande datum"):
         rules.parse_moments(["31-02-2026"])
+    got = rules.parse_moments(["24-11-2026T08.30", "2026-11-25", "1-2-2027", "7:05"])
+    assert [format_local(g) for g in got] == ["24-11-2026 08:30", "25-11-2026 00:00", "01-02-2027 07:05"]
+    for typed, why in (("2026-11-24T", "geen tijdstip"), ("24-11-2026T8", "geen tijdstip"), ("T08:00", "geen tijdstip"),
+                       ("24-11-26", "geen tijdstip"), ("24-11-2026T25:00", "bestaande datum of tijd"),
+                       ("2026-13-01", "bestaande datum of tijd")):
+        with pytest.raises(rules.MomentError, match=why):
+            rules.parse_moments([typed])
     assert rules.parse_ref("A12") == 12
     assert rules.parse_ref("a-7") == 7
     assert rules.parse_ref("x") is None
+
+
+def test_a_typed_day_is_read_one_way() -> None:
+    """``!dienst``'s moments and ``!informeren``'s day read a day the same way (``domain.clock.parse_day``)."""
+    assert parse_day("22-11-2026") == parse_day("2026-11-22") == parse_day(" 22-11-2026 ") == date(2026, 11, 22)
+    with pytest.raises(DayError) as err:
+        parse_day("gisteren")
+    assert str(err.value) == "'gisteren' is geen datum. Schrijf dd-mm-jjjj (of jjjj-mm-dd)." and err.value.exists
+    with pytest.raises(DayError) as err:
+        parse_day("29-02-2027")
+    assert str(err.value) == "'29-02-2027' is geen bestaande datum." and not err.value.exists

@@ -84,9 +84,10 @@ async def test_bad_input_gets_one_line_that_says_what_to_type(bot: ConsoleBot) -
         "Geef de reden van het uitstel, bijvoorbeeld: !informeren <bsn> uitgesteld reden: lopend onderzoek naar "
         "medeverdachten.")
     assert await bot.say(f"!informeren {BSN} gedaan op: gisteren") == (
-        "Datum 'gisteren' niet herkend; gebruik dd-mm-jjjj, bijvoorbeeld 30-11-2026.")
-    assert await bot.say(f"!informeren {BSN} gedaan op: 31-02-2026") == (
-        "Datum '31-02-2026' bestaat niet; gebruik dd-mm-jjjj.")
+        "'gisteren' is geen datum. Schrijf dd-mm-jjjj (of jjjj-mm-dd).")
+    assert await bot.say(f"!informeren {BSN} gedaan op: 31-02-2026") == "'31-02-2026' is geen bestaande datum."
+    assert await bot.say(f"!informeren {BSN} gedaan op: 2026-11-27") == (
+        f"Vastgelegd: {MASKED} is geïnformeerd op 27-11-2026.")
     assert await bot.say(f"!informeren {BSN} gedaan op: 01-12-2026") == (
         "De datum 01-12-2026 ligt in de toekomst; leg het informeren vast als het gebeurd is.")
     assert await bot.say(f"!informeren {BSN} gedaan reden: geen idee waarom") == (
@@ -96,7 +97,8 @@ async def test_bad_input_gets_one_line_that_says_what_to_type(bot: ConsoleBot) -
     assert "elfproef" in await bot.say("!informeren 123456789")
     refused = await bot.say(f"!informeren {BSN}", as_role="politie")
     assert refused.startswith("U mag !informeren niet gebruiken") and "parketsecretaris" in refused
-    assert [r.kind for r in await records(bot)] == []  # nothing recorded, nothing looked up
+    # nothing else recorded, nothing looked up
+    assert [r.kind for r in await records(bot)] == ["informeren.gedaan"]
 
 
 async def test_the_standing_goes_direct_when_a_reader_has_no_deciding_role(bot: ConsoleBot) -> None:
